@@ -1,0 +1,38 @@
+"""dshpc_jupyter: run batches of dsHPC jobs from a notebook, deduplicated, on your machine, a server or Slurm.
+
+Names are imported on first use, so ``python -m dshpc_jupyter.runner`` on a compute node loads only the
+standard library.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "connect": "connection",
+    "connect_async": "connection",
+    "current": "connection",
+    "Connection": "connection",
+    "Backend": "backend",
+    "DshpcError": "errors",
+    "JobConfig": "models",
+}
+
+if TYPE_CHECKING:
+    from .backend import Backend
+    from .connection import Connection, connect, connect_async, current
+    from .errors import DshpcError
+    from .models import JobConfig
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'dshpc_jupyter' has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{module}", __name__), name)
+
+
+__all__ = ["Backend", "Connection", "DshpcError", "JobConfig", "__version__", "connect", "connect_async", "current"]

@@ -1,0 +1,108 @@
+"""The embedded backend: the :class:`.engine.Engine` behind the async ``Backend`` interface.
+
+The engine's work is SQLite and process management, which block; every call runs in a worker thread, at most
+``concurrency`` at once, so an event loop (a notebook's, or the HTTP server's) is never blocked by it.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+import anyio.to_thread
+from anyio import CapacityLimiter
+
+from .backend import ConfigLike
+from .engine import Engine
+from .models import (
+    BatchDetail,
+    BatchSummary,
+    CancelResponse,
+    FileInfo,
+    HashCheckResponse,
+    JobRecord,
+    JobSimulationResponse,
+    MethodInfo,
+    MultiJobSimulationResponse,
+)
+
+T = TypeVar("T")
+DEFAULT_CONCURRENCY = 8
+
+
+class EmbeddedBackend:
+    """A dsHPC service in this process: store under a home directory, jobs on the engine's scheduler."""
+
+    def __init__(self, engine: Engine, *, concurrency: int = DEFAULT_CONCURRENCY) -> None:
+        self.engine = engine
+        self.location = str(engine.home.root)
+        self._limiter: CapacityLimiter | None = None
+        self._concurrency = concurrency
+
+    async def _run(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        if self._limiter is None:
+            self._limiter = CapacityLimiter(self._concurrency)
+        return await anyio.to_thread.run_sync(functools.partial(function, *args, **kwargs), limiter=self._limiter)
+
+    async def register_method(self, path: str | os.PathLike[str]) -> list[MethodInfo]:
+        return await self._run(self.engine.register_method, path)
+
+    async def list_methods(self, latest_only: bool = True) -> list[MethodInfo]:
+        return await self._run(self.engine.list_methods, latest_only)
+
+    async def method_versions(self, name: str) -> list[MethodInfo]:
+        return await self._run(self.engine.method_versions, name)
+
+    async def upload_file(
+        self,
+        source: bytes | str | os.PathLike[str],
+        *,
+        file_hash: str | None = None,
+        filename: str | None = None,
+        content_type: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> FileInfo:
+        return await self._run(
+            self.engine.upload_file, source, file_hash=file_hash, filename=filename, content_type=content_type,
+            metadata=metadata,
+        )  # fmt: skip
+
+    async def check_hashes(self, hashes: Sequence[str]) -> HashCheckResponse:
+        return await self._run(self.engine.check_hashes, hashes)
+
+    async def list_files(self) -> list[FileInfo]:
+        return await self._run(self.engine.list_files)
+
+    async def simulate_job(self, config: ConfigLike) -> JobSimulationResponse:
+        return await self._run(self.engine.simulate_job, config)
+
+    async def simulate_jobs(
+        self, configs: Sequence[ConfigLike], *, dry_run: bool = False
+    ) -> MultiJobSimulationResponse:
+        return await self._run(self.engine.simulate_jobs, configs, dry_run=dry_run)
+
+    async def job_statuses(self, job_ids: Sequence[str]) -> list[JobRecord]:
+        return await self._run(self.engine.job_statuses, job_ids)
+
+    async def get_job(self, job_id: str) -> JobRecord:
+        return await self._run(self.engine.get_job, job_id)
+
+    async def list_jobs(self, status: str | None = None, limit: int = 100) -> list[JobRecord]:
+        return await self._run(self.engine.list_jobs, status, limit)
+
+    async def cancel(self, job_ids: Sequence[str]) -> CancelResponse:
+        return await self._run(self.engine.cancel, job_ids)
+
+    async def batches(self, limit: int = 100) -> list[BatchSummary]:
+        return await self._run(self.engine.batches, limit)
+
+    async def batch(self, batch_id: str) -> BatchDetail:
+        return await self._run(self.engine.batch, batch_id)
+
+    async def cancel_batch(self, batch_id: str) -> CancelResponse:
+        return await self._run(self.engine.cancel_batch, batch_id)
+
+    async def aclose(self) -> None:
+        await self._run(self.engine.close)

@@ -1,0 +1,469 @@
+"""The engine: dsHPC's per-config logic and statistics (DESIGN.md section 3) over a Store and Schedulers.
+
+A batch is handled set-wise rather than config by config: configs are checked and hashed in memory (method
+versions resolved once per name, parameter sets canonicalized once per distinct value), then one write
+transaction looks up every job key in a single indexed query, inserts the new jobs and records the batch.
+Holding SQLite's write lock across the lookup and the inserts is what makes submissions exactly-once between
+processes; identical configs inside a batch share the job of the first of them.
+
+The methods here are synchronous; :mod:`.embedded` exposes them as the async ``Backend``.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+import os
+import tempfile
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from . import status as st
+from .errors import ConflictError, InvalidInputError, NotFoundError
+from .hashing import CHUNK, canonical_json, is_sha256_hex, job_key
+from .home import Home
+from .methods import InvalidParametersError, ParameterSchema, find_method_dirs, install_method, load_method
+from .models import (
+    BatchDetail,
+    BatchStatistics,
+    BatchSummary,
+    CancelResponse,
+    FileInfo,
+    HashCheckResponse,
+    JobConfig,
+    JobRecord,
+    JobSimulationResponse,
+    LiveCounts,
+    MethodInfo,
+    MethodSpec,
+    MultiJobResult,
+    MultiJobSimulationResponse,
+    Outcome,
+)
+from .schedulers.base import Scheduler, Submission
+from .store import JobUpdate, LatestJob, NewJob, Store
+
+MSG_COMPLETED = "Completed job found"
+MSG_IN_PROGRESS = "Job in progress"
+MSG_NEW = "New job submitted"
+MSG_RESUBMITTED = "New job submitted after previous failure"
+DRY_MESSAGES: dict[Outcome, str] = {
+    "new": "Would submit a new job",
+    "resubmitted": "Would resubmit after previous failure",
+    "in_progress": MSG_IN_PROGRESS,
+    "cached": MSG_COMPLETED,
+}
+MSG_DRY_SHARED = "Would share the job of an identical config in this batch"
+
+
+def _json_type(value: object) -> str:
+    names = {bool: "boolean", int: "integer", float: "number", str: "string", list: "array", dict: "object"}
+    return "null" if value is None else names.get(type(value), type(value).__name__)
+
+
+@dataclass(slots=True)
+class _Config:
+    """One config after checking: either an error message or a job key with what a new job needs."""
+
+    file_hash: str | None
+    method_name: str | None
+    parameters: Any
+    function_hash: str | None = None
+    error: str | None = None
+    key: str = ""
+    canonical: dict[str, Any] | None = None
+
+
+def _parse(item: object) -> _Config:
+    """The three fields of a config, with a message naming the field when one is unusable."""
+    if isinstance(item, JobConfig):
+        return _Config(item.file_hash, item.method_name, item.parameters)
+    if not isinstance(item, Mapping):
+        return _Config(None, None, None, error=f"Invalid config: a job must be a JSON object, got {_json_type(item)}")
+    file_hash, method_name = item.get("file_hash"), item.get("method_name")
+    config = _Config(
+        file_hash if isinstance(file_hash, str) else None,
+        method_name if isinstance(method_name, str) else None,
+        item.get("parameters", {}),
+    )
+    for field, value in (("method_name", method_name), ("file_hash", file_hash)):
+        if value is None:
+            config.error = f"Invalid config: field '{field}' is required"
+        elif not isinstance(value, str):
+            config.error = f"Invalid config: field '{field}' must be a string, got {_json_type(value)}"
+        if config.error:
+            break
+    return config
+
+
+def _statistics(results: Sequence[MultiJobResult]) -> BatchStatistics:
+    counts = {"cached": 0, "in_progress": 0, "new": 0, "resubmitted": 0, "invalid": 0, "refused": 0}
+    for result in results:
+        counts[result.outcome] += 1
+    return BatchStatistics(
+        total_jobs=len(results),
+        completed_jobs=counts["cached"],
+        in_progress_jobs=counts["in_progress"] + counts["new"] + counts["resubmitted"],
+        failed_submissions=counts["invalid"] + counts["refused"],
+        successful_submissions=counts["new"] + counts["resubmitted"],
+        resubmitted_jobs=counts["resubmitted"],
+    )
+
+
+class Engine:
+    """The embedded dsHPC service: files, methods, jobs and batches in one home directory."""
+
+    def __init__(self, home: Home, store: Store, scheduler: Scheduler, *others: Scheduler) -> None:
+        self.home = home
+        self.store = store
+        self.scheduler = scheduler
+        self.schedulers: dict[str, Scheduler] = {s.name: s for s in (*others, scheduler)}
+        self._schemas: dict[str, ParameterSchema] = {}
+
+    def close(self) -> None:
+        for scheduler in self.schedulers.values():
+            scheduler.close()
+        self.store.close()
+
+    # --- methods ---------------------------------------------------------------------------------------
+
+    def register_method(self, path: str | os.PathLike[str]) -> list[MethodInfo]:
+        """Register a method directory (or a directory of them); each becomes the latest of its name."""
+        loaded = [load_method(directory) for directory in find_method_dirs(path)]
+        for method in loaded:
+            install_method(self.home, method)
+            self.store.add_method(method.function_hash, method.spec)
+        hashes = {m.function_hash for m in loaded}
+        return [m for m in self.store.list_methods(latest_only=False) if m.function_hash in hashes]
+
+    def list_methods(self, latest_only: bool = True) -> list[MethodInfo]:
+        return self.store.list_methods(latest_only=latest_only)
+
+    def method_versions(self, name: str) -> list[MethodInfo]:
+        versions = self.store.list_methods(name=name, latest_only=False)
+        if not versions:
+            raise NotFoundError(f"Method '{name}' not found")
+        return versions
+
+    def _schema(self, function_hash: str, spec: MethodSpec) -> ParameterSchema:
+        schema = self._schemas.get(function_hash)
+        if schema is None:
+            schema = self._schemas[function_hash] = ParameterSchema(spec, function_hash)
+        return schema
+
+    # --- files -----------------------------------------------------------------------------------------
+
+    def upload_file(
+        self,
+        source: bytes | str | os.PathLike[str],
+        *,
+        file_hash: str | None = None,
+        filename: str | None = None,
+        content_type: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        exist_ok: bool = True,
+    ) -> FileInfo:
+        """Store content (bytes, or a file's path) under its SHA-256, verified against ``file_hash`` if given.
+
+        An upload of content already stored returns the stored record (or ConflictError, without
+        ``exist_ok``); the bytes are kept once whatever the number of uploads.
+        """
+        if file_hash is not None and not is_sha256_hex(file_hash):
+            raise InvalidInputError("file_hash: must be 64 lowercase hexadecimal characters (a SHA-256 digest)")
+        if isinstance(source, (str, os.PathLike)):
+            path = Path(source).expanduser()
+            if not path.is_file():
+                raise InvalidInputError(f"path: {str(path)!r} is not a readable file")
+            filename = filename or path.name
+        staged, digest, size = self._stage(source)
+        try:
+            if file_hash is not None and digest != file_hash:
+                raise InvalidInputError(f"file_hash: does not match the content, whose SHA-256 is {digest}")
+            existing = self.store.get_file(digest)
+            if existing is not None:
+                if not exist_ok:
+                    raise ConflictError(f"File '{digest}' already exists")
+                return existing
+            target = self.home.file_path(digest)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            staged.replace(target)
+        finally:
+            staged.unlink(missing_ok=True)
+        info = FileInfo(
+            file_hash=digest,
+            filename=filename,
+            content_type=content_type or (mimetypes.guess_type(filename)[0] if filename else None),
+            file_size=size,
+            metadata=metadata,
+            upload_date=datetime.now(UTC),
+        )
+        self.store.add_file(info)
+        return self.store.get_file(digest) or info
+
+    def _stage(self, source: bytes | str | os.PathLike[str]) -> tuple[Path, str, int]:
+        """Copy the content into the home's staging area, hashing it on the way."""
+        import hashlib
+
+        digest = hashlib.sha256()
+        size = 0
+        fd, name = tempfile.mkstemp(dir=self.home.tmp_dir, prefix="upload-")
+        with os.fdopen(fd, "wb") as out:
+            if isinstance(source, bytes):
+                digest.update(source)
+                out.write(source)
+                size = len(source)
+            else:
+                with open(source, "rb") as stream:
+                    for block in iter(lambda: stream.read(CHUNK), b""):
+                        digest.update(block)
+                        out.write(block)
+                        size += len(block)
+        return Path(name), digest.hexdigest(), size
+
+    def check_hashes(self, hashes: Sequence[str]) -> HashCheckResponse:
+        existing = self.store.existing_files([h for h in hashes if isinstance(h, str)])
+        return HashCheckResponse(
+            existing_hashes=[h for h in hashes if h in existing],
+            missing_hashes=[h for h in hashes if h not in existing],
+        )
+
+    def list_files(self) -> list[FileInfo]:
+        return self.store.list_files()
+
+    # --- jobs ------------------------------------------------------------------------------------------
+
+    def simulate_job(self, config: JobConfig | Mapping[str, Any]) -> JobSimulationResponse:
+        """The seed's single-job call: the same logic as one config of a batch (no batch is recorded)."""
+        result = self._simulate([config], dry_run=False, record=False).results[0]
+        return JobSimulationResponse(
+            job_id=result.job_id,
+            new_status=result.new_status,
+            old_status=result.old_status,
+            output=result.output,
+            message=result.message,
+            function_hash=result.function_hash,
+            outcome=result.outcome,
+        )
+
+    def simulate_jobs(
+        self, configs: Sequence[JobConfig | Mapping[str, Any]], *, dry_run: bool = False
+    ) -> MultiJobSimulationResponse:
+        """Serve each config from cache, join its running job, or submit it; record the batch.
+
+        With ``dry_run`` nothing is submitted or recorded: each result says what would happen.
+        """
+        return self._simulate(configs, dry_run=dry_run, record=not dry_run)
+
+    def _prepare(self, items: Sequence[object]) -> list[_Config]:
+        """Check every config and compute its job key; errors stay per config."""
+        configs = [_parse(item) for item in items]
+        names = {c.method_name for c in configs if c.error is None and c.method_name is not None}
+        methods = self.store.latest_methods(names)
+        hashes = sorted({c.file_hash.lower() for c in configs if c.error is None and c.file_hash})
+        files = self.store.existing_files(hashes)
+        for config in configs:
+            if config.error is not None:
+                continue
+            assert config.method_name is not None and config.file_hash is not None
+            method = methods.get(config.method_name)
+            if method is None:
+                config.error = f"Method '{config.method_name}' not found"
+                continue
+            config.function_hash = method[0]
+            file_hash = config.file_hash.lower()
+            if file_hash not in files:
+                config.error = f"File '{config.file_hash}' not found"
+                continue
+            try:
+                config.canonical, params_key = self._schema(*method).canonicalize(config.parameters)
+            except InvalidParametersError as exc:
+                config.error = f"Invalid parameters: {exc}"
+                continue
+            config.file_hash = file_hash
+            config.key = job_key(file_hash, params_key)
+        return configs
+
+    def _simulate(self, items: Sequence[object], *, dry_run: bool, record: bool) -> MultiJobSimulationResponse:
+        configs = self._prepare(items)
+        leaders: dict[str, int] = {}
+        for index, config in enumerate(configs):
+            if config.error is None:
+                leaders.setdefault(config.key, index)
+        batch_id = uuid.uuid4().hex if record else None
+        now = time.time()
+        new_jobs: list[tuple[NewJob, Submission]] = []
+        with self.store.read() if dry_run else self.store.write() as tx:
+            latest = tx.latest_jobs(list(leaders))
+            results = self._decide(configs, leaders, latest, dry_run, now, new_jobs)
+            statistics = _statistics(results)
+            if not dry_run:
+                tx.insert_jobs(job for job, _ in new_jobs)
+                if batch_id is not None:
+                    tx.insert_batch(batch_id, now, statistics, results)
+        if new_jobs:
+            statistics = self._submit([sub for _, sub in new_jobs], results, statistics, batch_id)
+        return MultiJobSimulationResponse.model_construct(
+            results=results, batch_id=batch_id, dry_run=dry_run, **statistics.model_dump()
+        )
+
+    def _decide(
+        self,
+        configs: Sequence[_Config],
+        leaders: dict[str, int],
+        latest: dict[str, LatestJob],
+        dry_run: bool,
+        now: float,
+        new_jobs: list[tuple[NewJob, Submission]],
+    ) -> list[MultiJobResult]:
+        """The seed's rule for each config, given the most recent job of each key."""
+        results: list[MultiJobResult] = []
+        for index, config in enumerate(configs):
+            job_id: str | None = None
+            new_status = old_status = output = None
+            if config.error is not None:
+                outcome: Outcome = "invalid"
+                message = config.error
+            elif leaders[config.key] != index:
+                leader = results[leaders[config.key]]
+                job_id, new_status, output = leader.job_id, leader.new_status, leader.output
+                outcome = "cached" if leader.outcome == "cached" else "in_progress"
+                message = leader.message if outcome == "cached" else MSG_DRY_SHARED if dry_run else MSG_IN_PROGRESS
+            else:
+                previous = latest.get(config.key)
+                if previous is not None and previous.status == st.COMPLETED:
+                    outcome, job_id, new_status, output = "cached", previous.job_id, previous.status, previous.output
+                elif previous is not None and st.is_in_progress(previous.status):
+                    outcome, job_id, new_status = "in_progress", previous.job_id, previous.status
+                else:
+                    outcome = "new" if previous is None else "resubmitted"
+                    old_status = None if previous is None else previous.status
+                    if not dry_run:
+                        job_id, new_status = uuid.uuid4().hex, st.PENDING
+                        new_jobs.append(self._new_job(job_id, config, now))
+                message = DRY_MESSAGES[outcome] if dry_run else {
+                    "cached": MSG_COMPLETED, "in_progress": MSG_IN_PROGRESS, "new": MSG_NEW,
+                    "resubmitted": MSG_RESUBMITTED,
+                }[outcome]  # fmt: skip
+            results.append(
+                MultiJobResult.model_construct(
+                    job_id=job_id, new_status=new_status, old_status=old_status, output=output, message=message,
+                    file_hash=config.file_hash, method_name=config.method_name,
+                    function_hash=config.function_hash, parameters=config.parameters, outcome=outcome,
+                )
+            )  # fmt: skip
+        return results
+
+    def _new_job(self, job_id: str, config: _Config, now: float) -> tuple[NewJob, Submission]:
+        """The row to insert for a new job, and what its scheduler will need to run it."""
+        assert config.file_hash and config.method_name and config.function_hash and config.canonical is not None
+        row = NewJob(
+            job_id, config.key, config.file_hash, config.method_name, config.function_hash,
+            canonical_json(config.canonical), now, self.scheduler.name,
+        )  # fmt: skip
+        spec = self._schemas[config.function_hash].spec
+        return row, Submission(job_id, config.file_hash, config.function_hash, spec, config.canonical)
+
+    def _submit(
+        self,
+        submissions: list[Submission],
+        results: list[MultiJobResult],
+        statistics: BatchStatistics,
+        batch_id: str | None,
+    ) -> BatchStatistics:
+        """Hand the new jobs to the scheduler; a refused job fails with the reason, never silently."""
+        refusals = {r.job_id: r.reason for r in self.scheduler.submit(submissions)}
+        if not refusals:
+            return statistics
+        self.store.apply_updates(
+            [JobUpdate(jid, st.FAILED, error=f"scheduler refused the job: {why}", finished_at=time.time())
+             for jid, why in refusals.items()]
+        )  # fmt: skip
+        for index, result in enumerate(results):
+            if result.job_id in refusals:
+                results[index] = result.model_copy(
+                    update={"outcome": "refused", "new_status": st.FAILED,
+                            "message": f"Submission failed: {refusals[result.job_id]}"}
+                )  # fmt: skip
+        statistics = _statistics(results)
+        if batch_id is not None:
+            self.store.update_batch(batch_id, statistics, results)
+        return statistics
+
+    def job_statuses(self, job_ids: Sequence[str]) -> list[JobRecord]:
+        """The current records of these jobs (unknown ids are left out), asking their schedulers once."""
+        records = self.store.get_jobs(job_ids)
+        polled = False
+        for name, scheduler in self.schedulers.items():
+            active = [r for r in records if r.scheduler == name and st.is_in_progress(r.status)]
+            if active:
+                updates = scheduler.poll(active)
+                if updates:
+                    self.store.apply_updates(updates)
+                    polled = True
+        return self.store.get_jobs(job_ids) if polled else records
+
+    def list_jobs(self, status: str | None = None, limit: int = 100) -> list[JobRecord]:
+        return self.store.list_jobs(status=status, limit=limit)
+
+    def get_job(self, job_id: str) -> JobRecord:
+        records = self.job_statuses([job_id])
+        if not records:
+            raise NotFoundError(f"Job '{job_id}' not found")
+        return records[0]
+
+    def cancel(self, job_ids: Sequence[str]) -> CancelResponse:
+        """Cancel jobs: those not started end ``CA`` at once, running ones are stopped by their scheduler."""
+        records = self.store.get_jobs(list(dict.fromkeys(job_ids)))
+        known = {r.job_id for r in records}
+        active = [r for r in records if st.is_in_progress(r.status)]
+        self.store.cancel_pending([r.job_id for r in active], reason="cancelled before it started")
+        running = self.store.get_jobs([r.job_id for r in active])
+        for name, scheduler in self.schedulers.items():
+            mine = [r for r in running if r.scheduler == name and st.is_in_progress(r.status)]
+            if mine:
+                scheduler.cancel(mine)
+        return CancelResponse(
+            cancelled=[r.job_id for r in active],
+            already_finished=[r.job_id for r in records if not st.is_in_progress(r.status)],
+            not_found=[j for j in dict.fromkeys(job_ids) if j not in known],
+        )
+
+    # --- batches ---------------------------------------------------------------------------------------
+
+    def batches(self, limit: int = 100) -> list[BatchSummary]:
+        return self.store.list_batches(limit=limit)
+
+    def batch(self, batch_id: str) -> BatchDetail:
+        """A recorded batch with the current record of every job in it and live counts."""
+        found = self.store.get_batch(batch_id)
+        if found is None:
+            raise NotFoundError(f"Batch '{batch_id}' not found")
+        summary, results = found
+        job_ids = list(dict.fromkeys(r.job_id for r in results if r.job_id))
+        jobs = {job.job_id: job for job in self.job_statuses(job_ids)}
+        live = LiveCounts()
+        for result in results:
+            job = jobs.get(result.job_id or "")
+            if job is None:
+                live.errors += 1
+                continue
+            if job.status == st.COMPLETED:
+                live.completed += 1
+                result.output = job.output
+            elif job.status in (st.PENDING, st.CONFIGURING):
+                live.pending += 1
+            elif st.is_in_progress(job.status):
+                live.running += 1
+            else:
+                live.failed += 1
+        return BatchDetail(**summary.model_dump(), results=results, jobs=list(jobs.values()), live=live)
+
+    def cancel_batch(self, batch_id: str) -> CancelResponse:
+        found = self.store.get_batch(batch_id)
+        if found is None:
+            raise NotFoundError(f"Batch '{batch_id}' not found")
+        return self.cancel(list(dict.fromkeys(r.job_id for r in found[1] if r.job_id)))

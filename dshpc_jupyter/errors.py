@@ -1,0 +1,46 @@
+"""Exceptions shared by every backend, so callers handle one family whichever backend they hold.
+
+The HTTP server maps them to status codes (``status_code``); the client raises them back from ``detail``.
+"""
+
+from __future__ import annotations
+
+
+class DshpcError(Exception):
+    """Base of every error this package raises on purpose. ``str(error)`` is the message for a user."""
+
+    status_code = 400
+
+
+class InvalidInputError(DshpcError, ValueError):
+    """The caller sent something malformed; the message names the field and the problem."""
+
+    status_code = 422
+
+
+class NotFoundError(DshpcError, LookupError):
+    """A file, method, job or batch that the store does not know."""
+
+    status_code = 404
+
+
+class ConflictError(DshpcError):
+    """The thing already exists (an upload of a file the store holds)."""
+
+    status_code = 409
+
+
+class MethodSpecError(InvalidInputError):
+    """A method directory or its ``method.json`` is not usable; the message names the field."""
+
+
+class StoreVersionError(DshpcError):
+    """The store was written by a newer version of this package."""
+
+    status_code = 500
+
+
+class SchedulerError(DshpcError):
+    """The scheduler refused or failed an operation (after retries, where retrying makes sense)."""
+
+    status_code = 503

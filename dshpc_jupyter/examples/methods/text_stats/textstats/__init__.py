@@ -1,0 +1,1 @@
+"""Helpers of the Text Statistics example method (a package inside the method directory)."""

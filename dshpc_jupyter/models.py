@@ -1,0 +1,233 @@
+"""Wire models: the one source of truth for field names, shared by the engine, the server and the client.
+
+Names follow the dsHPC seed documents exactly (``JobConfig``, ``MultiJobSimulationRequest``, ...). Fields the
+seed does not have are additions that seed clients ignore (``batch_id``, ``outcome``, ``dry_run``).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Outcome = Literal["cached", "in_progress", "new", "resubmitted", "invalid", "refused"]
+"""What happened to one config: served from cache, joined a running job, submitted, resubmitted after a
+failure, rejected (unknown method/file, invalid parameters), or refused by the scheduler."""
+
+ParameterType = Literal["string", "integer", "number", "boolean", "array", "object"]
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+
+# --- jobs: the seed's request and response models -----------------------------------------------------
+
+
+class JobConfig(Model):
+    """One job configuration of a ``simulate-jobs`` request (seed: ``JobConfig``)."""
+
+    file_hash: str
+    method_name: str
+    parameters: dict[str, Any] = Field(default_factory=dict)
+
+
+class MultiJobSimulationRequest(Model):
+    """``POST /simulate-jobs`` body. Items are checked one by one, so one bad config never stops the others."""
+
+    jobs: list[Any] = Field(
+        json_schema_extra={"items": {"$ref": "#/components/schemas/JobConfig"}},
+        description="Job configurations: objects with file_hash, method_name and optional parameters.",
+    )
+
+
+class MultiJobResult(Model):
+    """The answer for one config, in request order (seed: ``MultiJobResult``)."""
+
+    job_id: str | None = None
+    new_status: str | None = None
+    old_status: str | None = None
+    output: str | None = None
+    message: str
+    file_hash: str | None = None
+    method_name: str | None = None
+    function_hash: str | None = None
+    parameters: Any = None
+    outcome: Outcome
+
+
+class BatchStatistics(Model):
+    """The seed's six statistics. ``completed_jobs + in_progress_jobs + failed_submissions == total_jobs``."""
+
+    total_jobs: int = 0
+    successful_submissions: int = 0
+    failed_submissions: int = 0
+    completed_jobs: int = 0
+    in_progress_jobs: int = 0
+    resubmitted_jobs: int = 0
+
+
+class MultiJobSimulationResponse(BatchStatistics):
+    """``POST /simulate-jobs`` response (seed: ``MultiJobSimulationResponse``), plus ``batch_id``."""
+
+    results: list[MultiJobResult]
+    batch_id: str | None = None
+    dry_run: bool = False
+
+
+class JobSimulationRequest(JobConfig):
+    """``POST /simulate-job`` body: one config."""
+
+
+class JobSimulationResponse(Model):
+    """``POST /simulate-job`` response."""
+
+    job_id: str | None = None
+    new_status: str | None = None
+    old_status: str | None = None
+    output: str | None = None
+    message: str
+    function_hash: str | None = None
+    outcome: Outcome
+
+
+class JobRecord(Model):
+    """A job as stored: what ``GET /job/{job_id}`` and ``POST /jobs/batch`` return."""
+
+    job_id: str
+    file_hash: str
+    method_name: str
+    function_hash: str
+    parameters: dict[str, Any]
+    status: str
+    output: str | None = None
+    error: str | None = None
+    exit_code: int | None = None
+    created_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    scheduler: str
+    scheduler_id: str | None = None
+
+
+class JobIdsRequest(Model):
+    """``POST /jobs/batch`` and ``POST /jobs/cancel`` body."""
+
+    job_ids: list[str]
+
+
+class JobsResponse(Model):
+    jobs: list[JobRecord]
+    not_found: list[str] = Field(default_factory=list)
+
+
+class CancelResponse(Model):
+    cancelled: list[str] = Field(default_factory=list)
+    already_finished: list[str] = Field(default_factory=list)
+    not_found: list[str] = Field(default_factory=list)
+
+
+# --- files ---------------------------------------------------------------------------------------------
+
+
+class FileUploadRequest(Model):
+    """``POST /files/upload`` body: the content as base64, verified against ``file_hash``."""
+
+    file_hash: str
+    content: str
+    filename: str | None = None
+    content_type: str | None = None
+    metadata: dict[str, Any] | None = None
+
+
+class FileInfo(Model):
+    file_hash: str
+    filename: str | None = None
+    content_type: str | None = None
+    file_size: int
+    metadata: dict[str, Any] | None = None
+    upload_date: datetime
+
+
+class HashCheckRequest(Model):
+    hashes: list[str]
+
+
+class HashCheckResponse(Model):
+    existing_hashes: list[str]
+    missing_hashes: list[str]
+
+
+# --- methods -------------------------------------------------------------------------------------------
+
+
+class MethodParameter(Model):
+    name: str
+    type: ParameterType
+    required: bool = False
+    default: Any = None
+    description: str = ""
+    choices: list[Any] | None = None
+
+
+class MethodResources(Model):
+    """Requests a scheduler honours: the local one enforces ``time`` and ``mem``; Slurm gets all as options."""
+
+    time: str | None = None
+    mem: str | None = None
+    cpus: int | None = None
+    gpus: int | None = None
+    partition: str | None = None
+
+
+class MethodSpec(Model):
+    """The content of ``method.json``."""
+
+    name: str
+    description: str = ""
+    command: str
+    script_path: str
+    parameters: list[MethodParameter] = Field(default_factory=list)
+    version: str = "1"
+    resources: MethodResources = Field(default_factory=MethodResources)
+
+
+class MethodInfo(MethodSpec):
+    """A registered method version."""
+
+    function_hash: str
+    registered_at: datetime
+    latest: bool
+
+
+# --- batches -------------------------------------------------------------------------------------------
+
+
+class LiveCounts(Model):
+    """Where the jobs of a batch are now (configs without a job count as ``errors``)."""
+
+    pending: int = 0
+    running: int = 0
+    completed: int = 0
+    failed: int = 0
+    errors: int = 0
+
+
+class BatchSummary(Model):
+    batch_id: str
+    created_at: datetime
+    total_jobs: int
+    statistics: BatchStatistics
+
+
+class BatchDetail(BatchSummary):
+    """A batch reopened: its results as submitted, the current record of each job, and live counts."""
+
+    results: list[MultiJobResult]
+    jobs: list[JobRecord]
+    live: LiveCounts
+
+
+class HealthResponse(Model):
+    status: Literal["ok"] = "ok"

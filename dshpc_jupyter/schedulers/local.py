@@ -1,0 +1,146 @@
+"""The local scheduler: jobs run on this machine, at most ``slots`` at once, under a detached worker.
+
+The pool lives in a worker process (:mod:`.local_worker`) that outlives the process that submitted the jobs:
+a notebook kernel can restart, or several kernels and servers can share one home directory, and every job
+still runs exactly once with at most ``slots`` running together. This side of it only wakes the worker (or
+starts one when none is alive) and flags running jobs for cancellation; the worker does the rest.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from ..home import Home
+from ..models import JobRecord
+from ..store import JobUpdate, Store
+from .base import Refusal, Submission
+
+SLOTS_ENV = "DSHPC_LOCAL_SLOTS"
+IDLE_ENV = "DSHPC_WORKER_IDLE_TIMEOUT"
+DEFAULT_IDLE_TIMEOUT_S = 60.0
+LIVENESS_CHECK_S = 1.0
+
+
+def fifo_path(home: Home) -> Path:
+    return home.run_dir / "worker.fifo"
+
+
+def lock_path(home: Home) -> Path:
+    return home.run_dir / "worker.lock"
+
+
+def log_path(home: Home) -> Path:
+    return home.run_dir / "worker.log"
+
+
+def default_slots() -> int:
+    configured = os.environ.get(SLOTS_ENV)
+    return max(1, int(configured)) if configured else max(1, os.cpu_count() or 1)
+
+
+def wake_worker(home: Home) -> bool:
+    """Nudge the worker to look at the queue now; False when no worker is listening."""
+    try:
+        fd = os.open(fifo_path(home), os.O_WRONLY | os.O_NONBLOCK)
+    except OSError as exc:
+        if exc.errno in (errno.ENXIO, errno.ENOENT):
+            return False
+        raise
+    try:
+        os.write(fd, b"\n")
+    except BlockingIOError:
+        pass
+    finally:
+        os.close(fd)
+    return True
+
+
+def worker_pid(home: Home) -> int | None:
+    """The pid of the live worker of this home, read from its lock file, or None."""
+    import fcntl
+
+    try:
+        fd = os.open(lock_path(home), os.O_RDWR)
+    except FileNotFoundError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            text = os.pread(fd, 32, 0).decode().strip()
+            return int(text) if text.isdigit() else None
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
+
+
+def stop_worker(home: Home, timeout: float = 10.0) -> bool:
+    """Ask the worker to exit (its running jobs keep running and are adopted by the next worker)."""
+    pid = worker_pid(home)
+    if pid is None:
+        return False
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while worker_pid(home) is not None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return worker_pid(home) is None
+
+
+class LocalScheduler:
+    """Runs jobs as local subprocesses through the home directory's worker."""
+
+    name = "local"
+
+    def __init__(
+        self, home: Home, store: Store, *, slots: int | None = None, idle_timeout: float | None = None
+    ) -> None:
+        self.home = home
+        self.store = store
+        self.slots = slots or default_slots()
+        self.idle_timeout = (
+            idle_timeout if idle_timeout is not None else float(os.environ.get(IDLE_ENV, DEFAULT_IDLE_TIMEOUT_S))
+        )
+        self._spawned: list[subprocess.Popen[bytes]] = []
+        self._last_check = 0.0
+
+    def ensure_worker(self) -> None:
+        """Wake the worker, or start one when none is alive (a second one started by a race just exits)."""
+        self._spawned = [p for p in self._spawned if p.poll() is None]
+        if wake_worker(self.home):
+            return
+        with log_path(self.home).open("ab") as log:
+            self._spawned.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "dshpc_jupyter.schedulers.local_worker", "--home", str(self.home.root),
+                     "--slots", str(self.slots), "--idle-timeout", str(self.idle_timeout)],
+                    stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                )
+            )  # fmt: skip
+
+    def submit(self, submissions: Sequence[Submission]) -> list[Refusal]:
+        if submissions:
+            self.ensure_worker()
+        return []
+
+    def poll(self, jobs: Sequence[JobRecord]) -> list[JobUpdate]:
+        """The worker writes results itself; polling only makes sure a worker is alive to do it."""
+        now = time.monotonic()
+        if jobs and now - self._last_check > LIVENESS_CHECK_S:
+            self._last_check = now
+            self.ensure_worker()
+        return []
+
+    def cancel(self, jobs: Sequence[JobRecord]) -> None:
+        if self.store.request_cancel([job.job_id for job in jobs]):
+            self.ensure_worker()
+
+    def close(self) -> None:
+        self._spawned = [p for p in self._spawned if p.poll() is None]

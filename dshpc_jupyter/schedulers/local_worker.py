@@ -1,0 +1,261 @@
+"""The local worker: one detached process per home directory that runs pending jobs, at most ``slots`` at once.
+
+It holds an exclusive lock on ``run/worker.lock`` while alive, so there is never a second one. Each job runs
+under its own runner process (:mod:`dshpc_jupyter.runner`, in its own session); the worker waits on the
+runners' pidfds and a wake-up FIFO, ingests result files into the store, and passes cancellations on as
+SIGTERM. On start it recovers what a previous worker left: claimed-but-unstarted jobs are queued again,
+runners still alive are adopted, and jobs whose runner vanished without a result are marked ``NF``.
+It exits after ``idle_timeout`` seconds with nothing to do.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import selectors
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..home import Home
+from ..models import MethodSpec
+from ..runner import read_result, write_manifest
+from ..status import NODE_FAIL
+from ..store import JobUpdate, Store
+from .base import build_task
+from .local import fifo_path, lock_path
+
+log = logging.getLogger("dshpc_jupyter.worker")
+
+MANIFEST_FILE = "task.json"
+RUNNER_LOG = "runner.log"
+
+
+def process_start_time(pid: int) -> str | None:
+    """The kernel's start time of a live process (identifies it across pid reuse); None once it has ended."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            fields = stat.read().rsplit(b")", 1)[1].split()
+    except OSError:
+        return None
+    return None if fields[0] in (b"Z", b"X") else fields[19].decode()
+
+
+@dataclass
+class Runner:
+    """A runner process the worker watches: one it started (``popen``) or one it adopted."""
+
+    job_id: str
+    pid: int
+    workspace: Path
+    popen: subprocess.Popen[bytes] | None
+    pidfd: int | None
+
+
+class Worker:
+    def __init__(self, home: Home, store: Store, slots: int, idle_timeout: float) -> None:
+        self.home = home
+        self.store = store
+        self.slots = slots
+        self.idle_timeout = idle_timeout
+        self.running: dict[str, Runner] = {}
+        self.selector = selectors.DefaultSelector()
+        self.stopping = False
+        self._fifo_fds: tuple[int, int] | None = None
+
+    # --- the pipe that wakes us ------------------------------------------------------------------------
+
+    def _open_fifo(self) -> None:
+        path = fifo_path(self.home)
+        with contextlib.suppress(FileExistsError):
+            os.mkfifo(path, 0o600)
+        reader = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        keeper = os.open(path, os.O_WRONLY | os.O_NONBLOCK)  # so the reader never sees EOF
+        self._fifo_fds = (reader, keeper)
+        self.selector.register(reader, selectors.EVENT_READ, None)
+
+    def _close_fifo(self) -> None:
+        if self._fifo_fds is not None:
+            self.selector.unregister(self._fifo_fds[0])
+            for fd in self._fifo_fds:
+                os.close(fd)
+            self._fifo_fds = None
+
+    def _drain_fifo(self) -> None:
+        assert self._fifo_fds is not None
+        try:
+            while os.read(self._fifo_fds[0], 4096):
+                pass
+        except BlockingIOError:
+            pass
+
+    def _on_signal(self, signum: int, frame: object) -> None:
+        self.stopping = True
+        if self._fifo_fds is not None:
+            with contextlib.suppress(OSError):
+                os.write(self._fifo_fds[1], b"\n")
+
+    # --- runners ---------------------------------------------------------------------------------------
+
+    def _watch(self, runner: Runner) -> None:
+        try:
+            runner.pidfd = os.pidfd_open(runner.pid)
+        except (AttributeError, OSError):
+            runner.pidfd = None
+        if runner.pidfd is not None:
+            self.selector.register(runner.pidfd, selectors.EVENT_READ, runner.job_id)
+        self.running[runner.job_id] = runner
+
+    def _exited(self, runner: Runner) -> bool:
+        if runner.popen is not None:
+            return runner.popen.poll() is not None
+        return process_start_time(runner.pid) is None
+
+    def _finish(self, runner: Runner) -> None:
+        """Ingest a runner's result; a runner gone without one lost its job (``NF``)."""
+        del self.running[runner.job_id]
+        if runner.pidfd is not None:
+            self.selector.unregister(runner.pidfd)
+            os.close(runner.pidfd)
+        if runner.popen is not None:
+            runner.popen.wait()
+        self.store.apply_updates([self._outcome(runner.job_id, runner.workspace)])
+
+    def _outcome(self, job_id: str, workspace: Path) -> JobUpdate:
+        result = read_result(workspace)
+        if result is None:
+            return JobUpdate(
+                job_id, NODE_FAIL, finished_at=time.time(),
+                error="runner lost: it ended without writing a result (killed, or the machine lost it)",
+            )  # fmt: skip
+        return JobUpdate(
+            job_id, result.status, exit_code=result.exit_code, output=result.output, error=result.error,
+            started_at=result.started_at, finished_at=result.finished_at,
+        )  # fmt: skip
+
+    def _start(self) -> None:
+        """Claim pending jobs up to the free slots and start a runner for each."""
+        if self.stopping:
+            return
+        for job in self.store.claim_pending("local", self.slots - len(self.running)):
+            workspace = self.home.workspace(job.job_id)
+            workspace.mkdir(parents=True, exist_ok=True)
+            task = build_task(
+                self.home, job.job_id, job.file_hash, job.function_hash, MethodSpec.model_validate_json(job.spec),
+                json.loads(job.parameters),
+            )  # fmt: skip
+            write_manifest(workspace / MANIFEST_FILE, [[task]])
+            with (workspace / RUNNER_LOG).open("ab") as runner_log:
+                popen = subprocess.Popen(
+                    [sys.executable, "-m", "dshpc_jupyter.runner", str(workspace / MANIFEST_FILE)],
+                    stdin=subprocess.DEVNULL, stdout=runner_log, stderr=subprocess.STDOUT, start_new_session=True,
+                )  # fmt: skip
+            started = process_start_time(popen.pid) or ""
+            runner = Runner(job.job_id, popen.pid, workspace, popen, None)
+            self._watch(runner)
+            if not self.store.mark_running(job.job_id, f"{popen.pid}:{started}", time.time()):
+                os.killpg(popen.pid, signal.SIGTERM)  # cancelled while it was being started
+
+    def _cancel(self) -> None:
+        for job_id, _ in self.store.cancel_requests("local"):
+            runner = self.running.get(job_id)
+            if runner is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(runner.pid, signal.SIGTERM)
+
+    def recover(self) -> None:
+        """Take over what a previous worker left behind (we hold the lock: it is gone)."""
+        requeue: list[str] = []
+        lost: list[JobUpdate] = []
+        for job in self.store.active_jobs("local"):
+            if job.status == "PD":
+                continue
+            if job.status == "CF" or not job.scheduler_id:
+                requeue.append(job.job_id)
+                continue
+            pid_text, _, started = job.scheduler_id.partition(":")
+            workspace = self.home.workspace(job.job_id)
+            if pid_text.isdigit() and started and process_start_time(int(pid_text)) == started:
+                log.info("adopting running job %s (runner pid %s)", job.job_id, pid_text)
+                self._watch(Runner(job.job_id, int(pid_text), workspace, None, None))
+            else:
+                lost.append(self._outcome(job.job_id, workspace))
+        self.store.requeue(requeue)
+        self.store.apply_updates(lost)
+
+    # --- main loop -------------------------------------------------------------------------------------
+
+    def run(self) -> None:
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+        self._open_fifo()
+        self.recover()
+        idle_since = time.monotonic()
+        while True:
+            self._cancel()
+            self._start()
+            if self.stopping:
+                break
+            if self.running:
+                idle_since = time.monotonic()
+            elif time.monotonic() - idle_since > self.idle_timeout:
+                break
+            self._wait(idle_since)
+        self._close_fifo()
+
+    def _wait(self, idle_since: float) -> None:
+        polling = any(r.pidfd is None for r in self.running.values())
+        timeout = 0.1 if polling else max(0.05, min(1.0, self.idle_timeout - (time.monotonic() - idle_since)))
+        for key, _ in self.selector.select(timeout):
+            if key.data is None:
+                self._drain_fifo()
+        for runner in list(self.running.values()):
+            if self._exited(runner):
+                self._finish(runner)
+
+
+def serve(home: Home, slots: int, idle_timeout: float) -> None:
+    """Run the worker while holding the home's lock; return at once if another worker holds it."""
+    lock_fd = os.open(lock_path(home), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        while True:
+            try:
+                fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return
+            os.ftruncate(lock_fd, 0)
+            os.pwrite(lock_fd, str(os.getpid()).encode(), 0)
+            store = Store(home.db_path)
+            worker = Worker(home, store, slots, idle_timeout)
+            worker.run()
+            fcntl.flock(lock_fd, fcntl.LOCK_UN)
+            # A job queued after the last look but before the pipe closed would wait for the next poll;
+            # look once more now that the lock is free, and carry on if there is work.
+            if worker.stopping or not store.has_pending("local"):
+                store.close()
+                return
+            store.close()
+    finally:
+        os.close(lock_fd)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m dshpc_jupyter.schedulers.local_worker")
+    parser.add_argument("--home", required=True)
+    parser.add_argument("--slots", type=int, required=True)
+    parser.add_argument("--idle-timeout", type=float, required=True)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format=f"%(asctime)s worker[{os.getpid()}] %(message)s")
+    serve(Home.open(args.home), args.slots, args.idle_timeout)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
