@@ -1,0 +1,67 @@
+"""Fixtures: every test gets its own home directory (real SQLite file, real local worker), cleaned up after."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from support import wait_until
+
+from dshpc_jupyter import status as st
+from dshpc_jupyter.connection import open_engine
+from dshpc_jupyter.engine import Engine
+from dshpc_jupyter.examples import data_files, methods_dir
+from dshpc_jupyter.home import Home
+from dshpc_jupyter.schedulers.local import stop_worker
+
+
+@pytest.fixture(autouse=True)
+def _isolated_environment(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test touches the user's data directory or a configured remote service."""
+    monkeypatch.setenv("DSHPC_HOME", str(tmp_path_factory.mktemp("default-home")))
+    monkeypatch.delenv("DSHPC_URL", raising=False)
+    monkeypatch.delenv("DSHPC_API_KEY", raising=False)
+    monkeypatch.setenv("DSHPC_WORKER_IDLE_TIMEOUT", "20")
+
+
+def shutdown_home(home: Path) -> None:
+    """Cancel what still runs in a home and stop its worker, so no process outlives the test."""
+    engine = open_engine(home)
+    try:
+        active = [job.job_id for job in engine.store.active_jobs("local")]
+        if active:
+            engine.cancel(active)
+            wait_until(
+                lambda: not any(st.is_in_progress(j.status) for j in engine.store.get_jobs(active)),
+                timeout=10,
+                what="cancelled jobs to end",
+            )
+    finally:
+        engine.close()
+        stop_worker(Home.open(home))
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Iterator[Path]:
+    path = tmp_path / "home"
+    yield path
+    if path.exists():
+        shutdown_home(path)
+
+
+@pytest.fixture
+def engine(home: Path) -> Iterator[Engine]:
+    """An engine on a fresh home with the example methods registered and the example data uploaded."""
+    engine = open_engine(home)
+    engine.register_method(methods_dir())
+    for path in data_files():
+        engine.upload_file(path)
+    yield engine
+    engine.close()
+
+
+@pytest.fixture
+def example_hashes(engine: Engine) -> dict[str, str]:
+    """file name -> file_hash of the example data."""
+    return {f.filename or "": f.file_hash for f in engine.list_files()}

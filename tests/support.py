@@ -1,0 +1,64 @@
+"""Helpers shared by the tests: waiting for jobs with a bounded loop, and writing method directories."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from dshpc_jupyter import status as st
+from dshpc_jupyter.engine import Engine
+from dshpc_jupyter.models import JobRecord
+
+
+def wait_for_jobs(engine: Engine, job_ids: Sequence[str], timeout: float = 60.0) -> list[JobRecord]:
+    """Poll until every job has ended; fail the test (not hang) after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        records = engine.job_statuses(list(job_ids))
+        if len(records) == len(set(job_ids)) and all(st.is_final(r.status) for r in records):
+            return records
+        if time.monotonic() > deadline:
+            raise AssertionError(f"jobs still running after {timeout}s: {[(r.job_id, r.status) for r in records]}")
+        time.sleep(0.05)
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 30.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.05)
+
+
+def write_method(
+    root: Path,
+    name: str,
+    script: str,
+    *,
+    parameters: list[dict[str, Any]] | None = None,
+    resources: dict[str, Any] | None = None,
+    command: str = "python3",
+    script_path: str = "main.py",
+    extra_files: dict[str, str] | None = None,
+) -> Path:
+    """A method directory under ``root`` with the given script and spec."""
+    directory = root / name.lower().replace(" ", "_")
+    directory.mkdir(parents=True, exist_ok=True)
+    spec = {
+        "name": name,
+        "description": f"test method {name}",
+        "command": command,
+        "script_path": script_path,
+        "version": "1",
+        "parameters": parameters or [],
+        "resources": resources or {},
+    }
+    (directory / "method.json").write_text(json.dumps(spec), encoding="utf-8")
+    (directory / script_path).write_text(script, encoding="utf-8")
+    for rel, text in (extra_files or {}).items():
+        (directory / rel).parent.mkdir(parents=True, exist_ok=True)
+        (directory / rel).write_text(text, encoding="utf-8")
+    return directory
