@@ -1,0 +1,348 @@
+"""``dshpc-jupyter``: the command line for the same service the notebook uses.
+
+Every command works on the embedded store (``--home`` or ``$DSHPC_HOME``) or, with ``--url`` (or
+``$DSHPC_URL``), on a remote dsHPC server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from rich import box
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from . import __version__
+from . import status as st
+from .connection import Connection, connect
+from .errors import DshpcError, InvalidInputError
+from .examples import data_files, methods_dir
+from .models import BatchStatistics, JobRecord, MultiJobResult
+
+console = Console(highlight=False)
+POLL_S = 0.2
+
+
+def _connection(args: argparse.Namespace) -> Connection:
+    api_key = os.environ.get(args.api_key_env) if args.api_key_env else None
+    return connect(args.url, api_key=api_key, home=args.home, scheduler=args.scheduler)
+
+
+# --- shared output -----------------------------------------------------------------------------------------
+
+
+def _short(text: str | None, width: int = 60) -> str:
+    flat = " ".join((text or "").split())
+    return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
+def _first_line(text: str | None) -> str:
+    return next((line for line in (text or "").splitlines() if line.strip()), "")
+
+
+def _statistics_table(stats: BatchStatistics) -> Table:
+    table = Table(title="Statistics", show_header=False, title_justify="left")
+    for field in BatchStatistics.model_fields:
+        table.add_row(field, str(getattr(stats, field)))
+    return table
+
+
+def _results_table(results: Sequence[MultiJobResult], jobs: dict[str, JobRecord], names: dict[str, str]) -> Table:
+    table = Table(title="Results", title_justify="left", box=box.SIMPLE_HEAD, expand=True)
+    columns = {"#": (2, 1), "method": (10, 4), "file": (8, 3), "parameters": (10, 4), "status": (13, 3),
+               "output / message": (12, 7)}  # fmt: skip
+    for column, (least, ratio) in columns.items():
+        table.add_column(column, no_wrap=True, overflow="ellipsis", min_width=least, ratio=ratio)
+    for index, result in enumerate(results):
+        job = jobs.get(result.job_id or "")
+        status = job.status if job else (result.new_status or "")
+        if job and job.status == st.COMPLETED:
+            detail, style = _short(job.output), ""
+        elif job and st.is_final(job.status):
+            detail, style = _short(_first_line(job.error)), "red"
+        else:
+            detail, style = result.message, "red" if result.outcome in ("invalid", "refused") else ""
+        table.add_row(
+            str(index), result.method_name or "", names.get(result.file_hash or "", _short(result.file_hash, 12)),
+            _short(json.dumps(result.parameters), 40), f"{status} {result.outcome}".strip(), detail, style=style,
+        )  # fmt: skip
+    return table
+
+
+def wait_for(connection: Connection, job_ids: Sequence[str], timeout: float | None = None) -> dict[str, JobRecord]:
+    """Poll every unfinished job in one call per interval, with a progress bar, until all have ended."""
+    unique = list(dict.fromkeys(job_ids))
+    records = {r.job_id: r for r in connection.job_statuses(unique)}
+    deadline = None if timeout is None else time.monotonic() + timeout
+    columns = (TextColumn("jobs"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=True) as progress:
+        bar = progress.add_task("jobs", total=len(unique))
+        while True:
+            pending = [j for j in unique if j in records and not st.is_final(records[j].status)]
+            progress.update(bar, completed=len(unique) - len(pending))
+            if not pending or (deadline is not None and time.monotonic() > deadline):
+                return records
+            time.sleep(POLL_S)
+            records.update((r.job_id, r) for r in connection.job_statuses(pending))
+
+
+def _print_batch(
+    connection: Connection, results: Sequence[MultiJobResult], stats: BatchStatistics, jobs: dict[str, JobRecord]
+) -> None:
+    names = {f.file_hash: f.filename or f.file_hash[:12] for f in connection.list_files()}
+    console.print(_results_table(results, jobs, names))
+    console.print(_statistics_table(stats))
+
+
+# --- commands ----------------------------------------------------------------------------------------------
+
+
+def demo_configs(hashes: dict[str, str]) -> list[dict[str, Any]]:
+    """The demo batch: new, cached and failing jobs, an unknown method and invalid parameters."""
+    configs: list[dict[str, Any]] = [
+        {"file_hash": hashes[name], "method_name": "Example Python Method", "parameters": {"uppercase": upper}}
+        for name in ("hello.txt", "poem.txt")
+        for upper in (False, True)
+    ]
+    configs += [
+        {"file_hash": hashes["poem.txt"], "method_name": "Word Count (bash)", "parameters": {"unit": unit}}
+        for unit in ("lines", "words")
+    ]
+    configs.append({"file_hash": hashes["poem.txt"], "method_name": "Text Statistics", "parameters": {"top": 3}})
+    configs += [
+        {"file_hash": hashes[name], "method_name": "Threshold Filter", "parameters": {"threshold": threshold}}
+        for name in ("readings_a.csv", "readings_b.csv")
+        for threshold in (0.5, 0.9)
+    ]
+    configs.append(
+        {"file_hash": hashes["readings_a.csv"], "method_name": "Threshold Filter", "parameters": {"threshold": -1}}
+    )
+    configs.append({"file_hash": hashes["hello.txt"], "method_name": "Spectral Analysis", "parameters": {}})
+    configs.append(
+        {"file_hash": hashes["hello.txt"], "method_name": "Example Python Method", "parameters": {"uppercase": "yes"}}
+    )
+    return configs
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    with _connection(args) as connection:
+        console.print(f"[bold]dshpc-jupyter demo[/] on {connection.location}")
+        methods = connection.register_method(methods_dir())
+        console.print(f"registered {len(methods)} example methods: {', '.join(m.name for m in methods)}")
+        files = data_files()
+        hashes = dict(zip((p.name for p in files), connection.upload_files(files), strict=True))
+        console.print(f"uploaded {len(files)} example files (stored once, whatever the number of uploads)")
+        configs = demo_configs(hashes)
+        warm = connection.simulate_jobs(configs[:1])
+        if warm.results[0].outcome != "cached":
+            console.print("running one job first, so that the batch below finds it in the cache")
+            wait_for(connection, [r.job_id for r in warm.results if r.job_id])
+        response = connection.simulate_jobs(configs)
+        console.print(f"submitted batch {response.batch_id} with {response.total_jobs} configs")
+        jobs = wait_for(connection, [r.job_id for r in response.results if r.job_id], timeout=args.timeout)
+        _print_batch(connection, response.results, response, jobs)
+        console.print("Run the demo again: every successful job is then served from the cache.")
+    return 0
+
+
+def _load_configs(path: Path) -> list[Any]:
+    """The configs of a request file: the seed's ``{"jobs": [...]}`` or a bare list, as JSON or YAML."""
+    import yaml
+
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise InvalidInputError(f"{path}: cannot read the request: {exc}") from None
+    if isinstance(document, dict) and isinstance(document.get("jobs"), list):
+        return list(document["jobs"])
+    if isinstance(document, list):
+        return document
+    raise InvalidInputError(f"{path}: expected {{'jobs': [...]}} or a list of configs")
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    with _connection(args) as connection:
+        configs = _load_configs(Path(args.file))
+        response = connection.simulate_jobs(configs, dry_run=args.dry_run)
+        jobs: dict[str, JobRecord] = {}
+        if args.wait and not args.dry_run:
+            jobs = wait_for(connection, [r.job_id for r in response.results if r.job_id], timeout=args.timeout)
+        if response.batch_id:
+            console.print(f"batch {response.batch_id}")
+        _print_batch(connection, response.results, response, jobs)
+    return 0
+
+
+def cmd_methods(args: argparse.Namespace) -> int:
+    with _connection(args) as connection:
+        if args.action == "register":
+            for path in args.paths:
+                for method in connection.register_method(path):
+                    console.print(f"registered {method.name!r} version {method.version} ({method.function_hash[:12]})")
+            return 0
+        if args.action == "versions":
+            methods = connection.method_versions(args.name)
+        else:
+            methods = connection.list_methods(latest_only=not args.all)
+        table = Table("name", "version", "function_hash", "latest", "parameters", "description")
+        for m in methods:
+            params = ", ".join(f"{p.name}: {p.type}" + ("*" if p.required else "") for p in m.parameters)
+            table.add_row(m.name, m.version, m.function_hash[:12], "yes" if m.latest else "", params, m.description)
+        console.print(table)
+    return 0
+
+
+def cmd_files(args: argparse.Namespace) -> int:
+    with _connection(args) as connection:
+        if args.action == "upload":
+            for path, digest in zip(args.paths, connection.upload_files(args.paths), strict=True):
+                console.print(f"{digest}  {path}")
+            return 0
+        table = Table("file_hash", "filename", "size", "content_type", "uploaded")
+        for f in connection.list_files():
+            table.add_row(
+                f.file_hash,
+                f.filename or "",
+                str(f.file_size),
+                f.content_type or "",
+                f"{f.upload_date:%Y-%m-%d %H:%M:%S}",
+            )
+        console.print(table)
+    return 0
+
+
+def cmd_jobs(args: argparse.Namespace) -> int:
+    with _connection(args) as connection:
+        if args.action == "show":
+            console.print_json(connection.get_job(args.job_id).model_dump_json())
+            return 0
+        if args.action == "cancel":
+            console.print_json(connection.cancel(args.job_ids).model_dump_json())
+            return 0
+        table = Table("job_id", "method", "status", "created", "exit", "parameters")
+        for job in connection.list_jobs(status=args.status, limit=args.limit):
+            table.add_row(
+                job.job_id, job.method_name, job.status, f"{job.created_at:%Y-%m-%d %H:%M:%S}",
+                "" if job.exit_code is None else str(job.exit_code), _short(json.dumps(job.parameters), 40),
+            )  # fmt: skip
+        console.print(table)
+    return 0
+
+
+def cmd_batches(args: argparse.Namespace) -> int:
+    with _connection(args) as connection:
+        if args.action == "show":
+            detail = connection.batch(args.batch_id)
+            _print_batch(connection, detail.results, detail.statistics, {j.job_id: j for j in detail.jobs})
+            console.print(f"now: {detail.live.model_dump()}")
+            return 0
+        if args.action == "cancel":
+            console.print_json(connection.cancel_batch(args.batch_id).model_dump_json())
+            return 0
+        table = Table("batch_id", "created", "configs", "completed", "in progress", "failed submissions")
+        for b in connection.batches(limit=args.limit):
+            s = b.statistics
+            table.add_row(
+                b.batch_id, f"{b.created_at:%Y-%m-%d %H:%M:%S}", str(b.total_jobs), str(s.completed_jobs),
+                str(s.in_progress_jobs), str(s.failed_submissions),
+            )  # fmt: skip
+        console.print(table)
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from .home import Home
+    from .schedulers.local import stop_worker, worker_pid
+
+    home = Home.open(args.home)
+    if args.action == "stop":
+        console.print("stopped" if stop_worker(home) else "no worker running")
+        return 0
+    pid = worker_pid(home)
+    console.print(f"local worker of {home.root}: " + (f"running (pid {pid})" if pid else "not running"))
+    return 0
+
+
+# --- parser ------------------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dshpc-jupyter", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--home", help="store directory (default: $DSHPC_HOME or the per-user data directory)")
+    parser.add_argument("--url", help="a dsHPC server to use instead of the embedded store (default: $DSHPC_URL)")
+    parser.add_argument("--api-key-env", metavar="VAR", help="environment variable holding the server's API key")
+    parser.add_argument("--scheduler", default="local", choices=["local", "slurm"], help="where new jobs run")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    demo = commands.add_parser("demo", help="register the examples, run a mixed batch, print results")
+    demo.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for the batch (default 300)")
+    demo.set_defaults(run=cmd_demo)
+
+    submit = commands.add_parser("submit", help="submit a batch from a YAML or JSON file")
+    submit.add_argument("file", help="the seed's request ({jobs: [...]}), a list of configs, or a sweep")
+    submit.add_argument("--wait", action="store_true", help="wait until every job has ended")
+    submit.add_argument("--dry-run", action="store_true", help="say what would happen; submit nothing")
+    submit.add_argument("--timeout", type=float, default=None, help="seconds to wait at most")
+    submit.set_defaults(run=cmd_submit)
+
+    methods = commands.add_parser("methods", help="register and list methods")
+    methods_actions = methods.add_subparsers(dest="action", required=True)
+    register = methods_actions.add_parser("register", help="register method directories (or directories of them)")
+    register.add_argument("paths", nargs="+")
+    listing = methods_actions.add_parser("list", help="list methods (latest versions)")
+    listing.add_argument("--all", action="store_true", help="every version, not only the latest")
+    versions = methods_actions.add_parser("versions", help="every version of one method")
+    versions.add_argument("name")
+    methods.set_defaults(run=cmd_methods)
+
+    files = commands.add_parser("files", help="upload and list input files")
+    files_actions = files.add_subparsers(dest="action", required=True)
+    files_actions.add_parser("upload", help="upload files (only those missing)").add_argument("paths", nargs="+")
+    files_actions.add_parser("list", help="list stored files")
+    files.set_defaults(run=cmd_files)
+
+    jobs = commands.add_parser("jobs", help="list, show and cancel jobs")
+    jobs_actions = jobs.add_subparsers(dest="action", required=True)
+    jobs_list = jobs_actions.add_parser("list", help="the most recent jobs")
+    jobs_list.add_argument("--status", help="only jobs with this status code (e.g. F, CD, R)")
+    jobs_list.add_argument("--limit", type=int, default=50)
+    jobs_actions.add_parser("show", help="one job as JSON").add_argument("job_id")
+    jobs_actions.add_parser("cancel", help="cancel jobs").add_argument("job_ids", nargs="+")
+    jobs.set_defaults(run=cmd_jobs)
+
+    batches = commands.add_parser("batches", help="list, show and cancel batches")
+    batches_actions = batches.add_subparsers(dest="action", required=True)
+    batches_actions.add_parser("list", help="the most recent batches").add_argument("--limit", type=int, default=50)
+    batches_actions.add_parser("show", help="a batch with its jobs' current state").add_argument("batch_id")
+    batches_actions.add_parser("cancel", help="cancel every job of a batch").add_argument("batch_id")
+    batches.set_defaults(run=cmd_batches)
+
+    worker = commands.add_parser("worker", help="the local worker of the embedded store")
+    worker.add_argument("action", choices=["status", "stop"])
+    worker.set_defaults(run=cmd_worker)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.run(args))
+    except DshpcError as exc:
+        console.print(f"[red]error:[/] {exc}", soft_wrap=True)
+        return 2
+    except KeyboardInterrupt:
+        console.print("interrupted (submitted jobs keep running; see `dshpc-jupyter jobs list`)")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
