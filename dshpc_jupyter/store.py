@@ -11,12 +11,15 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
+
+import orjson
+from pydantic import TypeAdapter
 
 from .errors import StoreVersionError
 from .models import (
@@ -28,6 +31,8 @@ from .models import (
     MethodSpec,
     MultiJobResult,
 )
+
+_RESULTS = TypeAdapter(list[MultiJobResult])
 
 SCHEMA_VERSION = 1
 BUSY_TIMEOUT_S = 60.0
@@ -82,11 +87,14 @@ CREATE TABLE batches (
     created_at REAL NOT NULL,
     total_jobs INTEGER NOT NULL,
     statistics TEXT NOT NULL,
-    results    TEXT NOT NULL
+    results    BLOB NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX batches_by_time ON batches(created_at);
 """
 
+LATEST_JOBS_SQL = (
+    "SELECT job_key, job_id, status, output FROM jobs WHERE job_key IN (SELECT value FROM json_each(?)) ORDER BY seq"
+)
 JOB_COLUMNS = (
     "job_id, file_hash, method_name, function_hash, parameters, status, output, error, exit_code, "
     "created_at, started_at, finished_at, scheduler, scheduler_id"
@@ -132,10 +140,10 @@ def _chunks(items: Sequence[str], size: int = 30000) -> Iterator[Sequence[str]]:
         yield items[start : start + size]
 
 
-@dataclass(frozen=True, slots=True)
-class LatestJob:
-    """The most recent job of a job key: all the per-config logic needs to decide."""
+class LatestJob(NamedTuple):
+    """The most recent job of a job key: all the per-config logic needs to decide (a row of one query)."""
 
+    job_key: str
     job_id: str
     status: str
     output: str | None
@@ -187,17 +195,17 @@ class Transaction:
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
 
+    @property
+    def connection(self) -> sqlite3.Connection:
+        """The transaction's connection, for measurements against raw SQL (bench/engine.py)."""
+        return self._conn
+
     def latest_jobs(self, keys: Sequence[str]) -> dict[str, LatestJob]:
-        """The most recent job of each key (one indexed query per 30,000 keys)."""
+        """The most recent job of each key (one indexed query per 30,000 keys; later rows win)."""
         latest: dict[str, LatestJob] = {}
         for chunk in _chunks(keys):
-            rows = self._conn.execute(
-                "SELECT job_key, job_id, status, output FROM jobs"
-                " WHERE job_key IN (SELECT value FROM json_each(?)) ORDER BY seq",
-                (json.dumps(chunk),),
-            )
-            for key, job_id, status, output in rows:
-                latest[key] = LatestJob(job_id, status, output)
+            rows = self._conn.execute(LATEST_JOBS_SQL, (json.dumps(chunk),))
+            latest.update((row[0], LatestJob._make(row)) for row in rows)
         return latest
 
     def insert_jobs(self, jobs: Iterable[NewJob]) -> None:
@@ -212,7 +220,7 @@ class Transaction:
         )  # fmt: skip
 
     def insert_batch(
-        self, batch_id: str, created_at: float, statistics: BatchStatistics, results: Sequence[MultiJobResult]
+        self, batch_id: str, created_at: float, statistics: BatchStatistics, results: Sequence[Mapping[str, Any]]
     ) -> None:
         self._conn.execute(
             "INSERT INTO batches (batch_id, created_at, total_jobs, statistics, results) VALUES (?, ?, ?, ?, ?)",
@@ -220,14 +228,15 @@ class Transaction:
         )
 
 
-def _pack_results(results: Sequence[MultiJobResult]) -> str:
-    """A batch's results as one compact JSON array (outputs are not copied: they stay on the jobs)."""
-    packed = [
-        [r.job_id, r.outcome, r.old_status, r.new_status, r.message, r.file_hash, r.method_name, r.function_hash,
-         r.parameters]
-        for r in results
-    ]  # fmt: skip
-    return json.dumps(packed, default=str)
+PACKED_FIELDS = (
+    "job_id", "outcome", "old_status", "new_status", "message", "file_hash", "method_name", "function_hash",
+    "parameters",
+)  # fmt: skip
+
+
+def _pack_results(results: Sequence[Mapping[str, Any]]) -> bytes:
+    """A batch's results as one compact JSON array of rows (outputs are not copied: they stay on the jobs)."""
+    return orjson.dumps([[r[field] for field in PACKED_FIELDS] for r in results], default=str)
 
 
 class Store:
@@ -534,7 +543,7 @@ class Store:
             for bid, at, total, stats in rows
         ]
 
-    def update_batch(self, batch_id: str, statistics: BatchStatistics, results: Sequence[MultiJobResult]) -> None:
+    def update_batch(self, batch_id: str, statistics: BatchStatistics, results: Sequence[Mapping[str, Any]]) -> None:
         """Rewrite a batch's results (after the scheduler refused some of its jobs)."""
         self._conn().execute(
             "UPDATE batches SET statistics = ?, results = ? WHERE batch_id = ?",
@@ -558,11 +567,5 @@ class Store:
             total_jobs=row[2],
             statistics=BatchStatistics.model_validate_json(row[3]),
         )
-        results = [
-            MultiJobResult.model_construct(
-                job_id=r[0], outcome=r[1], old_status=r[2], new_status=r[3], message=r[4], file_hash=r[5],
-                method_name=r[6], function_hash=r[7], parameters=r[8], output=None,
-            )
-            for r in json.loads(row[4])
-        ]  # fmt: skip
+        results = _RESULTS.validate_python([dict(zip(PACKED_FIELDS, row, strict=True)) for row in json.loads(row[4])])
         return summary, results
