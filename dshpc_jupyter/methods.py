@@ -113,8 +113,11 @@ def parse_spec(raw: object, *, origin: str = SPEC_FILE) -> MethodSpec:
                 _coerce(param, value)
             except InvalidParametersError as exc:
                 raise MethodSpecError(f"{where}: {what} {value!r} does not fit the type: {exc}") from None
-    parse_time_limit(spec.resources.time)
-    parse_memory_limit(spec.resources.mem)
+    try:
+        parse_time_limit(spec.resources.time)
+        parse_memory_limit(spec.resources.mem)
+    except MethodSpecError as exc:
+        raise MethodSpecError(f"{origin}: {exc}") from None
     return spec
 
 
@@ -231,16 +234,20 @@ def _coerce(param: MethodParameter, value: Any) -> Any:
         else:
             ok = None
     elif kind == "number":
-        finite = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-        ok = float(value) if finite else None
+        # Huge integers overflow a float; adding 0.0 turns -0.0 into 0.0, so both are one job.
+        try:
+            finite = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        except OverflowError:
+            finite = False
+        ok = float(value) + 0.0 if finite else None
     elif kind == "array":
         ok = value if isinstance(value, list) else None
     else:
         ok = value if isinstance(value, dict) else None
     if ok is None:
-        shown = json.dumps(value, default=repr)[:60]
+        shown = "" if value is None else " " + json.dumps(value, default=repr)[:60]
         raise InvalidParametersError(
-            f"parameter {param.name!r} must be {_TYPE_WORDS[kind]}, got {_json_type(value)} {shown}"
+            f"parameter {param.name!r} must be {_TYPE_WORDS[kind]}, got {_json_type(value)}{shown}"
         )
     if kind in ("array", "object"):
         try:
@@ -297,4 +304,16 @@ class ParameterSchema:
             else:
                 canonical[name] = param.default
         text = canonical_json(canonical)
-        return canonical, parameters_key(self.function_hash, text)
+        try:
+            return canonical, parameters_key(self.function_hash, text)
+        except UnicodeEncodeError:  # a lone surrogate ("\ud800" in JSON) has no UTF-8 form to hash or store
+            bad = next(name for name, value in canonical.items() if not _is_utf8(value))
+            raise InvalidParametersError(f"parameter {bad!r} must be valid Unicode text") from None
+
+
+def _is_utf8(value: Any) -> bool:
+    try:
+        canonical_json(value).encode()
+    except UnicodeEncodeError:
+        return False
+    return True
