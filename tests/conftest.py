@@ -65,3 +65,25 @@ def engine(home: Path) -> Iterator[Engine]:
 def example_hashes(engine: Engine) -> dict[str, str]:
     """file name -> file_hash of the example data."""
     return {f.filename or "": f.file_hash for f in engine.list_files()}
+
+
+HOLD_SECONDS = 110.0
+"""How long the job holding the only slot of ``queued_engine`` runs (under the method's 2-minute limit)."""
+
+
+@pytest.fixture
+def queued_engine(home: Path) -> Iterator[Engine]:
+    """Like ``engine``, but its worker has one slot, held by a long job: every job submitted stays pending
+    (``PD``) until the test ends, so in-progress states are stable without faking the scheduler."""
+    engine = open_engine(home, slots=1)
+    engine.register_method(methods_dir())
+    for path in data_files():
+        engine.upload_file(path)
+    hello = next(f.file_hash for f in engine.list_files() if f.filename == "hello.txt")
+    hold = engine.simulate_jobs(
+        [{"file_hash": hello, "method_name": "Simulated Workload", "parameters": {"seconds": HOLD_SECONDS}}]
+    ).results[0]
+    assert hold.job_id is not None
+    wait_until(lambda: engine.job_statuses([hold.job_id or ""])[0].status == st.RUNNING, 30, "the slot to be held")
+    yield engine
+    engine.close()
