@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support import wait_until
+from support import hold_the_slot, wait_until
 
 from dshpc_jupyter import status as st
 from dshpc_jupyter.connection import open_engine
@@ -67,10 +67,6 @@ def example_hashes(engine: Engine) -> dict[str, str]:
     return {f.filename or "": f.file_hash for f in engine.list_files()}
 
 
-HOLD_SECONDS = 110.0
-"""How long the job holding the only slot of ``queued_engine`` runs (under the method's 2-minute limit)."""
-
-
 @pytest.fixture
 def queued_engine(home: Path) -> Iterator[Engine]:
     """Like ``engine``, but its worker has one slot, held by a long job: every job submitted stays pending
@@ -79,11 +75,6 @@ def queued_engine(home: Path) -> Iterator[Engine]:
     engine.register_method(methods_dir())
     for path in data_files():
         engine.upload_file(path)
-    hello = next(f.file_hash for f in engine.list_files() if f.filename == "hello.txt")
-    hold = engine.simulate_jobs(
-        [{"file_hash": hello, "method_name": "Simulated Workload", "parameters": {"seconds": HOLD_SECONDS}}]
-    ).results[0]
-    assert hold.job_id is not None
-    wait_until(lambda: engine.job_statuses([hold.job_id or ""])[0].status == st.RUNNING, 30, "the slot to be held")
+    hold_the_slot(engine)
     yield engine
     engine.close()

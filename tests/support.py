@@ -62,3 +62,23 @@ def write_method(
         (directory / rel).parent.mkdir(parents=True, exist_ok=True)
         (directory / rel).write_text(text, encoding="utf-8")
     return directory
+
+
+HOLD_SECONDS = 110.0
+"""How long the job of :func:`hold_the_slot` runs (under the 2-minute limit of the Simulated Workload)."""
+
+
+def hold_the_slot(engine: Engine) -> str:
+    """Start a long job on an engine whose worker has one slot and wait until it runs: every job submitted
+    afterwards stays pending. The example methods and data must be in the store. Returns the job's id."""
+    hello = next(f.file_hash for f in engine.list_files() if f.filename == "hello.txt")
+    config = {"file_hash": hello, "method_name": "Simulated Workload", "parameters": {"seconds": HOLD_SECONDS}}
+    job_id = engine.simulate_jobs([config]).results[0].job_id
+    assert job_id is not None
+    wait_until(lambda: engine.job_statuses([job_id])[0].status == st.RUNNING, 30, "the slot to be held")
+    return job_id
+
+
+def file_hashes(engine: Engine) -> dict[str, str]:
+    """file name -> file_hash of the files in an engine's store."""
+    return {f.filename or "": f.file_hash for f in engine.list_files()}

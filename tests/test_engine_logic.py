@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import wait_for_jobs, write_method
+from support import file_hashes, wait_for_jobs, write_method
 
 from dshpc_jupyter import status as st
 from dshpc_jupyter.engine import Engine
@@ -61,7 +61,8 @@ def test_new_job_then_completed_job_found(engine: Engine, example_hashes: dict[s
     }  # fmt: skip
 
 
-def test_job_in_progress_is_joined_not_duplicated(queued_engine: Engine, example_hashes: dict[str, str]) -> None:
+def test_job_in_progress_is_joined_not_duplicated(queued_engine: Engine) -> None:
+    example_hashes = file_hashes(queued_engine)
     engine = queued_engine
     config = {"file_hash": example_hashes["poem.txt"], "method_name": PY}
     first = engine.simulate_jobs([config]).results[0]
@@ -186,7 +187,8 @@ def test_mixed_batch_serves_the_valid_configs_in_order(
     assert job_count(engine) == 3
 
 
-def test_identical_configs_in_one_batch_make_one_job(queued_engine: Engine, example_hashes: dict[str, str]) -> None:
+def test_identical_configs_in_one_batch_make_one_job(queued_engine: Engine) -> None:
+    example_hashes = file_hashes(queued_engine)
     poem, hello = example_hashes["poem.txt"], example_hashes["hello.txt"]
     configs = [
         {"file_hash": poem, "method_name": PY, "parameters": {"uppercase": True, "prefix": ""}},
@@ -292,7 +294,8 @@ def test_dry_run_answers_without_submitting_or_recording(engine: Engine, example
 # --- job statuses, cancellation ---------------------------------------------------------------------
 
 
-def test_job_statuses_for_many_ids_in_one_call(queued_engine: Engine, example_hashes: dict[str, str]) -> None:
+def test_job_statuses_for_many_ids_in_one_call(queued_engine: Engine) -> None:
+    example_hashes = file_hashes(queued_engine)
     files = [example_hashes[name] for name in ("poem.txt", "hello.txt", "readings_a.csv", "readings_b.csv")]
     configs = [
         {"file_hash": f, "method_name": WORK, "parameters": {"seconds": i / 100}} for i in range(75) for f in files
@@ -313,7 +316,8 @@ def test_job_statuses_for_many_ids_in_one_call(queued_engine: Engine, example_ha
         queued_engine.get_job("nope")
 
 
-def test_cancel_pending_jobs_then_resubmit(queued_engine: Engine, example_hashes: dict[str, str]) -> None:
+def test_cancel_pending_jobs_then_resubmit(queued_engine: Engine) -> None:
+    example_hashes = file_hashes(queued_engine)
     engine = queued_engine
     configs = [{"file_hash": example_hashes["poem.txt"], "method_name": PY, "parameters": {"prefix": str(i)}}
                for i in range(3)]  # fmt: skip

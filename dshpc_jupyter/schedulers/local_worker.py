@@ -27,7 +27,7 @@ from pathlib import Path
 from ..home import Home
 from ..models import MethodSpec
 from ..runner import read_result, write_manifest
-from ..status import NODE_FAIL
+from ..status import CANCELLED, NODE_FAIL
 from ..store import JobUpdate, Store
 from .base import build_task
 from .local import fifo_path, lock_path
@@ -66,6 +66,7 @@ class Worker:
         self.slots = slots
         self.idle_timeout = idle_timeout
         self.running: dict[str, Runner] = {}
+        self.cancelling: set[str] = set()
         self.selector = selectors.DefaultSelector()
         self.stopping = False
         self._fifo_fds: tuple[int, int] | None = None
@@ -127,9 +128,13 @@ class Worker:
         if runner.popen is not None:
             runner.popen.wait()
         self.store.apply_updates([self._outcome(runner.job_id, runner.workspace)])
+        self.cancelling.discard(runner.job_id)
 
     def _outcome(self, job_id: str, workspace: Path) -> JobUpdate:
         result = read_result(workspace)
+        if result is None and job_id in self.cancelling:
+            # SIGTERM reached the runner before it could handle it: it died before starting the method.
+            return JobUpdate(job_id, CANCELLED, finished_at=time.time(), error="cancelled before it started")
         if result is None:
             return JobUpdate(
                 job_id, NODE_FAIL, finished_at=time.time(),
@@ -167,6 +172,7 @@ class Worker:
         for job_id, _ in self.store.cancel_requests("local"):
             runner = self.running.get(job_id)
             if runner is not None:
+                self.cancelling.add(job_id)
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(runner.pid, signal.SIGTERM)
 
