@@ -1,0 +1,142 @@
+"""Crashes and restarts lose nothing: a killed worker's jobs are adopted, ingested, re-queued or marked lost; a
+process killed inside a submission leaves all of its batch or none of it."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from support import wait_for_jobs, wait_until, write_method
+
+from dshpc_jupyter.connection import open_engine
+from dshpc_jupyter.engine import Engine
+from dshpc_jupyter.runner import RESULT_FILE
+from dshpc_jupyter.schedulers.local import worker_pid
+
+CHILD = str(Path(__file__).with_name("child_programs.py"))
+
+SLEEPY = """\
+import json, os, sys, time
+open(os.path.join(os.environ["JOB_WORKSPACE"], "method.pid"), "w").write(str(os.getpid()))
+seconds = json.load(open(sys.argv[2]))["seconds"]
+time.sleep(seconds)
+print(json.dumps({"slept": seconds}))
+"""
+
+
+def test_killed_worker_is_replaced_and_loses_nothing(home: Path, tmp_path: Path) -> None:
+    engine = open_engine(home, slots=3)
+    try:
+        seconds_parameter = {"name": "seconds", "type": "number", "required": True}
+        engine.register_method(write_method(tmp_path, "Sleepy", SLEEPY, parameters=[seconds_parameter]))
+        file_hash = engine.upload_file(b"input").file_hash
+        # A ends while no worker runs, B outlives the worker, C's runner is killed with it; D and E wait.
+        seconds = {"A": 1.0, "B": 4.0, "C": 30.0, "D": 0.0, "E": 0.01}
+        response = engine.simulate_jobs(
+            [{"file_hash": file_hash, "method_name": "Sleepy", "parameters": {"seconds": s}} for s in seconds.values()]
+        )
+        ids = dict(zip(seconds, [r.job_id or "" for r in response.results], strict=True))
+        pid_files = {name: engine.home.workspace(ids[name]) / "method.pid" for name in "ABC"}
+        wait_until(lambda: all(p.is_file() and p.read_text() for p in pid_files.values()), 20, "A, B and C to run")
+
+        old_worker = worker_pid(engine.home)
+        assert old_worker is not None
+        os.kill(old_worker, signal.SIGKILL)
+        wait_until(lambda: worker_pid(engine.home) is None, 10, "the worker to die")
+        [c_record] = engine.store.get_jobs([ids["C"]])
+        os.kill(int((c_record.scheduler_id or "").split(":")[0]), signal.SIGKILL)
+        os.kill(int(pid_files["C"].read_text()), signal.SIGKILL)
+        [claimed] = engine.store.claim_pending("local", 1)  # as if the dead worker had claimed D, not started it
+        assert claimed.job_id == ids["D"]
+        wait_until(lambda: (engine.home.workspace(ids["A"]) / RESULT_FILE).is_file(), 20, "A to end")
+        states = {name: r.status for name, r in zip(ids, engine.store.get_jobs(list(ids.values())), strict=True)}
+        assert states == {"A": "R", "B": "R", "C": "R", "D": "CF", "E": "PD"}, "nobody has looked yet"
+
+        records = dict(zip(ids, wait_for_jobs(engine, list(ids.values()), timeout=30), strict=True))
+        new_worker = worker_pid(engine.home)
+    finally:
+        engine.close()
+    assert {name: r.status for name, r in records.items()} == {"A": "CD", "B": "CD", "C": "NF", "D": "CD", "E": "CD"}
+    assert json.loads(records["A"].output or "") == {"slept": 1.0}, "A's result file was ingested"
+    assert json.loads(records["B"].output or "") == {"slept": 4.0}, "B's runner was adopted"
+    assert "runner lost" in (records["C"].error or "")
+    assert new_worker not in (None, old_worker), "a new worker took over"
+
+
+def _count(engine: Engine) -> tuple[int, int]:
+    return len(engine.list_jobs(limit=1_000_000)), len(engine.batches(limit=1_000_000))
+
+
+def _configs(engine: Engine, size: int, offset: float) -> list[dict[str, object]]:
+    files = sorted(f.file_hash for f in engine.list_files())
+    return [
+        {"file_hash": files[i % len(files)], "method_name": "Simulated Workload",
+         "parameters": {"seconds": offset + i / 10_000, "exit_code": 0}}
+        for i in range(size)
+    ]  # fmt: skip
+
+
+def _integrity(engine: Engine) -> str:
+    with sqlite3.connect(engine.home.db_path) as conn:
+        result: str = conn.execute("PRAGMA integrity_check").fetchone()[0]
+    return result
+
+
+def test_process_killed_inside_the_submission_leaves_none_of_it(queued_engine: Engine, tmp_path: Path) -> None:
+    configs = _configs(queued_engine, 5000, 1.0)
+    (tmp_path / "configs.json").write_text(json.dumps(configs))
+    marker = tmp_path / "inserted"
+    before = _count(queued_engine)
+    child = subprocess.Popen(
+        [sys.executable, CHILD, "stall", str(queued_engine.home.root), str(tmp_path / "configs.json"), str(marker)]
+    )
+    try:
+        wait_until(marker.exists, 60, "the child to insert its jobs")
+        assert _count(queued_engine) == before, "uncommitted rows are invisible to others"
+    finally:
+        child.kill()
+        child.wait()
+    assert _count(queued_engine) == before, "the killed transaction left nothing"
+    assert _integrity(queued_engine) == "ok"
+
+    started = time.monotonic()
+    response = queued_engine.simulate_jobs(configs)
+    assert time.monotonic() - started < 30, "the dead process's write lock was released"
+    assert response.successful_submissions == 5000 and {r.outcome for r in response.results} == {"new"}
+    assert _count(queued_engine) == (before[0] + 5000, before[1] + 1)
+
+
+def test_process_killed_at_any_moment_of_a_submission_leaves_all_or_nothing(
+    queued_engine: Engine, tmp_path: Path
+) -> None:
+    size = 3000
+    for round_, delay in enumerate((0.0, 0.08, 0.2, 0.4)):
+        configs = _configs(queued_engine, size, 2.0 + round_)
+        (tmp_path / "configs.json").write_text(json.dumps(configs))
+        marker = tmp_path / f"started-{round_}"
+        jobs_before, batches_before = _count(queued_engine)
+        child = subprocess.Popen(
+            [sys.executable, CHILD, "now", str(queued_engine.home.root), str(tmp_path / "configs.json"), str(marker)],
+            stdout=subprocess.DEVNULL,
+        )
+        try:
+            wait_until(marker.exists, 60, "the child to start submitting")
+            time.sleep(delay)
+        finally:
+            child.kill()
+            child.wait()
+        jobs_after, batches_after = _count(queued_engine)
+        committed = jobs_after == jobs_before + size
+        assert jobs_after in (jobs_before, jobs_before + size), "all of the batch or none of it"
+        assert batches_after == batches_before + committed, "the batch is recorded with its jobs"
+        assert _integrity(queued_engine) == "ok"
+
+        again = queued_engine.simulate_jobs(configs)
+        assert {r.outcome for r in again.results} == ({"in_progress"} if committed else {"new"})
+        assert _count(queued_engine) == (jobs_before + size, batches_after + 1), "re-submitting completes it"
