@@ -8,11 +8,14 @@ from __future__ import annotations
 import json
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from dshpc_jupyter.connection import open_engine
-from dshpc_jupyter.store import Transaction
+from dshpc_jupyter.hashing import sha256_bytes
+from dshpc_jupyter.models import FileInfo
+from dshpc_jupyter.store import Store, Transaction
 
 
 def _wait_for(path: Path, timeout: float = 60.0) -> None:
@@ -60,6 +63,17 @@ def submit_now(home: str, configs_file: str, marker: str) -> None:
     print(engine.simulate_jobs(configs).batch_id, flush=True)
 
 
+def open_store_together(db_path: str, go_file: str, name: str) -> None:
+    """Open (and so create or migrate) a store at the same moment as other processes, then write to it."""
+    _wait_for(Path(go_file))
+    store = Store(Path(db_path))
+    content = name.encode()
+    store.add_file(
+        FileInfo(file_hash=sha256_bytes(content), filename=name, file_size=len(content), upload_date=datetime.now(UTC))
+    )
+    store.close()
+
+
 if __name__ == "__main__":
-    commands = {"together": submit_together, "stall": submit_and_stall, "now": submit_now}
+    commands = {"together": submit_together, "stall": submit_and_stall, "now": submit_now, "store": open_store_together}
     commands[sys.argv[1]](*sys.argv[2:])

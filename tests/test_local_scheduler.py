@@ -205,3 +205,26 @@ def test_at_most_slots_jobs_run_at_once(home: Path, tmp_path: Path) -> None:
         running += change
         peak = max(peak, running)
     assert peak == 2, f"two slots: two jobs at once, never more (spans {spans})"
+
+
+def _worker_processes(home: Path) -> list[int]:
+    """Live local-worker processes serving ``home`` (read from /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"dshpc_jupyter.schedulers.local_worker" in argv and str(home).encode() in argv and _alive(int(entry.name)):
+            found.append(int(entry.name))
+    return found
+
+
+def test_one_worker_is_started_even_when_asked_again_while_it_starts(lab: tuple[Engine, str]) -> None:
+    """A second worker racing the first for the lock could start late, after the first had stopped."""
+    engine, file_hash = lab
+    job_id = engine.simulate_jobs([{"file_hash": file_hash, "method_name": "Report Env"}]).results[0].job_id or ""
+    engine.job_statuses([job_id])  # polling an active job makes sure a worker is alive
+    assert len(_worker_processes(engine.home.root)) == 1
+    wait_for_jobs(engine, [job_id])
+    assert len(_worker_processes(engine.home.root)) == 1

@@ -26,6 +26,7 @@ SLOTS_ENV = "DSHPC_LOCAL_SLOTS"
 IDLE_ENV = "DSHPC_WORKER_IDLE_TIMEOUT"
 DEFAULT_IDLE_TIMEOUT_S = 60.0
 LIVENESS_CHECK_S = 1.0
+STARTUP_GRACE_S = 10.0
 
 
 def fifo_path(home: Home) -> Path:
@@ -110,12 +111,21 @@ class LocalScheduler:
         )
         self._spawned: list[subprocess.Popen[bytes]] = []
         self._last_check = 0.0
+        self._last_spawn = 0.0
 
     def ensure_worker(self) -> None:
-        """Wake the worker, or start one when none is alive (a second one started by a race just exits)."""
+        """Wake the worker, or start one when none is alive (a second one started by a race just exits).
+
+        A worker this process started moments ago that is alive but not listening yet is starting up (too
+        young to be exiting idle): it looks at the queue once it holds the lock, so another one would only race
+        it, and could start late, after the first one has stopped.
+        """
         self._spawned = [p for p in self._spawned if p.poll() is None]
         if wake_worker(self.home):
             return
+        if self._spawned and time.monotonic() - self._last_spawn < min(self.idle_timeout, STARTUP_GRACE_S):
+            return
+        self._last_spawn = time.monotonic()
         with log_path(self.home).open("ab") as log:
             self._spawned.append(
                 subprocess.Popen(
