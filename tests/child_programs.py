@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -75,5 +76,10 @@ def open_store_together(db_path: str, go_file: str, name: str) -> None:
 
 
 if __name__ == "__main__":
-    commands = {"together": submit_together, "stall": submit_and_stall, "now": submit_now, "store": open_store_together}
+    commands: dict[str, Callable[..., None]] = {
+        "together": submit_together,
+        "stall": submit_and_stall,
+        "now": submit_now,
+        "store": open_store_together,
+    }
     commands[sys.argv[1]](*sys.argv[2:])

@@ -190,7 +190,7 @@ def test_mixed_batch_serves_the_valid_configs_in_order(
 def test_identical_configs_in_one_batch_make_one_job(queued_engine: Engine) -> None:
     example_hashes = file_hashes(queued_engine)
     poem, hello = example_hashes["poem.txt"], example_hashes["hello.txt"]
-    configs = [
+    configs: list[dict[str, Any]] = [
         {"file_hash": poem, "method_name": PY, "parameters": {"uppercase": True, "prefix": ""}},
         {"file_hash": hello, "method_name": PY},
         {"file_hash": poem, "method_name": PY, "parameters": {"prefix": "", "uppercase": True}},
@@ -265,7 +265,15 @@ def test_dry_run_answers_without_submitting_or_recording(engine: Engine, example
     jobs_before, batches_before = job_count(engine), len(engine.batches())
 
     fresh = {"file_hash": hello, "method_name": "Word Count (bash)", "parameters": {"unit": "lines"}}
-    configs = [cached, failed, running, fresh, {"file_hash": hello, "method_name": "Nope"}, fresh, failed]
+    configs: list[dict[str, Any]] = [
+        cached,
+        failed,
+        running,
+        fresh,
+        {"file_hash": hello, "method_name": "Nope"},
+        fresh,
+        failed,
+    ]
     dry = engine.simulate_jobs(configs, dry_run=True)
     assert dry.dry_run is True and dry.batch_id is None
     assert [(r.outcome, r.message) for r in dry.results] == [
@@ -417,7 +425,7 @@ def test_refused_submissions_count_as_failed(engine: Engine, example_hashes: dic
     scheduler = RefusingScheduler(engine.home, engine.store)
     scheduler.refuse_file = example_hashes["hello.txt"]
     refusing = Engine(engine.home, engine.store, scheduler)
-    configs = [
+    configs: list[dict[str, Any]] = [
         {"file_hash": example_hashes["hello.txt"], "method_name": PY},
         {"file_hash": example_hashes["poem.txt"], "method_name": PY},
         {"file_hash": example_hashes["hello.txt"], "method_name": PY, "parameters": {"uppercase": False}},

@@ -332,7 +332,7 @@ def test_parameters_key_depends_on_the_method_version() -> None:
 
 def test_engine_reports_parameter_errors_per_config(engine: Engine, example_hashes: dict[str, str]) -> None:
     poem = example_hashes["poem.txt"]
-    configs = [
+    configs: list[dict[str, Any]] = [
         {"file_hash": poem, "method_name": "Example Python Method", "parameters": {"colour": "red"}},
         {"file_hash": poem, "method_name": "Example Python Method", "parameters": {"uppercase": 1}},
         {"file_hash": poem, "method_name": "Word Count (bash)", "parameters": {"unit": "chars"}},
