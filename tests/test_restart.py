@@ -21,29 +21,37 @@ from dshpc_jupyter.schedulers.local import worker_pid
 
 CHILD = str(Path(__file__).with_name("child_programs.py"))
 
-SLEEPY = """\
+# Runs until the test drops a "release" file in its workspace (or at once with "hold": false).
+HELD = """\
 import json, os, sys, time
-open(os.path.join(os.environ["JOB_WORKSPACE"], "method.pid"), "w").write(str(os.getpid()))
-seconds = json.load(open(sys.argv[2]))["seconds"]
-time.sleep(seconds)
-print(json.dumps({"slept": seconds}))
+workspace = os.environ["JOB_WORKSPACE"]
+open(os.path.join(workspace, "method.pid"), "w").write(str(os.getpid()))
+params = json.load(open(sys.argv[2]))
+deadline = time.time() + 60
+while params["hold"] and not os.path.exists(os.path.join(workspace, "release")) and time.time() < deadline:
+    time.sleep(0.02)
+print(json.dumps(params))
 """
 
 
 def test_killed_worker_is_replaced_and_loses_nothing(home: Path, tmp_path: Path) -> None:
     engine = open_engine(home, slots=3)
     try:
-        seconds_parameter = {"name": "seconds", "type": "number", "required": True}
-        engine.register_method(write_method(tmp_path, "Sleepy", SLEEPY, parameters=[seconds_parameter]))
+        parameters = [{"name": "tag", "type": "string", "required": True}, {"name": "hold", "type": "boolean"}]
+        engine.register_method(write_method(tmp_path, "Held", HELD, parameters=parameters))
         file_hash = engine.upload_file(b"input").file_hash
         # A ends while no worker runs, B outlives the worker, C's runner is killed with it; D and E wait.
-        seconds = {"A": 1.0, "B": 4.0, "C": 30.0, "D": 0.0, "E": 0.01}
+        hold = {"A": True, "B": True, "C": True, "D": False, "E": False}
         response = engine.simulate_jobs(
-            [{"file_hash": file_hash, "method_name": "Sleepy", "parameters": {"seconds": s}} for s in seconds.values()]
+            [
+                {"file_hash": file_hash, "method_name": "Held", "parameters": {"tag": t, "hold": h}}
+                for t, h in hold.items()
+            ]
         )
-        ids = dict(zip(seconds, [r.job_id or "" for r in response.results], strict=True))
-        pid_files = {name: engine.home.workspace(ids[name]) / "method.pid" for name in "ABC"}
-        wait_until(lambda: all(p.is_file() and p.read_text() for p in pid_files.values()), 20, "A, B and C to run")
+        ids = dict(zip(hold, [r.job_id or "" for r in response.results], strict=True))
+        workspaces = {name: engine.home.workspace(job_id) for name, job_id in ids.items()}
+        pid_files = {name: workspaces[name] / "method.pid" for name in "ABC"}
+        wait_until(lambda: all(p.is_file() and p.read_text() for p in pid_files.values()), 30, "A, B and C to run")
 
         old_worker = worker_pid(engine.home)
         assert old_worker is not None
@@ -54,17 +62,22 @@ def test_killed_worker_is_replaced_and_loses_nothing(home: Path, tmp_path: Path)
         os.kill(int(pid_files["C"].read_text()), signal.SIGKILL)
         [claimed] = engine.store.claim_pending("local", 1)  # as if the dead worker had claimed D, not started it
         assert claimed.job_id == ids["D"]
-        wait_until(lambda: (engine.home.workspace(ids["A"]) / RESULT_FILE).is_file(), 20, "A to end")
+        (workspaces["A"] / "release").touch()
+        wait_until(lambda: (workspaces["A"] / RESULT_FILE).is_file(), 30, "A to end")
         states = {name: r.status for name, r in zip(ids, engine.store.get_jobs(list(ids.values())), strict=True)}
         assert states == {"A": "R", "B": "R", "C": "R", "D": "CF", "E": "PD"}, "nobody has looked yet"
 
-        records = dict(zip(ids, wait_for_jobs(engine, list(ids.values()), timeout=30), strict=True))
+        others = [ids[name] for name in "ACDE"]
+        records = dict(zip("ACDE", wait_for_jobs(engine, others, timeout=30), strict=True))
+        assert engine.job_statuses([ids["B"]])[0].status == "R", "B's runner lives on under the new worker"
+        (workspaces["B"] / "release").touch()
+        [records["B"]] = wait_for_jobs(engine, [ids["B"]], timeout=30)
         new_worker = worker_pid(engine.home)
     finally:
         engine.close()
-    assert {name: r.status for name, r in records.items()} == {"A": "CD", "B": "CD", "C": "NF", "D": "CD", "E": "CD"}
-    assert json.loads(records["A"].output or "") == {"slept": 1.0}, "A's result file was ingested"
-    assert json.loads(records["B"].output or "") == {"slept": 4.0}, "B's runner was adopted"
+    assert {name: r.status for name, r in records.items()} == {"A": "CD", "C": "NF", "D": "CD", "E": "CD", "B": "CD"}
+    assert json.loads(records["A"].output or "") == {"tag": "A", "hold": True}, "A's result file was ingested"
+    assert json.loads(records["B"].output or "") == {"tag": "B", "hold": True}, "B's runner was adopted"
     assert "runner lost" in (records["C"].error or "")
     assert new_worker not in (None, old_worker), "a new worker took over"
 
