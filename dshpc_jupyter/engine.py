@@ -82,6 +82,7 @@ class _Config:
     error: str | None = None
     key: str = ""
     canonical: dict[str, Any] | None = None
+    given_hash: str | None = None  # the file_hash as sent, when it differs from the stored (lower-case) one
 
 
 def _parse(item: object) -> _Config:
@@ -293,7 +294,8 @@ class Engine:
             except InvalidParametersError as exc:
                 config.error = f"Invalid parameters: {exc}"
                 continue
-            config.file_hash = file_hash
+            if file_hash != config.file_hash:
+                config.given_hash, config.file_hash = config.file_hash, file_hash
             config.key = job_key(file_hash, params_key)
         return configs
 
@@ -360,8 +362,9 @@ class Engine:
                 message = messages[outcome]
             results.append(
                 {"job_id": job_id, "new_status": new_status, "old_status": old_status, "output": output,
-                 "message": message, "file_hash": config.file_hash, "method_name": config.method_name,
-                 "function_hash": config.function_hash, "parameters": config.parameters, "outcome": outcome}
+                 "message": message, "file_hash": config.given_hash or config.file_hash,
+                 "method_name": config.method_name, "function_hash": config.function_hash,
+                 "parameters": config.parameters, "outcome": outcome}
             )  # fmt: skip
         return results
 

@@ -447,3 +447,15 @@ def test_refused_submissions_count_as_failed(engine: Engine, example_hashes: dic
     retry = engine.simulate_jobs(configs[:1])
     assert (retry.results[0].outcome, retry.results[0].old_status) == ("resubmitted", "F")
     wait_for_jobs(engine, [r.job_id or "" for r in (response.results[1], retry.results[0])])
+
+
+def test_file_hash_is_echoed_as_given(queued_engine: Engine) -> None:
+    """An upper-case spelling finds the file (hashes are case-insensitive hex), and is echoed as sent."""
+    poem = file_hashes(queued_engine)["poem.txt"]
+    configs = [{"file_hash": poem.upper(), "method_name": PY}, {"file_hash": poem, "method_name": PY}]
+    response = queued_engine.simulate_jobs(configs)
+    assert [r.file_hash for r in response.results] == [poem.upper(), poem]
+    assert [r.outcome for r in response.results] == ["new", "in_progress"], "one file, so one job"
+    assert queued_engine.get_job(response.results[0].job_id or "").file_hash == poem
+    reopened = queued_engine.batch(response.batch_id or "")
+    assert [r.file_hash for r in reopened.results] == [poem.upper(), poem]
