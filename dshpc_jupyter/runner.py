@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 RESULT_FILE = "result.json"
+RUNNER_FILE = "runner.json"
 STDOUT_FILE = "stdout.txt"
 STDERR_FILE = "stderr.txt"
 PARAMS_FILE = "params.json"
@@ -69,6 +70,44 @@ class Result:
     error: str
     peak_rss: int = 0
     notes: list[str] = field(default_factory=list)
+
+
+def process_start_time(pid: int) -> str | None:
+    """The kernel's start time of a live process (identifies it across pid reuse); None once it has ended."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            fields = stat.read().rsplit(b")", 1)[1].split()
+    except OSError:
+        return None
+    return None if fields[0] in (b"Z", b"X") else fields[19].decode()
+
+
+def process_identity(pid: int) -> str | None:
+    """``pid:start_time`` of a live process: what a later process checks to know it is still the same one."""
+    started = process_start_time(pid)
+    return None if started is None else f"{pid}:{started}"
+
+
+def is_alive(identity: str | None) -> bool:
+    pid, _, started = (identity or "").partition(":")
+    return pid.isdigit() and bool(started) and process_start_time(int(pid)) == started
+
+
+def read_runner_info(workspace: Path) -> dict[str, str | None] | None:
+    """Who runs (or ran) a job: the runner's and the method's process identities, or None if none started."""
+    try:
+        data: dict[str, str | None] = json.loads((workspace / RUNNER_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data
+
+
+def kill_orphaned_method(workspace: Path) -> None:
+    """Stop the method's process group of a job whose runner vanished (it would run on unsupervised)."""
+    info = read_runner_info(workspace) or {}
+    method = info.get("method")
+    if is_alive(method):
+        _kill_group(int(str(method).partition(":")[0]), signal.SIGKILL)
 
 
 def write_manifest(path: Path, groups: list[list[Task]]) -> None:
@@ -169,6 +208,8 @@ def run_task(task: Task) -> Result:
         "METHOD_NAME": task.method_name,
         "PYTHONDONTWRITEBYTECODE": "1",
     }
+    runner = process_identity(os.getpid())
+    _write_json_atomic(workspace / RUNNER_FILE, {"runner": runner, "method": None})
     started = time.time()
     status, exit_code, notes, peak = "F", None, [], 0
     if _Stop.requested:
@@ -181,6 +222,7 @@ def run_task(task: Task) -> Result:
                     argv, cwd=workspace, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
                     start_new_session=True,
                 )  # fmt: skip
+            _write_json_atomic(workspace / RUNNER_FILE, {"runner": runner, "method": process_identity(child.pid)})
             status, notes, peak = _supervise(child, task, started)
             exit_code = child.returncode
         except OSError as exc:

@@ -153,3 +153,35 @@ def test_process_killed_at_any_moment_of_a_submission_leaves_all_or_nothing(
         again = queued_engine.simulate_jobs(configs)
         assert {r.outcome for r in again.results} == ({"in_progress"} if committed else {"new"})
         assert _count(queued_engine) == (jobs_before + size, batches_after + 1), "re-submitting completes it"
+
+
+def test_runner_started_but_never_recorded_is_adopted_not_run_twice(home: Path, tmp_path: Path) -> None:
+    """A worker killed between starting a runner and recording it leaves the job claimed (CF) without a runner
+    id in the store; the runner's own record in the workspace lets the next worker adopt it."""
+    engine = open_engine(home)
+    try:
+        parameters = [{"name": "tag", "type": "string", "required": True}, {"name": "hold", "type": "boolean"}]
+        engine.register_method(write_method(tmp_path, "Held", HELD, parameters=parameters))
+        file_hash = engine.upload_file(b"input").file_hash
+        config = {"file_hash": file_hash, "method_name": "Held", "parameters": {"tag": "once", "hold": True}}
+        job_id = engine.simulate_jobs([config]).results[0].job_id or ""
+        workspace = engine.home.workspace(job_id)
+        pid_file = workspace / "method.pid"
+        wait_until(lambda: pid_file.is_file() and bool(pid_file.read_text()), 30, "the job to run")
+        first_pid = pid_file.read_text()
+
+        old_worker = worker_pid(engine.home)
+        assert old_worker is not None
+        os.kill(old_worker, signal.SIGKILL)
+        wait_until(lambda: worker_pid(engine.home) is None, 10, "the worker to die")
+        with sqlite3.connect(engine.home.db_path) as db:
+            db.execute("UPDATE jobs SET status = 'CF', scheduler_id = NULL WHERE job_id = ?", (job_id,))
+
+        wait_until(lambda: engine.job_statuses([job_id])[0].status == "R", 30, "a new worker to adopt the runner")
+        (workspace / "release").touch()
+        [record] = wait_for_jobs(engine, [job_id], timeout=30)
+    finally:
+        engine.close()
+    assert record.status == "CD"
+    assert json.loads(record.output or "") == {"tag": "once", "hold": True}
+    assert pid_file.read_text() == first_pid, "the method ran once: no second runner was started"

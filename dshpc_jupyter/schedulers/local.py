@@ -88,7 +88,10 @@ def stop_worker(home: Home, timeout: float = 10.0) -> bool:
     pid = worker_pid(home)
     if pid is None:
         return False
-    os.kill(pid, signal.SIGTERM)
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return True
     deadline = time.monotonic() + timeout
     while worker_pid(home) is not None and time.monotonic() < deadline:
         time.sleep(0.02)

@@ -26,7 +26,15 @@ from pathlib import Path
 
 from ..home import Home
 from ..models import MethodSpec
-from ..runner import read_result, write_manifest
+from ..runner import (
+    is_alive,
+    kill_orphaned_method,
+    process_identity,
+    process_start_time,
+    read_result,
+    read_runner_info,
+    write_manifest,
+)
 from ..status import CANCELLED, NODE_FAIL
 from ..store import JobUpdate, Store
 from .base import build_task
@@ -36,16 +44,6 @@ log = logging.getLogger("dshpc_jupyter.worker")
 
 MANIFEST_FILE = "task.json"
 RUNNER_LOG = "runner.log"
-
-
-def process_start_time(pid: int) -> str | None:
-    """The kernel's start time of a live process (identifies it across pid reuse); None once it has ended."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as stat:
-            fields = stat.read().rsplit(b")", 1)[1].split()
-    except OSError:
-        return None
-    return None if fields[0] in (b"Z", b"X") else fields[19].decode()
 
 
 @dataclass
@@ -136,6 +134,7 @@ class Worker:
             # SIGTERM reached the runner before it could handle it: it died before starting the method.
             return JobUpdate(job_id, CANCELLED, finished_at=time.time(), error="cancelled before it started")
         if result is None:
+            kill_orphaned_method(workspace)
             return JobUpdate(
                 job_id, NODE_FAIL, finished_at=time.time(),
                 error="runner lost: it ended without writing a result (killed, or the machine lost it)",
@@ -162,10 +161,10 @@ class Worker:
                     [sys.executable, "-m", "dshpc_jupyter.runner", str(workspace / MANIFEST_FILE)],
                     stdin=subprocess.DEVNULL, stdout=runner_log, stderr=subprocess.STDOUT, start_new_session=True,
                 )  # fmt: skip
-            started = process_start_time(popen.pid) or ""
+            identity = process_identity(popen.pid) or f"{popen.pid}:"
             runner = Runner(job.job_id, popen.pid, workspace, popen, None)
             self._watch(runner)
-            if not self.store.mark_running(job.job_id, f"{popen.pid}:{started}", time.time()):
+            if not self.store.mark_running(job.job_id, identity, time.time()):
                 os.killpg(popen.pid, signal.SIGTERM)  # cancelled while it was being started
 
     def _cancel(self) -> None:
@@ -177,24 +176,30 @@ class Worker:
                     os.killpg(runner.pid, signal.SIGTERM)
 
     def recover(self) -> None:
-        """Take over what a previous worker left behind (we hold the lock: it is gone)."""
+        """Take over what a previous worker left behind (we hold the lock: it is gone).
+
+        The workspace says what happened even where the store could not be told: a runner that started
+        records itself there before anything else.
+        """
         requeue: list[str] = []
-        lost: list[JobUpdate] = []
+        ended: list[JobUpdate] = []
         for job in self.store.active_jobs("local"):
             if job.status == "PD":
                 continue
-            if job.status == "CF" or not job.scheduler_id:
-                requeue.append(job.job_id)
-                continue
-            pid_text, _, started = job.scheduler_id.partition(":")
             workspace = self.home.workspace(job.job_id)
-            if pid_text.isdigit() and started and process_start_time(int(pid_text)) == started:
-                log.info("adopting running job %s (runner pid %s)", job.job_id, pid_text)
-                self._watch(Runner(job.job_id, int(pid_text), workspace, None, None))
+            info = read_runner_info(workspace)
+            identity = job.scheduler_id or (info or {}).get("runner")
+            if is_alive(identity):
+                assert identity is not None
+                log.info("adopting running job %s (runner %s)", job.job_id, identity)
+                self.store.mark_running(job.job_id, identity, time.time())
+                self._watch(Runner(job.job_id, int(identity.partition(":")[0]), workspace, None, None))
+            elif info is None and read_result(workspace) is None:
+                requeue.append(job.job_id)
             else:
-                lost.append(self._outcome(job.job_id, workspace))
+                ended.append(self._outcome(job.job_id, workspace))
         self.store.requeue(requeue)
-        self.store.apply_updates(lost)
+        self.store.apply_updates(ended)
 
     # --- main loop -------------------------------------------------------------------------------------
 
