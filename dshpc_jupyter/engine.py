@@ -183,8 +183,9 @@ class Engine:
         An upload of content already stored returns the stored record (or ConflictError, without
         ``exist_ok``); the bytes are kept once whatever the number of uploads.
         """
+        file_hash = file_hash.lower() if isinstance(file_hash, str) else file_hash
         if file_hash is not None and not is_sha256_hex(file_hash):
-            raise InvalidInputError("file_hash: must be 64 lowercase hexadecimal characters (a SHA-256 digest)")
+            raise InvalidInputError("file_hash: must be 64 hexadecimal characters (a SHA-256 digest)")
         if isinstance(source, (str, os.PathLike)):
             path = Path(source).expanduser()
             if not path.is_file():
@@ -236,10 +237,11 @@ class Engine:
         return Path(name), digest.hexdigest(), size
 
     def check_hashes(self, hashes: Sequence[str]) -> HashCheckResponse:
-        existing = self.store.existing_files([h for h in hashes if isinstance(h, str)])
+        """Which hashes the store holds, answered in the spelling asked (hashes compare case-insensitively)."""
+        existing = self.store.existing_files([h.lower() for h in hashes if isinstance(h, str)])
         return HashCheckResponse(
-            existing_hashes=[h for h in hashes if h in existing],
-            missing_hashes=[h for h in hashes if h not in existing],
+            existing_hashes=[h for h in hashes if h.lower() in existing],
+            missing_hashes=[h for h in hashes if h.lower() not in existing],
         )
 
     def list_files(self) -> list[FileInfo]:

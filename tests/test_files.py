@@ -50,7 +50,7 @@ def test_upload_verifies_the_given_hash(bare: Engine) -> None:
         bare.upload_file(b"data", file_hash="a" * 64)
     assert str(caught.value) == f"file_hash: does not match the content, whose SHA-256 is {actual}"
     for bad in ("abc", actual.upper(), actual + "0", "g" * 64):
-        with pytest.raises(InvalidInputError, match="file_hash: must be 64 lowercase hexadecimal characters"):
+        with pytest.raises(InvalidInputError, match="file_hash: must be 64 hexadecimal characters"):
             bare.upload_file(b"data", file_hash=bad)
     assert bare.list_files() == [] and _stored_files(bare) == []
     assert list(bare.home.tmp_dir.iterdir()) == []
@@ -70,3 +70,12 @@ def test_empty_file_and_check_hashes(bare: Engine) -> None:
     check = bare.check_hashes([missing, empty.file_hash, "not-a-hash"])
     assert check.existing_hashes == [empty.file_hash]
     assert check.missing_hashes == [missing, "not-a-hash"]
+
+
+def test_hashes_compare_case_insensitively(engine: Engine) -> None:
+    content = b"case matters not"
+    upper = hashlib.sha256(content).hexdigest().upper()
+    info = engine.upload_file(content, file_hash=upper)
+    assert info.file_hash == upper.lower()
+    answer = engine.check_hashes([upper, "F" * 64])
+    assert (answer.existing_hashes, answer.missing_hashes) == ([upper], ["F" * 64])
