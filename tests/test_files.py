@@ -49,7 +49,7 @@ def test_upload_verifies_the_given_hash(bare: Engine) -> None:
     with pytest.raises(InvalidInputError) as caught:
         bare.upload_file(b"data", file_hash="a" * 64)
     assert str(caught.value) == f"file_hash: does not match the content, whose SHA-256 is {actual}"
-    for bad in ("abc", actual.upper(), actual + "0", "g" * 64):
+    for bad in ("abc", actual + "0", "g" * 64):
         with pytest.raises(InvalidInputError, match="file_hash: must be 64 hexadecimal characters"):
             bare.upload_file(b"data", file_hash=bad)
     assert bare.list_files() == [] and _stored_files(bare) == []
