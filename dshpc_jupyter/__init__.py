@@ -19,12 +19,20 @@ _EXPORTS = {
     "Backend": "backend",
     "DshpcError": "errors",
     "JobConfig": "models",
+    "Batch": "batch",
+    "BatchStats": "batch",
+    "batches": "batch",
+    "BatchView": "jupyter.display",
+    "load_ipython_extension": "jupyter.magics",
 }
 
 if TYPE_CHECKING:
     from .backend import Backend
+    from .batch import Batch, BatchStats, batches
     from .connection import Connection, connect, connect_async, current
     from .errors import DshpcError
+    from .jupyter.display import BatchView
+    from .jupyter.magics import load_ipython_extension
     from .models import JobConfig
 
 
@@ -35,4 +43,18 @@ def __getattr__(name: str) -> Any:
     return getattr(importlib.import_module(f".{module}", __name__), name)
 
 
-__all__ = ["Backend", "Connection", "DshpcError", "JobConfig", "__version__", "connect", "connect_async", "current"]
+__all__ = [
+    "Backend",
+    "Batch",
+    "BatchStats",
+    "BatchView",
+    "Connection",
+    "DshpcError",
+    "JobConfig",
+    "__version__",
+    "batches",
+    "connect",
+    "connect_async",
+    "current",
+    "load_ipython_extension",
+]

@@ -1,0 +1,271 @@
+"""IPython magics: ``%load_ext dshpc_jupyter`` registers ``%dshpc_connect``, ``%%dshpc_batch``, ``%dshpc_methods``,
+``%dshpc_files``, ``%dshpc_jobs`` and ``%dshpc_batches``.
+
+A mistake in a cell (bad YAML, an unknown option or variable, a malformed config, a service that says no) is
+raised as IPython's ``UsageError``: one line in the cell, no traceback, and the cell counts as failed so "run
+all" stops there. Each magic's ``%name?`` help has examples.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
+from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+
+from .. import connection as connections
+from ..batch import DEFAULT_POLL, Batch, batches
+from ..errors import DshpcError
+from ..hashing import sha256_file
+from ..sweep import expand, parse_text
+from .display import show
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+@contextmanager
+def _one_line_errors() -> Iterator[None]:
+    """Turn the errors a user can fix into one ``UsageError`` line (bugs keep their traceback)."""
+    try:
+        yield
+    except UsageError:
+        raise
+    except (DshpcError, ValueError, OSError, ImportError) as exc:
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UsageError(message) from None
+
+
+def _parse(function: Callable[..., Any], line: str) -> Any:
+    return parse_argstring(function, line)
+
+
+def _hash_and_check(connection: connections.Connection, missing: list[str]) -> Callable[[Sequence[Path]], list[str]]:
+    """For a dry run: hash local files without uploading them, noting those the service lacks."""
+
+    def hash_only(paths: Sequence[Path]) -> list[str]:
+        hashes = [sha256_file(p) for p in paths]
+        missing.extend(dict.fromkeys(connection.check_hashes(hashes).missing_hashes))
+        return hashes
+
+    return hash_only
+
+
+@magics_class
+class DshpcMagics(Magics):
+    """The dsHPC magics. ``%load_ext dshpc_jupyter`` registers them."""
+
+    @property
+    def namespace(self) -> dict[str, Any]:
+        """The user's variables (where ``--out`` binds and ``--from`` looks)."""
+        assert self.shell is not None, "magics are used from a shell"
+        return self.shell.user_ns  # type: ignore[no-any-return]
+
+    @magic_arguments()
+    @argument("--url", help="A dsHPC server (e.g. http://127.0.0.1:8001); without it, the embedded engine.")
+    @argument("--api-key-env", metavar="VAR", help="The environment variable that holds the server's API key.")
+    @argument("--home", help="The embedded engine's home directory (default: $DSHPC_HOME or the user data dir).")
+    @argument("--scheduler", default="local", help="Where the embedded engine runs jobs: local (default) or slurm.")
+    @line_magic
+    def dshpc_connect(self, line: str) -> None:
+        """Choose the dsHPC service that the other magics and ``dshpc_jupyter.batches()`` use.
+
+        Examples::
+
+            %dshpc_connect                                   # the embedded engine, store in $DSHPC_HOME
+            %dshpc_connect --home ~/dshpc-project            # the embedded engine, another home
+            %dshpc_connect --scheduler slurm                 # embedded store, jobs on Slurm
+            %dshpc_connect --url http://127.0.0.1:8001 --api-key-env DSHPC_API_KEY
+        """
+        args = _parse(self.dshpc_connect, line)
+        with _one_line_errors():
+            api_key = None
+            if args.api_key_env:
+                api_key = os.environ.get(args.api_key_env)
+                if not api_key:
+                    raise UsageError(f"--api-key-env: the environment variable {args.api_key_env!r} is not set")
+            if args.url and (args.home or args.scheduler != "local"):
+                raise UsageError("--url: a server has its own home and scheduler; drop --home/--scheduler")
+            connection = connections.connect(args.url, api_key=api_key, home=args.home, scheduler=args.scheduler)
+        kind = "server" if args.url else f"embedded engine, {args.scheduler} scheduler"
+        print(f"Connected to {connection.location} ({kind})")
+
+    @magic_arguments()
+    @argument("--out", metavar="NAME", help="Bind the Batch to this variable (e.g. --out b; then b.df, b.wait()).")
+    @argument("--wait", action="store_true", help="Block until every job has ended.")
+    @argument("--timeout", type=float, metavar="S", help="With --wait (implied): stop waiting after S seconds.")
+    @argument("--poll", type=float, default=DEFAULT_POLL, metavar="S", help="Seconds between status polls.")
+    @argument("--concurrency", type=int, metavar="N", help="At most N jobs of this batch in progress at once.")
+    @argument("--from", dest="source", metavar="VAR", help="Take the configs from a variable: a list, a DataFrame "
+              "(method_name, file_hash and parameter columns) or a sweep mapping.")  # fmt: skip
+    @argument("--dry-run", action="store_true", help="Show what would happen to each config; submit nothing.")
+    @line_cell_magic
+    def dshpc_batch(self, line: str, cell: str | None = None) -> None:
+        """Submit a batch of jobs; the cell returns at once with a live table (or waits, with --wait).
+
+        The body is YAML or JSON: a sweep, a list of configs, or the dsHPC request ``{"jobs": [...]}``.
+        Files in a sweep are hashes, paths or globs (hashed, uploaded only when missing). Identical jobs are
+        never run twice: running the cell again attaches to the same jobs, or serves them from cache.
+
+        Examples::
+
+            %%dshpc_batch --out b --wait
+            method: Threshold Filter
+            files: ["data/*.csv"]
+            parameters: {column: value}
+            grid: {threshold: [0.1, 0.5, 0.9]}
+
+            %%dshpc_batch --out b
+            methods: [Example Python Method, Word Count (bash)]
+            files: [notes.txt, 5f2b...e9]
+
+            %%dshpc_batch --dry-run
+            {"jobs": [{"file_hash": "5f2b...e9", "method_name": "Word Count (bash)", "parameters": {"unit": "lines"}}]}
+
+            %dshpc_batch --from configs --out again     # configs: a list of dicts or a DataFrame
+        """
+        args = _parse(self.dshpc_batch, line)
+        with _one_line_errors():
+            document = self._document(args.source, cell)
+            if args.out is not None and not args.out.isidentifier():
+                raise UsageError(f"--out: {args.out!r} is not a valid variable name")
+            if args.poll is not None and args.poll <= 0:
+                raise UsageError(f"--poll: must be a positive number of seconds, got {args.poll}")
+            if args.timeout is not None and args.timeout < 0:
+                raise UsageError(f"--timeout: must be zero or more seconds, got {args.timeout}")
+            connection = connections.current()
+            missing: list[str] = []
+            upload = _hash_and_check(connection, missing) if args.dry_run else connection.upload_files
+            expansion = expand(document, upload=upload)
+            batch = Batch.submit(
+                expansion.configs, connection=connection, poll=args.poll, concurrency=args.concurrency,
+                dry_run=args.dry_run,
+            )  # fmt: skip
+        if args.out:
+            self.namespace[args.out] = batch
+        notes = expansion.notes()
+        if missing:
+            notes.append(
+                f"{len(missing)} local file(s) not on the service yet: submitting uploads them; until then their "
+                "configs show 'File ... not found'"
+            )
+        show(batch, wait=args.wait or args.timeout is not None, timeout=args.timeout, notes=notes)
+
+    def _document(self, source: str | None, cell: str | None) -> Any:
+        body = (cell or "").strip()
+        if source is None:
+            if cell is None:
+                raise UsageError("give the batch in the cell body (%%dshpc_batch) or in a variable (--from VAR)")
+            return parse_text(body)
+        if body:
+            raise UsageError("--from: give the configs either in a variable or in the cell body, not both")
+        if source not in self.namespace:
+            raise UsageError(f"--from: no variable named {source!r}")
+        return self.namespace[source]
+
+    @magic_arguments()
+    @argument("--all", action="store_true", help="Every registered version, not only the latest of each name.")
+    @line_magic
+    def dshpc_methods(self, line: str) -> pd.DataFrame:
+        """The service's methods and their parameters, as a table (a DataFrame).
+
+        Examples::
+
+            %dshpc_methods
+            %dshpc_methods --all          # every version
+            methods = %dshpc_methods      # keep the DataFrame
+        """
+        import pandas as pd
+
+        args = _parse(self.dshpc_methods, line)
+        with _one_line_errors():
+            methods = connections.current().list_methods(latest_only=not args.all)
+        rows = [
+            {
+                "name": m.name,
+                "version": m.version,
+                "parameters": "; ".join(
+                    f"{p.name}: {p.type}" + (" (required)" if p.required else f" = {p.default!r}")
+                    + (f" in {p.choices}" if p.choices else "")
+                    for p in m.parameters
+                ),
+                "description": m.description,
+                "function_hash": m.function_hash,
+                "latest": m.latest,
+                "registered_at": m.registered_at,
+            }
+            for m in methods
+        ]  # fmt: skip
+        return pd.DataFrame(rows, columns=["name", "version", "parameters", "description", "function_hash",
+                                           "latest", "registered_at"])  # fmt: skip
+
+    @magic_arguments()
+    @line_magic
+    def dshpc_files(self, line: str) -> pd.DataFrame:
+        """The files on the service (name, hash, size, type, upload date), as a DataFrame.
+
+        Examples::
+
+            %dshpc_files
+            files = %dshpc_files
+            files[files.filename.str.endswith(".csv")].file_hash.tolist()
+        """
+        import pandas as pd
+
+        _parse(self.dshpc_files, line)
+        with _one_line_errors():
+            files = connections.current().list_files()
+        columns = ["filename", "file_hash", "file_size", "content_type", "upload_date"]
+        return pd.DataFrame([f.model_dump(include=set(columns)) for f in files], columns=columns)
+
+    @magic_arguments()
+    @argument("--status", help="Only jobs with this status code (CD, PD, R, F, CA, TO, ...).")
+    @argument("--limit", type=int, default=100, help="At most this many, newest first (default 100).")
+    @line_magic
+    def dshpc_jobs(self, line: str) -> pd.DataFrame:
+        """The service's most recent jobs, as a DataFrame.
+
+        Examples::
+
+            %dshpc_jobs
+            %dshpc_jobs --status F            # failures, with their error text
+            %dshpc_jobs --status R --limit 10
+        """
+        import pandas as pd
+
+        args = _parse(self.dshpc_jobs, line)
+        with _one_line_errors():
+            if args.limit < 1:
+                raise UsageError(f"--limit: must be at least 1, got {args.limit}")
+            jobs = connections.current().list_jobs(status=args.status, limit=args.limit)
+        columns = ["job_id", "method_name", "file_hash", "parameters", "status", "error", "exit_code", "created_at",
+                   "started_at", "finished_at", "scheduler"]  # fmt: skip
+        return pd.DataFrame([j.model_dump(include=set(columns)) for j in jobs], columns=columns)
+
+    @magic_arguments()
+    @argument("--limit", type=int, default=20, help="At most this many, newest first (default 20).")
+    @line_magic
+    def dshpc_batches(self, line: str) -> pd.DataFrame:
+        """The service's recent batches, newest first; reopen one with ``Batch.load(batch_id)``.
+
+        Examples::
+
+            %dshpc_batches
+            from dshpc_jupyter import Batch
+            b = Batch.load(_.batch_id[0])     # the newest batch, live again after a kernel restart
+        """
+        args = _parse(self.dshpc_batches, line)
+        with _one_line_errors():
+            if args.limit < 1:
+                raise UsageError(f"--limit: must be at least 1, got {args.limit}")
+            return batches(args.limit)
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext dshpc_jupyter``."""
+    ipython.register_magics(DshpcMagics)
