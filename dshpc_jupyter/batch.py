@@ -419,9 +419,12 @@ class Batch:
         if self.dry_run:
             return []
         with self._lock:
-            ids = [r.job_id for r in self._results if r is not None and r.job_id]
-            jobs = self._jobs
-            unfinished = (job_id for job_id in ids if not st.is_final(jobs[job_id].status if job_id in jobs else None))
+            unfinished = (
+                r.job_id
+                for r in self._results
+                if r is not None and r.job_id
+                and not st.is_final(self._jobs[r.job_id].status if r.job_id in self._jobs else r.new_status)
+            )  # fmt: skip
             return list(dict.fromkeys(unfinished))
 
     def _in_flight(self) -> int:

@@ -64,15 +64,19 @@ class Kernel:
         self.messages.extend(seen)
         content = reply["content"]
         mine = [m for m in seen if m["parent_header"].get("msg_id") == reply["parent_header"].get("msg_id")]
+        streams = [m["content"] for m in mine if m["msg_type"] == "stream"]
         return CellResult(
             status=content["status"],
-            stdout="".join(m["content"]["text"] for m in mine if m["msg_type"] == "stream" and m["content"]["name"] == "stdout"),
-            stderr="".join(m["content"]["text"] for m in mine if m["msg_type"] == "stream" and m["content"]["name"] == "stderr"),
-            displays=[m["content"] | {"msg_type": m["msg_type"]} for m in mine
-                      if m["msg_type"] in ("display_data", "execute_result", "update_display_data")],
+            stdout="".join(s["text"] for s in streams if s["name"] == "stdout"),
+            stderr="".join(s["text"] for s in streams if s["name"] == "stderr"),
+            displays=[
+                m["content"] | {"msg_type": m["msg_type"]}
+                for m in mine
+                if m["msg_type"] in ("display_data", "execute_result", "update_display_data")
+            ],
             error=content if content["status"] == "error" else None,
             messages=seen,
-        )  # fmt: skip
+        )
 
     def ok(self, code: str, timeout: float = 120) -> CellResult:
         """Run a cell that must succeed; its failure fails the test with what the kernel said."""

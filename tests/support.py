@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -82,3 +83,33 @@ def hold_the_slot(engine: Engine) -> str:
 def file_hashes(engine: Engine) -> dict[str, str]:
     """file name -> file_hash of the files in an engine's store."""
     return {f.filename or "": f.file_hash for f in engine.list_files()}
+
+
+class CountingBackend:
+    """A real backend whose calls are counted by method name (and the ids each ``job_statuses`` asked for),
+    optionally failing the first ``fail_first`` calls of ``fail_method`` the way a service that does not
+    answer would (a fault that cannot be produced on demand with the embedded backend)."""
+
+    def __init__(self, inner: Any, *, fail_method: str = "", fail_first: int = 0) -> None:
+        self.inner = inner
+        self.calls: Counter[str] = Counter()
+        self.status_requests: list[list[str]] = []
+        self.call_times: list[float] = []
+        self._fail_method, self._failures_left = fail_method, fail_first
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self.inner, name)
+        if name.startswith("_") or not callable(attribute):
+            return attribute
+
+        async def counted(*args: Any, **kwargs: Any) -> Any:
+            self.calls[name] += 1
+            if name == "job_statuses":
+                self.status_requests.append(list(args[0]))
+                self.call_times.append(time.monotonic())
+            if name == self._fail_method and self._failures_left > 0:
+                self._failures_left -= 1
+                raise ConnectionError("service unavailable (injected)")
+            return await attribute(*args, **kwargs)
+
+        return counted

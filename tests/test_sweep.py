@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 import pytest
+from support import CountingBackend
 
-from dshpc_jupyter.connection import Connection
+from dshpc_jupyter.connection import Connection, open_engine
 from dshpc_jupyter.embedded import EmbeddedBackend
-from dshpc_jupyter.connection import open_engine
 from dshpc_jupyter.hashing import sha256_bytes
 from dshpc_jupyter.sweep import BatchSpecError, expand, load_file, parse_text
 
@@ -39,25 +37,6 @@ SEED_REQUEST = """{
     // Additional job configurations...
   ]
 }"""
-
-
-class CountingBackend:
-    """A real backend whose calls are counted (by method name)."""
-
-    def __init__(self, inner: Any) -> None:
-        self.inner = inner
-        self.calls: Counter[str] = Counter()
-
-    def __getattr__(self, name: str) -> Any:
-        attribute = getattr(self.inner, name)
-        if name.startswith("_") or not callable(attribute):
-            return attribute
-
-        async def counted(*args: Any, **kwargs: Any) -> Any:
-            self.calls[name] += 1
-            return await attribute(*args, **kwargs)
-
-        return counted
 
 
 @pytest.fixture

@@ -1,0 +1,240 @@
+"""The live Batch over the real embedded backend: its DataFrame, statistics, polling, waiting, cancelling,
+reopening, concurrency and dry runs."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from support import CountingBackend, write_method
+
+from dshpc_jupyter import Batch, batches
+from dshpc_jupyter.connection import Connection, open_engine
+from dshpc_jupyter.embedded import EmbeddedBackend
+from dshpc_jupyter.examples import data_files, methods_dir
+
+SLEEPER = """import json, sys, time
+p = json.load(open(sys.argv[2]))
+time.sleep(p["seconds"])
+print(json.dumps({"n": p["n"], "started": time.time()}))
+"""
+
+
+@pytest.fixture
+def counting(home: Path) -> Iterator[tuple[Connection, CountingBackend]]:
+    """A connection on a fresh home with the examples and a ``Sleeper`` method, its backend's calls counted."""
+    backend = CountingBackend(EmbeddedBackend(open_engine(home)))
+    connection = Connection(backend)  # type: ignore[arg-type]
+    connection.register_method(methods_dir())
+    connection.register_method(
+        write_method(home.parent / "methods", "Sleeper", SLEEPER, parameters=[
+            {"name": "n", "type": "integer", "default": 0}, {"name": "seconds", "type": "number", "default": 0.0},
+        ])
+    )  # fmt: skip
+    connection.upload_files(data_files())
+    backend.calls.clear()
+    yield connection, backend
+    connection.close()
+
+
+@pytest.fixture
+def connection(counting: tuple[Connection, CountingBackend]) -> Connection:
+    return counting[0]
+
+
+@pytest.fixture
+def hashes(connection: Connection) -> dict[str, str]:
+    return {f.filename or "": f.file_hash for f in connection.list_files()}
+
+
+def threshold_configs(hashes: dict[str, str], thresholds: list[float]) -> list[dict[str, object]]:
+    return [
+        {"method_name": "Threshold Filter", "file_hash": hashes[name], "parameters": {"threshold": t}}
+        for name in ("readings_a.csv", "readings_b.csv")
+        for t in thresholds
+    ]
+
+
+def test_df_has_one_row_per_config_in_order_with_typed_columns(connection: Connection, hashes: dict[str, str]) -> None:
+    configs = [*threshold_configs(hashes, [0.2, -1.0]), {"method_name": "Nope", "file_hash": hashes["poem.txt"]}]
+    batch = Batch.submit(configs, connection=connection, poll=0.1).wait(60)
+    df = batch.df
+    assert list(df.columns[:19]) == [
+        "job_id", "method_name", "file_hash", "function_hash", "parameters", "new_status", "old_status", "message",
+        "output", "outcome", "status", "state", "cached", "error", "exit_code", "submitted_at", "started_at",
+        "finished_at", "duration",
+    ]  # fmt: skip
+    assert list(df.columns[19:]) == ["threshold", "column"]  # one per parameter, defaults filled in
+    assert df["threshold"].iloc[:4].tolist() == [0.2, -1.0, 0.2, -1.0] and pd.isna(df["threshold"].iloc[4])
+    assert df["column"].iloc[:4].tolist() == ["value"] * 4 and pd.isna(df["column"].iloc[4])
+    assert df["state"].tolist() == ["completed", "failed", "completed", "failed", "error"]
+    assert df["status"].tolist()[:4] == ["CD", "F", "CD", "F"] and pd.isna(df["status"].iloc[4])
+    for column in ("method_name", "file_hash", "state", "status", "outcome", "new_status", "column"):
+        assert isinstance(df[column].dtype, pd.CategoricalDtype), column
+    assert str(df["submitted_at"].dtype).startswith("datetime64") and str(df["submitted_at"].dt.tz) == "UTC"
+    assert (df["duration"].iloc[:4] > 0).all()
+    assert df["exit_code"].iloc[:4].tolist() == [0, 2, 0, 2]
+    assert "threshold must be non-negative" in df["error"].iloc[1]
+    assert df["error"].iloc[4] == "Method 'Nope' not found" and pd.isna(df["job_id"].iloc[4])
+    assert df["parameters"].iloc[0] == {"threshold": 0.2}  # as given
+
+
+def test_stats_add_up_and_outputs_become_columns(connection: Connection, hashes: dict[str, str]) -> None:
+    batch = Batch.submit(threshold_configs(hashes, [0.2, 0.5, -1.0]), connection=connection, poll=0.1).wait(60)
+    stats = batch.stats
+    assert (stats.total_jobs, stats.successful_submissions, stats.in_progress_jobs, stats.completed_jobs) == (6, 6, 6, 0)
+    assert stats.completed_jobs + stats.in_progress_jobs + stats.failed_submissions == stats.total_jobs
+    assert (stats.completed, stats.failed, stats.pending, stats.running, stats.errors) == (4, 2, 0, 0, 0)
+    assert stats.done and stats.elapsed > 0 and stats.throughput and stats.eta == 0.0
+    assert "4 completed (0 cached)" in stats.summary() and "2 failed" in stats.summary() and "done in" in stats.summary()
+    outputs = batch.outputs()
+    assert list(outputs.index) == list(batch.df.index)
+    assert {"method_name", "file_hash", "threshold", "rows", "above", "mean_above", "max"} <= set(outputs.columns)
+    assert outputs.groupby("threshold")["above"].sum().to_dict()[0.5] == 28 + 32
+    assert outputs["rows"].iloc[2] != outputs["rows"].iloc[2]  # a failed job has no output: NaN
+
+
+def test_outputs_prefix_columns_that_clash_with_parameters(connection: Connection, hashes: dict[str, str]) -> None:
+    configs = [{"method_name": "Sleeper", "file_hash": hashes["hello.txt"], "parameters": {"n": 7}}]
+    outputs = Batch.submit(configs, connection=connection, poll=0.1).wait(60).outputs()
+    assert outputs["n"].tolist() == [7] and outputs["output.n"].tolist() == [7]
+    assert "started" in outputs.columns
+
+
+def test_second_submission_is_all_cached_and_failures_are_resubmitted(
+    connection: Connection, hashes: dict[str, str]
+) -> None:
+    configs = threshold_configs(hashes, [0.2, -1.0])
+    first = Batch.submit(configs, connection=connection, poll=0.1).wait(60)
+    second = Batch.submit(configs, connection=connection, poll=0.1)
+    assert second.df["outcome"].tolist() == ["cached", "resubmitted", "cached", "resubmitted"]
+    assert second.df["cached"].tolist() == [True, False, True, False]
+    assert second.df["old_status"].tolist()[1] == "F"
+    assert second.df["job_id"][0] == first.df["job_id"][0] and second.df["job_id"][1] != first.df["job_id"][1]
+    assert second.wait(60).stats.cached == 2
+
+
+def test_a_batch_of_invalid_configs_is_done_at_once_and_never_polls(
+    counting: tuple[Connection, CountingBackend], hashes: dict[str, str]
+) -> None:
+    connection, backend = counting
+    batch = Batch.submit([{"method_name": "Nope", "file_hash": hashes["poem.txt"]}], connection=connection, poll=0.05)
+    assert batch.done and batch.df["state"].tolist() == ["error"]
+    time.sleep(0.3)
+    assert backend.calls["job_statuses"] == 0
+
+
+def test_wait_times_out_then_cancel_ends_every_job(connection: Connection, hashes: dict[str, str]) -> None:
+    configs = [{"method_name": "Sleeper", "file_hash": hashes["hello.txt"], "parameters": {"n": n, "seconds": 30}}
+               for n in range(3)]  # fmt: skip
+    batch = Batch.submit(configs, connection=connection, poll=0.1)
+    with pytest.raises(TimeoutError, match=r"3 job\(s\) still in progress after 0.3 s"):
+        batch.wait(0.3)
+    assert not batch.done
+    batch.cancel()
+    batch.wait(30)
+    assert batch.df["status"].tolist() == ["CA", "CA", "CA"] and batch.df["state"].tolist() == ["failed"] * 3
+
+
+def test_load_reopens_the_same_jobs(connection: Connection, hashes: dict[str, str]) -> None:
+    batch = Batch.submit(threshold_configs(hashes, [0.2, 0.5]), connection=connection, poll=0.1)
+    assert batch.batch_id is not None
+    reopened = Batch.load(batch.batch_id, connection=connection, poll=0.1).wait(60)
+    batch.wait(60)
+    assert reopened.df["job_id"].tolist() == batch.df["job_id"].tolist()
+    assert reopened.df["state"].tolist() == ["completed"] * 4
+    assert reopened.df["threshold"].tolist() == [0.2, 0.5, 0.2, 0.5]
+    assert reopened.stats.total_jobs == 4 and reopened.stats.successful_submissions == 4
+    listed = batches(connection=connection)
+    assert listed["batch_id"].tolist() == [batch.batch_id] and listed["total_jobs"].tolist() == [4]
+
+
+def test_dry_run_submits_and_records_nothing(counting: tuple[Connection, CountingBackend], hashes: dict[str, str]) -> None:
+    connection, backend = counting
+    batch = Batch.submit(threshold_configs(hashes, [0.2]), connection=connection, dry_run=True)
+    assert batch.done and batch.batch_id is None
+    assert batch.df["outcome"].tolist() == ["new", "new"] and batch.df["state"].tolist() == ["dry run"] * 2
+    assert batch.stats.summary().startswith("dry run: 2 configs: 0 cached, 0 in progress, 2 new")
+    assert connection.list_jobs() == [] and connection.batches() == []
+    assert backend.calls["job_statuses"] == 0
+
+
+def test_polling_asks_once_per_interval_for_all_2000_jobs_in_flight(
+    counting: tuple[Connection, CountingBackend], hashes: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """2,000 jobs in flight (one slot, so they stay pending): one ``job_statuses`` call per poll interval, each
+    naming all 2,000 jobs, and no other backend call while polling."""
+    monkeypatch.setenv("DSHPC_LOCAL_SLOTS", "1")
+    connection, backend = counting
+    configs = [{"method_name": "Sleeper", "file_hash": hashes["hello.txt"], "parameters": {"n": n, "seconds": 60}}
+               for n in range(2000)]  # fmt: skip
+    poll = 0.2
+    batch = Batch.submit(configs, connection=connection, poll=poll)
+    try:
+        backend.calls.clear()
+        started = time.monotonic()
+        time.sleep(3.0)
+        calls = list(backend.call_times)
+        elapsed = time.monotonic() - started
+        assert dict(backend.calls) == {"job_statuses": len(calls)}
+        assert len(calls) <= elapsed / poll + 1
+        assert len(calls) >= 5, f"only {len(calls)} polls in {elapsed:.1f} s"
+        assert all(len(ids) == 2000 and len(set(ids)) == 2000 for ids in backend.status_requests)
+        gaps = [b - a for a, b in zip(calls, calls[1:], strict=False)]
+        assert min(gaps) >= poll * 0.9, gaps
+        assert not batch.done and batch.stats.pending + batch.stats.running == 2000
+    finally:
+        batch.stop()
+        batch.cancel()
+    assert batch.wait(60).stats.failed == 2000
+
+
+def test_concurrency_keeps_at_most_n_jobs_in_progress(connection: Connection, hashes: dict[str, str]) -> None:
+    configs = [{"method_name": "Sleeper", "file_hash": hashes["hello.txt"], "parameters": {"n": n, "seconds": 0.3}}
+               for n in range(4)]  # fmt: skip
+    batch = Batch.submit(configs, connection=connection, poll=0.05, concurrency=2)
+    assert batch.stats.queued == 2 and batch.df["state"].tolist()[2:] == ["queued", "queued"]
+    batch.wait(60)
+    df = batch.df
+    assert df["state"].tolist() == ["completed"] * 4
+    assert len(batch.batch_ids) >= 2 and batch.stats.total_jobs == 4
+    for t in df["started_at"]:
+        running = ((df["started_at"] <= t) & (df["finished_at"] > t)).sum()
+        assert running <= 2, df[["started_at", "finished_at"]]
+    again = Batch.submit(configs, connection=connection, concurrency=1)
+    assert again.done and again.df["outcome"].tolist() == ["cached"] * 4  # cached configs take no slot
+
+
+def test_polling_survives_a_service_that_stops_answering_for_a_while(home: Path, hashes: dict[str, str]) -> None:
+    backend = CountingBackend(EmbeddedBackend(open_engine(home)), fail_method="job_statuses", fail_first=2)
+    connection = Connection(backend)  # type: ignore[arg-type]
+    try:
+        batch = Batch.submit(threshold_configs(hashes, [0.2]), connection=connection, poll=0.05)
+        errors = []
+        deadline = time.monotonic() + 30
+        while not batch.done and time.monotonic() < deadline:
+            errors.append(batch.last_error)
+            time.sleep(0.01)
+        assert batch.done and batch.df["state"].tolist() == ["completed", "completed"]
+        assert "ConnectionError: service unavailable (injected)" in errors
+        assert batch.last_error is None
+    finally:
+        connection.close()
+
+
+def test_a_final_record_never_goes_back(connection: Connection, hashes: dict[str, str]) -> None:
+    batch = Batch.submit(threshold_configs(hashes, [0.2])[:1], connection=connection, poll=0.1).wait(60)
+    record = batch.rows()[0].job
+    assert record is not None and record.status == "CD"
+    batch._apply([record.model_copy(update={"status": "R"})])
+    assert batch.rows()[0].status == "CD"
+
+
+def test_bad_arguments_name_the_field(connection: Connection) -> None:
+    with pytest.raises(ValueError, match="poll: must be a positive number"):
+        Batch.submit([], connection=connection, poll=0)
+    with pytest.raises(ValueError, match="concurrency: must be at least 1"):
+        Batch.submit([], connection=connection, concurrency=0)
