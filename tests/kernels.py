@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import queue
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,8 @@ class CellResult:
     displays: list[dict[str, Any]]
     error: dict[str, Any] | None
     messages: list[dict[str, Any]] = field(repr=False)
+    #: What the kernel paged (``%magic?`` help goes there, in the reply's payload).
+    paged: str = ""
 
     @property
     def text(self) -> str:
@@ -54,16 +57,32 @@ class Kernel:
         self.messages: list[dict[str, Any]] = []
 
     def run(self, code: str, timeout: float = 120) -> CellResult:
+        """Execute a cell and wait until the kernel is idle again; every iopub message seen meanwhile (of any
+        parent: background threads may address another cell) is kept."""
+        msg_id = self.client.execute(code, allow_stdin=False)
+        deadline = time.monotonic() + timeout
         seen: list[dict[str, Any]] = []
-
-        def hook(message: dict[str, Any]) -> None:
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"cell still running after {timeout} s: {code[:80]!r}")
+            try:
+                message = self.client.get_iopub_msg(timeout=remaining)
+            except queue.Empty:
+                continue
             seen.append(message)
-
-        reply = self.client.execute_interactive(code, timeout=timeout, output_hook=hook, allow_stdin=False)
-        self.drain()
+            if (
+                message["msg_type"] == "status"
+                and message["content"]["execution_state"] == "idle"
+                and message["parent_header"].get("msg_id") == msg_id
+            ):
+                break
+        reply = self.client.get_shell_msg(timeout=timeout)
+        while reply["parent_header"].get("msg_id") != msg_id:
+            reply = self.client.get_shell_msg(timeout=timeout)
         self.messages.extend(seen)
         content = reply["content"]
-        mine = [m for m in seen if m["parent_header"].get("msg_id") == reply["parent_header"].get("msg_id")]
+        mine = [m for m in seen if m["parent_header"].get("msg_id") == msg_id]
         streams = [m["content"] for m in mine if m["msg_type"] == "stream"]
         return CellResult(
             status=content["status"],
@@ -76,6 +95,7 @@ class Kernel:
             ],
             error=content if content["status"] == "error" else None,
             messages=seen,
+            paged="".join(str(p.get("data", {}).get("text/plain", "")) for p in content.get("payload", [])),
         )
 
     def ok(self, code: str, timeout: float = 120) -> CellResult:

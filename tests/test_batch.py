@@ -85,11 +85,18 @@ def test_df_has_one_row_per_config_in_order_with_typed_columns(connection: Conne
 def test_stats_add_up_and_outputs_become_columns(connection: Connection, hashes: dict[str, str]) -> None:
     batch = Batch.submit(threshold_configs(hashes, [0.2, 0.5, -1.0]), connection=connection, poll=0.1).wait(60)
     stats = batch.stats
-    assert (stats.total_jobs, stats.successful_submissions, stats.in_progress_jobs, stats.completed_jobs) == (6, 6, 6, 0)
+    assert (stats.total_jobs, stats.successful_submissions, stats.in_progress_jobs, stats.completed_jobs) == (
+        6,
+        6,
+        6,
+        0,
+    )
     assert stats.completed_jobs + stats.in_progress_jobs + stats.failed_submissions == stats.total_jobs
     assert (stats.completed, stats.failed, stats.pending, stats.running, stats.errors) == (4, 2, 0, 0, 0)
     assert stats.done and stats.elapsed > 0 and stats.throughput and stats.eta == 0.0
-    assert "4 completed (0 cached)" in stats.summary() and "2 failed" in stats.summary() and "done in" in stats.summary()
+    assert (
+        "4 completed (0 cached)" in stats.summary() and "2 failed" in stats.summary() and "done in" in stats.summary()
+    )
     outputs = batch.outputs()
     assert list(outputs.index) == list(batch.df.index)
     assert {"method_name", "file_hash", "threshold", "rows", "above", "mean_above", "max"} <= set(outputs.columns)
@@ -152,7 +159,9 @@ def test_load_reopens_the_same_jobs(connection: Connection, hashes: dict[str, st
     assert listed["batch_id"].tolist() == [batch.batch_id] and listed["total_jobs"].tolist() == [4]
 
 
-def test_dry_run_submits_and_records_nothing(counting: tuple[Connection, CountingBackend], hashes: dict[str, str]) -> None:
+def test_dry_run_submits_and_records_nothing(
+    counting: tuple[Connection, CountingBackend], hashes: dict[str, str]
+) -> None:
     connection, backend = counting
     batch = Batch.submit(threshold_configs(hashes, [0.2]), connection=connection, dry_run=True)
     assert batch.done and batch.batch_id is None
