@@ -3,6 +3,7 @@ reopening, concurrency and dry runs."""
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -192,7 +193,7 @@ def test_polling_asks_once_per_interval_for_all_2000_jobs_in_flight(
         assert len(calls) <= elapsed / poll + 1
         assert len(calls) >= 5, f"only {len(calls)} polls in {elapsed:.1f} s"
         assert all(len(ids) == 2000 and len(set(ids)) == 2000 for ids in backend.status_requests)
-        gaps = [b - a for a, b in zip(calls, calls[1:], strict=False)]
+        gaps = [b - a for a, b in itertools.pairwise(calls)]
         assert min(gaps) >= poll * 0.9, gaps
         assert not batch.done and batch.stats.pending + batch.stats.running == 2000
     finally:

@@ -153,7 +153,7 @@ def test_load_file_reads_paths_relative_to_the_file(tmp_path: Path) -> None:
     [
         ("", "batch: the cell is empty"),
         ("method: [unclosed", "batch: invalid YAML at line 1"),
-        ("{\"jobs\": [{\"a\": 1}", "batch: invalid YAML"),
+        ('{"jobs": [{"a": 1}', "batch: invalid YAML"),
         ("42", "batch: expected a sweep (mapping), a list of configs"),
         ("jobs: {a: 1}", "jobs: must be a list of configs, got mapping"),
         ("{jobs: [], extra: 1}", "batch: unexpected field 'extra' beside 'jobs'"),
