@@ -122,7 +122,7 @@ def table_html(rows: Sequence[Row], max_rows: int = MAX_ROWS) -> str:
         )
         body.append(f'<tr class="dshpc-{row.state.replace(" ", "-")}"{style}>{"".join(cells)}</tr>')
     more = (
-        f'<div class="dshpc-more">showing {len(shown)} of {len(rows)} rows (failures first); '
+        f'<div class="dshpc-more">showing {len(shown)} of {len(rows)} rows (failures always shown); '
         "every row is in <code>batch.df</code></div>"
         if len(shown) < len(rows)
         else ""
@@ -144,7 +144,7 @@ def table_text(rows: Sequence[Row], max_rows: int = MAX_ROWS) -> str:
     widths = [max(len(h), *(len(line[i]) for line in lines)) if lines else len(h) for i, h in enumerate(header)]
     text = ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(line)).rstrip() for line in [header, *lines]]
     if len(shown) < len(rows):
-        text.append(f"(showing {len(shown)} of {len(rows)} rows, failures first; every row is in batch.df)")
+        text.append(f"(showing {len(shown)} of {len(rows)} rows, failures always shown; every row is in batch.df)")
     return "\n".join(text)
 
 

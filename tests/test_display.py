@@ -1,0 +1,82 @@
+"""The live display without a front end: the widget's values, the static HTML/text, and which rows are shown."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from dshpc_jupyter import Batch, BatchView
+from dshpc_jupyter.connection import Connection, connect_async
+from dshpc_jupyter.examples import data_files, methods_dir
+from dshpc_jupyter.jupyter.display import pick_rows, static_bundle
+
+
+@pytest.fixture
+def connection(home: Path) -> Iterator[Connection]:
+    connection = Connection(connect_async(home=home))  # not made the current one: other tests stay unaffected
+    connection.register_method(methods_dir())
+    connection.upload_files(data_files())
+    yield connection
+    connection.close()
+
+
+@pytest.fixture
+def finished(connection: Connection) -> Batch:
+    """40 configs: 2 failures near the end, 1 invalid config, the rest completed."""
+    readings = {f.filename: f.file_hash for f in connection.list_files()}["readings_a.csv"]
+    thresholds = [i / 100 for i in range(37)] + [-1.0, -2.0]
+    configs = [{"method_name": "Threshold Filter", "file_hash": readings, "parameters": {"threshold": t}}
+               for t in thresholds] + [{"method_name": "Nope", "file_hash": readings}]  # fmt: skip
+    return Batch.submit(configs, connection=connection, poll=0.1).wait(120)
+
+
+def test_widget_shows_the_final_state_and_failures_stand_out(finished: Batch) -> None:
+    view = BatchView(finished, max_rows=10)
+    try:
+        assert view.progress.value == 40 and view.progress.max == 40 and view.progress.bar_style == "danger"
+        assert view.progress.description == "40/40"
+        assert "37 completed (0 cached)" in view.summary.value and "2 failed" in view.summary.value
+        assert "1 errors" in view.summary.value and "done in" in view.summary.value
+        table = view.table.value
+        assert table.count("<tr class=") == 10 and "showing 10 of 40 rows" in table
+        assert table.count('class="dshpc-failed" style="background:#fde2e1"') == 2
+        assert 'class="dshpc-error"' in table and "Method &#x27;Nope&#x27; not found" in table
+        assert "threshold must be non-negative" in table and "✗ failed" in table
+    finally:
+        view.close()
+
+
+def test_rows_shown_keep_request_order_and_always_include_failures(finished: Batch) -> None:
+    shown = pick_rows(finished.rows(), 10)
+    assert [r.index for r in shown] == [0, 1, 2, 3, 4, 5, 6, 37, 38, 39]
+    assert [r.index for r in pick_rows(finished.rows(), 100)] == list(range(40))
+
+
+def test_static_bundle_is_plain_html_and_text(finished: Batch) -> None:
+    bundle = static_bundle(finished, max_rows=5)
+    assert set(bundle) == {"text/html", "text/plain"}
+    text = bundle["text/plain"].splitlines()
+    assert text[0].startswith(f"dsHPC batch {finished.batch_id}: 40 configs · 37 completed")
+    assert text[1].split() == ["#", "method", "file", "parameters", "status", "state", "output", "/", "error"]
+    assert len(text) == 2 + 5 + 1 and "failures always shown" in text[-1]
+    assert "<script" not in bundle["text/html"]
+
+
+def test_view_follows_a_running_batch_to_the_end(connection: Connection) -> None:
+    hello = {f.filename: f.file_hash for f in connection.list_files()}["hello.txt"]
+    configs = [{"method_name": "Simulated Workload", "file_hash": hello, "parameters": {"seconds": 0.5 + i / 10}}
+               for i in range(3)]  # fmt: skip
+    batch = Batch.submit(configs, connection=connection, poll=0.1)
+    view = BatchView(batch, min_interval=0.05)
+    assert view.progress.value == 0 and view.progress.bar_style == "info"
+    finished = []
+    view.follow(on_done=lambda: finished.append(view.progress.value))
+    batch.wait(60)
+    deadline = time.monotonic() + 10
+    while not finished and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert finished == [3] and view.progress.bar_style == "success"
+    view.close()
