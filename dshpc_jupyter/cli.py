@@ -12,7 +12,6 @@ import os
 import sys
 import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from rich import box
@@ -23,9 +22,10 @@ from rich.table import Table
 from . import __version__
 from . import status as st
 from .connection import Connection, connect
-from .errors import DshpcError, InvalidInputError
+from .errors import DshpcError
 from .examples import data_files, methods_dir
 from .models import BatchStatistics, JobRecord, MultiJobResult
+from .sweep import load_file
 
 console = Console(highlight=False)
 POLL_S = 0.2
@@ -153,25 +153,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load_configs(path: Path) -> list[Any]:
-    """The configs of a request file: the seed's ``{"jobs": [...]}`` or a bare list, as JSON or YAML."""
-    import yaml
-
-    try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise InvalidInputError(f"{path}: cannot read the request: {exc}") from None
-    if isinstance(document, dict) and isinstance(document.get("jobs"), list):
-        return list(document["jobs"])
-    if isinstance(document, list):
-        return document
-    raise InvalidInputError(f"{path}: expected {{'jobs': [...]}} or a list of configs")
-
-
 def cmd_submit(args: argparse.Namespace) -> int:
     with _connection(args) as connection:
-        configs = _load_configs(Path(args.file))
-        response = connection.simulate_jobs(configs, dry_run=args.dry_run)
+        # a sweep's local files are uploaded when missing (for a dry run too: a dry run submits no job)
+        expansion = load_file(args.file, upload=connection.upload_files)
+        for note in expansion.notes():
+            console.print(note)
+        response = connection.simulate_jobs(expansion.configs, dry_run=args.dry_run)
         jobs: dict[str, JobRecord] = {}
         if args.wait and not args.dry_run:
             jobs = wait_for(connection, [r.job_id for r in response.results if r.job_id], timeout=args.timeout)
@@ -288,7 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(run=cmd_demo)
 
     submit = commands.add_parser("submit", help="submit a batch from a YAML or JSON file")
-    submit.add_argument("file", help="the seed's request ({jobs: [...]}), a list of configs, or a sweep")
+    submit.add_argument("file", help="the seed's request ({jobs: [...]}), a list of configs, or a sweep (YAML/JSON)")
     submit.add_argument("--wait", action="store_true", help="wait until every job has ended")
     submit.add_argument("--dry-run", action="store_true", help="say what would happen; submit nothing")
     submit.add_argument("--timeout", type=float, default=None, help="seconds to wait at most")

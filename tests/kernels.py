@@ -45,7 +45,9 @@ class Kernel:
 
     def __init__(self, cwd: Path, env: dict[str, str] | None = None) -> None:
         self.manager = KernelManager(kernel_name="python3", transport="ipc", ip=str(cwd / "kernel-ipc"))
-        self.manager.kernel_spec.argv[0] = sys.executable
+        spec = self.manager.kernel_spec
+        assert spec is not None, "the python3 kernel spec is missing (install ipykernel)"
+        spec.argv[0] = sys.executable
         self.cwd = cwd
         self.env = {**os.environ, **(env or {})}
         self.env.pop("JPY_PARENT_PID", None)

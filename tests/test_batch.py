@@ -28,7 +28,7 @@ print(json.dumps({"n": p["n"], "started": time.time()}))
 def counting(home: Path) -> Iterator[tuple[Connection, CountingBackend]]:
     """A connection on a fresh home with the examples and a ``Sleeper`` method, its backend's calls counted."""
     backend = CountingBackend(EmbeddedBackend(open_engine(home)))
-    connection = Connection(backend)  # type: ignore[arg-type]
+    connection = Connection(backend)
     connection.register_method(methods_dir())
     connection.register_method(
         write_method(home.parent / "methods", "Sleeper", SLEEPER, parameters=[
@@ -60,7 +60,10 @@ def threshold_configs(hashes: dict[str, str], thresholds: list[float]) -> list[d
 
 
 def test_df_has_one_row_per_config_in_order_with_typed_columns(connection: Connection, hashes: dict[str, str]) -> None:
-    configs = [*threshold_configs(hashes, [0.2, -1.0]), {"method_name": "Nope", "file_hash": hashes["poem.txt"]}]
+    configs: list[dict[str, object]] = [
+        *threshold_configs(hashes, [0.2, -1.0]),
+        {"method_name": "Nope", "file_hash": hashes["poem.txt"]},
+    ]
     batch = Batch.submit(configs, connection=connection, poll=0.1).wait(60)
     df = batch.df
     assert list(df.columns[:19]) == [
@@ -220,7 +223,7 @@ def test_concurrency_keeps_at_most_n_jobs_in_progress(connection: Connection, ha
 
 def test_polling_survives_a_service_that_stops_answering_for_a_while(home: Path, hashes: dict[str, str]) -> None:
     backend = CountingBackend(EmbeddedBackend(open_engine(home)), fail_method="job_statuses", fail_first=2)
-    connection = Connection(backend)  # type: ignore[arg-type]
+    connection = Connection(backend)
     try:
         batch = Batch.submit(threshold_configs(hashes, [0.2]), connection=connection, poll=0.05)
         errors = []

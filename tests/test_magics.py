@@ -8,6 +8,7 @@ import re
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from kernels import Kernel
@@ -25,13 +26,13 @@ with open(p["log"], "a") as log:
 time.sleep(p["seconds"])
 print(json.dumps({"tag": p["tag"], "scale": p["scale"]}))
 """
-COUNTED_PARAMETERS = [
+COUNTED_PARAMETERS: list[dict[str, Any]] = [
     {"name": "log", "type": "string", "required": True},
     {"name": "tag", "type": "string", "default": ""},
     {"name": "seconds", "type": "number", "default": 0.0},
     {"name": "scale", "type": "number", "default": 1.0},
 ]
-SEED_PARAMETERS = {
+SEED_PARAMETERS: dict[str, list[dict[str, Any]]] = {
     "Example Method": [{"name": "param1", "type": "string"}, {"name": "param2", "type": "string"}],
     "Another Method": [{"name": "threshold", "type": "number"}, {"name": "verbose", "type": "boolean"}],
 }
@@ -262,7 +263,7 @@ def test_without_a_kernel_it_prints_a_text_summary(
     try:
         shell.run_line_magic("load_ext", "dshpc_jupyter")
         shell.run_line_magic("dshpc_connect", f"--home {home}")
-        shell.run_cell_magic("dshpc_batch", "--wait --out b", sweep(tmp_path / "log"))
+        shell.run_cell_magic("dshpc_batch", "--wait --out b", sweep(tmp_path / "log"))  # type: ignore[no-untyped-call]
         out = capsys.readouterr().out
         assert f"Connected to {home} (embedded engine, local scheduler)" in out
         assert re.search(r"12 configs · 12 completed \(0 cached\) · 0 failed · 0 errors · done in", out), out

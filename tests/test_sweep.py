@@ -42,7 +42,7 @@ SEED_REQUEST = """{
 @pytest.fixture
 def counted(home: Path) -> Iterator[tuple[Connection, CountingBackend]]:
     backend = CountingBackend(EmbeddedBackend(open_engine(home)))
-    connection = Connection(backend)  # type: ignore[arg-type]
+    connection = Connection(backend)
     yield connection, backend
     connection.close()
 
