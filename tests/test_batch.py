@@ -194,7 +194,7 @@ def test_polling_asks_once_per_interval_for_all_2000_jobs_in_flight(
         elapsed = time.monotonic() - started
         assert dict(backend.calls) == {"job_statuses": len(calls)}
         assert len(calls) <= elapsed / poll + 1
-        assert len(calls) >= 5, f"only {len(calls)} polls in {elapsed:.1f} s"
+        assert len(calls) >= 3, f"only {len(calls)} polls in {elapsed:.1f} s"
         assert all(len(ids) == 2000 and len(set(ids)) == 2000 for ids in backend.status_requests)
         gaps = [b - a for a, b in itertools.pairwise(calls)]
         assert min(gaps) >= poll * 0.9, gaps

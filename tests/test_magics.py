@@ -169,7 +169,7 @@ def test_the_live_display_updates_while_another_cell_sleeps(kernel: Kernel, tmp_
     progress_id = next(m["content"]["comm_id"] for m in submitted.messages if m["msg_type"] == "comm_open"
                        and m["content"]["data"]["state"].get("_model_name") == "IntProgressModel")  # fmt: skip
     assert kernel.value("b.done") is False
-    sleeping = kernel.ok("import time; time.sleep(6)")  # the jobs end while this cell blocks
+    sleeping = kernel.ok("import time; time.sleep(8)")  # the jobs end while this cell blocks
     during = [m for m in sleeping.messages if m["msg_type"] in ("comm_msg", "update_display_data")]
     progress = [m["content"]["data"]["state"] for m in during if m["msg_type"] == "comm_msg"
                 and m["content"]["comm_id"] == progress_id]  # fmt: skip
