@@ -173,9 +173,8 @@ def test_the_live_display_updates_while_another_cell_sleeps(kernel: Kernel, tmp_
     during = [m for m in sleeping.messages if m["msg_type"] in ("comm_msg", "update_display_data")]
     progress = [m["content"]["data"]["state"] for m in during if m["msg_type"] == "comm_msg"
                 and m["content"]["comm_id"] == progress_id]  # fmt: skip
-    assert {"value": 3, "bar_style": "success", "description": "3/3"} in [
-        {k: s[k] for k in ("value", "bar_style", "description") if k in s} for s in progress
-    ] or any(s.get("value") == 3 for s in progress), progress
+    assert any(state.get("value") == 3 for state in progress), progress
+    assert any(state.get("bar_style") == "success" for state in progress), progress
     updates = [m["content"] for m in during if m["msg_type"] == "update_display_data"]
     assert updates and updates[-1]["transient"]["display_id"] == display_id
     assert "3 completed" in updates[-1]["data"]["text/plain"] and "text/html" in updates[-1]["data"]

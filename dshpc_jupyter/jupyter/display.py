@@ -254,7 +254,12 @@ def show(batch: Batch, *, wait: bool = False, timeout: float | None = None, note
     if not wait:
         _print_lines(notes)
         handle = display({**widget_view, "text/plain": summary_text(batch, batch.stats)}, raw=True, display_id=True)
-        view.follow(on_done=lambda: handle.update(static_bundle(batch), raw=True), setup=_keep_parent())
+
+        def finish() -> None:  # the final state as plain HTML/text in the cell; the widget is no longer needed
+            handle.update(static_bundle(batch), raw=True)
+            view.close()
+
+        view.follow(on_done=finish, setup=_keep_parent())
         return
     display(widget_view, raw=True)
     view.follow()
