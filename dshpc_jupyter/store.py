@@ -227,6 +227,23 @@ class Transaction:
             (batch_id, created_at, len(results), statistics.model_dump_json(), _pack_results(results)),
         )
 
+    def extend_batch(self, batch_id: str, statistics: BatchStatistics, results: Sequence[Mapping[str, Any]]) -> int:
+        """Append results to a recorded batch, adding their statistics to its own (every statistic is a
+        count); the number of results it had before, or -1 when there is no such batch."""
+        row = self._conn.execute("SELECT statistics, results FROM batches WHERE batch_id = ?", (batch_id,)).fetchone()
+        if row is None:
+            return -1
+        before = BatchStatistics.model_validate_json(row[0])
+        total = BatchStatistics(**{k: v + getattr(statistics, k) for k, v in before.model_dump().items()})
+        packed = orjson.loads(row[1])
+        offset = len(packed)
+        packed.extend(orjson.loads(_pack_results(results)))
+        self._conn.execute(
+            "UPDATE batches SET total_jobs = ?, statistics = ?, results = ? WHERE batch_id = ?",
+            (len(packed), total.model_dump_json(), orjson.dumps(packed), batch_id),
+        )
+        return offset
+
 
 PACKED_FIELDS = (
     "job_id", "outcome", "old_status", "new_status", "message", "file_hash", "method_name", "function_hash",
@@ -546,8 +563,8 @@ class Store:
     def update_batch(self, batch_id: str, statistics: BatchStatistics, results: Sequence[Mapping[str, Any]]) -> None:
         """Rewrite a batch's results (after the scheduler refused some of its jobs)."""
         self._conn().execute(
-            "UPDATE batches SET statistics = ?, results = ? WHERE batch_id = ?",
-            (statistics.model_dump_json(), _pack_results(results), batch_id),
+            "UPDATE batches SET total_jobs = ?, statistics = ?, results = ? WHERE batch_id = ?",
+            (len(results), statistics.model_dump_json(), _pack_results(results), batch_id),
         )
 
     def get_batch(self, batch_id: str) -> tuple[BatchSummary, list[MultiJobResult]] | None:
