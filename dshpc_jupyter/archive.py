@@ -12,6 +12,7 @@ import os
 import stat
 import tarfile
 import zlib
+from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 
 from .errors import InvalidInputError, LimitExceededError
@@ -22,20 +23,22 @@ MAX_MEMBERS = 10_000
 _INFLATE_BLOCK = 1 << 20
 
 
-def pack_directory(root: Path) -> bytes:
-    """A .tar.gz of the files that make up a method directory (the ones its function_hash covers).
+def pack_directory(root: Path, method_dirs: Iterable[Path]) -> bytes:
+    """A .tar.gz of the method directories under ``root`` (or ``root`` itself), each with just the files its
+    function_hash covers, named relative to ``root``.
 
     Links are followed and stored as plain files, and owners, times and modes are normalised, so the archive
     depends only on the paths and contents, exactly like the hash.
     """
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz", format=tarfile.PAX_FORMAT) as tar:
-        for rel, path in method_files(root):
-            data = path.read_bytes()
-            info = tarfile.TarInfo(rel)
-            info.size = len(data)
-            info.mode = 0o755 if os.access(path, os.X_OK) else 0o644
-            tar.addfile(info, io.BytesIO(data))
+        for directory in method_dirs:
+            for _, path in method_files(directory):
+                data = path.read_bytes()
+                info = tarfile.TarInfo(path.relative_to(root).as_posix())
+                info.size = len(data)
+                info.mode = 0o755 if os.access(path, os.X_OK) else 0o644
+                tar.addfile(info, io.BytesIO(data))
     return buffer.getvalue()
 
 

@@ -14,6 +14,7 @@ import ipaddress
 import logging
 import os
 import shutil
+import socket
 import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -209,6 +210,8 @@ def create_app(
     """The API over ``backend``. The caller owns the backend (and closes it after the server stops)."""
     if max_body_bytes < 1 or max_configs < 1:
         raise ValueError("max_body_bytes and max_configs must be positive")
+    if api_key is not None and not (api_key and api_key.isascii() and api_key.isprintable()):
+        raise ValueError("api_key: must be non-empty printable ASCII text (it travels in an HTTP header)")
     app = _App(
         title="dsHPC API",
         version=__version__,
@@ -372,7 +375,7 @@ def _routes(backend: EmbeddedBackend, auth: bool, max_body_bytes: int, max_confi
         name: str, latest: bool = Query(True, description="The latest version (else the first registered).")
     ) -> Response:
         versions = await backend.method_versions(name)
-        chosen = next((v for v in versions if v.latest), versions[-1]) if latest else versions[0]
+        chosen = next((v for v in versions if v.latest), versions[0]) if latest else versions[-1]
         return await respond(MethodInfo, chosen)
 
     @router.get(
@@ -460,12 +463,12 @@ def serve(
     scheduler: str = "local",
     max_configs: int = DEFAULT_MAX_CONFIGS,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-    fd: int | None = None,
+    sock: socket.socket | None = None,
     log_level: str = "info",
 ) -> None:
     """Run the API until SIGINT/SIGTERM: the store under ``home``, ``methods`` registered first.
 
-    ``fd`` serves on an already-bound listening socket (socket activation, tests) instead of host:port. On a
+    ``sock`` serves on an already-bound listening socket (socket activation, tests) instead of host:port. On a
     signal, uvicorn stops accepting, lets requests in flight finish, and then the engine is closed; jobs
     keep running under their scheduler (the local worker is a separate process) and are picked up again by
     the next server on the same home.
@@ -480,16 +483,18 @@ def serve(
     except BaseException:
         engine.close()
         raise
-    if api_key is None and fd is None and not _is_loopback(host):
+    if api_key is None and sock is None and not _is_loopback(host):
         log.warning("serving on %s without an API key: anyone who can reach it can run registered methods", host)
     config = uvicorn.Config(
-        app, host=host, port=port, fd=fd, log_level=log_level, timeout_graceful_shutdown=60, lifespan="off"
+        app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=60, lifespan="off"
     )
-    asyncio.run(_serve(uvicorn.Server(config), backend))
+    asyncio.run(run_server(uvicorn.Server(config), backend, sock))
 
 
-async def _serve(server: uvicorn.Server, backend: EmbeddedBackend) -> None:
+async def run_server(server: uvicorn.Server, backend: EmbeddedBackend, sock: socket.socket | None = None) -> None:
+    """Serve until told to stop (a signal, or ``server.should_exit``), then close the backend: requests in
+    flight have finished by then, so nothing is cut halfway."""
     try:
-        await server.serve()
+        await server.serve(sockets=[sock] if sock is not None else None)
     finally:
         await backend.aclose()
