@@ -14,8 +14,10 @@ import ipaddress
 import logging
 import os
 import shutil
+import signal
 import socket
 import tempfile
+import threading
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -488,7 +490,22 @@ def serve(
     config = uvicorn.Config(
         app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=60, lifespan="off"
     )
-    asyncio.run(run_server(uvicorn.Server(config), backend, sock))
+    # uvicorn shuts down gracefully on SIGINT/SIGTERM, then raises the signal again for the handler it found
+    # installed: make that a no-op, so the engine is closed and serve() returns instead of the process dying.
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = {sig: signal.signal(sig, _after_shutdown) for sig in _STOP_SIGNALS} if main_thread else {}
+    try:
+        asyncio.run(run_server(uvicorn.Server(config), backend, sock))
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def _after_shutdown(signum: int, frame: object) -> None:
+    """The stop signal, raised again by uvicorn once it has stopped: nothing left to do."""
 
 
 async def run_server(server: uvicorn.Server, backend: EmbeddedBackend, sock: socket.socket | None = None) -> None:
