@@ -36,7 +36,7 @@ from . import __version__
 from .archive import extract_archive
 from .connection import open_engine
 from .embedded import EmbeddedBackend
-from .errors import DshpcError, InvalidInputError, LimitExceededError
+from .errors import DshpcError, InvalidInputError, LimitExceededError, MethodSpecError
 from .models import (
     BatchDetail,
     BatchSummary,
@@ -368,6 +368,8 @@ def _routes(backend: EmbeddedBackend, auth: bool, max_body_bytes: int, max_confi
         staging = await anyio.to_thread.run_sync(_unpack, data, engine.home.tmp_dir)
         try:
             registered = await backend.register_method(staging)
+        except MethodSpecError as exc:  # name files as they are in the archive, not by the server's staging path
+            raise MethodSpecError(str(exc).replace(f"{staging}{os.sep}", "").replace(str(staging), "archive")) from None
         finally:
             await anyio.to_thread.run_sync(shutil.rmtree, staging, True)
         return await respond(list[MethodInfo], registered)
