@@ -239,8 +239,9 @@ class HttpBackend:
             return self.max_configs
         if self._limits is None:
             try:
-                self._limits = await self.services_status()
-            except (NotFoundError, BackendError):
+                response = await self._send("GET", "/services/status", idempotent=True)
+                self._limits = ServiceStatus.model_validate_json(response.content)
+            except (NotFoundError, ValidationError):  # a server without limits (the seed's has another status)
                 return None
         return self._limits.limits.max_configs
 
