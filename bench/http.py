@@ -21,13 +21,15 @@ sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != Pa
 
 import argparse
 import asyncio
+import importlib.util
 import json
 import socket
 import statistics
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
+from types import ModuleType
 
 import httpx
 import uvicorn
@@ -38,44 +40,29 @@ from dshpc_jupyter.embedded import EmbeddedBackend
 from dshpc_jupyter.engine import Engine
 from dshpc_jupyter.examples import methods_dir
 from dshpc_jupyter.home import Home
-from dshpc_jupyter.models import JobRecord
-from dshpc_jupyter.schedulers.base import Refusal, Submission
 from dshpc_jupyter.server import create_app, run_server
 from dshpc_jupyter.store import JobUpdate, Store
 
 METHOD = "Example Python Method"
 
 
-class QueueOnly:
-    """A scheduler that accepts every job and runs none."""
+def _load_engine_bench() -> ModuleType:
+    """bench/engine.py, whose queue-only scheduler and timer this benchmark shares (bench is not a package)."""
+    spec = importlib.util.spec_from_file_location("bench_engine", Path(__file__).with_name("engine.py"))
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
-    name = "local"
 
-    def submit(self, submissions: Sequence[Submission]) -> list[Refusal]:
-        return []
-
-    def poll(self, jobs: Sequence[JobRecord]) -> list[JobUpdate]:
-        return []
-
-    def cancel(self, jobs: Sequence[JobRecord]) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
+_engine_bench = _load_engine_bench()
+QueueOnly = _engine_bench.QueueOnly
+best_of: Callable[[int, Callable[[], object]], tuple[float, float]] = _engine_bench.best_of
 
 
 def open_engine(root: Path) -> Engine:
     home = Home.open(root)
     return Engine(home, Store(home.db_path), QueueOnly())
-
-
-def best_of(repeat: int, run: Callable[[], object]) -> tuple[float, float]:
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return min(times), statistics.median(times)
 
 
 def prepare(root: Path, files: int, values: int) -> list[dict[str, object]]:

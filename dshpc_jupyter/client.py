@@ -28,7 +28,7 @@ from typing import Any, TypeVar
 from urllib.parse import quote
 
 import httpx
-from pydantic import TypeAdapter, ValidationError
+from pydantic import ValidationError
 from pydantic_core import PydanticSerializationError, to_json
 
 from . import __version__
@@ -59,6 +59,7 @@ from .models import (
     MethodInfo,
     MultiJobSimulationResponse,
     ServiceStatus,
+    adapter,
 )
 
 URL_ENV = "DSHPC_URL"
@@ -80,7 +81,6 @@ _STATUS_ERRORS: dict[int, type[DshpcError]] = {
 }
 _NO_BODY: Any = object()
 T = TypeVar("T")
-_adapters: dict[Any, TypeAdapter[Any]] = {}
 
 
 class BackendError(DshpcError):
@@ -89,13 +89,6 @@ class BackendError(DshpcError):
     def __init__(self, message: str, status_code: int = 503) -> None:
         super().__init__(message)
         self.status_code = status_code
-
-
-def _adapter(kind: Any) -> TypeAdapter[Any]:
-    adapter = _adapters.get(kind)
-    if adapter is None:
-        adapter = _adapters[kind] = TypeAdapter(kind)
-    return adapter
 
 
 def _detail(response: httpx.Response) -> str:
@@ -221,7 +214,7 @@ class HttpBackend:
     ) -> Any:  # fmt: skip
         response = await self._send(method, path, body=body, params=params, idempotent=idempotent)
         try:
-            return _adapter(kind).validate_json(response.content)
+            return adapter(kind).validate_json(response.content)
         except ValidationError as exc:
             raise BackendError(
                 f"{method} {path}: unexpected answer from {self.location}: {exc.errors()[0]['msg']}", 502

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 Outcome = Literal["cached", "in_progress", "new", "resubmitted", "invalid", "refused"]
 """What happened to one config: served from cache, joined a running job, submitted, resubmitted after a
@@ -275,3 +275,15 @@ class ErrorResponse(Model):
 
     detail: str
     errors: list[dict[str, Any]] | None = None
+
+
+_ADAPTERS: dict[Any, TypeAdapter[Any]] = {}
+
+
+def adapter(kind: Any) -> TypeAdapter[Any]:
+    """A TypeAdapter for a wire type (``list[JobRecord]``, a model, ...), built once: the server and the client
+    encode and decode with these."""
+    found = _ADAPTERS.get(kind)
+    if found is None:
+        found = _ADAPTERS[kind] = TypeAdapter(kind)
+    return found

@@ -1,15 +1,14 @@
 """The dsHPC HTTP API (DESIGN.md section 4) over the embedded engine, served by uvicorn: ``dshpc-jupyter serve``.
 
-Wire-compatible with the seed: same paths, JSON fields and status codes. Request bodies are parsed by
-pydantic's JSON parser (off the event loop when large) rather than by FastAPI, so every malformed body, of any
-shape, gets a 4xx whose ``detail`` names the field; responses are serialized straight from the engine's models
-without being validated again. /openapi.json still documents every request and response model.
+Wire-compatible with the seed: same paths, JSON fields and status codes (201 on upload, 409 on a stored hash),
+plus the additions of DESIGN.md section 4 and ``POST /methods`` (a method directory sent as an archive).
+Engine work runs in worker threads (:class:`.embedded.EmbeddedBackend`); how bodies, answers and errors are
+encoded is :mod:`.server_wire`; the API key and the body limit are checked first, in :mod:`.server_guard`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import ipaddress
 import logging
 import os
@@ -18,37 +17,31 @@ import signal
 import socket
 import tempfile
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import anyio.to_thread
 import uvicorn
 from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.openapi.utils import get_openapi
 from fastapi.responses import Response
-from pydantic import BaseModel, TypeAdapter, ValidationError
-from pydantic.json_schema import models_json_schema
-from pydantic_core import ErrorDetails
 
 from . import __version__
 from .archive import extract_archive
 from .connection import open_engine
 from .embedded import EmbeddedBackend
-from .errors import DshpcError, InvalidInputError, LimitExceededError, MethodSpecError
+from .errors import DshpcError, LimitExceededError, MethodSpecError
 from .models import (
     BatchDetail,
     BatchSummary,
     CancelResponse,
     ComponentStatus,
-    ErrorResponse,
     FileInfo,
     FileUploadRequest,
     HashCheckRequest,
     HashCheckResponse,
     HealthResponse,
-    JobConfig,
     JobIdsRequest,
     JobRecord,
     JobSimulationRequest,
@@ -61,145 +54,28 @@ from .models import (
     ServiceLimits,
     ServiceStatus,
 )
-from .server_guard import API_KEY_HEADER, Guard
+from .server_guard import Guard
+from .server_wire import (
+    OFFLOAD_BYTES,
+    OFFLOAD_ITEMS,
+    BodyError,
+    DocumentedApp,
+    body_doc,
+    decode_base64,
+    describe,
+    error_response,
+    errors_doc,
+    parse_body,
+    respond,
+)
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8001
 DEFAULT_MAX_CONFIGS = 10_000
 DEFAULT_MAX_BODY_BYTES = 64 << 20
 #: Bodies and responses bigger than this are parsed and serialized in a worker thread, not on the loop.
-OFFLOAD_BYTES = 256 << 10
-OFFLOAD_ITEMS = 1000
-REQUEST_MODELS: tuple[type[BaseModel], ...] = (
-    JobConfig, JobSimulationRequest, MultiJobSimulationRequest, FileUploadRequest, HashCheckRequest,
-    JobIdsRequest, MethodArchiveRequest,
-)  # fmt: skip
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
-_adapters: dict[Any, TypeAdapter[Any]] = {}
-
-
-def _adapter(kind: Any) -> TypeAdapter[Any]:
-    adapter = _adapters.get(kind)
-    if adapter is None:
-        adapter = _adapters[kind] = TypeAdapter(kind)
-    return adapter
-
-
-# --- errors ----------------------------------------------------------------------------------------------
-
-
-def _where(loc: Sequence[int | str]) -> str:
-    """``("body", "jobs", 3, "file_hash")`` -> ``jobs[3].file_hash``; query and path parameters say so."""
-    parts = list(loc)
-    prefix = ""
-    if parts and parts[0] in ("query", "path", "header") and len(parts) > 1:
-        prefix = f"{parts[0]} parameter "
-        parts = parts[1:]
-    elif parts and parts[0] == "body":
-        parts = parts[1:]
-    text = ""
-    for part in parts:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return f"{prefix}{text!r}" if prefix else text
-
-
-def describe(errors: Sequence[ErrorDetails] | Sequence[dict[str, Any]]) -> tuple[str, list[dict[str, Any]]]:
-    """A one-line detail naming the first problem, and the list of all of them (without the input echoed)."""
-    listed = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in errors]
-    if not listed:
-        return "request: invalid", listed
-    first = listed[0]
-    where = _where(first["loc"]) or "request body"
-    more = f" (and {len(listed) - 1} more problem{'s' if len(listed) > 2 else ''})" if len(listed) > 1 else ""
-    return f"{where}: {first['msg']}{more}", listed
-
-
-def _error(status: int, detail: str, errors: list[dict[str, Any]] | None = None) -> Response:
-    return Response(
-        ErrorResponse(detail=detail, errors=errors).model_dump_json(exclude_none=True),
-        status_code=status,
-        media_type="application/json",
-    )
-
-
-class BodyError(Exception):
-    """A request body that does not parse into its model; answered 422 with every problem listed."""
-
-    def __init__(self, error: ValidationError) -> None:
-        super().__init__(str(error))
-        self.detail, self.errors = describe(error.errors(include_input=False, include_context=False))
-
-
-# --- bodies and responses ---------------------------------------------------------------------------------
-
-
-async def parse_body(request: Request, kind: type[T]) -> T:
-    """The request's JSON body as ``kind``: pydantic's parser reads bytes (any encoding problem is a 422)."""
-    body = await request.body()
-    adapter = _adapter(kind)
-    try:
-        if len(body) > OFFLOAD_BYTES:
-            value: T = await anyio.to_thread.run_sync(adapter.validate_json, body)
-        else:
-            value = adapter.validate_json(body)
-    except ValidationError as exc:
-        raise BodyError(exc) from None
-    return value
-
-
-async def respond(kind: Any, value: Any, *, status_code: int = 200, large: bool = False) -> Response:
-    """Serialize a model (or list of models) the engine built, without validating it again."""
-    adapter = _adapter(kind)
-    content = await anyio.to_thread.run_sync(adapter.dump_json, value) if large else adapter.dump_json(value)
-    return Response(content, status_code=status_code, media_type="application/json")
-
-
-def _decode_base64(text: str, field: str) -> bytes:
-    try:
-        return base64.b64decode("".join(text.split()), validate=True)
-    except ValueError as exc:
-        raise InvalidInputError(f"{field}: not valid base64 ({exc})") from None
-
-
-def _body_doc(model: type[BaseModel]) -> dict[str, Any]:
-    schema = {"$ref": f"#/components/schemas/{model.__name__}"}
-    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
-
-
-def _errors_doc(*codes: int) -> dict[int | str, dict[str, Any]]:
-    return {code: {"model": ErrorResponse} for code in codes}
-
-
-# --- the app ---------------------------------------------------------------------------------------------
-
-
-class _App(FastAPI):
-    """FastAPI, plus the request models (parsed by hand, so FastAPI does not see them) and the API-key scheme
-    in the OpenAPI document."""
-
-    api_key_required = False
-
-    def openapi(self) -> dict[str, Any]:
-        if self.openapi_schema:
-            return self.openapi_schema
-        schema = get_openapi(title=self.title, version=self.version, description=self.description, routes=self.routes)
-        _, definitions = models_json_schema(
-            [(model, "validation") for model in REQUEST_MODELS], ref_template="#/components/schemas/{model}"
-        )
-        components = schema.setdefault("components", {})
-        known = components.setdefault("schemas", {})
-        for name, definition in definitions.get("$defs", {}).items():
-            known.setdefault(name, definition)
-        if self.api_key_required:
-            components["securitySchemes"] = {"APIKey": {"type": "apiKey", "in": "header", "name": API_KEY_HEADER}}
-            for path, operations in schema.get("paths", {}).items():
-                if path != "/health":
-                    for operation in operations.values():
-                        operation["security"] = [{"APIKey": []}]
-        self.openapi_schema = schema
-        return schema
 
 
 def create_app(
@@ -214,7 +90,7 @@ def create_app(
         raise ValueError("max_body_bytes and max_configs must be positive")
     if api_key is not None and not (api_key and api_key.isascii() and api_key.isprintable()):
         raise ValueError("api_key: must be non-empty printable ASCII text (it travels in an HTTP header)")
-    app = _App(
+    app = DocumentedApp(
         title="dsHPC API",
         version=__version__,
         description="Deduplicated jobs on files with registered methods; the multi-job API POST /simulate-jobs.",
@@ -223,22 +99,22 @@ def create_app(
     app.include_router(_routes(backend, api_key is not None, max_body_bytes, max_configs))
 
     @app.exception_handler(DshpcError)
-    async def _dshpc_error(request: Request, exc: DshpcError) -> Response:
-        return _error(exc.status_code, str(exc))
+    async def _dshpcerror_response(request: Request, exc: DshpcError) -> Response:
+        return error_response(exc.status_code, str(exc))
 
     @app.exception_handler(BodyError)
-    async def _body_error(request: Request, exc: BodyError) -> Response:
-        return _error(422, exc.detail, exc.errors)
+    async def _bodyerror_response(request: Request, exc: BodyError) -> Response:
+        return error_response(422, exc.detail, exc.errors)
 
     @app.exception_handler(RequestValidationError)
-    async def _parameter_error(request: Request, exc: RequestValidationError) -> Response:
+    async def _parametererror_response(request: Request, exc: RequestValidationError) -> Response:
         detail, errors = describe(list(exc.errors()))
-        return _error(422, detail, errors)
+        return error_response(422, detail, errors)
 
     @app.exception_handler(Exception)
     async def _bug(request: Request, exc: Exception) -> Response:
         log.exception("internal error on %s %s", request.method, request.url.path)
-        return _error(500, f"internal server error ({type(exc).__name__}); the server log has the details")
+        return error_response(500, f"internal server error ({type(exc).__name__}); the server log has the details")
 
     open_paths = {"/health", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"}
     app.add_middleware(Guard, api_key=api_key, max_body_bytes=max_body_bytes, open_paths=open_paths)
@@ -246,7 +122,7 @@ def create_app(
 
 
 def _routes(backend: EmbeddedBackend, auth: bool, max_body_bytes: int, max_configs: int) -> APIRouter:
-    router = APIRouter(responses=_errors_doc(*((401,) if auth else ()), 413, 422))
+    router = APIRouter(responses=errors_doc(*((401,) if auth else ()), 413, 422))
     engine = backend.engine
 
     @router.get("/health", response_model=HealthResponse, tags=["service"])
@@ -279,7 +155,7 @@ def _routes(backend: EmbeddedBackend, auth: bool, max_body_bytes: int, max_confi
         "/simulate-job",
         response_model=JobSimulationResponse,
         tags=["jobs"],
-        openapi_extra=_body_doc(JobSimulationRequest),
+        openapi_extra=body_doc(JobSimulationRequest),
     )
     async def simulate_job(request: Request) -> Response:
         """One config, by the same rules as one config of ``/simulate-jobs`` (no batch is recorded)."""
@@ -290,7 +166,7 @@ def _routes(backend: EmbeddedBackend, auth: bool, max_body_bytes: int, max_confi
         "/simulate-jobs",
         response_model=MultiJobSimulationResponse,
         tags=["jobs"],
-        openapi_extra=_body_doc(MultiJobSimulationRequest),
+        openapi_extra=body_doc(MultiJobSimulationRequest),
     )
     async def simulate_jobs(
         request: Request,
@@ -315,16 +191,16 @@ def _routes(backend: EmbeddedBackend, auth: bool, max_body_bytes: int, max_confi
         status_code=201,
         response_model=FileInfo,
         tags=["files"],
-        openapi_extra=_body_doc(FileUploadRequest),
-        responses=_errors_doc(409),
+        openapi_extra=body_doc(FileUploadRequest),
+        responses=errors_doc(409),
     )
     async def upload_file(request: Request) -> Response:
         """Store base64 content under its SHA-256 ``file_hash`` (checked): 201, or 409 when already stored."""
         payload = await parse_body(request, FileUploadRequest)
         if len(payload.content) > OFFLOAD_BYTES:
-            data = await anyio.to_thread.run_sync(_decode_base64, payload.content, "content")
+            data = await anyio.to_thread.run_sync(decode_base64, payload.content, "content")
         else:
-            data = _decode_base64(payload.content, "content")
+            data = decode_base64(payload.content, "content")
         info = await backend.upload_file(
             data, file_hash=payload.file_hash, filename=payload.filename, content_type=payload.content_type,
             metadata=payload.metadata, exist_ok=False,
@@ -335,7 +211,7 @@ def _routes(backend: EmbeddedBackend, auth: bool, max_body_bytes: int, max_confi
         "/files/check-hashes",
         response_model=HashCheckResponse,
         tags=["files"],
-        openapi_extra=_body_doc(HashCheckRequest),
+        openapi_extra=body_doc(HashCheckRequest),
     )
     async def check_hashes(request: Request) -> Response:
         payload = await parse_body(request, HashCheckRequest)
@@ -347,7 +223,7 @@ def _routes(backend: EmbeddedBackend, auth: bool, max_body_bytes: int, max_confi
         files = await backend.list_files()
         return await respond(list[FileInfo], files, large=len(files) > OFFLOAD_ITEMS)
 
-    @router.get("/files/{file_hash}", response_model=FileInfo, tags=["files"], responses=_errors_doc(404))
+    @router.get("/files/{file_hash}", response_model=FileInfo, tags=["files"], responses=errors_doc(404))
     async def get_file(file_hash: str) -> Response:
         return await respond(FileInfo, await backend.get_file(file_hash))
 
@@ -358,13 +234,13 @@ def _routes(backend: EmbeddedBackend, auth: bool, max_body_bytes: int, max_confi
         return await respond(list[MethodInfo], await backend.list_methods(latest_only))
 
     @router.post(
-        "/methods", response_model=list[MethodInfo], tags=["methods"], openapi_extra=_body_doc(MethodArchiveRequest)
+        "/methods", response_model=list[MethodInfo], tags=["methods"], openapi_extra=body_doc(MethodArchiveRequest)
     )
     async def register_methods(request: Request) -> Response:
         """Register a method directory (or a directory of them) sent as a base64 .tar.gz; each becomes the latest
         version of its name. The archive is unpacked with every member checked (no links, no paths outside)."""
         payload = await parse_body(request, MethodArchiveRequest)
-        data = await anyio.to_thread.run_sync(_decode_base64, payload.archive, "archive")
+        data = await anyio.to_thread.run_sync(decode_base64, payload.archive, "archive")
         staging = await anyio.to_thread.run_sync(_unpack, data, engine.home.tmp_dir)
         try:
             registered = await backend.register_method(staging)
@@ -374,7 +250,7 @@ def _routes(backend: EmbeddedBackend, auth: bool, max_body_bytes: int, max_confi
             await anyio.to_thread.run_sync(shutil.rmtree, staging, True)
         return await respond(list[MethodInfo], registered)
 
-    @router.get("/methods/by-name/{name:path}", response_model=MethodInfo, tags=["methods"], responses=_errors_doc(404))
+    @router.get("/methods/by-name/{name:path}", response_model=MethodInfo, tags=["methods"], responses=errors_doc(404))
     async def method_by_name(
         name: str, latest: bool = Query(True, description="The latest version (else the first registered).")
     ) -> Response:
@@ -383,12 +259,12 @@ def _routes(backend: EmbeddedBackend, auth: bool, max_body_bytes: int, max_confi
         return await respond(MethodInfo, chosen)
 
     @router.get(
-        "/methods/versions/{name:path}", response_model=list[MethodInfo], tags=["methods"], responses=_errors_doc(404)
+        "/methods/versions/{name:path}", response_model=list[MethodInfo], tags=["methods"], responses=errors_doc(404)
     )
     async def method_versions(name: str) -> Response:
         return await respond(list[MethodInfo], await backend.method_versions(name))
 
-    @router.get("/job/{job_id}", response_model=JobRecord, tags=["jobs"], responses=_errors_doc(404))
+    @router.get("/job/{job_id}", response_model=JobRecord, tags=["jobs"], responses=errors_doc(404))
     async def get_job(job_id: str) -> Response:
         return await respond(JobRecord, await backend.get_job(job_id))
 
@@ -400,7 +276,7 @@ def _routes(backend: EmbeddedBackend, auth: bool, max_body_bytes: int, max_confi
         jobs = await backend.list_jobs(status, limit)
         return await respond(list[JobRecord], jobs, large=len(jobs) > OFFLOAD_ITEMS)
 
-    @router.post("/jobs/batch", response_model=JobsResponse, tags=["jobs"], openapi_extra=_body_doc(JobIdsRequest))
+    @router.post("/jobs/batch", response_model=JobsResponse, tags=["jobs"], openapi_extra=body_doc(JobIdsRequest))
     async def job_statuses(request: Request) -> Response:
         """The current records of many jobs in one request (what a poller calls); unknown ids in ``not_found``."""
         payload = await parse_body(request, JobIdsRequest)
@@ -410,7 +286,7 @@ def _routes(backend: EmbeddedBackend, auth: bool, max_body_bytes: int, max_confi
         result = JobsResponse.model_construct(jobs=jobs, not_found=missing)
         return await respond(JobsResponse, result, large=len(jobs) > OFFLOAD_ITEMS)
 
-    @router.post("/jobs/cancel", response_model=CancelResponse, tags=["jobs"], openapi_extra=_body_doc(JobIdsRequest))
+    @router.post("/jobs/cancel", response_model=CancelResponse, tags=["jobs"], openapi_extra=body_doc(JobIdsRequest))
     async def cancel_jobs(request: Request) -> Response:
         payload = await parse_body(request, JobIdsRequest)
         return await respond(CancelResponse, await backend.cancel(payload.job_ids))
@@ -419,14 +295,14 @@ def _routes(backend: EmbeddedBackend, auth: bool, max_body_bytes: int, max_confi
     async def list_batches(limit: int = Query(100, ge=1, le=100_000)) -> Response:
         return await respond(list[BatchSummary], await backend.batches(limit))
 
-    @router.get("/batches/{batch_id}", response_model=BatchDetail, tags=["batches"], responses=_errors_doc(404))
+    @router.get("/batches/{batch_id}", response_model=BatchDetail, tags=["batches"], responses=errors_doc(404))
     async def get_batch(batch_id: str) -> Response:
         """A recorded batch: its results, the current record of each job and live counts."""
         detail = await backend.batch(batch_id)
         return await respond(BatchDetail, detail, large=len(detail.results) > OFFLOAD_ITEMS)
 
     @router.post(
-        "/batches/{batch_id}/cancel", response_model=CancelResponse, tags=["batches"], responses=_errors_doc(404)
+        "/batches/{batch_id}/cancel", response_model=CancelResponse, tags=["batches"], responses=errors_doc(404)
     )
     async def cancel_batch(batch_id: str) -> Response:
         return await respond(CancelResponse, await backend.cancel_batch(batch_id))
