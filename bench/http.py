@@ -4,7 +4,8 @@ One home is prepared with 10,000 completed jobs (100 files x 100 parameter value
 - in-process: ``Engine.simulate_jobs`` on that home (what bench/engine.py calls "all cached");
 - HTTP: ``HttpBackend.simulate_jobs`` (the client a notebook uses: JSON out, validated models back) against a
   real uvicorn server running in a separate process on 127.0.0.1, over an engine on the same home.
-Every call records a batch, as a real one does. Jobs are never run: the engines here have a scheduler that
+The two are timed alternately, call by call, so both see the same load on a shared machine. Every call
+records a batch, as a real one does. Jobs are never run: the engines here have a scheduler that
 queues and does nothing, so the figures are the service's own cost.
 
 Run: ``python bench/http.py [--configs 10000] [--repeat 5]``
@@ -28,7 +29,6 @@ import statistics
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable
 from types import ModuleType
 
 import httpx
@@ -47,7 +47,7 @@ METHOD = "Example Python Method"
 
 
 def _load_engine_bench() -> ModuleType:
-    """bench/engine.py, whose queue-only scheduler and timer this benchmark shares (bench is not a package)."""
+    """bench/engine.py, whose queue-only scheduler this benchmark shares (bench is not a package)."""
     spec = importlib.util.spec_from_file_location("bench_engine", Path(__file__).with_name("engine.py"))
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
@@ -57,7 +57,6 @@ def _load_engine_bench() -> ModuleType:
 
 _engine_bench = _load_engine_bench()
 QueueOnly = _engine_bench.QueueOnly
-best_of: Callable[[int, Callable[[], object]], tuple[float, float]] = _engine_bench.best_of
 
 
 def open_engine(root: Path) -> Engine:
@@ -103,19 +102,25 @@ def wait_healthy(url: str, process: subprocess.Popen[bytes]) -> None:
     raise SystemExit("the server did not start")
 
 
-async def http_rate(url: str, configs: list[dict[str, object]], repeat: int) -> tuple[float, float]:
+async def measure(url: str, root: Path, configs: list[dict[str, object]], repeat: int) -> dict[str, list[float]]:
+    """Wall times of both paths, alternating (in-process, then HTTP) so that both see the same machine load."""
+    engine = open_engine(root)
     backend = HttpBackend(url)
+    times: dict[str, list[float]] = {"in-process": [], "http": []}
     try:
         first = await backend.simulate_jobs(configs)
         assert first.completed_jobs == len(configs), first.model_dump(exclude={"results"})
-        times = []
         for _ in range(repeat):
             start = time.perf_counter()
+            engine.simulate_jobs(configs)
+            middle = time.perf_counter()
             await backend.simulate_jobs(configs)
-            times.append(time.perf_counter() - start)
-        return min(times), statistics.median(times)
+            times["in-process"].append(middle - start)
+            times["http"].append(time.perf_counter() - middle)
     finally:
         await backend.aclose()
+        engine.close()
+    return times
 
 
 def main() -> None:
@@ -133,10 +138,6 @@ def main() -> None:
         root = Path(tmp)
         configs = prepare(root, args.files, args.configs // args.files)
         n = len(configs)
-        engine = open_engine(root)
-        in_best, in_median = best_of(args.repeat, lambda: engine.simulate_jobs(configs))
-        engine.close()
-
         sock = socket.create_server(("127.0.0.1", 0))
         url = f"http://127.0.0.1:{sock.getsockname()[1]}"
         command = [sys.executable, __file__, "--configs", str(n), "--serve", str(root), str(sock.fileno())]
@@ -144,11 +145,13 @@ def main() -> None:
         sock.close()
         try:
             wait_healthy(url, process)
-            http_best, http_median = asyncio.run(http_rate(url, configs, args.repeat))
+            times = asyncio.run(measure(url, root, configs, args.repeat))
         finally:
             process.terminate()
             process.wait(timeout=30)
 
+    in_best, in_median = min(times["in-process"]), statistics.median(times["in-process"])
+    http_best, http_median = min(times["http"]), statistics.median(times["http"])
     in_rate, http_rate_ = n / in_best, n / http_best
     print(f"{n} all-cached configs, best of {args.repeat} (median)")
     for label, best, median, rate in (
