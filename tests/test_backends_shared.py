@@ -202,7 +202,7 @@ def test_dry_run_submits_and_records_nothing(conn: Connection, hashes: dict[str,
 
 
 def test_batches_reopen_with_live_state(conn: Connection, hashes: dict[str, str]) -> None:
-    configs = [
+    configs: list[Any] = [
         {"file_hash": hashes["poem.txt"], "method_name": WORDS},
         {"file_hash": hashes["poem.txt"], "method_name": "Nope"},
         {"file_hash": hashes["hello.txt"], "method_name": WORDS, "parameters": {"unit": "bytes"}},

@@ -69,7 +69,7 @@ def test_refusals_in_an_appended_chunk_are_recorded_at_their_place(
 ) -> None:
     poem, hello = example_hashes["poem.txt"], example_hashes["hello.txt"]
     first = engine.simulate_jobs([{"file_hash": poem, "method_name": "?"}])
-    refusing = Engine(engine.home, engine.store, Refusing())  # type: ignore[arg-type]
+    refusing = Engine(engine.home, engine.store, Refusing())
     second = refusing.simulate_jobs([{"file_hash": hello, "method_name": WORDS}], append_to=first.batch_id)
     assert second.results[0].message == "Submission failed: no capacity"
     detail = engine.batch(first.batch_id or "")

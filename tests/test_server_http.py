@@ -161,7 +161,7 @@ def test_api_key_is_required_on_every_route_but_health(home: Path) -> None:
                 response = httpx.request(method, url + path, headers=headers, json={"jobs": []})
                 assert response.status_code == 401, (headers, path)
                 assert "X-API-Key" in response.json()["detail"]
-        latin = httpx.get(url + "/files", headers={"X-API-Key": "s\xe9cret".encode("latin-1")})
+        latin = httpx.get(url + "/files", headers=[(b"X-API-Key", "s\xe9cret".encode("latin-1"))])
         assert latin.status_code == 401
         assert httpx.get(url + "/health").json() == {"status": "ok"}
         good = {"X-API-Key": "s3cret-key"}
