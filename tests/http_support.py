@@ -75,7 +75,7 @@ def subprocess_server(home: Path, **options: Any) -> Iterator[tuple[str, subproc
     url = url_of(sock)
     sock.close()
     try:
-        wait_until(lambda: _healthy(url) or process.poll() is not None, timeout=60, what="the server to answer")
+        wait_until(lambda: healthy(url) or process.poll() is not None, timeout=60, what="the server to answer")
         assert process.poll() is None, f"the server exited with {process.returncode}"
         yield url, process
     finally:
@@ -88,7 +88,8 @@ def subprocess_server(home: Path, **options: Any) -> Iterator[tuple[str, subproc
                 process.wait(timeout=10)
 
 
-def _healthy(url: str) -> bool:
+def healthy(url: str) -> bool:
+    """True once the server at ``url`` answers /health."""
     try:
         return httpx.get(f"{url}/health", timeout=2).status_code == 200
     except httpx.TransportError:

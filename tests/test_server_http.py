@@ -7,7 +7,10 @@ import base64
 import hashlib
 import io
 import json
+import os
 import signal
+import subprocess
+import sys
 import tarfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
-from http_support import subprocess_server, thread_server
+from http_support import healthy, listening_socket, subprocess_server, thread_server
 from pydantic_core import to_json
 from support import wait_until
 
@@ -407,3 +410,31 @@ def test_openapi_documents_every_route_and_every_reference_resolves(client: http
         "$ref": "#/components/schemas/JobConfig"
     }
     assert client.get("/docs").status_code == 200
+
+
+# --- the command ---------------------------------------------------------------------------------------------
+
+
+def test_the_serve_command(home: Path, tmp_path: Path) -> None:
+    """``dshpc-jupyter serve`` with its options, as an operator runs it; SIGTERM ends it cleanly (exit 0)."""
+    probe = listening_socket()
+    port = probe.getsockname()[1]
+    probe.close()  # the port is free again for the server (loopback, taken again at once)
+    command = [sys.executable, "-m", "dshpc_jupyter.cli", "serve", "--home", str(home), "--port", str(port),
+               "--methods", str(methods_dir()), "--api-key-env", "TEST_DSHPC_KEY", "--max-configs", "7",
+               "--max-body-mb", "0.5"]  # fmt: skip
+    missing = subprocess.run(command, capture_output=True, text=True, timeout=60, env={**os.environ})
+    assert missing.returncode == 2 and "TEST_DSHPC_KEY is not set" in missing.stdout
+    process = subprocess.Popen(command, env={**os.environ, "TEST_DSHPC_KEY": "cli-key"})
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(lambda: healthy(url) or process.poll() is not None, timeout=60, what="the server to answer")
+        assert process.poll() is None
+        assert httpx.get(f"{url}/files").status_code == 401
+        status = httpx.get(f"{url}/services/status", headers={"X-API-Key": "cli-key"}).json()
+        assert status["limits"] == {"max_configs": 7, "max_body_bytes": 512 * 1024}
+        methods = httpx.get(f"{url}/methods", headers={"X-API-Key": "cli-key"}).json()
+        assert WORDS in {m["name"] for m in methods}
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
