@@ -259,6 +259,22 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .server import serve
+
+    options: dict[str, Any] = {k: getattr(args, k) for k in ("host", "port", "max_configs") if hasattr(args, k)}
+    if hasattr(args, "max_body_mb"):
+        options["max_body_bytes"] = int(args.max_body_mb * (1 << 20))
+    if args.api_key_env:
+        options["api_key"] = os.environ.get(args.api_key_env)
+        if not options["api_key"]:
+            raise InvalidInputError(
+                f"--api-key-env: ${args.api_key_env} is not set (refusing to serve without the key)"
+            )
+    serve(args.home, methods=args.methods, scheduler=args.scheduler, **options)
+    return 0
+
+
 # --- parser ------------------------------------------------------------------------------------------------
 
 
@@ -313,6 +329,18 @@ def build_parser() -> argparse.ArgumentParser:
     batches_actions.add_parser("show", help="a batch with its jobs' current state").add_argument("batch_id")
     batches_actions.add_parser("cancel", help="cancel every job of a batch").add_argument("batch_id")
     batches.set_defaults(run=cmd_batches)
+
+    serve = commands.add_parser("serve", help="run the dsHPC HTTP API over the embedded store")
+    serve.add_argument("--host", default=argparse.SUPPRESS, help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=argparse.SUPPRESS, help="port (default 8001)")
+    serve.add_argument("--methods", action="append", default=[], metavar="DIR", help="register these methods first")
+    serve.add_argument("--max-configs", type=int, default=argparse.SUPPRESS, help="configs per call (default 10000)")
+    serve.add_argument("--max-body-mb", type=float, default=argparse.SUPPRESS, help="request size (default 64)")
+    # The global options, accepted after ``serve`` too (SUPPRESS keeps a value given before it).
+    serve.add_argument("--home", default=argparse.SUPPRESS, help="store directory")
+    serve.add_argument("--api-key-env", metavar="VAR", default=argparse.SUPPRESS, help="env var holding the API key")
+    serve.add_argument("--scheduler", choices=["local", "slurm"], default=argparse.SUPPRESS, help="where jobs run")
+    serve.set_defaults(run=cmd_serve)
 
     worker = commands.add_parser("worker", help="the local worker of the embedded store")
     worker.add_argument("action", choices=["status", "stop"])

@@ -63,10 +63,11 @@ class EmbeddedBackend:
         filename: str | None = None,
         content_type: str | None = None,
         metadata: dict[str, Any] | None = None,
+        exist_ok: bool = True,
     ) -> FileInfo:
         return await self._run(
             self.engine.upload_file, source, file_hash=file_hash, filename=filename, content_type=content_type,
-            metadata=metadata,
+            metadata=metadata, exist_ok=exist_ok,
         )  # fmt: skip
 
     async def check_hashes(self, hashes: Sequence[str]) -> HashCheckResponse:
@@ -75,13 +76,16 @@ class EmbeddedBackend:
     async def list_files(self) -> list[FileInfo]:
         return await self._run(self.engine.list_files)
 
+    async def get_file(self, file_hash: str) -> FileInfo:
+        return await self._run(self.engine.get_file, file_hash)
+
     async def simulate_job(self, config: ConfigLike) -> JobSimulationResponse:
         return await self._run(self.engine.simulate_job, config)
 
     async def simulate_jobs(
-        self, configs: Sequence[ConfigLike], *, dry_run: bool = False
+        self, configs: Sequence[ConfigLike], *, dry_run: bool = False, append_to: str | None = None
     ) -> MultiJobSimulationResponse:
-        return await self._run(self.engine.simulate_jobs, configs, dry_run=dry_run)
+        return await self._run(self.engine.simulate_jobs, configs, dry_run=dry_run, append_to=append_to)
 
     async def job_statuses(self, job_ids: Sequence[str]) -> list[JobRecord]:
         return await self._run(self.engine.job_statuses, job_ids)

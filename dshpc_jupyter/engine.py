@@ -247,6 +247,12 @@ class Engine:
     def list_files(self) -> list[FileInfo]:
         return self.store.list_files()
 
+    def get_file(self, file_hash: str) -> FileInfo:
+        info = self.store.get_file(file_hash)
+        if info is None:
+            raise NotFoundError(f"File '{file_hash}' not found")
+        return info
+
     # --- jobs ------------------------------------------------------------------------------------------
 
     def simulate_job(self, config: JobConfig | Mapping[str, Any]) -> JobSimulationResponse:
@@ -263,13 +269,21 @@ class Engine:
         )
 
     def simulate_jobs(
-        self, configs: Sequence[JobConfig | Mapping[str, Any]], *, dry_run: bool = False
+        self,
+        configs: Sequence[JobConfig | Mapping[str, Any]],
+        *,
+        dry_run: bool = False,
+        append_to: str | None = None,
     ) -> MultiJobSimulationResponse:
         """Serve each config from cache, join its running job, or submit it; record the batch.
 
-        With ``dry_run`` nothing is submitted or recorded: each result says what would happen.
+        With ``dry_run`` nothing is submitted or recorded: each result says what would happen. ``append_to``
+        adds the configs to a batch recorded earlier instead of a new one, so a client that sends a large batch
+        in chunks still gets one batch holding every config in order (the response covers this call's configs).
         """
-        return self._simulate(configs, dry_run=dry_run, record=not dry_run)
+        if dry_run and append_to is not None:
+            raise InvalidInputError("batch_id: a dry run records nothing, so it cannot add to a batch")
+        return self._simulate(configs, dry_run=dry_run, record=not dry_run, append_to=append_to)
 
     def _prepare(self, items: Sequence[object]) -> list[_Config]:
         """Check every config and compute its job key; errors stay per config."""
@@ -301,13 +315,16 @@ class Engine:
             config.key = job_key(file_hash, params_key)
         return configs
 
-    def _simulate(self, items: Sequence[object], *, dry_run: bool, record: bool) -> MultiJobSimulationResponse:
+    def _simulate(
+        self, items: Sequence[object], *, dry_run: bool, record: bool, append_to: str | None = None
+    ) -> MultiJobSimulationResponse:
         configs = self._prepare(items)
         leaders: dict[str, int] = {}
         for index, config in enumerate(configs):
             if config.error is None:
                 leaders.setdefault(config.key, index)
-        batch_id = uuid.uuid4().hex if record else None
+        batch_id = (append_to or uuid.uuid4().hex) if record else None
+        offset = 0
         now = time.time()
         new_jobs: list[tuple[NewJob, Submission]] = []
         with self.store.read() if dry_run else self.store.write() as tx:
@@ -315,11 +332,15 @@ class Engine:
             results = self._decide(configs, leaders, latest, dry_run, now, new_jobs)
             statistics = _statistics(results)
             if not dry_run:
-                tx.insert_jobs(job for job, _ in new_jobs)
-                if batch_id is not None:
+                if append_to is not None:
+                    offset = tx.extend_batch(append_to, statistics, results)
+                    if offset < 0:
+                        raise NotFoundError(f"Batch '{append_to}' not found")
+                elif batch_id is not None:
                     tx.insert_batch(batch_id, now, statistics, results)
+                tx.insert_jobs(job for job, _ in new_jobs)
         if new_jobs:
-            statistics = self._submit([sub for _, sub in new_jobs], results, statistics, batch_id)
+            statistics = self._submit([sub for _, sub in new_jobs], results, statistics, batch_id, offset)
         # Built by the code above, so exactly typed: strict validation is both a check and the fast path.
         return MultiJobSimulationResponse.model_validate(
             {"results": results, "batch_id": batch_id, "dry_run": dry_run, **statistics.model_dump()}, strict=True
@@ -386,8 +407,11 @@ class Engine:
         results: list[dict[str, Any]],
         statistics: BatchStatistics,
         batch_id: str | None,
+        offset: int = 0,
     ) -> BatchStatistics:
-        """Hand the new jobs to the scheduler; a refused job fails with the reason, never silently."""
+        """Hand the new jobs to the scheduler; a refused job fails with the reason, never silently.
+
+        ``offset`` is where these results start in the recorded batch (non-zero when appended to it)."""
         refusals = {r.job_id: r.reason for r in self.scheduler.submit(submissions)}
         if not refusals:
             return statistics
@@ -402,7 +426,10 @@ class Engine:
                 )
         statistics = _statistics(results)
         if batch_id is not None:
-            self.store.update_batch(batch_id, statistics, results)
+            found = self.store.get_batch(batch_id)
+            recorded: list[dict[str, Any]] = [r.model_dump() for r in found[1]] if found is not None else []
+            recorded[offset : offset + len(results)] = results
+            self.store.update_batch(batch_id, _statistics(recorded), recorded)
         return statistics
 
     def job_statuses(self, job_ids: Sequence[str]) -> list[JobRecord]:

@@ -44,3 +44,15 @@ class SchedulerError(DshpcError):
     """The scheduler refused or failed an operation (after retries, where retrying makes sense)."""
 
     status_code = 503
+
+
+class AuthenticationError(DshpcError, PermissionError):
+    """The service wants an API key (``X-API-Key``) and none, or a wrong one, was given."""
+
+    status_code = 401
+
+
+class LimitExceededError(InvalidInputError):
+    """A request over one of the service's limits (body size, configs per call); split it and send again."""
+
+    status_code = 413

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 Outcome = Literal["cached", "in_progress", "new", "resubmitted", "invalid", "refused"]
 """What happened to one config: served from cache, joined a running job, submitted, resubmitted after a
@@ -231,3 +231,59 @@ class BatchDetail(BatchSummary):
 
 class HealthResponse(Model):
     status: Literal["ok"] = "ok"
+
+
+# --- the HTTP service ----------------------------------------------------------------------------------
+
+
+class MethodArchiveRequest(Model):
+    """``POST /methods`` body: a method directory (or a directory of them) as a gzip-compressed tar, base64."""
+
+    archive: str = Field(description="Base64 of a .tar.gz whose members are the method directory's files.")
+
+
+class ComponentStatus(Model):
+    status: Literal["up", "down"]
+    error: str | None = None
+
+
+class ServiceLimits(Model):
+    """What the server refuses (413), published so that clients split their requests under it."""
+
+    max_configs: int
+    max_body_bytes: int
+
+
+class ServiceStatus(Model):
+    """``GET /services/status``: the seed's component checks (``jobs_db``, ``files_db``) and the facts a client
+    needs: version, scheduler, limits and where the store lives."""
+
+    status: Literal["ok", "degraded"]
+    version: str
+    scheduler: str
+    schedulers: list[str]
+    store: str
+    auth_required: bool
+    limits: ServiceLimits
+    jobs_db: ComponentStatus
+    files_db: ComponentStatus
+
+
+class ErrorResponse(Model):
+    """Every error answer: ``detail`` says what is wrong and names the field; ``errors`` lists every problem
+    found in a malformed body."""
+
+    detail: str
+    errors: list[dict[str, Any]] | None = None
+
+
+_ADAPTERS: dict[Any, TypeAdapter[Any]] = {}
+
+
+def adapter(kind: Any) -> TypeAdapter[Any]:
+    """A TypeAdapter for a wire type (``list[JobRecord]``, a model, ...), built once: the server and the client
+    encode and decode with these."""
+    found = _ADAPTERS.get(kind)
+    if found is None:
+        found = _ADAPTERS[kind] = TypeAdapter(kind)
+    return found

@@ -227,6 +227,32 @@ class Transaction:
             (batch_id, created_at, len(results), statistics.model_dump_json(), _pack_results(results)),
         )
 
+    def extend_batch(self, batch_id: str, statistics: BatchStatistics, results: Sequence[Mapping[str, Any]]) -> int:
+        """Append results to a recorded batch, adding their statistics to its own (every statistic is a
+        count); the number of results it had before, or -1 when there is no such batch."""
+        row = self._conn.execute(
+            "SELECT total_jobs, statistics, results FROM batches WHERE batch_id = ?", (batch_id,)
+        ).fetchone()
+        if row is None:
+            return -1
+        offset: int = row[0]
+        before, packed = BatchStatistics.model_validate_json(row[1]), row[2]
+        total = BatchStatistics(**{k: v + getattr(statistics, k) for k, v in before.model_dump().items()})
+        # Both are JSON arrays: splice them rather than parse and re-encode every earlier result.
+        packed = packed.encode() if isinstance(packed, str) else bytes(packed)
+        added = _pack_results(results)
+        if not results:
+            combined = packed
+        elif offset == 0:
+            combined = added
+        else:
+            combined = packed[:-1] + b"," + added[1:]
+        self._conn.execute(
+            "UPDATE batches SET total_jobs = ?, statistics = ?, results = ? WHERE batch_id = ?",
+            (offset + len(results), total.model_dump_json(), combined, batch_id),
+        )
+        return offset
+
 
 PACKED_FIELDS = (
     "job_id", "outcome", "old_status", "new_status", "message", "file_hash", "method_name", "function_hash",
@@ -236,7 +262,11 @@ PACKED_FIELDS = (
 
 def _pack_results(results: Sequence[Mapping[str, Any]]) -> bytes:
     """A batch's results as one compact JSON array of rows (outputs are not copied: they stay on the jobs)."""
-    return orjson.dumps([[r[field] for field in PACKED_FIELDS] for r in results], default=str)
+    rows = [[r[field] for field in PACKED_FIELDS] for r in results]
+    try:
+        return orjson.dumps(rows, default=str)
+    except TypeError:  # parameters echoed as given may hold integers beyond 64 bits, which orjson refuses
+        return json.dumps(rows, default=str).encode()
 
 
 class Store:
@@ -546,8 +576,8 @@ class Store:
     def update_batch(self, batch_id: str, statistics: BatchStatistics, results: Sequence[Mapping[str, Any]]) -> None:
         """Rewrite a batch's results (after the scheduler refused some of its jobs)."""
         self._conn().execute(
-            "UPDATE batches SET statistics = ?, results = ? WHERE batch_id = ?",
-            (statistics.model_dump_json(), _pack_results(results), batch_id),
+            "UPDATE batches SET total_jobs = ?, statistics = ?, results = ? WHERE batch_id = ?",
+            (len(results), statistics.model_dump_json(), _pack_results(results), batch_id),
         )
 
     def get_batch(self, batch_id: str) -> tuple[BatchSummary, list[MultiJobResult]] | None:

@@ -19,7 +19,7 @@ def wait_for_jobs(engine: Engine, job_ids: Sequence[str], timeout: float = 60.0)
     deadline = time.monotonic() + timeout
     while True:
         records = engine.job_statuses(list(job_ids))
-        if len(records) == len(set(job_ids)) and all(st.is_final(r.status) for r in records):
+        if {r.job_id for r in records} == set(job_ids) and all(st.is_final(r.status) for r in records):
             return records
         if time.monotonic() > deadline:
             raise AssertionError(f"jobs still running after {timeout}s: {[(r.job_id, r.status) for r in records]}")

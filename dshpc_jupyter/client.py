@@ -1,0 +1,403 @@
+"""The HTTP backend: the ``Backend`` interface over a dsHPC server (``dshpc-jupyter serve`` or the seed's API).
+
+One ``httpx.AsyncClient`` (one connection pool) per backend, a timeout on every call. Retries, with exponential
+backoff and jitter, happen only where sending a request again cannot do anything twice: reads, and calls that
+are idempotent in effect (check-hashes, polling, content-addressed uploads, registering a method, cancelling,
+dry runs), after a connection error, a timeout or a 502/503/504. Submissions are retried only when the
+connection could not be opened, so the server never saw them.
+
+A ``simulate_jobs`` call larger than the server's ``max_configs`` (read once from ``GET /services/status``) is
+sent in chunks: the first chunk records a batch and the next ones are added to it (``?batch_id=``), so the
+merged response has one ``batch_id`` that reopens every config in order, as an unsplit call would. Results
+are merged in order and the statistics, which are all counts, summed. (In a chunked *dry run* a config
+identical to one in an earlier chunk says "Would submit a new job" rather than "Would share ...", since
+nothing links dry-run chunks.)
+
+Errors the server reports come back as the :mod:`.errors` exceptions carrying its ``detail``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import random
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+import httpx
+from pydantic import ValidationError
+from pydantic_core import PydanticSerializationError, to_json
+
+from . import __version__
+from .archive import pack_directory
+from .backend import ConfigLike
+from .errors import (
+    AuthenticationError,
+    ConflictError,
+    DshpcError,
+    InvalidInputError,
+    LimitExceededError,
+    NotFoundError,
+    SchedulerError,
+)
+from .hashing import is_sha256_hex, sha256_bytes
+from .methods import find_method_dirs, load_method
+from .models import (
+    BatchDetail,
+    BatchStatistics,
+    BatchSummary,
+    CancelResponse,
+    FileInfo,
+    HashCheckResponse,
+    JobConfig,
+    JobRecord,
+    JobSimulationResponse,
+    JobsResponse,
+    MethodInfo,
+    MultiJobSimulationResponse,
+    ServiceStatus,
+    adapter,
+)
+
+URL_ENV = "DSHPC_URL"
+API_KEY_ENV = "DSHPC_API_KEY"
+DEFAULT_TIMEOUT_S = 60.0
+DEFAULT_RETRIES = 3
+BACKOFF_S = 0.2
+MAX_BACKOFF_S = 5.0
+RETRY_STATUSES = frozenset({502, 503, 504})
+_STATUS_ERRORS: dict[int, type[DshpcError]] = {
+    400: InvalidInputError,
+    401: AuthenticationError,
+    403: AuthenticationError,
+    404: NotFoundError,
+    409: ConflictError,
+    413: LimitExceededError,
+    422: InvalidInputError,
+    503: SchedulerError,
+}
+_NO_BODY: Any = object()
+T = TypeVar("T")
+
+
+class BackendError(DshpcError):
+    """The service could not be reached, or failed in a way that is not the caller's mistake."""
+
+    def __init__(self, message: str, status_code: int = 503) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+
+
+def _detail(response: httpx.Response) -> str:
+    """The server's ``detail`` (a string here; the list FastAPI gives elsewhere is shown as JSON)."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict) and body.get("detail") is not None:
+        detail = body["detail"]
+        return detail if isinstance(detail, str) else to_json(detail).decode()[:1000]
+    return response.text.strip()[:500] or response.reason_phrase
+
+
+def error_from_response(response: httpx.Response) -> DshpcError:
+    """The :mod:`.errors` exception for an error answer, carrying the server's ``detail``."""
+    detail = _detail(response)
+    kind = _STATUS_ERRORS.get(response.status_code)
+    if kind is None:
+        return BackendError(f"{response.request.method} {response.request.url.path}: {detail}", response.status_code)
+    return kind(detail)
+
+
+class HttpBackend:
+    """A dsHPC service at ``url`` (default ``$DSHPC_URL``), with ``api_key`` (default ``$DSHPC_API_KEY``) sent as
+    ``X-API-Key``. ``max_configs`` overrides the chunk size the server publishes."""
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        api_key: str | None = None,
+        timeout: float = DEFAULT_TIMEOUT_S,
+        retries: int = DEFAULT_RETRIES,
+        max_configs: int | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        url = url or os.environ.get(URL_ENV)
+        if not url:
+            raise InvalidInputError(f"url: no service URL given (pass one or set ${URL_ENV})")
+        if not url.startswith(("http://", "https://")):
+            raise InvalidInputError(f"url: {url!r} must start with http:// or https://")
+        api_key = api_key if api_key is not None else os.environ.get(API_KEY_ENV)
+        if api_key is not None and not (api_key.isascii() and api_key.isprintable()):
+            raise InvalidInputError("api_key: must be printable ASCII text")
+        if max_configs is not None and max_configs < 1:
+            raise InvalidInputError("max_configs: must be at least 1")
+        self.location = url.rstrip("/")
+        self.retries = max(0, retries)
+        self.max_configs = max_configs
+        self._api_key = api_key
+        self._timeout = httpx.Timeout(timeout, connect=min(timeout, 10.0))
+        self._transport = transport
+        self._client: httpx.AsyncClient | None = None
+        self._limits: ServiceStatus | None = None
+
+    def __repr__(self) -> str:
+        return f"<HttpBackend {self.location}>"
+
+    # --- transport -------------------------------------------------------------------------------------
+
+    def _http(self) -> httpx.AsyncClient:
+        if self._client is None:
+            headers = {"User-Agent": f"dshpc-jupyter/{__version__}", "Accept": "application/json"}
+            if self._api_key is not None:
+                headers["X-API-Key"] = self._api_key
+            self._client = httpx.AsyncClient(
+                base_url=self.location,
+                headers=headers,
+                timeout=self._timeout,
+                # Shorter than uvicorn's keep-alive (5 s), so a submission never goes out on a connection
+                # the server is closing.
+                limits=httpx.Limits(max_connections=16, max_keepalive_connections=8, keepalive_expiry=2.0),
+                transport=self._transport,
+            )
+        return self._client
+
+    def _backoff(self, attempt: int) -> float:
+        delay = min(MAX_BACKOFF_S, BACKOFF_S * 2.0**attempt)
+        return delay / 2 + random.uniform(0, delay / 2)  # noqa: S311 (jitter, not cryptography)
+
+    async def _send(
+        self, method: str, path: str, *, body: Any = _NO_BODY, params: Mapping[str, Any] | None = None,
+        idempotent: bool,
+    ) -> httpx.Response:  # fmt: skip
+        content: bytes | None = None
+        headers = None
+        if body is not _NO_BODY:
+            try:
+                content = to_json(body, inf_nan_mode="constants")
+            except PydanticSerializationError as exc:
+                raise InvalidInputError(f"request: cannot be sent as JSON ({exc})") from None
+            headers = {"Content-Type": "application/json"}
+        attempt = 0
+        while True:
+            try:
+                response = await self._http().request(method, path, content=content, params=params, headers=headers)
+            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+                failure: Exception = exc
+            except httpx.TransportError as exc:
+                if not idempotent:
+                    raise BackendError(
+                        f"{method} {path}: {type(exc).__name__}: {exc} (the service may or may not have applied it)"
+                    ) from exc
+                failure = exc
+            else:
+                if not (response.status_code in RETRY_STATUSES and idempotent and attempt < self.retries):
+                    if response.is_success:
+                        return response
+                    raise error_from_response(response)
+                failure = error_from_response(response)
+            if attempt >= self.retries:
+                raise BackendError(
+                    f"cannot reach the dsHPC service at {self.location} ({method} {path}, {attempt + 1} attempts): "
+                    f"{type(failure).__name__}: {failure}"
+                ) from failure
+            await asyncio.sleep(self._backoff(attempt))
+            attempt += 1
+
+    async def _call(
+        self, method: str, path: str, kind: Any, *, body: Any = _NO_BODY, params: Mapping[str, Any] | None = None,
+        idempotent: bool = True,
+    ) -> Any:  # fmt: skip
+        response = await self._send(method, path, body=body, params=params, idempotent=idempotent)
+        try:
+            return adapter(kind).validate_json(response.content)
+        except ValidationError as exc:
+            raise BackendError(
+                f"{method} {path}: unexpected answer from {self.location}: {exc.errors()[0]['msg']}", 502
+            ) from None
+
+    # --- service ---------------------------------------------------------------------------------------
+
+    async def services_status(self) -> ServiceStatus:
+        status: ServiceStatus = await self._call("GET", "/services/status", ServiceStatus)
+        return status
+
+    async def _chunk_size(self) -> int | None:
+        """Configs per ``simulate-jobs`` call: ours, else the server's limit (None for a server without one)."""
+        if self.max_configs is not None:
+            return self.max_configs
+        if self._limits is None:
+            try:
+                response = await self._send("GET", "/services/status", idempotent=True)
+                self._limits = ServiceStatus.model_validate_json(response.content)
+            except (NotFoundError, ValidationError):  # a server without limits (the seed's has another status)
+                return None
+        return self._limits.limits.max_configs
+
+    # --- methods ---------------------------------------------------------------------------------------
+
+    async def register_method(self, path: str | os.PathLike[str]) -> list[MethodInfo]:
+        """Check the method directory here (the same errors as the embedded backend), then send it packed."""
+        root = Path(path).expanduser()
+
+        def pack() -> bytes:
+            directories = find_method_dirs(root)
+            for directory in directories:
+                load_method(directory)
+            return pack_directory(root, directories)
+
+        archive = await asyncio.to_thread(pack)
+        body = {"archive": base64.b64encode(archive).decode("ascii")}
+        registered: list[MethodInfo] = await self._call("POST", "/methods", list[MethodInfo], body=body)
+        return registered
+
+    async def list_methods(self, latest_only: bool = True) -> list[MethodInfo]:
+        params = {"latest_only": "true" if latest_only else "false"}
+        methods: list[MethodInfo] = await self._call("GET", "/methods", list[MethodInfo], params=params)
+        return methods
+
+    async def method_versions(self, name: str) -> list[MethodInfo]:
+        path = f"/methods/versions/{quote(name, safe='')}"
+        versions: list[MethodInfo] = await self._call("GET", path, list[MethodInfo])
+        return versions
+
+    # --- files -----------------------------------------------------------------------------------------
+
+    async def upload_file(
+        self,
+        source: bytes | str | os.PathLike[str],
+        *,
+        file_hash: str | None = None,
+        filename: str | None = None,
+        content_type: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> FileInfo:
+        """Upload content unless the service has it already (checked first); the stored record either way."""
+        if isinstance(source, bytes):
+            data = source
+        else:
+            local = Path(source).expanduser()
+            if not local.is_file():
+                raise InvalidInputError(f"path: {str(local)!r} is not a readable file")
+            data = await asyncio.to_thread(local.read_bytes)
+            filename = filename or local.name
+        digest = await asyncio.to_thread(sha256_bytes, data)
+        usable = file_hash is None or (is_sha256_hex(file_hash) and file_hash == digest)
+        if usable and digest in (await self.check_hashes([digest])).existing_hashes:
+            return await self.get_file(digest)
+        # A malformed or mismatching file_hash is sent as given: the server's 422 says what is wrong.
+        body = {
+            "file_hash": digest if file_hash is None else file_hash,
+            "content": base64.b64encode(data).decode("ascii"),
+            "filename": filename,
+            "content_type": content_type,
+            "metadata": metadata,
+        }
+        try:
+            info: FileInfo = await self._call("POST", "/files/upload", FileInfo, body=body)
+        except ConflictError:
+            return await self.get_file(digest)
+        return info
+
+    async def get_file(self, file_hash: str) -> FileInfo:
+        info: FileInfo = await self._call("GET", f"/files/{quote(file_hash, safe='')}", FileInfo)
+        return info
+
+    async def check_hashes(self, hashes: Sequence[str]) -> HashCheckResponse:
+        body = {"hashes": list(hashes)}
+        result: HashCheckResponse = await self._call("POST", "/files/check-hashes", HashCheckResponse, body=body)
+        return result
+
+    async def list_files(self) -> list[FileInfo]:
+        files: list[FileInfo] = await self._call("GET", "/files", list[FileInfo])
+        return files
+
+    # --- jobs ------------------------------------------------------------------------------------------
+
+    async def simulate_job(self, config: ConfigLike) -> JobSimulationResponse:
+        body = config.model_dump() if isinstance(config, JobConfig) else config
+        result: JobSimulationResponse = await self._call(
+            "POST", "/simulate-job", JobSimulationResponse, body=body, idempotent=False
+        )
+        return result
+
+    async def simulate_jobs(
+        self, configs: Sequence[ConfigLike], *, dry_run: bool = False
+    ) -> MultiJobSimulationResponse:
+        """The seed's multi-job call, split into chunks under the server's limit when needed."""
+        items = [c.model_dump() if isinstance(c, JobConfig) else c for c in configs]
+        size = await self._chunk_size()
+        if size is None or len(items) <= size:
+            return await self._simulate(items, dry_run, None)
+        results = []
+        totals = dict.fromkeys(BatchStatistics.model_fields, 0)
+        batch_id: str | None = None
+        for start in range(0, len(items), size):
+            try:
+                part = await self._simulate(items[start : start + size], dry_run, batch_id)
+            except DshpcError as exc:
+                exc.add_note(
+                    f"configs {start} to {len(items) - 1} of {len(items)} were not submitted"
+                    + (f"; batch {batch_id} holds the ones before" if batch_id else "")
+                )
+                raise
+            batch_id = batch_id or part.batch_id
+            results.extend(part.results)
+            for name in totals:
+                totals[name] += getattr(part, name)
+        return MultiJobSimulationResponse(results=results, batch_id=batch_id, dry_run=dry_run, **totals)
+
+    async def _simulate(self, items: list[Any], dry_run: bool, batch_id: str | None) -> MultiJobSimulationResponse:
+        params: dict[str, str] = {"dry_run": "true"} if dry_run else {}
+        if batch_id is not None:
+            params["batch_id"] = batch_id
+        result: MultiJobSimulationResponse = await self._call(
+            "POST", "/simulate-jobs", MultiJobSimulationResponse, body={"jobs": items}, params=params,
+            idempotent=dry_run,
+        )  # fmt: skip
+        return result
+
+    async def job_statuses(self, job_ids: Sequence[str]) -> list[JobRecord]:
+        """The current records of many jobs in one request (unknown ids are left out)."""
+        if not job_ids:
+            return []
+        result: JobsResponse = await self._call("POST", "/jobs/batch", JobsResponse, body={"job_ids": list(job_ids)})
+        return result.jobs
+
+    async def get_job(self, job_id: str) -> JobRecord:
+        record: JobRecord = await self._call("GET", f"/job/{quote(job_id, safe='')}", JobRecord)
+        return record
+
+    async def list_jobs(self, status: str | None = None, limit: int = 100) -> list[JobRecord]:
+        params: dict[str, Any] = {"limit": limit} if status is None else {"limit": limit, "status": status}
+        jobs: list[JobRecord] = await self._call("GET", "/jobs", list[JobRecord], params=params)
+        return jobs
+
+    async def cancel(self, job_ids: Sequence[str]) -> CancelResponse:
+        body = {"job_ids": list(job_ids)}
+        result: CancelResponse = await self._call("POST", "/jobs/cancel", CancelResponse, body=body)
+        return result
+
+    # --- batches ---------------------------------------------------------------------------------------
+
+    async def batches(self, limit: int = 100) -> list[BatchSummary]:
+        found: list[BatchSummary] = await self._call("GET", "/batches", list[BatchSummary], params={"limit": limit})
+        return found
+
+    async def batch(self, batch_id: str) -> BatchDetail:
+        detail: BatchDetail = await self._call("GET", f"/batches/{quote(batch_id, safe='')}", BatchDetail)
+        return detail
+
+    async def cancel_batch(self, batch_id: str) -> CancelResponse:
+        path = f"/batches/{quote(batch_id, safe='')}/cancel"
+        result: CancelResponse = await self._call("POST", path, CancelResponse)
+        return result
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None

@@ -1,0 +1,395 @@
+"""The dsHPC HTTP API (DESIGN.md section 4) over the embedded engine, served by uvicorn: ``dshpc-jupyter serve``.
+
+Wire-compatible with the seed: same paths, JSON fields and status codes (201 on upload, 409 on a stored hash),
+plus the additions of DESIGN.md section 4 and ``POST /methods`` (a method directory sent as an archive).
+Engine work runs in worker threads (:class:`.embedded.EmbeddedBackend`); how bodies, answers and errors are
+encoded is :mod:`.server_wire`; the API key and the body limit are checked first, in :mod:`.server_guard`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import os
+import shutil
+import signal
+import socket
+import tempfile
+import threading
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import anyio.to_thread
+import uvicorn
+from fastapi import APIRouter, FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+
+from . import __version__
+from .archive import extract_archive
+from .connection import open_engine
+from .embedded import EmbeddedBackend
+from .errors import DshpcError, LimitExceededError, MethodSpecError
+from .models import (
+    BatchDetail,
+    BatchSummary,
+    CancelResponse,
+    ComponentStatus,
+    FileInfo,
+    FileUploadRequest,
+    HashCheckRequest,
+    HashCheckResponse,
+    HealthResponse,
+    JobIdsRequest,
+    JobRecord,
+    JobSimulationRequest,
+    JobSimulationResponse,
+    JobsResponse,
+    MethodArchiveRequest,
+    MethodInfo,
+    MultiJobSimulationRequest,
+    MultiJobSimulationResponse,
+    ServiceLimits,
+    ServiceStatus,
+)
+from .server_guard import Guard
+from .server_wire import (
+    OFFLOAD_BYTES,
+    OFFLOAD_ITEMS,
+    BodyError,
+    DocumentedApp,
+    body_doc,
+    decode_base64,
+    describe,
+    error_response,
+    errors_doc,
+    parse_body,
+    respond,
+)
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8001
+DEFAULT_MAX_CONFIGS = 10_000
+DEFAULT_MAX_BODY_BYTES = 64 << 20
+#: Bodies and responses bigger than this are parsed and serialized in a worker thread, not on the loop.
+
+log = logging.getLogger(__name__)
+
+
+def create_app(
+    backend: EmbeddedBackend,
+    *,
+    api_key: str | None = None,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    max_configs: int = DEFAULT_MAX_CONFIGS,
+) -> FastAPI:
+    """The API over ``backend``. The caller owns the backend (and closes it after the server stops)."""
+    if max_body_bytes < 1 or max_configs < 1:
+        raise ValueError("max_body_bytes and max_configs must be positive")
+    if api_key is not None and not (api_key and api_key.isascii() and api_key.isprintable()):
+        raise ValueError("api_key: must be non-empty printable ASCII text (it travels in an HTTP header)")
+    app = DocumentedApp(
+        title="dsHPC API",
+        version=__version__,
+        description="Deduplicated jobs on files with registered methods; the multi-job API POST /simulate-jobs.",
+    )
+    app.api_key_required = api_key is not None
+    app.include_router(_routes(backend, api_key is not None, max_body_bytes, max_configs))
+
+    @app.exception_handler(DshpcError)
+    async def _dshpcerror_response(request: Request, exc: DshpcError) -> Response:
+        return error_response(exc.status_code, str(exc))
+
+    @app.exception_handler(BodyError)
+    async def _bodyerror_response(request: Request, exc: BodyError) -> Response:
+        return error_response(422, exc.detail, exc.errors)
+
+    @app.exception_handler(RequestValidationError)
+    async def _parametererror_response(request: Request, exc: RequestValidationError) -> Response:
+        detail, errors = describe(list(exc.errors()))
+        return error_response(422, detail, errors)
+
+    @app.exception_handler(Exception)
+    async def _bug(request: Request, exc: Exception) -> Response:
+        log.exception("internal error on %s %s", request.method, request.url.path)
+        return error_response(500, f"internal server error ({type(exc).__name__}); the server log has the details")
+
+    open_paths = {"/health", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"}
+    app.add_middleware(Guard, api_key=api_key, max_body_bytes=max_body_bytes, open_paths=open_paths)
+    return app
+
+
+def _routes(backend: EmbeddedBackend, auth: bool, max_body_bytes: int, max_configs: int) -> APIRouter:
+    router = APIRouter(responses=errors_doc(*((401,) if auth else ()), 413, 422))
+    engine = backend.engine
+
+    @router.get("/health", response_model=HealthResponse, tags=["service"])
+    async def health() -> Response:
+        """Liveness: no API key needed."""
+        return Response(b'{"status":"ok"}', media_type="application/json")
+
+    @router.get("/services/status", response_model=ServiceStatus, tags=["service"])
+    async def services_status() -> Response:
+        """What this service is and whether its store answers; ``limits`` tells clients how to split requests."""
+        try:
+            await backend.batches(limit=1)
+            store = ComponentStatus(status="up")
+        except Exception as exc:
+            store = ComponentStatus(status="down", error=f"{type(exc).__name__}: {exc}"[:300])
+        status = ServiceStatus(
+            status="ok" if store.status == "up" else "degraded",
+            version=__version__,
+            scheduler=engine.scheduler.name,
+            schedulers=sorted(engine.schedulers),
+            store=backend.location,
+            auth_required=auth,
+            limits=ServiceLimits(max_configs=max_configs, max_body_bytes=max_body_bytes),
+            jobs_db=store,
+            files_db=store,
+        )
+        return await respond(ServiceStatus, status)
+
+    @router.post(
+        "/simulate-job",
+        response_model=JobSimulationResponse,
+        tags=["jobs"],
+        openapi_extra=body_doc(JobSimulationRequest),
+    )
+    async def simulate_job(request: Request) -> Response:
+        """One config, by the same rules as one config of ``/simulate-jobs`` (no batch is recorded)."""
+        config: Any = await parse_body(request, Any)
+        return await respond(JobSimulationResponse, await backend.simulate_job(config))
+
+    @router.post(
+        "/simulate-jobs",
+        response_model=MultiJobSimulationResponse,
+        tags=["jobs"],
+        openapi_extra=body_doc(MultiJobSimulationRequest),
+    )
+    async def simulate_jobs(
+        request: Request,
+        dry_run: bool = Query(False, description="Say what would happen to each config; submit and record nothing."),
+        batch_id: str | None = Query(
+            None, description="Add these configs to this batch (recorded by an earlier call) instead of a new one."
+        ),
+    ) -> Response:
+        """The seed's multi-job call: each config is served from cache, joins its running job, or is submitted.
+        A malformed config gets its own error result; it never rejects the others."""
+        payload = await parse_body(request, MultiJobSimulationRequest)
+        if len(payload.jobs) > max_configs:
+            raise LimitExceededError(
+                f"jobs: {len(payload.jobs)} configs is over the server's limit of {max_configs} per call "
+                "(max_configs in GET /services/status); split them into several calls"
+            )
+        result = await backend.simulate_jobs(payload.jobs, dry_run=dry_run, append_to=batch_id)
+        return await respond(MultiJobSimulationResponse, result, large=len(payload.jobs) > OFFLOAD_ITEMS)
+
+    @router.post(
+        "/files/upload",
+        status_code=201,
+        response_model=FileInfo,
+        tags=["files"],
+        openapi_extra=body_doc(FileUploadRequest),
+        responses=errors_doc(409),
+    )
+    async def upload_file(request: Request) -> Response:
+        """Store base64 content under its SHA-256 ``file_hash`` (checked): 201, or 409 when already stored."""
+        payload = await parse_body(request, FileUploadRequest)
+        if len(payload.content) > OFFLOAD_BYTES:
+            data = await anyio.to_thread.run_sync(decode_base64, payload.content, "content")
+        else:
+            data = decode_base64(payload.content, "content")
+        info = await backend.upload_file(
+            data, file_hash=payload.file_hash, filename=payload.filename, content_type=payload.content_type,
+            metadata=payload.metadata, exist_ok=False,
+        )  # fmt: skip
+        return await respond(FileInfo, info, status_code=201)
+
+    @router.post(
+        "/files/check-hashes",
+        response_model=HashCheckResponse,
+        tags=["files"],
+        openapi_extra=body_doc(HashCheckRequest),
+    )
+    async def check_hashes(request: Request) -> Response:
+        payload = await parse_body(request, HashCheckRequest)
+        result = await backend.check_hashes(payload.hashes)
+        return await respond(HashCheckResponse, result, large=len(payload.hashes) > OFFLOAD_ITEMS)
+
+    @router.get("/files", response_model=list[FileInfo], tags=["files"])
+    async def list_files() -> Response:
+        files = await backend.list_files()
+        return await respond(list[FileInfo], files, large=len(files) > OFFLOAD_ITEMS)
+
+    @router.get("/files/{file_hash}", response_model=FileInfo, tags=["files"], responses=errors_doc(404))
+    async def get_file(file_hash: str) -> Response:
+        return await respond(FileInfo, await backend.get_file(file_hash))
+
+    @router.get("/methods", response_model=list[MethodInfo], tags=["methods"])
+    async def list_methods(
+        latest_only: bool = Query(True, description="Only the latest version of each name."),
+    ) -> Response:
+        return await respond(list[MethodInfo], await backend.list_methods(latest_only))
+
+    @router.post(
+        "/methods", response_model=list[MethodInfo], tags=["methods"], openapi_extra=body_doc(MethodArchiveRequest)
+    )
+    async def register_methods(request: Request) -> Response:
+        """Register a method directory (or a directory of them) sent as a base64 .tar.gz; each becomes the latest
+        version of its name. The archive is unpacked with every member checked (no links, no paths outside)."""
+        payload = await parse_body(request, MethodArchiveRequest)
+        data = await anyio.to_thread.run_sync(decode_base64, payload.archive, "archive")
+        staging = await anyio.to_thread.run_sync(_unpack, data, engine.home.tmp_dir)
+        try:
+            registered = await backend.register_method(staging)
+        except MethodSpecError as exc:  # name files as they are in the archive, not by the server's staging path
+            raise MethodSpecError(str(exc).replace(f"{staging}{os.sep}", "").replace(str(staging), "archive")) from None
+        finally:
+            await anyio.to_thread.run_sync(shutil.rmtree, staging, True)
+        return await respond(list[MethodInfo], registered)
+
+    @router.get("/methods/by-name/{name:path}", response_model=MethodInfo, tags=["methods"], responses=errors_doc(404))
+    async def method_by_name(
+        name: str, latest: bool = Query(True, description="The latest version (else the first registered).")
+    ) -> Response:
+        versions = await backend.method_versions(name)
+        chosen = next((v for v in versions if v.latest), versions[0]) if latest else versions[-1]
+        return await respond(MethodInfo, chosen)
+
+    @router.get(
+        "/methods/versions/{name:path}", response_model=list[MethodInfo], tags=["methods"], responses=errors_doc(404)
+    )
+    async def method_versions(name: str) -> Response:
+        return await respond(list[MethodInfo], await backend.method_versions(name))
+
+    @router.get("/job/{job_id}", response_model=JobRecord, tags=["jobs"], responses=errors_doc(404))
+    async def get_job(job_id: str) -> Response:
+        return await respond(JobRecord, await backend.get_job(job_id))
+
+    @router.get("/jobs", response_model=list[JobRecord], tags=["jobs"])
+    async def list_jobs(
+        status: str | None = Query(None, description="Only jobs with this status code (CD, PD, R, F, ...)."),
+        limit: int = Query(100, ge=1, le=100_000),
+    ) -> Response:
+        jobs = await backend.list_jobs(status, limit)
+        return await respond(list[JobRecord], jobs, large=len(jobs) > OFFLOAD_ITEMS)
+
+    @router.post("/jobs/batch", response_model=JobsResponse, tags=["jobs"], openapi_extra=body_doc(JobIdsRequest))
+    async def job_statuses(request: Request) -> Response:
+        """The current records of many jobs in one request (what a poller calls); unknown ids in ``not_found``."""
+        payload = await parse_body(request, JobIdsRequest)
+        jobs = await backend.job_statuses(payload.job_ids)
+        found = {job.job_id for job in jobs}
+        missing = [job_id for job_id in dict.fromkeys(payload.job_ids) if job_id not in found]
+        result = JobsResponse.model_construct(jobs=jobs, not_found=missing)
+        return await respond(JobsResponse, result, large=len(jobs) > OFFLOAD_ITEMS)
+
+    @router.post("/jobs/cancel", response_model=CancelResponse, tags=["jobs"], openapi_extra=body_doc(JobIdsRequest))
+    async def cancel_jobs(request: Request) -> Response:
+        payload = await parse_body(request, JobIdsRequest)
+        return await respond(CancelResponse, await backend.cancel(payload.job_ids))
+
+    @router.get("/batches", response_model=list[BatchSummary], tags=["batches"])
+    async def list_batches(limit: int = Query(100, ge=1, le=100_000)) -> Response:
+        return await respond(list[BatchSummary], await backend.batches(limit))
+
+    @router.get("/batches/{batch_id}", response_model=BatchDetail, tags=["batches"], responses=errors_doc(404))
+    async def get_batch(batch_id: str) -> Response:
+        """A recorded batch: its results, the current record of each job and live counts."""
+        detail = await backend.batch(batch_id)
+        return await respond(BatchDetail, detail, large=len(detail.results) > OFFLOAD_ITEMS)
+
+    @router.post(
+        "/batches/{batch_id}/cancel", response_model=CancelResponse, tags=["batches"], responses=errors_doc(404)
+    )
+    async def cancel_batch(batch_id: str) -> Response:
+        return await respond(CancelResponse, await backend.cancel_batch(batch_id))
+
+    return router
+
+
+def _unpack(data: bytes, tmp_dir: Path) -> Path:
+    """Unpack a method archive into a fresh staging directory (removed again if the archive is refused)."""
+    staging = Path(tempfile.mkdtemp(dir=tmp_dir, prefix="method-upload-"))
+    try:
+        extract_archive(data, staging)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return staging
+
+
+# --- running it ------------------------------------------------------------------------------------------
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def serve(
+    home: str | os.PathLike[str] | None = None,
+    *,
+    methods: Iterable[str | os.PathLike[str]] = (),
+    host: str = DEFAULT_HOST,
+    port: int = DEFAULT_PORT,
+    api_key: str | None = None,
+    scheduler: str = "local",
+    max_configs: int = DEFAULT_MAX_CONFIGS,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    sock: socket.socket | None = None,
+    log_level: str = "info",
+) -> None:
+    """Run the API until SIGINT/SIGTERM: the store under ``home``, ``methods`` registered first.
+
+    ``sock`` serves on an already-bound listening socket (socket activation, tests) instead of host:port. On a
+    signal, uvicorn stops accepting, lets requests in flight finish, and then the engine is closed; jobs
+    keep running under their scheduler (the local worker is a separate process) and are picked up again by
+    the next server on the same home.
+    """
+    engine = open_engine(home, scheduler)
+    backend = EmbeddedBackend(engine)
+    try:
+        for path in methods:
+            for method in engine.register_method(path):
+                log.info("registered method %r (%s)", method.name, method.function_hash[:12])
+        app = create_app(backend, api_key=api_key, max_body_bytes=max_body_bytes, max_configs=max_configs)
+    except BaseException:
+        engine.close()
+        raise
+    if api_key is None and sock is None and not _is_loopback(host):
+        log.warning("serving on %s without an API key: anyone who can reach it can run registered methods", host)
+    config = uvicorn.Config(
+        app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=60, lifespan="off"
+    )
+    # uvicorn shuts down gracefully on SIGINT/SIGTERM, then raises the signal again for the handler it found
+    # installed: make that a no-op, so the engine is closed and serve() returns instead of the process dying.
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = {sig: signal.signal(sig, _after_shutdown) for sig in _STOP_SIGNALS} if main_thread else {}
+    try:
+        asyncio.run(run_server(uvicorn.Server(config), backend, sock))
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def _after_shutdown(signum: int, frame: object) -> None:
+    """The stop signal, raised again by uvicorn once it has stopped: nothing left to do."""
+
+
+async def run_server(server: uvicorn.Server, backend: EmbeddedBackend, sock: socket.socket | None = None) -> None:
+    """Serve until told to stop (a signal, or ``server.should_exit``), then close the backend: requests in
+    flight have finished by then, so nothing is cut halfway."""
+    try:
+        await server.serve(sockets=[sock] if sock is not None else None)
+    finally:
+        await backend.aclose()

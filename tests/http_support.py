@@ -1,0 +1,96 @@
+"""Real uvicorn servers for the tests: in a thread of the test process (fast to start) or in a subprocess
+(for signals and the seed-compatibility script), always on 127.0.0.1, on a socket bound before the server
+starts, so there is no race for a port."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import uvicorn
+from support import wait_until
+
+from dshpc_jupyter.connection import open_engine
+from dshpc_jupyter.embedded import EmbeddedBackend
+from dshpc_jupyter.server import create_app, run_server
+
+
+def listening_socket() -> socket.socket:
+    return socket.create_server(("127.0.0.1", 0), backlog=128)
+
+
+def url_of(sock: socket.socket) -> str:
+    return f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+
+@contextmanager
+def thread_server(home: Path, **options: Any) -> Iterator[str]:
+    """A uvicorn server over an engine on ``home``, in a thread; its URL. Stopped (gracefully) at exit."""
+    backend = EmbeddedBackend(open_engine(home))
+    app = create_app(backend, **options)
+    sock = listening_socket()
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=asyncio.run, args=(run_server(server, backend, sock),), daemon=True)
+    thread.start()
+    try:
+        wait_until(lambda: server.started or not thread.is_alive(), timeout=30, what="the server to start")
+        assert server.started, "the server thread died during startup"
+        yield url_of(sock)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+        sock.close()
+
+
+SERVE_SCRIPT = """
+import socket, sys, json
+from dshpc_jupyter.server import serve
+options = json.loads(sys.argv[2])
+serve(sock=socket.socket(fileno=int(sys.argv[1])), log_level="warning", **options)
+"""
+
+
+@contextmanager
+def subprocess_server(home: Path, **options: Any) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """``serve()`` in its own process (as ``dshpc-jupyter serve`` runs it); its URL and the process."""
+    import json
+
+    sock = listening_socket()
+    options = {"home": str(home), **options}
+    process = subprocess.Popen(
+        [sys.executable, "-c", SERVE_SCRIPT, str(sock.fileno()), json.dumps(options)],
+        pass_fds=[sock.fileno()],
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    url = url_of(sock)
+    sock.close()
+    try:
+        wait_until(lambda: healthy(url) or process.poll() is not None, timeout=60, what="the server to answer")
+        assert process.poll() is None, f"the server exited with {process.returncode}"
+        yield url, process
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=10)
+
+
+def healthy(url: str) -> bool:
+    """True once the server at ``url`` answers /health."""
+    try:
+        return httpx.get(f"{url}/health", timeout=2).status_code == 200
+    except httpx.TransportError:
+        return False
