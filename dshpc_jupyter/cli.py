@@ -22,7 +22,7 @@ from rich.table import Table
 from . import __version__
 from . import status as st
 from .connection import Connection, connect
-from .errors import DshpcError
+from .errors import DshpcError, InvalidInputError
 from .examples import data_files, methods_dir
 from .models import BatchStatistics, JobRecord, MultiJobResult
 from .sweep import load_file
