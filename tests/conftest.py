@@ -6,14 +6,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support import hold_the_slot, wait_until
+from support import hold_the_slot, shutdown_home
 
-from dshpc_jupyter import status as st
 from dshpc_jupyter.connection import open_engine
 from dshpc_jupyter.engine import Engine
 from dshpc_jupyter.examples import data_files, methods_dir
-from dshpc_jupyter.home import Home
-from dshpc_jupyter.schedulers.local import stop_worker
 
 
 @pytest.fixture(autouse=True)
@@ -23,23 +20,6 @@ def _isolated_environment(tmp_path_factory: pytest.TempPathFactory, monkeypatch:
     monkeypatch.delenv("DSHPC_URL", raising=False)
     monkeypatch.delenv("DSHPC_API_KEY", raising=False)
     monkeypatch.setenv("DSHPC_WORKER_IDLE_TIMEOUT", "20")
-
-
-def shutdown_home(home: Path) -> None:
-    """Cancel what still runs in a home and stop its worker, so no process outlives the test."""
-    engine = open_engine(home)
-    try:
-        active = [job.job_id for job in engine.store.active_jobs("local")]
-        if active:
-            engine.cancel(active)
-            wait_until(
-                lambda: not any(st.is_in_progress(j.status) for j in engine.store.get_jobs(active)),
-                timeout=10,
-                what="cancelled jobs to end",
-            )
-    finally:
-        engine.close()
-        stop_worker(Home.open(home))
 
 
 @pytest.fixture

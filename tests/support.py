@@ -10,8 +10,11 @@ from pathlib import Path
 from typing import Any
 
 from dshpc_jupyter import status as st
+from dshpc_jupyter.connection import open_engine
 from dshpc_jupyter.engine import Engine
+from dshpc_jupyter.home import Home
 from dshpc_jupyter.models import JobRecord
+from dshpc_jupyter.schedulers.local import stop_worker
 
 
 def wait_for_jobs(engine: Engine, job_ids: Sequence[str], timeout: float = 60.0) -> list[JobRecord]:
@@ -113,3 +116,20 @@ class CountingBackend:
             return await attribute(*args, **kwargs)
 
         return counted
+
+
+def shutdown_home(home: Path) -> None:
+    """Cancel what still runs in a home and stop its worker, so no process outlives the test."""
+    engine = open_engine(home)
+    try:
+        active = [job.job_id for job in engine.store.active_jobs("local")]
+        if active:
+            engine.cancel(active)
+            wait_until(
+                lambda: not any(st.is_in_progress(j.status) for j in engine.store.get_jobs(active)),
+                timeout=10,
+                what="cancelled jobs to end",
+            )
+    finally:
+        engine.close()
+        stop_worker(Home.open(home))

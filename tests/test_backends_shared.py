@@ -12,9 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import shutdown_home
 from http_support import thread_server
-from support import wait_for_jobs, write_method
+from support import shutdown_home, wait_for_jobs, write_method
 
 from dshpc_jupyter.client import HttpBackend
 from dshpc_jupyter.connection import Connection, open_engine

@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 import schemathesis
-from conftest import shutdown_home
 from http_support import thread_server
 from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
@@ -18,6 +17,7 @@ from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.core.result import Ok
 from schemathesis.specs.openapi.checks import response_schema_conformance
+from support import shutdown_home
 
 from dshpc_jupyter.connection import open_engine
 from dshpc_jupyter.examples import data_files, methods_dir
