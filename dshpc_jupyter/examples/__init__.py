@@ -14,7 +14,7 @@ def methods_dir() -> Path:
 
 def data_dir() -> Path:
     """Small CSV and text files. ``stations/`` holds four hourly temperature logs for the sweep notebook; the
-    west station's names its column ``temp_c`` instead of ``temperature``, on purpose, so that a sweep fails."""
+    west station's logger names its column ``temp_c`` instead of ``temperature``, on purpose, so that a sweep fails."""
     return ROOT / "data"
 
 
