@@ -1,6 +1,8 @@
 """nbval runs the notebooks here in real kernels. Each notebook makes its own home under a fresh temporary
-folder; when the session ends, the servers those notebooks started (they leave a ``server.pid``) and the local
-workers of their homes are stopped, so no process outlives the session even when a notebook failed halfway."""
+folder, inside this session's own folder (the kernels inherit ``TMPDIR``); when the session ends, the servers
+those notebooks started (they leave a ``server.pid``) and the local workers of their homes are stopped and the
+folder removed, so no process outlives the session even when a notebook failed halfway, and no other session's
+files are touched."""
 
 from __future__ import annotations
 
@@ -14,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-STARTED = time.time()
+SESSION_TMP = Path(tempfile.mkdtemp(prefix="dshpc-notebooks-"))
+os.environ["TMPDIR"] = str(SESSION_TMP)  # the kernels inherit it: their temporary homes land in this folder
 os.environ.setdefault("DSHPC_WORKER_IDLE_TIMEOUT", "10")  # the kernels inherit it, and so do their workers
 
 
@@ -52,10 +55,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     from dshpc_jupyter.home import Home
     from dshpc_jupyter.schedulers.local import stop_worker
 
-    for folder in Path(tempfile.gettempdir()).glob("dshpc-*-*"):
-        if folder.is_dir() and folder.stat().st_mtime >= STARTED:
-            for pid_file in folder.glob("**/server.pid"):
-                _stop_server(pid_file)
-            for home in {p.parent.parent for p in folder.glob("**/run/worker.lock")}:
-                stop_worker(Home.open(home))
-            shutil.rmtree(folder, ignore_errors=True)
+    for pid_file in SESSION_TMP.glob("**/server.pid"):
+        _stop_server(pid_file)
+    for home in {p.parent.parent for p in SESSION_TMP.glob("**/run/worker.lock")}:
+        stop_worker(Home.open(home))
+    shutil.rmtree(SESSION_TMP, ignore_errors=True)
