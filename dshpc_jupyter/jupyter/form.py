@@ -31,7 +31,7 @@ from ..sweep import find_duplicates
 from .display import BatchView
 from .form_fields import UNSET, ParameterField, error_html
 from .form_files import FilePicker
-from .form_values import MAX_CONFIGS, FieldError, build_configs
+from .form_values import MAX_CONFIGS, FieldError, build_configs, describe_grid
 
 MAX_PENDING_SHOWN: Final = 1000
 OUTCOME_WORDS: Final = {
@@ -180,9 +180,11 @@ class JobForm(widgets.VBox):  # type: ignore[misc]
         self._method_changed()
 
     def reload(self) -> None:
-        """Ask the service for its methods and files again (a method registered since, a file uploaded)."""
+        """Ask the service for its methods and files again (a method registered since, a file uploaded), and
+        what it would now do with the pending configs."""
         self._load_methods()
         self.files.reload()
+        self.refresh_preview()
 
     def _method_changed(self) -> None:
         self.method_error.value = ""
@@ -254,7 +256,7 @@ class JobForm(widgets.VBox):  # type: ignore[misc]
         except FieldError as exc:
             self.add_status.value = error_html(f"nothing added: {exc.problem}")
             return []
-        sizes = " × ".join([f"{len(self.files.selected)} file(s)", *(f"{len(v)} {k}" for k, v in grid.items())])
+        sizes = describe_grid(len(self.files.selected), grid)
         self.add_status.value = _note(f"added {len(configs)} config(s): {self.method.value}, {sizes}", OK_STYLE)
         self.refresh_preview()
         return configs

@@ -155,6 +155,11 @@ def count_configs(files: int, grid: Mapping[str, Sequence[Any]]) -> int:
     return files * math.prod(len(values) for values in grid.values())
 
 
+def describe_grid(files: int, grid: Mapping[str, Sequence[Any]]) -> str:
+    """ "2 file(s) × 3 values of threshold": what a number of configs is made of."""
+    return " × ".join([f"{files} file(s)", *(f"{len(v)} values of {k}" for k, v in grid.items())])
+
+
 def build_configs(
     method: str, file_hashes: Sequence[str], fixed: Mapping[str, Any], grid: Mapping[str, Sequence[Any]]
 ) -> list[dict[str, Any]]:
@@ -162,8 +167,9 @@ def build_configs(
     sweep, after checking the count so a huge grid is refused before it is built."""
     count = count_configs(len(file_hashes), grid)
     if count > MAX_CONFIGS:
-        sizes = " x ".join([f"{len(file_hashes)} file(s)", *(f"{len(v)} {k}" for k, v in grid.items())])
-        raise FieldError("add", f"{sizes} = {count} configs; at most {MAX_CONFIGS} at once")
+        raise FieldError(
+            "add", f"{describe_grid(len(file_hashes), grid)} = {count} configs; at most {MAX_CONFIGS} at once"
+        )
     document = {
         "method": method,
         "files": list(file_hashes),
@@ -189,6 +195,7 @@ __all__ = [
     "FieldError",
     "build_configs",
     "count_configs",
+    "describe_grid",
     "format_size",
     "parse_list",
     "parse_range",
