@@ -403,3 +403,41 @@ def test_a_thousand_files_and_a_hundred_methods_stay_searchable(home: Path, tmp_
         form.close()
     finally:
         connection.close()
+
+
+def test_the_magic_shows_the_form_in_a_real_kernel_and_binds_out(home: Path, tmp_path: Path) -> None:
+    from kernels import Kernel
+    from test_magics import assert_one_line_error
+
+    engine = open_engine(home)
+    try:
+        engine.register_method(methods_dir())
+        for path in data_files():
+            engine.upload_file(path)
+    finally:
+        engine.close()
+    kernel = Kernel(tmp_path, {"DSHPC_HOME": str(home)})
+    try:
+        kernel.ok("%load_ext dshpc_jupyter")
+        shown = kernel.ok("form = %dshpc_form --out b\nform")
+        data = shown.displays[-1]["data"]
+        assert "application/vnd.jupyter.widget-view+json" in data
+        assert data["text/plain"] == "<dshpc_jupyter.JobForm: 0 pending config(s)>"
+        kernel.ok(
+            "form.method.value = 'Example Python Method'\n"
+            "form.parameter('uppercase').input.value = True\n"
+            "form.files.search.value = 'hello'\n"
+            "form.files.select_shown.click()\n"
+            "form.add_button.click()\n"
+            "form.submit_button.click()\n"
+            "form.wait(60)"
+        )
+        assert kernel.value("b is form.batch") is True
+        assert kernel.value("b.df.state.tolist()") == ["completed"]
+        assert kernel.value("b.outputs()['uppercase'].tolist()") == [True]
+        help_text = kernel.ok("%dshpc_form?").paged
+        assert "Examples" in help_text and "%dshpc_form --out b" in help_text
+        assert_one_line_error(kernel.run("%dshpc_form --out 1x"), "--out: '1x' is not a valid variable name")
+        assert_one_line_error(kernel.run("%dshpc_form --poll 0"), "--poll: must be a positive number")
+    finally:
+        kernel.shutdown()

@@ -115,7 +115,7 @@ class JobForm(widgets.VBox):  # type: ignore[misc]
         self.add_status = widgets.HTML()
         self.pending_summary = widgets.HTML()
         self.pending_summary.add_class("dshpc-form-preview")
-        self.pending_list = widgets.SelectMultiple(options=[], rows=6, layout={"width": "100%"})
+        self.pending_list = widgets.SelectMultiple(options=[], rows=6, layout={"width": "98%"})
         self.pending_list.add_class("dshpc-form-pending")
         self.remove_button = widgets.Button(description="Remove selected", icon="minus", layout={"width": "150px"})
         self.clear_button = widgets.Button(description="Clear all", icon="trash", layout={"width": "100px"})
@@ -447,7 +447,7 @@ class JobForm(widgets.VBox):  # type: ignore[misc]
         return "\n".join(lines)
 
     def __repr__(self) -> str:
-        return f"<dshpc_jupyter.JobForm on {self.connection.location}: {self.preview_text()}>"
+        return f"<dshpc_jupyter.JobForm: {self.preview_text()}>"  # short: ipywidgets cuts its text at 110 characters
 
     def close(self) -> None:
         if self._view is not None:

@@ -77,7 +77,7 @@ class ParameterField(widgets.VBox):  # type: ignore[misc]
             tooltips=["one value", "sweep: comma-separated values", "sweep: from, to, step (to included)"][
                 : len(modes)
             ],
-            style={"button_width": "52px"},
+            style={"button_width": "62px"},
             layout={"width": "auto"},
         )
         example = ", ".join(str(c) for c in param.choices[:3]) if param.choices else _list_example(param)
