@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import warnings
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -69,6 +70,12 @@ def pick_files(form: JobForm, search: str) -> list[str]:
     return form.files.selected
 
 
+def models() -> int:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return len(widgets.Widget.widgets)
+
+
 def runs(log: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
 
@@ -96,6 +103,14 @@ def test_fields_follow_the_method_spec(form: JobForm) -> None:
     assert form.parameter("level").read() is UNSET  # the default is not sent; the service fills it in
     with pytest.raises(KeyError, match="'Logged' has no parameter 'nope'"):
         form.parameter("nope")
+    fields = form.fields
+    form.method.value = "Word Count (bash)"
+    before = models()
+    form.method.value = "Logged"
+    form.method.value = "Word Count (bash)"
+    assert models() == before  # each method's fields are built once, then reused
+    form.method.value = "Logged"
+    assert form.fields == fields
     form.method.value = "Word Count (bash)"
     assert [f.param.name for f in form.fields] == ["unit"] and form.parameter("unit").input.label == "words"
 

@@ -199,7 +199,9 @@ class JobForm(widgets.VBox):  # type: ignore[misc]
             self.parameters.children = []
             return
         self.method_help.value = _note(f"v{info.version} · {info.description}")
-        fields = self._fields.setdefault(info.function_hash, [ParameterField(p) for p in info.parameters])
+        fields = self._fields.get(info.function_hash)
+        if fields is None:  # built once per method version: what was typed stays while another is chosen
+            fields = self._fields[info.function_hash] = [ParameterField(p) for p in info.parameters]
         self.parameters.children = fields or [widgets.HTML(_note("this method takes no parameters"))]
 
     @property
