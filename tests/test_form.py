@@ -70,6 +70,16 @@ def pick_files(form: JobForm, search: str) -> list[str]:
     return form.files.selected
 
 
+def add_list(form: JobForm, method: str, parameter: str, values: str, files: str) -> None:
+    """Choose a method, sweep one parameter over comma-separated values, pick files by a search, click Add."""
+    form.method.value = method
+    field = form.parameter(parameter)
+    field.mode.value = "list"
+    field.values_text.value = values
+    pick_files(form, files)
+    form.add_button.click()
+
+
 def models() -> int:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
@@ -138,12 +148,7 @@ def test_configs_for_two_methods_with_a_sweep_preview_submit_and_results(form: J
     ]  # fmt: skip
 
     # a second method, the values typed for the first one are kept while it is away
-    form.method.value = "Word Count (bash)"
-    unit = form.parameter("unit")
-    unit.mode.value = "list"
-    unit.values_text.value = "lines, bytes"
-    pick_files(form, "hello")
-    form.add_button.click()
+    add_list(form, "Word Count (bash)", "unit", "lines, bytes", "hello")
     assert len(form.pending) == 14 and form.pending[12:] == [
         {"file_hash": hashes(form.connection)["hello.txt"], "method_name": "Word Count (bash)",
          "parameters": {"unit": u}} for u in ("lines", "bytes")
@@ -221,12 +226,7 @@ def test_preview_counts_cached_in_progress_new_resubmitted_and_invalid(
                                                                                      first.results])), 60)  # fmt: skip
     running_id = connection.simulate_jobs([running]).results[0].job_id
 
-    form.method.value = "Threshold Filter"
-    threshold = form.parameter("threshold")
-    threshold.mode.value = "list"
-    threshold.values_text.value = "0.5, -1, 0.7"
-    pick_files(form, "readings_a")
-    form.add_button.click()
+    add_list(form, "Threshold Filter", "threshold", "0.5, -1, 0.7", "readings_a")
     form.method.value = "Simulated Workload"
     form.parameter("seconds").input.value = 60.0
     pick_files(form, "hello")
@@ -281,11 +281,7 @@ def test_submitting_twice_runs_nothing_twice_and_binds_out(conn: Connection, tmp
         form.method.value = "Logged"
         form.parameter("log").input.value = str(log)
         form.parameter("seconds").input.value = 0.5
-        mode = form.parameter("mode")
-        mode.mode.value = "list"
-        mode.values_text.value = "fast, exact, fast"  # a repeat in the list is one value
-        pick_files(form, "hello")
-        form.add_button.click()
+        add_list(form, "Logged", "mode", "fast, exact, fast", "hello")  # a repeat in the list is one value
         form.add_button.click()  # the same configs twice: two rows, one job each
         assert len(form.pending) == 4 and "2 duplicate(s) share a job" in form.pending_summary.value
         form.submit_button.click()
@@ -332,13 +328,19 @@ def test_remove_selected_and_clear_all(form: JobForm) -> None:
     assert form.preview_text() == "0 pending config(s)"
 
 
-def test_uploads_are_hashed_sent_only_when_missing_and_selected(home: Path, tmp_path: Path) -> None:
-    backend = CountingBackend(EmbeddedBackend(open_engine(home)))
-    connection = Connection(backend)
-    try:
-        connection.register_method(methods_dir())
-        connection.upload_files(data_files())
+@pytest.mark.parametrize("kind", BACKENDS)
+def test_uploads_are_hashed_sent_only_when_missing_and_selected(kind: str, home: Path) -> None:
+    with ExitStack() as stack:
+        backends: list[CountingBackend] = []
+
+        def counting(inner: Any) -> CountingBackend:
+            backends.append(CountingBackend(inner))
+            return backends[0]
+
+        connection = open_connection(kind, home, stack, counting)
+        backend = backends[0]
         form = JobForm(connection)
+        stack.callback(form.close)
         backend.calls.clear()
         poem = data_files("poem.txt")[0].read_bytes()
         when = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
@@ -359,9 +361,6 @@ def test_uploads_are_hashed_sent_only_when_missing_and_selected(home: Path, tmp_
              "last_modified": when},
         )  # fmt: skip
         assert backend.calls["upload_file"] == 1 and "again.txt already stored" in form.files.upload_status.value
-        form.close()
-    finally:
-        connection.close()
 
 
 def test_service_problems_are_shown_beside_the_control_not_raised(home: Path) -> None:

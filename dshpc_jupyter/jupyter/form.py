@@ -410,10 +410,11 @@ class JobForm(widgets.VBox):  # type: ignore[misc]
     def _finished(self, batch: Batch) -> None:
         """In the view's thread once the batch is done: no more cancelling; the preview is out of date (its new
         jobs are now cached or failed), so it is asked again."""
+        if batch is not self.batch:  # a newer submission's view has taken over
+            return
         try:
-            if batch is self.batch:
-                self.cancel_button.disabled = True
-                self.refresh_preview()
+            self.cancel_button.disabled = True
+            self.refresh_preview()
         finally:
             self._settled.set()
 
