@@ -345,16 +345,16 @@ def test_uploads_are_hashed_sent_only_when_missing_and_selected(kind: str, home:
         poem = data_files("poem.txt")[0].read_bytes()
         when = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
         form.files.upload.value = (
-            {"name": "notes.txt", "type": "text/plain", "size": 5, "content": memoryview(b"notes"),
+            {"name": "<i>notes</i>.txt", "type": "text/plain", "size": 5, "content": memoryview(b"notes"),
              "last_modified": when},
             {"name": "poem-copy.txt", "type": "text/plain", "size": len(poem), "content": memoryview(poem),
              "last_modified": when},
         )  # fmt: skip
         assert backend.calls["check_hashes"] == 1 and backend.calls["upload_file"] == 1  # the poem was there
-        assert "notes.txt uploaded; poem-copy.txt already stored" in form.files.upload_status.value
+        assert "&lt;i&gt;notes&lt;/i&gt;.txt uploaded; poem-copy.txt already stored" in form.files.upload_status.value
         assert form.files.upload.value == ()  # the bytes are not kept in the widget
         names = {h: n for n, h in hashes(connection).items()}
-        assert sorted(names[h] for h in form.files.selected) == ["notes.txt", "poem.txt"]
+        assert sorted(names[h] for h in form.files.selected) == ["<i>notes</i>.txt", "poem.txt"]
         assert len(names) == 5
         form.files.upload.value = (
             {"name": "again.txt", "type": "text/plain", "size": 5, "content": memoryview(b"notes"),
