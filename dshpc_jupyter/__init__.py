@@ -23,6 +23,7 @@ _EXPORTS = {
     "BatchStats": "batch",
     "batches": "batch",
     "BatchView": "jupyter.display",
+    "JobForm": "jupyter.form",
     "load_ipython_extension": "jupyter.magics",
 }
 
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
     from .connection import Connection, connect, connect_async, current
     from .errors import DshpcError
     from .jupyter.display import BatchView
+    from .jupyter.form import JobForm
     from .jupyter.magics import load_ipython_extension
     from .models import JobConfig
 
@@ -51,6 +53,7 @@ __all__ = [
     "Connection",
     "DshpcError",
     "JobConfig",
+    "JobForm",
     "__version__",
     "batches",
     "connect",

@@ -6,7 +6,7 @@ side by side and compares every field of every answer (job ids, pids and times a
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -28,12 +28,13 @@ WORKLOAD = "Simulated Workload"
 BACKENDS = ["embedded", "http"]
 
 
-def open_connection(kind: str, home: Path, stack: ExitStack) -> Connection:
-    """A connection of ``kind`` on a fresh home, with the example methods and data (sent the backend's way)."""
+def open_connection(kind: str, home: Path, stack: ExitStack, wrap: Callable[[Any], Any] = lambda b: b) -> Connection:
+    """A connection of ``kind`` on a fresh home, with the example methods and data (sent the backend's way);
+    ``wrap`` may wrap the backend (e.g. in a ``CountingBackend``)."""
     if kind == "embedded":
-        conn = Connection(EmbeddedBackend(open_engine(home)))
+        conn = Connection(wrap(EmbeddedBackend(open_engine(home))))
     else:
-        conn = Connection(HttpBackend(stack.enter_context(thread_server(home))))
+        conn = Connection(wrap(HttpBackend(stack.enter_context(thread_server(home)))))
     stack.callback(conn.close)
     conn.register_method(methods_dir())
     conn.upload_files(data_files())

@@ -1,5 +1,5 @@
-"""IPython magics: ``%load_ext dshpc_jupyter`` registers ``%dshpc_connect``, ``%%dshpc_batch``, ``%dshpc_methods``,
-``%dshpc_files``, ``%dshpc_jobs`` and ``%dshpc_batches``.
+"""IPython magics: ``%load_ext dshpc_jupyter`` registers ``%dshpc_connect``, ``%%dshpc_batch``, ``%dshpc_form``,
+``%dshpc_methods``, ``%dshpc_files``, ``%dshpc_jobs`` and ``%dshpc_batches``.
 
 A mistake in a cell (bad YAML, an unknown option or variable, a malformed config, a service that says no) is
 raised as IPython's ``UsageError``: one line in the cell, no traceback, and the cell counts as failed so "run
@@ -28,6 +28,8 @@ from .display import show
 if TYPE_CHECKING:
     import pandas as pd
 
+    from .form import JobForm
+
 
 @contextmanager
 def _one_line_errors() -> Iterator[None]:
@@ -43,6 +45,13 @@ def _one_line_errors() -> Iterator[None]:
 
 def _parse(function: Callable[..., Any], line: str) -> Any:
     return parse_argstring(function, line)
+
+
+def _check_out_and_poll(args: Any) -> None:
+    if args.out is not None and not args.out.isidentifier():
+        raise UsageError(f"--out: {args.out!r} is not a valid variable name")
+    if args.poll is not None and args.poll <= 0:
+        raise UsageError(f"--poll: must be a positive number of seconds, got {args.poll}")
 
 
 def _hash_and_check(connection: connections.Connection, missing: list[str]) -> Callable[[Sequence[Path]], list[str]]:
@@ -132,10 +141,7 @@ class DshpcMagics(Magics):
         args = _parse(self.dshpc_batch, line)
         with _one_line_errors():
             document = self._document(args.source, cell)
-            if args.out is not None and not args.out.isidentifier():
-                raise UsageError(f"--out: {args.out!r} is not a valid variable name")
-            if args.poll is not None and args.poll <= 0:
-                raise UsageError(f"--poll: must be a positive number of seconds, got {args.poll}")
+            _check_out_and_poll(args)
             if args.timeout is not None and args.timeout < 0:
                 raise UsageError(f"--timeout: must be zero or more seconds, got {args.timeout}")
             connection = connections.current()
@@ -167,6 +173,32 @@ class DshpcMagics(Magics):
         if source not in self.namespace:
             raise UsageError(f"--from: no variable named {source!r}")
         return self.namespace[source]
+
+    @magic_arguments()
+    @argument("--out", metavar="NAME", help="Bind each submitted Batch to this variable (also form.batch).")
+    @argument("--poll", type=float, default=DEFAULT_POLL, metavar="S", help="Seconds between status polls.")
+    @line_magic
+    def dshpc_form(self, line: str) -> JobForm:
+        """A form to build jobs by clicking: choose a method, set its parameters (one value, or a sweep of a
+        list or a range), pick files from the service or upload them, Add (the configs expand as a grid and a
+        preview says how many are cached, in progress, new or invalid), then Submit: the live batch display
+        appears under the form, with a Cancel button. Submitting again never runs a job twice.
+
+        The form is returned: drive it from code as well (``form.method.value = ...``, ``form.add_button.click()``,
+        ``form.pending``, ``form.batch``, ``form.summary()``).
+
+        Examples::
+
+            %dshpc_form
+            %dshpc_form --out b               # each submitted Batch is bound to b: b.df, b.wait()
+            form = %dshpc_form --out b        # keep the form; show it with `form` on the cell's last line
+        """
+        from .form import JobForm
+
+        args = _parse(self.dshpc_form, line)
+        with _one_line_errors():
+            _check_out_and_poll(args)
+            return JobForm(connections.current(), out=args.out, namespace=self.namespace, poll=args.poll)
 
     @magic_arguments()
     @argument("--all", action="store_true", help="Every registered version, not only the latest of each name.")

@@ -1,0 +1,107 @@
+"""The form in a real JupyterLab, in headless Chromium: choose a method, sweep a parameter, pick a stored file,
+upload another, add, submit, and watch the live display reach the end; then submit again and see that nothing
+ran twice. A screenshot is saved in the test's folder (and, with ``DSHPC_FORM_SCREENSHOT=path``, there too:
+that is how the README's ``docs/images/form.png`` is made).
+
+Skipped only where Debian's Chromium is absent; CI installs it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from browser import CHROMIUM, chromium, jupyterlab, write_notebook
+
+from dshpc_jupyter.connection import Connection, connect_async
+from dshpc_jupyter.hashing import sha256_file
+
+pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} is not installed (apt-get install chromium)")
+
+SETUP = """%load_ext dshpc_jupyter
+import dshpc_jupyter
+from dshpc_jupyter import examples
+connection = dshpc_jupyter.current()
+connection.register_method(examples.methods_dir())
+connection.upload_files(examples.data_files("readings_*.csv"));"""
+SHOW = "%dshpc_form --out b"
+APP_READY = """() => {
+    const panel = window.jupyterapp && window.jupyterapp.shell.currentWidget;
+    return Boolean(panel && panel.context && panel.context.isReady && panel.sessionContext
+                   && panel.sessionContext.session && panel.sessionContext.session.kernel);
+}"""
+SECONDS = 1000  # Playwright counts in milliseconds
+
+
+def test_build_submit_and_follow_a_batch_in_jupyterlab(tmp_path: Path, home: Path) -> None:
+    from playwright.sync_api import expect
+
+    root = tmp_path / "root"
+    root.mkdir()
+    write_notebook(root / "form.ipynb", [SETUP, SHOW])
+    extra = tmp_path / "readings_c.csv"
+    extra.write_text("time,value,sensor\n" + "".join(f"{i},{i / 40:.3f},{('north', 'south')[i % 2]}\n"
+                                                       for i in range(48)), encoding="utf-8")  # fmt: skip
+    errors: list[str] = []
+    with (
+        jupyterlab(root, tmp_path / "lab", {"DSHPC_HOME": str(home)}) as lab,
+        chromium({"width": 1280, "height": 2000}) as page,
+    ):
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.goto(lab.page_url("form.ipynb"))
+        page.wait_for_function(APP_READY, timeout=90 * SECONDS)
+        page.evaluate("window.jupyterapp.commands.execute('application:toggle-left-area')")
+        page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
+        form = page.locator(".dshpc-form")
+        form.wait_for(timeout=90 * SECONDS)
+
+        form.locator(".dshpc-form-method select").select_option("Threshold Filter")
+        threshold = form.locator(".dshpc-param-threshold")
+        threshold.locator(".widget-toggle-button", has_text="list").click()
+        threshold.locator("input[type=text]").fill("0.2, 0.5, 0.8")
+        form.locator(".dshpc-form-files select").select_option(label="readings_a.csv · 776 B · 111b4e46")
+        with page.expect_file_chooser() as chooser:
+            form.locator(".dshpc-form-upload").click()
+        chooser.value.set_files(str(extra))
+        expect(form).to_contain_text("readings_c.csv uploaded", timeout=30 * SECONDS)
+        expect(form).to_contain_text("2 selected · 3 of 3 files match", timeout=30 * SECONDS)
+
+        form.locator(".dshpc-form-add").click()
+        preview = form.locator(".dshpc-form-preview")
+        expect(preview).to_contain_text("6 pending config(s) · preview: 0 cached · 0 in progress · 6 new · 0 invalid",
+                                        timeout=30 * SECONDS)  # fmt: skip
+        expect(form.locator(".dshpc-form-pending option")).to_have_count(6)
+
+        form.locator(".dshpc-form-submit").click()
+        status = form.locator(".dshpc-form-submit-status")
+        expect(status).to_contain_text("6 config(s) → 6 new job(s)", timeout=30 * SECONDS)
+        summary = form.locator(".dshpc-form-results .dshpc-summary")
+        expect(summary).to_contain_text("6 configs · 6 completed (0 cached) · 0 failed · 0 errors · done in",
+                                        timeout=120 * SECONDS)  # fmt: skip
+        expect(form.locator(".dshpc-form-results tr.dshpc-completed")).to_have_count(6)
+        expect(preview).to_contain_text("preview: 6 cached", timeout=30 * SECONDS)  # asked again once done
+        form.screenshot(path=str(tmp_path / "form.png"))
+
+        form.locator(".dshpc-form-submit").click()
+        expect(status).to_contain_text("0 new job(s), 6 from the cache", timeout=30 * SECONDS)
+        expect(summary).to_contain_text("6 completed (6 cached)", timeout=30 * SECONDS)
+        assert errors == []
+
+    assert (tmp_path / "form.png").stat().st_size > 10_000
+    target = os.environ.get("DSHPC_FORM_SCREENSHOT")
+    if target:
+        Path(target).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(tmp_path / "form.png", target)
+    # what the service holds: one batch that made 6 jobs, one served from the cache, the uploaded file
+    connection = Connection(connect_async(home=home))
+    try:
+        made, cached = sorted(connection.batches(), key=lambda b: b.created_at)
+        assert (made.total_jobs, made.statistics.successful_submissions) == (6, 6)
+        assert (cached.total_jobs, cached.statistics.successful_submissions, cached.statistics.completed_jobs) == (
+            6, 0, 6)  # fmt: skip
+        assert sha256_file(extra) in {f.file_hash for f in connection.list_files()}
+        assert sorted(j.status for j in connection.list_jobs()) == ["CD"] * 6
+    finally:
+        connection.close()
