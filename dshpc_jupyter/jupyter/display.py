@@ -98,6 +98,9 @@ def summary_html(batch: Batch, stats: BatchStats) -> str:
     )
 
 
+TABLE_CSS = ".dshpc-table th, .dshpc-table td {padding: 2px 8px; text-align: left; vertical-align: top}"
+
+
 def table_html(rows: Sequence[Row], max_rows: int = MAX_ROWS) -> str:
     shown = pick_rows(rows, max_rows)
     head = "".join(f"<th>{h}</th>" for h in ("#", "method", "file", "parameters", "status", "state", "duration",
@@ -128,6 +131,7 @@ def table_html(rows: Sequence[Row], max_rows: int = MAX_ROWS) -> str:
         else ""
     )
     return (
+        f"<style>{TABLE_CSS}</style>"
         f'<table class="dshpc-table" style="border-collapse:collapse;font-size:90%"><thead><tr>{head}</tr></thead>'
         f"<tbody>{''.join(body)}</tbody></table>{more}"
     )
@@ -168,7 +172,7 @@ class BatchView(widgets.VBox):  # type: ignore[misc]
         self.max_rows = max_rows
         self.min_interval = min_interval
         self.summary = widgets.HTML()
-        self.progress = widgets.IntProgress(min=0, max=max(1, len(batch.configs)), layout={"width": "100%"})
+        self.progress = widgets.IntProgress(min=0, max=max(1, len(batch.configs)), layout={"width": "98%"})
         self.table = widgets.HTML()
         super().__init__([self.summary, self.progress, self.table])
         self._stop = threading.Event()
