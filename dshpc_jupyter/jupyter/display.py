@@ -98,32 +98,35 @@ def summary_html(batch: Batch, stats: BatchStats) -> str:
     )
 
 
-TABLE_CSS = ".dshpc-table th, .dshpc-table td {padding: 2px 8px; text-align: left; vertical-align: top}"
+#: On every cell, not in a <style> block: JupyterLab strips <style> from outputs and right-aligns table cells.
+CELL_STYLE = "padding:2px 8px;text-align:left;vertical-align:top"
 
 
 def table_html(rows: Sequence[Row], max_rows: int = MAX_ROWS) -> str:
     shown = pick_rows(rows, max_rows)
-    head = "".join(f"<th>{h}</th>" for h in ("#", "method", "file", "parameters", "status", "state", "duration",
-                                             "output / error"))  # fmt: skip
+    head = "".join(f'<th style="{CELL_STYLE}">{h}</th>' for h in ("#", "method", "file", "parameters", "status",
+                                                                    "state", "duration", "output / error"))  # fmt: skip
     body = []
     for row in shown:
         colour = ROW_COLOURS.get(row.state)
         style = f' style="background:{colour}"' if colour else ""
         detail = _detail(row)
-        detail_style = ' style="color:#b3261e"' if row.error else ""
         mark = STATE_MARKS.get(row.state, "")
         cached = " (cached)" if row.result is not None and row.result.outcome == "cached" else ""
         cells = (
-            f"<td>{row.index}</td>",
-            f"<td>{html.escape(str(row.config.get('method_name', '')))}</td>",
-            f"<td><code>{html.escape(str(row.config.get('file_hash', ''))[:12])}</code></td>",
-            f"<td><code>{html.escape(_parameters(row))}</code></td>",
-            f"<td>{html.escape(row.status or '')}</td>",
-            f"<td>{mark} {html.escape(row.state)}{cached}</td>",
-            f"<td>{_duration(row)}</td>",
-            f'<td title="{html.escape(detail)}"{detail_style}>{html.escape(_short(detail, 120))}</td>',
+            str(row.index),
+            html.escape(str(row.config.get("method_name", ""))),
+            f"<code>{html.escape(str(row.config.get('file_hash', ''))[:12])}</code>",
+            f"<code>{html.escape(_parameters(row))}</code>",
+            html.escape(row.status or ""),
+            f"{mark} {html.escape(row.state)}{cached}",
+            _duration(row),
         )
-        body.append(f'<tr class="dshpc-{row.state.replace(" ", "-")}"{style}>{"".join(cells)}</tr>')
+        tds = [f'<td style="{CELL_STYLE}">{cell}</td>' for cell in cells]
+        error_style = ";color:#b3261e" if row.error else ""
+        shown_detail = html.escape(_short(detail, 120))
+        tds.append(f'<td title="{html.escape(detail)}" style="{CELL_STYLE}{error_style}">{shown_detail}</td>')
+        body.append(f'<tr class="dshpc-{row.state.replace(" ", "-")}"{style}>{"".join(tds)}</tr>')
     more = (
         f'<div class="dshpc-more">showing {len(shown)} of {len(rows)} rows (failures always shown); '
         "every row is in <code>batch.df</code></div>"
@@ -131,7 +134,6 @@ def table_html(rows: Sequence[Row], max_rows: int = MAX_ROWS) -> str:
         else ""
     )
     return (
-        f"<style>{TABLE_CSS}</style>"
         f'<table class="dshpc-table" style="border-collapse:collapse;font-size:90%"><thead><tr>{head}</tr></thead>'
         f"<tbody>{''.join(body)}</tbody></table>{more}"
     )
