@@ -37,7 +37,7 @@ from .. import status as st
 from ..errors import InvalidInputError
 from ..home import Home
 from ..models import JobRecord, MethodResources
-from ..runner import CANCEL_FILE, Result, Task, read_result, write_manifest
+from ..runner import CANCEL_FILE, PARAMS_FILE, Result, Task, read_result, write_manifest
 from ..store import JobUpdate, Store
 from .base import Refusal, Submission, build_task
 from .slurm_cli import (
@@ -66,6 +66,7 @@ DEFAULT_LEASE_S = 300.0
 DEFAULT_RESULT_GRACE_S = 30.0
 RETRY_DELAYS_S = (0.5, 1.0, 2.0, 4.0, 8.0)
 LOG_TAIL = 2000
+REMOVED_MESSAGE = "removed from the Slurm queue before it started (scancel outside dshpc?)"
 _TASK_ID = re.compile(r"\d+_\d+")
 
 
@@ -258,13 +259,13 @@ class SlurmScheduler:
         workspace = self.workdir.workspace(job.job_id)
         if state is not None and (code is None or st.is_in_progress(code)):
             result = read_result(workspace) if code in (st.RUNNING, st.COMPLETING) else None
-            if result is not None and (result.status != st.CANCELLED or (workspace / CANCEL_FILE).exists()):
+            if result is not None and (_ended_on_its_own(result) or _cancelled_alone(result, workspace)):
                 return _from_result(job, result)  # a packed job that ended while its task runs on
             if code is None or code == job.status:
                 return None
             return JobUpdate(job.job_id, code, started_at=now if code == st.RUNNING and not job.started_at else None)
         result = read_result(workspace)
-        if result is not None and (result.status != st.CANCELLED or code in (None, st.COMPLETED, st.FAILED)):
+        if result is not None and (_ended_on_its_own(result) or code in (None, st.COMPLETED, st.FAILED)):
             self._ended_at.pop(job.job_id, None)
             return _from_result(job, result)
         if code is not None and code not in (st.COMPLETED, st.FAILED):
@@ -280,6 +281,8 @@ class SlurmScheduler:
         if now - self._ended_at.setdefault(job.job_id, now) < self.result_grace:
             return None
         self._ended_at.pop(job.job_id, None)
+        if state is None and not (workspace / PARAMS_FILE).exists():  # a pending task scancelled leaves no trace
+            return JobUpdate(job.job_id, st.CANCELLED, finished_at=now, error=REMOVED_MESSAGE)
         return JobUpdate(job.job_id, st.NODE_FAIL, finished_at=now, error=self._lost_message(job, state))
 
     def _lost_message(self, job: JobRecord, state: str | None) -> str:
@@ -367,6 +370,19 @@ class SlurmScheduler:
 
 def _claim_token() -> str:
     return f"{CLAIM_PREFIX}{time.time():.0f}:{uuid.uuid4().hex[:12]}"
+
+
+def _ended_on_its_own(result: Result) -> bool:
+    """True unless the job may have been stopped by a signal from Slurm (a time limit, scancel, preemption):
+    the runner labels that SIGTERM ``CA``, or ``F`` when it killed the method first; Slurm knows better."""
+    if result.status == st.FAILED:
+        return result.exit_code is not None and result.exit_code > 0
+    return result.status != st.CANCELLED
+
+
+def _cancelled_alone(result: Result, workspace: Path) -> bool:
+    """The runner stopped just this job, at our request, while its task runs on."""
+    return result.status == st.CANCELLED and (workspace / CANCEL_FILE).exists()
 
 
 def _from_result(job: JobRecord, result: Result) -> JobUpdate:
