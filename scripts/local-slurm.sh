@@ -69,6 +69,7 @@ MinJobAge=300
 KillWait=${DSHPC_SLURM_KILL_WAIT:-5}
 OverTimeLimit=0
 InactiveLimit=0
+SchedulerParameters=${DSHPC_SLURM_SCHEDULER_PARAMETERS:-batch_sched_delay=0}
 NodeName=$NODE NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem_mb State=UNKNOWN
 PartitionName=debug Nodes=$NODE Default=YES MaxTime=INFINITE State=UP
 EOF

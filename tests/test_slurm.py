@@ -142,7 +142,7 @@ def test_jobs_over_their_time_limit_end_to_whoever_stops_them(slurm_engine: Engi
     assert slurm_record.status == st.TIMEOUT
     assert "TIMEOUT" in (slurm_record.error or "")
     result = read_result(engine.home.workspace(by_slurm[0]))
-    assert result is not None and result.status == st.CANCELLED  # what the runner saw: a SIGTERM
+    assert result is not None and (result.status, result.exit_code) in {(st.CANCELLED, 0), (st.FAILED, -15)}
 
 
 def test_scancel_stops_exactly_the_cancelled_array_tasks(slurm_engine: EngineFactory) -> None:
