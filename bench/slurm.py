@@ -69,7 +69,7 @@ def tasks_for(engine: Engine, count: int, salt: str) -> list[Task]:
     return tasks
 
 
-def one_sbatch_per_job(root: Path, count: int) -> float:
+def one_sbatch_per_job(root: Path, count: int) -> tuple[float, float]:
     engine = new_engine(root, "per-job")
     tasks = tasks_for(engine, count, "a")
     start = time.perf_counter()
@@ -84,6 +84,7 @@ def one_sbatch_per_job(root: Path, count: int) -> float:
             capture_output=True, text=True, check=True,
         )  # fmt: skip
         pending[out.stdout.strip()] = task
+    submitted = time.perf_counter() - start
     deadline = time.monotonic() + TIMEOUT_S
     while pending and time.monotonic() < deadline:
         time.sleep(POLL_S)
@@ -95,10 +96,10 @@ def one_sbatch_per_job(root: Path, count: int) -> float:
     elapsed = time.perf_counter() - start
     engine.close()
     assert not pending, f"{len(pending)} jobs unfinished"
-    return elapsed
+    return submitted, elapsed
 
 
-def submitit_map_array(root: Path, count: int) -> float:
+def submitit_map_array(root: Path, count: int) -> tuple[float, float]:
     import submitit
 
     engine = new_engine(root, "submitit")
@@ -108,18 +109,20 @@ def submitit_map_array(root: Path, count: int) -> float:
     executor.update_parameters(time=5, mem="1G", array_parallelism=256, job_name="bench-b")
     start = time.perf_counter()
     jobs = executor.map_array(run_task, tasks)
+    submitted = time.perf_counter() - start
     results = [job.result() for job in jobs]
     elapsed = time.perf_counter() - start
     engine.close()
     assert all(r.status == st.COMPLETED for r in results), {r.status for r in results}
-    return elapsed
+    return submitted, elapsed
 
 
-def ours(root: Path, count: int, pack: int) -> float:
+def ours(root: Path, count: int, pack: int) -> tuple[float, float]:
     engine = new_engine(root, f"ours-pack-{pack}", pack=pack)
     batch = configs(engine, count, f"ours-{pack}")
     start = time.perf_counter()
     response = engine.simulate_jobs(batch)
+    submitted = time.perf_counter() - start
     ids = [r.job_id for r in response.results if r.job_id]
     deadline = time.monotonic() + TIMEOUT_S
     while time.monotonic() < deadline:
@@ -130,7 +133,7 @@ def ours(root: Path, count: int, pack: int) -> float:
     elapsed = time.perf_counter() - start
     engine.close()
     assert {r.status for r in records} == {st.COMPLETED}, {r.status for r in records}
-    return elapsed
+    return submitted, elapsed
 
 
 def cluster_cpus() -> str:
@@ -148,24 +151,28 @@ def main() -> int:
         subprocess.run([str(SCRIPT), "start"], check=True)
     conf = subprocess.check_output([str(SCRIPT), "env"], text=True).split("=", 1)[1].strip()
     os.environ.setdefault("SLURM_CONF", conf)
-    variants: list[tuple[str, Callable[[Path], float]]] = [
+    variants: list[tuple[str, Callable[[Path], tuple[float, float]]]] = [
         ("(a) one sbatch per job", lambda root: one_sbatch_per_job(root, args.jobs)),
         ("(b) submitit map_array", lambda root: submitit_map_array(root, args.jobs)),
         ("(c) ours, arrays", lambda root: ours(root, args.jobs, 1)),
         (f"(d) ours, pack={args.pack}", lambda root: ours(root, args.jobs, args.pack)),
     ]
     print(f"{args.jobs} tiny jobs end to end on a local Slurm ({cluster_cpus()} CPUs, poll every {POLL_S:g} s)")
+    print(f"  {'variant':<26} {'submit':>8} {'end to end':>11}")
     times: dict[str, float] = {}
+    submits: dict[str, float] = {}
     try:
         with tempfile.TemporaryDirectory(prefix="dshpc-bench-slurm-") as tmp:
             for label, run in variants:
-                times[label] = run(Path(tmp))
-                print(f"  {label:<26} {times[label]:7.1f} s", flush=True)
+                submits[label], times[label] = run(Path(tmp))
+                print(f"  {label:<26} {submits[label]:7.2f} s {times[label]:9.1f} s", flush=True)
     finally:
         if started:
             subprocess.run([str(SCRIPT), "stop"], check=False)
     a, b, c, d = times.values()
-    print(f"(a)/(c) = {a / c:.1f}x   (a)/(d) = {a / d:.1f}x   (b)/(c) = {b / c:.1f}x   (b)/(d) = {b / d:.1f}x")
+    print(f"end to end: (a)/(c) = {a / c:.1f}x  (a)/(d) = {a / d:.1f}x  (b)/(c) = {b / c:.1f}x  (b)/(d) = {b / d:.1f}x")
+    sa, sb, sc, sd = submits.values()
+    print(f"submission: (a)/(c) = {sa / sc:.0f}x  (a)/(d) = {sa / sd:.0f}x  (b)/(c) = {sb / sc:.1f}x")
     return 0
 
 

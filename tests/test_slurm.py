@@ -343,3 +343,15 @@ def test_bad_scheduler_options_are_refused_with_the_option_named(local_slurm: Pa
                 SlurmScheduler(engine.home, engine.store, **options)
     finally:
         engine.close()
+
+
+def test_a_separate_workdir_gets_the_inputs_methods_and_workspaces(slurm_engine: EngineFactory, tmp_path: Path) -> None:
+    shared = tmp_path / "shared"
+    engine = slurm_engine(workdir=shared)
+    config = {"file_hash": hashes(engine)["poem.txt"], "method_name": "Text Statistics"}
+    [record] = wait_for_jobs(engine, submit(engine, [config]))
+    assert record.status == st.COMPLETED and '"tokens": 53' in (record.output or "")
+    assert (shared / "files" / config["file_hash"][:2] / config["file_hash"]).is_file()
+    assert (shared / "methods" / record.function_hash / "method.json").is_file()
+    assert read_result(shared / "jobs" / record.job_id[:2] / record.job_id) is not None
+    assert not engine.home.workspace(record.job_id).exists()

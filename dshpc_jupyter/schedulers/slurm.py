@@ -28,6 +28,7 @@ import re
 import shlex
 import shutil
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Sequence
@@ -36,6 +37,7 @@ from pathlib import Path
 from .. import status as st
 from ..errors import InvalidInputError
 from ..home import Home
+from ..methods import install_method, load_method
 from ..models import JobRecord, MethodResources
 from ..runner import CANCEL_FILE, PARAMS_FILE, Result, Task, read_result, write_manifest
 from ..store import JobUpdate, Store
@@ -173,8 +175,9 @@ class SlurmScheduler:
         """The runner's task, with the input file and method copied to ``workdir`` when it is not the home."""
         s = submission
         if self.workdir != self.home:
-            _copy_once(self.home.file_path(s.file_hash), self.workdir.file_path(s.file_hash))
-            _copy_once(self.home.method_dir(s.function_hash), self.workdir.method_dir(s.function_hash))
+            _copy_once(self.home.file_path(s.file_hash), self.workdir.file_path(s.file_hash), self.workdir.tmp_dir)
+            if not self.workdir.method_dir(s.function_hash).is_dir():
+                install_method(self.workdir, load_method(self.home.method_dir(s.function_hash)))
         return build_task(self.workdir, s.job_id, s.file_hash, s.function_hash, s.spec, s.parameters)
 
     def _sbatch(self, stem: str, groups: list[list[Task]], resources: MethodResources) -> str:
@@ -402,19 +405,12 @@ def _manifest_groups(path: Path) -> list[list[str]]:
     return [[task["job_id"] for task in group] for group in groups]
 
 
-def _copy_once(source: Path, target: Path) -> None:
-    """Copy a content-addressed file or directory unless it is there already (copied aside, then renamed)."""
+def _copy_once(source: Path, target: Path, staging_dir: Path) -> None:
+    """Copy a content-addressed file unless it is there already (written aside, then renamed into place)."""
     if target.exists():
         return
     target.parent.mkdir(parents=True, exist_ok=True)
-    staging = target.with_name(f".{target.name}.{os.getpid()}.{uuid.uuid4().hex[:6]}")
-    if source.is_dir():
-        shutil.copytree(source, staging)
-    else:
-        shutil.copy2(source, staging)
-    try:
-        staging.rename(target)
-    except OSError:
-        if not target.exists():
-            raise
-        shutil.rmtree(staging) if staging.is_dir() else staging.unlink()
+    fd, staging = tempfile.mkstemp(dir=staging_dir, prefix="stage-")
+    os.close(fd)
+    shutil.copyfile(source, staging)
+    Path(staging).replace(target)
