@@ -200,15 +200,18 @@ class SlurmScheduler:
                     raise
                 log.warning("sbatch failed (%s); retrying in %g s", exc, RETRY_DELAYS_S[attempt])
             time.sleep(RETRY_DELAYS_S[attempt])
-            found = self._arrays_of(stem).get(stem)  # the failed attempt may have reached the controller
+            found = (self._arrays_of(stem) or {}).get(stem)  # the failed attempt may have reached the controller
             if found is not None:
                 return found
         raise AssertionError("unreachable")
 
-    def _arrays_of(self, prefix: str) -> dict[str, str]:
-        """Manifest stem -> array id of the arrays in the queue whose comment starts with ``prefix``."""
+    def _arrays_of(self, prefix: str) -> dict[str, str] | None:
+        """Manifest stem -> array id of the arrays in the queue whose comment starts with ``prefix``; None when
+        squeue fails (nobody can tell)."""
         queue = self._queue(fresh=True)
-        return {e.comment: task.split("_")[0] for task, e in (queue or {}).items() if e.comment.startswith(prefix)}
+        if queue is None:
+            return None
+        return {e.comment: task.split("_")[0] for task, e in queue.items() if e.comment.startswith(prefix)}
 
     # --- status ----------------------------------------------------------------------------------------
 
@@ -314,12 +317,9 @@ class SlurmScheduler:
                 expired.setdefault(claim, []).append(job)
         updates: list[JobUpdate] = []
         for claim, jobs in expired.items():
-            submitted: dict[str, str] = {}
-            if claim is not None:
-                queue = self._queue(fresh=True)
-                if queue is None:
-                    continue  # cannot tell whether the claim's sbatch went through: wait
-                submitted = self._arrays_of(claim.rsplit(":", 1)[-1] + "-")
+            submitted = {} if claim is None else self._arrays_of(claim.rsplit(":", 1)[-1] + "-")
+            if submitted is None:
+                continue  # cannot tell whether the claim's sbatch went through: wait for a working squeue
             token = _claim_token()
             mine = set(self.store.swap_scheduler_ids([j.job_id for j in jobs], claim, token))
             if not mine:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from .. import status as st
-from ..methods import parse_time_limit
+from ..methods import parse_memory_limit, parse_time_limit
 from ..models import MethodResources
 
 COMMAND_TIMEOUT_S: Final = 60.0
@@ -158,8 +158,9 @@ def resource_options(resources: MethodResources, pack: int, partition: str | Non
     seconds = parse_time_limit(resources.time)
     if seconds is not None:
         options.append(f"--time={math.ceil(pack * (seconds + RUNNER_OVERHEAD_S) / 60)}")
-    if resources.mem is not None:
-        options.append(f"--mem={resources.mem}")
+    memory = parse_memory_limit(resources.mem)
+    if memory is not None:
+        options.append(f"--mem={math.ceil(memory / (1 << 20))}M")
     if resources.cpus is not None:
         options.append(f"--cpus-per-task={resources.cpus}")
     if resources.gpus is not None:
