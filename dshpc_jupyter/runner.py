@@ -252,15 +252,16 @@ def _supervise(child: Any, task: Task, started: float) -> tuple[str, list[str], 
     reason: tuple[str, str] | None = None
     cancel_file = Path(task.workspace) / CANCEL_FILE
     next_cancel_check = time.monotonic() + CANCEL_CHECK_S
+    cancelled_alone = False
     while True:
         try:
             child.wait(timeout=POLL_S)
             break
         except subprocess.TimeoutExpired:
             pass
-        cancelled_alone = time.monotonic() > next_cancel_check and cancel_file.exists()
-        if time.monotonic() > next_cancel_check:
+        if time.monotonic() >= next_cancel_check:  # a stat every half second, cheap even on NFS
             next_cancel_check = time.monotonic() + CANCEL_CHECK_S
+            cancelled_alone = cancel_file.exists()
         if _Stop.requested or cancelled_alone:
             reason = ("CA", "cancelled")
         elif task.time_limit is not None and time.time() - started > task.time_limit:
