@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support import hold_the_slot, shutdown_home
+from support import SLURM_MAX_ARRAY_SIZE, hold_the_slot, shutdown_home
 
 from dshpc_jupyter.connection import open_engine
 from dshpc_jupyter.engine import Engine
@@ -61,8 +61,6 @@ def queued_engine(home: Path) -> Iterator[Engine]:
 
 
 SLURM_SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "local-slurm.sh"
-#: The test cluster's MaxArraySize, low so that a modest batch must be split into several arrays.
-SLURM_MAX_ARRAY_SIZE = 10
 
 
 @pytest.fixture(scope="session")

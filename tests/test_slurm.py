@@ -10,8 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import SLURM_MAX_ARRAY_SIZE
-from support import wait_for_jobs, wait_until, write_method
+from support import SLURM_MAX_ARRAY_SIZE, wait_for_jobs, wait_until, write_method
 
 from dshpc_jupyter import status as st
 from dshpc_jupyter.connection import open_engine
@@ -355,3 +354,22 @@ def test_a_separate_workdir_gets_the_inputs_methods_and_workspaces(slurm_engine:
     assert (shared / "methods" / record.function_hash / "method.json").is_file()
     assert read_result(shared / "jobs" / record.job_id[:2] / record.job_id) is not None
     assert not engine.home.workspace(record.job_id).exists()
+
+
+def test_scheduler_options_come_from_the_environment_when_not_given(
+    local_slurm: Path, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """How ``serve --scheduler slurm`` and ``%dshpc_connect --scheduler slurm`` are configured."""
+    engine = open_engine(home)
+    try:
+        monkeypatch.setenv("DSHPC_SLURM_PARTITION", "debug")
+        monkeypatch.setenv("DSHPC_SLURM_PACK", "3")
+        monkeypatch.setenv("DSHPC_SLURM_SBATCH_ARGS", "--time=5 '--comment=two words'")
+        scheduler = SlurmScheduler(engine.home, engine.store, pack=2)
+        assert (scheduler.partition, scheduler.pack) == ("debug", 2)
+        assert scheduler.sbatch_args == ["--time=5", "--comment=two words"]
+        monkeypatch.setenv("DSHPC_SLURM_PACK", "many")
+        with pytest.raises(ValueError, match=r"^\$DSHPC_SLURM_PACK: must be a positive integer"):
+            SlurmScheduler(engine.home, engine.store)
+    finally:
+        engine.close()

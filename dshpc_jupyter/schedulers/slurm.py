@@ -33,6 +33,7 @@ import time
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from .. import status as st
 from ..errors import InvalidInputError
@@ -84,8 +85,26 @@ def _positive(name: str, value: object, *, allow_none: bool = False) -> None:
         raise InvalidInputError(f"{name}: must be a positive integer, got {value!r}")
 
 
+def _from_environment() -> dict[str, Any]:
+    """Options from ``$DSHPC_SLURM_PARTITION``, ``_ACCOUNT``, ``_WORKDIR``, ``_PACK`` and ``_SBATCH_ARGS`` (split
+    like a shell would): how ``dshpc-jupyter serve --scheduler slurm`` and ``%dshpc_connect`` get them."""
+    options: dict[str, Any] = {}
+    for option in ("partition", "account", "workdir", "pack", "sbatch_args"):
+        value = os.environ.get(f"DSHPC_SLURM_{option.upper()}")
+        if value:
+            options[option] = value
+    if "pack" in options:
+        if not options["pack"].isdigit():
+            raise InvalidInputError(f"$DSHPC_SLURM_PACK: must be a positive integer, got {options['pack']!r}")
+        options["pack"] = int(options["pack"])
+    if "sbatch_args" in options:
+        options["sbatch_args"] = shlex.split(options["sbatch_args"])
+    return options
+
+
 class SlurmScheduler:
-    """Runs jobs as Slurm array tasks; see the module docstring for the protocol."""
+    """Runs jobs as Slurm array tasks; see the module docstring for the protocol. Options not given are read
+    from the environment (``$DSHPC_SLURM_PARTITION`` ...), then default."""
 
     name = "slurm"
 
@@ -96,15 +115,22 @@ class SlurmScheduler:
         *,
         partition: str | None = None,
         account: str | None = None,
-        sbatch_args: Sequence[str] = (),
+        sbatch_args: Sequence[str] | None = None,
         workdir: str | os.PathLike[str] | None = None,
         throttle: int | None = DEFAULT_THROTTLE,
-        pack: int = 1,
+        pack: int | None = None,
         poll_interval: float = DEFAULT_POLL_INTERVAL_S,
         lease: float = DEFAULT_LEASE_S,
         result_grace: float = DEFAULT_RESULT_GRACE_S,
     ) -> None:
+        environment = _from_environment()
+        partition = partition if partition is not None else environment.get("partition")
+        account = account if account is not None else environment.get("account")
+        workdir = workdir if workdir is not None else environment.get("workdir")
+        pack = pack if pack is not None else environment.get("pack", 1)
+        sbatch_args = sbatch_args if sbatch_args is not None else environment.get("sbatch_args", [])
         _positive("pack", pack)
+        assert isinstance(pack, int)
         _positive("throttle", throttle, allow_none=True)
         if isinstance(sbatch_args, str) or not all(isinstance(a, str) for a in sbatch_args):
             raise InvalidInputError("sbatch_args: must be a list of strings, one option each")
