@@ -39,6 +39,9 @@ def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool 
 
 
 def _local_slurm_up() -> bool:
+    """True when the project's local Slurm runs (False where this file was copied without the scripts)."""
+    if not LOCAL_SLURM.exists():
+        return False
     return subprocess.run([str(LOCAL_SLURM), "status"], capture_output=True).returncode == 0
 
 
