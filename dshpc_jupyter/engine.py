@@ -455,14 +455,17 @@ class Engine:
         return records[0]
 
     def cancel(self, job_ids: Sequence[str]) -> CancelResponse:
-        """Cancel jobs: those not started end ``CA`` at once, running ones are stopped by their scheduler."""
+        """Cancel jobs: those not started end ``CA`` at once, running ones are stopped by their scheduler.
+
+        Every scheduler hears of all its cancelled jobs, pending ones included: a job that is pending here may
+        already sit in a cluster's queue (or be running there unbeknown to the store), and must leave it.
+        """
         records = self.store.get_jobs(list(dict.fromkeys(job_ids)))
         known = {r.job_id for r in records}
         active = [r for r in records if st.is_in_progress(r.status)]
         self.store.cancel_pending([r.job_id for r in active], reason="cancelled before it started")
-        running = self.store.get_jobs([r.job_id for r in active])
         for name, scheduler in self.schedulers.items():
-            mine = [r for r in running if r.scheduler == name and st.is_in_progress(r.status)]
+            mine = [r for r in active if r.scheduler == name]
             if mine:
                 scheduler.cancel(mine)
         return CancelResponse(

@@ -30,6 +30,9 @@ RUNNER_FILE = "runner.json"
 STDOUT_FILE = "stdout.txt"
 STDERR_FILE = "stderr.txt"
 PARAMS_FILE = "params.json"
+#: Present in a workspace when the job was cancelled alone, without its packmates (the runner stops just it).
+CANCEL_FILE = "cancel"
+CANCEL_CHECK_S = 0.5
 OUTPUT_LIMIT = 8 << 20
 ERROR_LIMIT = 64 << 10
 KILL_GRACE_S = 2.0
@@ -212,7 +215,7 @@ def run_task(task: Task) -> Result:
     _write_json_atomic(workspace / RUNNER_FILE, {"runner": runner, "method": None})
     started = time.time()
     status, exit_code, notes, peak = "F", None, [], 0
-    if _Stop.requested:
+    if _Stop.requested or (workspace / CANCEL_FILE).exists():
         status, notes = "CA", ["cancelled before it started"]
     else:
         try:
@@ -247,13 +250,19 @@ def _supervise(child: Any, task: Task, started: float) -> tuple[str, list[str], 
 
     peak = 0
     reason: tuple[str, str] | None = None
+    cancel_file = Path(task.workspace) / CANCEL_FILE
+    next_cancel_check = time.monotonic() + CANCEL_CHECK_S
+    cancelled_alone = False
     while True:
         try:
             child.wait(timeout=POLL_S)
             break
         except subprocess.TimeoutExpired:
             pass
-        if _Stop.requested:
+        if time.monotonic() >= next_cancel_check:  # a stat every half second, cheap even on NFS
+            next_cancel_check = time.monotonic() + CANCEL_CHECK_S
+            cancelled_alone = cancel_file.exists()
+        if _Stop.requested or cancelled_alone:
             reason = ("CA", "cancelled")
         elif task.time_limit is not None and time.time() - started > task.time_limit:
             reason = ("TO", f"time limit of {task.time_limit:g} s reached")

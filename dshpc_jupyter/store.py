@@ -495,6 +495,20 @@ class Store:
             "UPDATE jobs SET scheduler_id = ? WHERE job_id = ?", ((sid, jid) for jid, sid in pairs)
         )
 
+    def swap_scheduler_ids(self, job_ids: Sequence[str], old: str | None, new: str) -> list[str]:
+        """Set ``scheduler_id`` to ``new`` on the pending jobs whose id is still ``old`` (compare-and-set): how
+        a scheduler claims jobs to submit, so two processes never submit the same job."""
+        rows = (
+            self._conn()
+            .execute(
+                "UPDATE jobs SET scheduler_id = ? WHERE job_id IN (SELECT value FROM json_each(?))"
+                " AND status = 'PD' AND scheduler_id IS ? RETURNING job_id",
+                (new, json.dumps(list(job_ids)), old),
+            )
+            .fetchall()
+        )
+        return [row[0] for row in rows]
+
     def apply_updates(self, updates: Sequence[JobUpdate]) -> int:
         """Apply state changes to jobs still in progress; finished jobs never change again."""
         if not updates:

@@ -10,6 +10,7 @@ import contextlib
 import os
 import shutil
 import signal
+import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -19,13 +20,38 @@ import pytest
 SESSION_TMP = Path(tempfile.mkdtemp(prefix="dshpc-notebooks-"))
 os.environ["TMPDIR"] = str(SESSION_TMP)  # the kernels inherit it: their temporary homes land in this folder
 os.environ.setdefault("DSHPC_WORKER_IDLE_TIMEOUT", "10")  # the kernels inherit it, and so do their workers
+LOCAL_SLURM = Path(__file__).resolve().parents[1] / "scripts" / "local-slurm.sh"
+SLURM_NOTEBOOKS = {"05-slurm.ipynb"}
+SLURM_BINARIES = ("sbatch", "squeue", "sinfo", "slurmctld", "slurmd")
+_SLURM_WAS_UP = pytest.StashKey[bool]()
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """The Slurm notebook runs where Slurm is: a cluster answers, or it can start the project's local one
+    (Slurm's packages installed, and root)."""
+    if collection_path.name not in SLURM_NOTEBOOKS:
+        return None
+    if not all(shutil.which(b) for b in SLURM_BINARIES):
+        return True
+    if os.geteuid() != 0 and subprocess.run(["sinfo"], capture_output=True).returncode != 0:
+        return True
+    return None
+
+
+def _local_slurm_up() -> bool:
+    """True when the project's local Slurm runs (False where this file was copied without the scripts)."""
+    if not LOCAL_SLURM.exists():
+        return False
+    return subprocess.run([str(LOCAL_SLURM), "status"], capture_output=True).returncode == 0
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
     """Build matplotlib's font cache before any kernel starts: on a fresh machine the first import prints a
-    "building the font cache" warning into the first plotting cell, which nbval would report as a difference."""
+    "building the font cache" warning into the first plotting cell, which nbval would report as a difference.
+    Note whether the local Slurm is up, so a cluster the Slurm notebook starts is stopped at the end."""
     with contextlib.suppress(ImportError):
         import matplotlib.font_manager  # noqa: F401
+    session.config.stash[_SLURM_WAS_UP] = shutil.which("slurmctld") is not None and _local_slurm_up()
 
 
 def _is_our_server(pid: int) -> bool:
@@ -52,6 +78,8 @@ def _stop_server(pid_file: Path) -> None:
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if not session.config.stash.get(_SLURM_WAS_UP, True) and _local_slurm_up():
+        subprocess.run([str(LOCAL_SLURM), "stop"], capture_output=True)  # the Slurm notebook started it
     from dshpc_jupyter.home import Home
     from dshpc_jupyter.schedulers.local import stop_worker
 

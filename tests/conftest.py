@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support import hold_the_slot, shutdown_home
+from support import SLURM_MAX_ARRAY_SIZE, hold_the_slot, shutdown_home
 
 from dshpc_jupyter.connection import open_engine
 from dshpc_jupyter.engine import Engine
@@ -58,3 +58,37 @@ def queued_engine(home: Path) -> Iterator[Engine]:
     hold_the_slot(engine)
     yield engine
     engine.close()
+
+
+SLURM_SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "local-slurm.sh"
+
+
+@pytest.fixture(scope="session")
+def local_slurm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A real single-node Slurm (scripts/local-slurm.sh) for the session; yields its slurm.conf.
+
+    A cluster already running is restarted with the tests' settings, and with the defaults afterwards."""
+    import os
+    import shutil
+    import subprocess
+
+    missing = [b for b in ("slurmctld", "slurmd", "sbatch", "squeue", "munged") if shutil.which(b) is None]
+    if missing:
+        pytest.skip(f"Slurm is not installed here (missing {', '.join(missing)}): "
+                    "apt-get install slurmctld slurmd slurm-client munge")  # fmt: skip
+    if os.geteuid() != 0:
+        pytest.skip("the local Slurm cluster needs root: slurmd starts jobs as their users")
+    was_running = subprocess.run([str(SLURM_SCRIPT), "status"], capture_output=True).returncode == 0
+    env = {**os.environ, "DSHPC_SLURM_MAX_ARRAY_SIZE": str(SLURM_MAX_ARRAY_SIZE), "DSHPC_SLURM_KILL_WAIT": "2"}
+    subprocess.run([str(SLURM_SCRIPT), "start"], env=env, check=True, capture_output=True)
+    conf = subprocess.run([str(SLURM_SCRIPT), "env"], check=True, capture_output=True, text=True).stdout
+    saved = os.environ.get("SLURM_CONF")
+    os.environ["SLURM_CONF"] = conf.strip().split("=", 1)[1]
+    try:
+        yield Path(os.environ["SLURM_CONF"])
+    finally:
+        subprocess.run([str(SLURM_SCRIPT), "start" if was_running else "stop"], capture_output=True)
+        if saved is None:
+            os.environ.pop("SLURM_CONF", None)
+        else:
+            os.environ["SLURM_CONF"] = saved

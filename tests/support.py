@@ -16,6 +16,9 @@ from dshpc_jupyter.home import Home
 from dshpc_jupyter.models import JobRecord
 from dshpc_jupyter.schedulers.local import stop_worker
 
+#: The test Slurm cluster's MaxArraySize, low so that a modest batch must be split into several arrays.
+SLURM_MAX_ARRAY_SIZE = 10
+
 
 def wait_for_jobs(engine: Engine, job_ids: Sequence[str], timeout: float = 60.0) -> list[JobRecord]:
     """Poll until every job has ended; fail the test (not hang) after ``timeout`` seconds."""

@@ -53,7 +53,8 @@ class Scheduler(Protocol):
         ...
 
     def cancel(self, jobs: Sequence[JobRecord]) -> None:
-        """Stop these running jobs; their ``CA`` arrives through ``poll`` (or the worker)."""
+        """Stop these jobs: running ones report ``CA`` through ``poll`` (or the worker); those still pending
+        in the store are already ``CA`` there and must just never run."""
         ...
 
     def close(self) -> None:

@@ -1,0 +1,442 @@
+"""The Slurm scheduler: new jobs go out as job arrays; their states come back from one ``squeue`` per poll.
+
+Submission: the jobs of one ``submit`` call are grouped by their method's ``resources`` (each group needs its
+own sbatch options), packed ``pack`` to an array task, and sent as one ``sbatch --array=0-N%throttle`` per chunk
+of at most the cluster's ``MaxArraySize`` tasks. Each array task runs :mod:`dshpc_jupyter.runner` on its group
+of a manifest; ``scheduler_id`` is the array task (``1234_7``), shared by packmates.
+
+Status: one ``squeue -t all`` per ``poll_interval`` for all our tasks (Slurm keeps ended tasks visible for
+MinJobAge), the runner's result files for the outcome, ``sacct`` for tasks squeue no longer knows, where
+accounting is enabled. A failing ``squeue`` changes nothing. Slurm's own verdict (TIMEOUT, CANCELLED, ...)
+wins over the runner's ``CA``, which is only how the runner labels the SIGTERM Slurm sends.
+
+Shared filesystem: compute nodes read the manifests, input files and method copies and write the workspaces
+under ``workdir`` (default: the home directory), so it must be mounted at the same path on every node; the
+Python running this module must be there too (a shared virtualenv). Compute nodes never open the store.
+
+Crash window: the engine records new jobs, then calls ``submit``. Jobs are claimed (``scheduler_id =
+claim:<time>:<nonce>``) by a compare-and-set before ``sbatch``, so two processes never submit the same one.
+A job still pending without a Slurm id after ``lease`` seconds lost its submitter: the next poll that sees it
+adopts the array its claim already submitted (found by its ``--comment``), or submits it again.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shlex
+import shutil
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from .. import status as st
+from ..errors import InvalidInputError
+from ..home import Home
+from ..methods import install_method, load_method
+from ..models import JobRecord, MethodResources
+from ..runner import CANCEL_FILE, PARAMS_FILE, Result, Task, read_result, write_manifest
+from ..store import JobUpdate, Store
+from .base import Refusal, Submission, build_task
+from .slurm_cli import (
+    SQUEUE_FORMAT,
+    STATE_CODES,
+    QueueEntry,
+    SlurmCommandError,
+    accounting_enabled,
+    array_option,
+    max_array_size,
+    parse_config,
+    parse_sacct,
+    parse_sbatch,
+    parse_squeue,
+    resource_options,
+    run,
+)
+
+log = logging.getLogger("dshpc_jupyter.slurm")
+
+JOB_NAME = "dshpc"
+CLAIM_PREFIX = "claim:"
+DEFAULT_THROTTLE = 256
+DEFAULT_POLL_INTERVAL_S = 1.0
+DEFAULT_LEASE_S = 300.0
+DEFAULT_RESULT_GRACE_S = 30.0
+RETRY_DELAYS_S = (0.5, 1.0, 2.0, 4.0, 8.0)
+LOG_TAIL = 2000
+REMOVED_MESSAGE = "removed from the Slurm queue before it started (scancel outside dshpc?)"
+_TASK_ID = re.compile(r"\d+_\d+")
+
+
+def is_task_id(scheduler_id: str | None) -> bool:
+    """True for a Slurm array task id (``1234_7``), as opposed to a claim or nothing."""
+    return scheduler_id is not None and _TASK_ID.fullmatch(scheduler_id) is not None
+
+
+def _positive(name: str, value: object, *, allow_none: bool = False) -> None:
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InvalidInputError(f"{name}: must be a positive integer, got {value!r}")
+
+
+def _from_environment() -> dict[str, Any]:
+    """Options from ``$DSHPC_SLURM_PARTITION``, ``_ACCOUNT``, ``_WORKDIR``, ``_PACK`` and ``_SBATCH_ARGS`` (split
+    like a shell would): how ``dshpc-jupyter serve --scheduler slurm`` and ``%dshpc_connect`` get them."""
+    options: dict[str, Any] = {}
+    for option in ("partition", "account", "workdir", "pack", "sbatch_args"):
+        value = os.environ.get(f"DSHPC_SLURM_{option.upper()}")
+        if value:
+            options[option] = value
+    if "pack" in options:
+        if not options["pack"].isdigit():
+            raise InvalidInputError(f"$DSHPC_SLURM_PACK: must be a positive integer, got {options['pack']!r}")
+        options["pack"] = int(options["pack"])
+    if "sbatch_args" in options:
+        options["sbatch_args"] = shlex.split(options["sbatch_args"])
+    return options
+
+
+class SlurmScheduler:
+    """Runs jobs as Slurm array tasks; see the module docstring for the protocol. Options not given are read
+    from the environment (``$DSHPC_SLURM_PARTITION`` ...), then default."""
+
+    name = "slurm"
+
+    def __init__(
+        self,
+        home: Home,
+        store: Store,
+        *,
+        partition: str | None = None,
+        account: str | None = None,
+        sbatch_args: Sequence[str] | None = None,
+        workdir: str | os.PathLike[str] | None = None,
+        throttle: int | None = DEFAULT_THROTTLE,
+        pack: int | None = None,
+        poll_interval: float = DEFAULT_POLL_INTERVAL_S,
+        lease: float = DEFAULT_LEASE_S,
+        result_grace: float = DEFAULT_RESULT_GRACE_S,
+    ) -> None:
+        environment = _from_environment()
+        partition = partition if partition is not None else environment.get("partition")
+        account = account if account is not None else environment.get("account")
+        workdir = workdir if workdir is not None else environment.get("workdir")
+        pack = pack if pack is not None else environment.get("pack", 1)
+        sbatch_args = sbatch_args if sbatch_args is not None else environment.get("sbatch_args", [])
+        _positive("pack", pack)
+        assert isinstance(pack, int)
+        _positive("throttle", throttle, allow_none=True)
+        if isinstance(sbatch_args, str) or not all(isinstance(a, str) for a in sbatch_args):
+            raise InvalidInputError("sbatch_args: must be a list of strings, one option each")
+        for option, value in (("poll_interval", poll_interval), ("lease", lease), ("result_grace", result_grace)):
+            if not isinstance(value, (int, float)) or value < 0:
+                raise InvalidInputError(f"{option}: must be a number of seconds >= 0, got {value!r}")
+        self.home = home
+        self.store = store
+        self.partition = partition
+        self.account = account
+        self.sbatch_args = list(sbatch_args)
+        self.workdir = Home.open(workdir) if workdir is not None else home
+        self.submit_dir = self.workdir.root / "slurm"
+        self.throttle = throttle
+        self.pack = pack
+        self.poll_interval = float(poll_interval)
+        self.lease = float(lease)
+        self.result_grace = float(result_grace)
+        self._config: dict[str, str] | None = None
+        self._snapshot: tuple[float, dict[str, QueueEntry]] | None = None
+        self._ended_at: dict[str, float] = {}
+
+    @property
+    def config(self) -> dict[str, str]:
+        """``scontrol show config``, read once (an unreadable one gives Slurm's defaults, read again later)."""
+        if self._config is None:
+            try:
+                self._config = parse_config(run(["scontrol", "show", "config"]))
+            except SlurmCommandError as exc:
+                log.warning("could not read the Slurm configuration (using defaults): %s", exc)
+                return {}
+        return self._config
+
+    # --- submission ------------------------------------------------------------------------------------
+
+    def submit(self, submissions: Sequence[Submission]) -> list[Refusal]:
+        token = _claim_token()
+        claimed = set(self.store.swap_scheduler_ids([s.job_id for s in submissions], None, token))
+        return self._submit([s for s in submissions if s.job_id in claimed], token)
+
+    def _submit(self, submissions: Sequence[Submission], token: str) -> list[Refusal]:
+        """One sbatch per (resources, MaxArraySize chunk); the claim's nonce names manifests and comments."""
+        nonce = token.rsplit(":", 1)[-1]
+        groups: dict[str, list[Submission]] = {}
+        for submission in submissions:
+            groups.setdefault(submission.spec.resources.model_dump_json(), []).append(submission)
+        refusals: list[Refusal] = []
+        for n, group in enumerate(groups.values()):
+            try:
+                tasks = [self._task(s) for s in group]
+            except OSError as exc:
+                reason = f"could not stage the job's files under {self.workdir.root}: {exc}"
+                refusals += [Refusal(s.job_id, reason) for s in group]
+                continue
+            packs = [tasks[i : i + self.pack] for i in range(0, len(tasks), self.pack)]
+            size = max_array_size(self.config)
+            for m, start in enumerate(range(0, len(packs), size)):
+                chunk = packs[start : start + size]
+                try:
+                    array_id = self._sbatch(f"{nonce}-{n}-{m}", chunk, group[0].spec.resources)
+                except SlurmCommandError as exc:
+                    refusals += [Refusal(t.job_id, str(exc)) for p in chunk for t in p]
+                    continue
+                self.store.set_scheduler_ids((t.job_id, f"{array_id}_{i}") for i, p in enumerate(chunk) for t in p)
+        return refusals
+
+    def _task(self, submission: Submission) -> Task:
+        """The runner's task, with the input file and method copied to ``workdir`` when it is not the home."""
+        s = submission
+        if self.workdir != self.home:
+            _copy_once(self.home.file_path(s.file_hash), self.workdir.file_path(s.file_hash), self.workdir.tmp_dir)
+            if not self.workdir.method_dir(s.function_hash).is_dir():
+                install_method(self.workdir, load_method(self.home.method_dir(s.function_hash)))
+        return build_task(self.workdir, s.job_id, s.file_hash, s.function_hash, s.spec, s.parameters)
+
+    def _sbatch(self, stem: str, groups: list[list[Task]], resources: MethodResources) -> str:
+        """Submit one array (task ``i`` runs ``groups[i]``), retrying transient errors with backoff."""
+        manifest = self.submit_dir / f"{stem}.json"
+        (self.submit_dir / "logs").mkdir(parents=True, exist_ok=True)
+        write_manifest(manifest, groups)
+        runner = shlex.join([sys.executable, "-m", "dshpc_jupyter.runner", str(manifest)])
+        argv = [
+            "sbatch", "--parsable", f"--job-name={JOB_NAME}", f"--comment={stem}",
+            array_option(len(groups), self.throttle), f"--output={self.submit_dir / 'logs'}/%A_%a.log",
+            f"--chdir={self.workdir.root}", *([f"--account={self.account}"] if self.account else []),
+            *resource_options(resources, self.pack, self.partition), *self.sbatch_args, f"--wrap=exec {runner}",
+        ]  # fmt: skip
+        for attempt in range(len(RETRY_DELAYS_S) + 1):
+            try:
+                return parse_sbatch(run(argv))
+            except SlurmCommandError as exc:
+                if not exc.transient or attempt == len(RETRY_DELAYS_S):
+                    raise
+                log.warning("sbatch failed (%s); retrying in %g s", exc, RETRY_DELAYS_S[attempt])
+            time.sleep(RETRY_DELAYS_S[attempt])
+            found = (self._arrays_of(stem) or {}).get(stem)  # the failed attempt may have reached the controller
+            if found is not None:
+                return found
+        raise AssertionError("unreachable")
+
+    def _arrays_of(self, prefix: str) -> dict[str, str] | None:
+        """Manifest stem -> array id of the arrays in the queue whose comment starts with ``prefix``; None when
+        squeue fails (nobody can tell)."""
+        queue = self._queue(fresh=True)
+        if queue is None:
+            return None
+        return {e.comment: task.split("_")[0] for task, e in queue.items() if e.comment.startswith(prefix)}
+
+    # --- status ----------------------------------------------------------------------------------------
+
+    def poll(self, jobs: Sequence[JobRecord]) -> list[JobUpdate]:
+        now = time.time()
+        updates = self._recover([j for j in jobs if j.status == st.PENDING and not is_task_id(j.scheduler_id)], now)
+        tracked = [j for j in jobs if is_task_id(j.scheduler_id)]
+        if not tracked:
+            return updates
+        fresh = self._snapshot is None or time.monotonic() - self._snapshot[0] >= self.poll_interval
+        queue = self._queue(fresh)
+        if queue is None:
+            return updates
+        # A job missing from an older snapshot may just have been submitted: only a fresh one says "gone".
+        gone = [j for j in tracked if j.scheduler_id not in queue] if fresh else []
+        accounting = self._sacct(gone) if gone and accounting_enabled(self.config) else {}
+        for job in tracked:
+            assert job.scheduler_id is not None
+            entry = queue.get(job.scheduler_id)
+            if entry is None and not fresh:
+                continue
+            update = self._outcome(job, entry.state if entry else accounting.get(job.scheduler_id), now)
+            if update is not None:
+                updates.append(update)
+        return updates
+
+    def _queue(self, fresh: bool) -> dict[str, QueueEntry] | None:
+        """All our array tasks as squeue shows them (the cached snapshot unless ``fresh``); None if it failed."""
+        if not fresh and self._snapshot is not None:
+            return self._snapshot[1]
+        argv = ["squeue", "-h", "-r", "-t", "all", f"--user={os.getuid()}", f"--name={JOB_NAME}"]
+        try:
+            entries = parse_squeue(run([*argv, f"--format={SQUEUE_FORMAT}"]))
+        except SlurmCommandError as exc:
+            log.warning("squeue failed; job states left as they are: %s", exc)
+            return None
+        self._snapshot = (time.monotonic(), entries)
+        return entries
+
+    def _sacct(self, jobs: Sequence[JobRecord]) -> dict[str, str]:
+        ids = sorted({j.scheduler_id for j in jobs if j.scheduler_id})
+        try:
+            return parse_sacct(run(["sacct", "-n", "-P", "-X", "-o", "JobID,State", "-j", ",".join(ids)]))
+        except SlurmCommandError as exc:
+            log.warning("sacct failed: %s", exc)
+            return {}
+
+    def _outcome(self, job: JobRecord, state: str | None, now: float) -> JobUpdate | None:
+        """The job's new state from its task's Slurm state (None: Slurm no longer knows it) and its result."""
+        code = STATE_CODES.get(state) if state is not None else None
+        workspace = self.workdir.workspace(job.job_id)
+        if state is not None and (code is None or st.is_in_progress(code)):
+            result = read_result(workspace) if code in (st.RUNNING, st.COMPLETING) else None
+            if result is not None and (_ended_on_its_own(result) or _cancelled_alone(result, workspace)):
+                return _from_result(job, result)  # a packed job that ended while its task runs on
+            if code is None or code == job.status:
+                return None
+            return JobUpdate(job.job_id, code, started_at=now if code == st.RUNNING and not job.started_at else None)
+        result = read_result(workspace)
+        if result is not None and (_ended_on_its_own(result) or code in (None, st.COMPLETED, st.FAILED)):
+            self._ended_at.pop(job.job_id, None)
+            return _from_result(job, result)
+        if code is not None and code not in (st.COMPLETED, st.FAILED):
+            self._ended_at.pop(job.job_id, None)
+            error = f"Slurm ended array task {job.scheduler_id}: {state}"
+            if result is None:
+                return JobUpdate(job.job_id, code, error=error, finished_at=now)
+            return JobUpdate(
+                job.job_id, code, exit_code=result.exit_code, output=result.output, error=f"{error}\n{result.error}",
+                started_at=result.started_at, finished_at=result.finished_at,
+            )  # fmt: skip
+        # No result yet: on a shared filesystem it may still be on its way.
+        if now - self._ended_at.setdefault(job.job_id, now) < self.result_grace:
+            return None
+        self._ended_at.pop(job.job_id, None)
+        if state is None and not (workspace / PARAMS_FILE).exists():  # a pending task scancelled leaves no trace
+            return JobUpdate(job.job_id, st.CANCELLED, finished_at=now, error=REMOVED_MESSAGE)
+        return JobUpdate(job.job_id, st.NODE_FAIL, finished_at=now, error=self._lost_message(job, state))
+
+    def _lost_message(self, job: JobRecord, state: str | None) -> str:
+        where = f"Slurm says {state}" if state else "Slurm no longer knows it"
+        message = f"runner lost: array task {job.scheduler_id} ended without a result ({where})"
+        path = self.submit_dir / "logs" / f"{job.scheduler_id}.log"
+        try:
+            return f"{message}; the end of its log {path}:\n{path.read_text(errors='replace')[-LOG_TAIL:]}"
+        except OSError:
+            return message
+
+    # --- recovery of the crash window -------------------------------------------------------------------
+
+    def _recover(self, waiting: Sequence[JobRecord], now: float) -> list[JobUpdate]:
+        """Submit (or adopt) pending jobs whose submitter vanished: unclaimed, or claimed, after ``lease``."""
+        expired: dict[str | None, list[JobRecord]] = {}
+        for job in waiting:
+            claim = job.scheduler_id
+            if claim is None:
+                stamp = job.created_at.timestamp() if job.created_at else now
+            elif claim.startswith(CLAIM_PREFIX):
+                stamp = float(claim.split(":")[1])
+            else:
+                continue
+            if now - stamp > self.lease:
+                expired.setdefault(claim, []).append(job)
+        updates: list[JobUpdate] = []
+        for claim, jobs in expired.items():
+            submitted = {} if claim is None else self._arrays_of(claim.rsplit(":", 1)[-1] + "-")
+            if submitted is None:
+                continue  # cannot tell whether the claim's sbatch went through: wait for a working squeue
+            token = _claim_token()
+            mine = set(self.store.swap_scheduler_ids([j.job_id for j in jobs], claim, token))
+            if not mine:
+                continue  # another process got there first
+            adopted = self._adopt(submitted, mine)
+            log.warning("recovering %d job(s) whose submitter vanished (%d already in Slurm)", len(mine), len(adopted))
+            specs = {j.function_hash: self.store.method_spec(j.function_hash) for j in jobs if j.job_id in mine}
+            resubmit = [
+                Submission(j.job_id, j.file_hash, j.function_hash, spec, j.parameters)
+                for j in jobs if j.job_id in mine - adopted and (spec := specs[j.function_hash]) is not None
+            ]  # fmt: skip
+            updates += [
+                JobUpdate(r.job_id, st.FAILED, error=f"scheduler refused the job: {r.reason}", finished_at=now)
+                for r in self._submit(resubmit, token)
+            ]
+        return updates
+
+    def _adopt(self, submitted: dict[str, str], job_ids: set[str]) -> set[str]:
+        """Record the Slurm ids of jobs whose arrays were submitted before their submitter died."""
+        pairs: list[tuple[str, str]] = []
+        for stem, array_id in submitted.items():
+            manifest = self.submit_dir / f"{stem}.json"
+            groups = _manifest_groups(manifest)
+            pairs += [(job_id, f"{array_id}_{i}") for i, group in enumerate(groups) for job_id in group]
+        pairs = [(job_id, sid) for job_id, sid in pairs if job_id in job_ids]
+        self.store.set_scheduler_ids(pairs)
+        return {job_id for job_id, _ in pairs}
+
+    # --- cancel ----------------------------------------------------------------------------------------
+
+    def cancel(self, jobs: Sequence[JobRecord]) -> None:
+        """Mark each job cancelled in its workspace (the runner stops just that job: packmates run on), and
+        ``scancel`` the array tasks that hold no other live job."""
+        ids = {j.job_id for j in jobs}
+        for job in jobs:
+            workspace = self.workdir.workspace(job.job_id)
+            workspace.mkdir(parents=True, exist_ok=True)
+            (workspace / CANCEL_FILE).touch()
+        tasks = {j.scheduler_id for j in jobs if is_task_id(j.scheduler_id)}
+        busy = {j.scheduler_id for j in self.store.active_jobs(self.name) if j.job_id not in ids}
+        doomed = sorted(t for t in tasks - busy if t is not None)
+        if doomed:
+            try:
+                run(["scancel", *doomed])
+            except SlurmCommandError as exc:
+                log.warning("scancel failed (the runners still stop the cancelled jobs): %s", exc)
+
+    def close(self) -> None:
+        """Nothing is held in this process: Slurm and the result files keep the jobs' state."""
+
+
+def _claim_token() -> str:
+    return f"{CLAIM_PREFIX}{time.time():.0f}:{uuid.uuid4().hex[:12]}"
+
+
+def _ended_on_its_own(result: Result) -> bool:
+    """True unless the job may have been stopped by a signal from Slurm (a time limit, scancel, preemption):
+    the runner labels that SIGTERM ``CA``, or ``F`` when it killed the method first; Slurm knows better."""
+    if result.status == st.FAILED:
+        return result.exit_code is not None and result.exit_code > 0
+    return result.status != st.CANCELLED
+
+
+def _cancelled_alone(result: Result, workspace: Path) -> bool:
+    """The runner stopped just this job, at our request, while its task runs on."""
+    return result.status == st.CANCELLED and (workspace / CANCEL_FILE).exists()
+
+
+def _from_result(job: JobRecord, result: Result) -> JobUpdate:
+    return JobUpdate(
+        job.job_id, result.status, exit_code=result.exit_code, output=result.output, error=result.error,
+        started_at=result.started_at, finished_at=result.finished_at,
+    )  # fmt: skip
+
+
+def _manifest_groups(path: Path) -> list[list[str]]:
+    import json
+
+    try:
+        groups = json.loads(path.read_text(encoding="utf-8"))["groups"]
+    except (OSError, ValueError, KeyError):
+        return []
+    return [[task["job_id"] for task in group] for group in groups]
+
+
+def _copy_once(source: Path, target: Path, staging_dir: Path) -> None:
+    """Copy a content-addressed file unless it is there already (written aside, then renamed into place)."""
+    if target.exists():
+        return
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, staging = tempfile.mkstemp(dir=staging_dir, prefix="stage-")
+    os.close(fd)
+    shutil.copyfile(source, staging)
+    Path(staging).replace(target)
