@@ -463,7 +463,8 @@ class Engine:
         records = self.store.get_jobs(list(dict.fromkeys(job_ids)))
         known = {r.job_id for r in records}
         active = [r for r in records if st.is_in_progress(r.status)]
-        self.store.cancel_pending([r.job_id for r in active], reason="cancelled before it started")
+        # "pending" as far as the store knew: a cluster may have started it meanwhile, and is told to stop it
+        self.store.cancel_pending([r.job_id for r in active], reason="cancelled while pending")
         for name, scheduler in self.schedulers.items():
             mine = [r for r in active if r.scheduler == name]
             if mine:

@@ -334,7 +334,7 @@ def test_cancel_pending_jobs_then_resubmit(queued_engine: Engine) -> None:
     assert (response.cancelled, response.already_finished, response.not_found) == ([ids[0], ids[1]], [], ["ghost"])
     records = engine.job_statuses(ids)
     assert [r.status for r in records] == ["CA", "CA", "PD"], "pending jobs end at once"
-    assert records[0].error == "cancelled before it started" and records[0].finished_at is not None
+    assert records[0].error == "cancelled while pending" and records[0].finished_at is not None
     again = engine.cancel([ids[0]])
     assert (again.cancelled, again.already_finished) == ([], [ids[0]])
 

@@ -223,6 +223,7 @@ def test_one_worker_is_started_even_when_asked_again_while_it_starts(lab: tuple[
     engine, file_hash = lab
     job_id = engine.simulate_jobs([{"file_hash": file_hash, "method_name": "Report Env"}]).results[0].job_id or ""
     engine.job_statuses([job_id])  # polling an active job makes sure a worker is alive
-    assert len(_worker_processes(engine.home.root)) == 1
+    # bounded wait: a process just started shows an empty cmdline until the kernel has set its arguments up
+    wait_until(lambda: len(_worker_processes(engine.home.root)) == 1, 10, "the worker to be visible")
     wait_for_jobs(engine, [job_id])
     assert len(_worker_processes(engine.home.root)) == 1

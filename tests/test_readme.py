@@ -179,6 +179,8 @@ def test_readme_blocks_run_in_order(workdir: tuple[Path, dict[str, str]]) -> Non
         if slurm_usable() and not slurm_was_running:
             subprocess.run([str(SLURM_SCRIPT), "stop"], capture_output=True, timeout=120)
     assert len(ran) >= 15, ran
+    slurm_blocks = [b for b in blocks() if b.arg == "slurm"]
+    assert all(str(b) in ran for b in slurm_blocks) == slurm_usable(), "Slurm blocks run wherever Slurm can"
 
 
 def test_first_command_installs_and_runs_the_demo_in_a_fresh_copy(tmp_path: Path) -> None:
