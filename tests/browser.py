@@ -144,3 +144,24 @@ def chromium(viewport: dict[str, int] | None = None) -> Iterator[Any]:
             yield context.new_page()
         finally:
             browser.close()
+
+
+SECONDS = 1000  # Playwright counts in milliseconds
+APP_READY = """() => {
+    const panel = window.jupyterapp && window.jupyterapp.shell.currentWidget;
+    return Boolean(panel && panel.context && panel.context.isReady && panel.sessionContext
+                   && panel.sessionContext.session && panel.sessionContext.session.kernel);
+}"""
+
+
+def open_and_run_all(page: Any, lab: Lab, notebook: str) -> list[str]:
+    """Open a notebook, wait for its kernel, hide the file browser and start running every cell; the list
+    collects the page's JavaScript errors from then on."""
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(lab.page_url(notebook))
+    page.wait_for_function(APP_READY, timeout=90 * SECONDS)
+    page.evaluate("window.jupyterapp.commands.execute('application:toggle-left-area')")
+    # not awaited: the command's promise resolves only when every cell has run
+    page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
+    return errors

@@ -13,23 +13,17 @@ import shutil
 from pathlib import Path
 
 import pytest
-from browser import CHROMIUM, chromium, jupyterlab, write_notebook
+from browser import CHROMIUM, SECONDS, chromium, jupyterlab, open_and_run_all, write_notebook
 
 from dshpc_jupyter.examples import data_files
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} is not installed (apt-get install chromium)")
 
-SECONDS = 1000  # Playwright counts in milliseconds
 SLEEP_S = 25
 SETUP = """%load_ext dshpc_jupyter
 import dshpc_jupyter
 from dshpc_jupyter import examples
 registered = dshpc_jupyter.current().register_method(examples.methods_dir())"""
-APP_READY = """() => {
-    const panel = window.jupyterapp && window.jupyterapp.shell.currentWidget;
-    return Boolean(panel && panel.context && panel.context.isReady && panel.sessionContext
-                   && panel.sessionContext.session && panel.sessionContext.session.kernel);
-}"""
 
 
 def batch_cell() -> str:
@@ -51,15 +45,9 @@ def test_live_display_follows_the_batch_while_the_kernel_sleeps(tmp_path: Path, 
     root.mkdir()
     sleeper = f"import time\ntime.sleep({SLEEP_S})\nprint('slept:', b.stats.summary())"
     write_notebook(root / "live.ipynb", [SETUP, batch_cell(), sleeper])
-    errors: list[str] = []
     env = {"DSHPC_HOME": str(home), "DSHPC_LOCAL_SLOTS": "2"}
     with jupyterlab(root, tmp_path / "lab", env) as lab, chromium({"width": 1280, "height": 1000}) as page:
-        page.on("pageerror", lambda error: errors.append(str(error)))
-        page.goto(lab.page_url("live.ipynb"))
-        page.wait_for_function(APP_READY, timeout=90 * SECONDS)
-        page.evaluate("window.jupyterapp.commands.execute('application:toggle-left-area')")
-        # not awaited: the command's promise resolves only when every cell, the sleeping one too, has run
-        page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
+        errors = open_and_run_all(page, lab, "live.ipynb")
 
         cells = page.locator(".jp-Notebook .jp-Cell")
         output = cells.nth(1).locator(".jp-OutputArea")

@@ -13,7 +13,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from browser import CHROMIUM, chromium, jupyterlab, write_notebook
+from browser import CHROMIUM, SECONDS, chromium, jupyterlab, open_and_run_all, write_notebook
 
 from dshpc_jupyter.connection import Connection, connect_async
 from dshpc_jupyter.hashing import sha256_file
@@ -27,12 +27,6 @@ connection = dshpc_jupyter.current()
 connection.register_method(examples.methods_dir())
 connection.upload_files(examples.data_files("readings_*.csv"));"""
 SHOW = "%dshpc_form --out b"
-APP_READY = """() => {
-    const panel = window.jupyterapp && window.jupyterapp.shell.currentWidget;
-    return Boolean(panel && panel.context && panel.context.isReady && panel.sessionContext
-                   && panel.sessionContext.session && panel.sessionContext.session.kernel);
-}"""
-SECONDS = 1000  # Playwright counts in milliseconds
 
 
 def test_build_submit_and_follow_a_batch_in_jupyterlab(tmp_path: Path, home: Path) -> None:
@@ -44,16 +38,11 @@ def test_build_submit_and_follow_a_batch_in_jupyterlab(tmp_path: Path, home: Pat
     extra = tmp_path / "readings_c.csv"
     extra.write_text("time,value,sensor\n" + "".join(f"{i},{i / 40:.3f},{('north', 'south')[i % 2]}\n"
                                                        for i in range(48)), encoding="utf-8")  # fmt: skip
-    errors: list[str] = []
     with (
         jupyterlab(root, tmp_path / "lab", {"DSHPC_HOME": str(home)}) as lab,
         chromium({"width": 1280, "height": 2000}) as page,
     ):
-        page.on("pageerror", lambda error: errors.append(str(error)))
-        page.goto(lab.page_url("form.ipynb"))
-        page.wait_for_function(APP_READY, timeout=90 * SECONDS)
-        page.evaluate("window.jupyterapp.commands.execute('application:toggle-left-area')")
-        page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
+        errors = open_and_run_all(page, lab, "form.ipynb")
         form = page.locator(".dshpc-form")
         form.wait_for(timeout=90 * SECONDS)
 
