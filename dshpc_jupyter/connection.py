@@ -46,16 +46,20 @@ def connect_async(
     api_key: str | None = None,
     home: str | os.PathLike[str] | None = None,
     scheduler: str = "local",
-    **scheduler_options: Any,
+    **options: Any,
 ) -> Backend:
     """The async ``Backend``: a remote service at ``url`` (or ``$DSHPC_URL``), else the embedded engine
-    with its store under ``home`` (or ``$DSHPC_HOME``) and jobs on ``scheduler`` ("local" or "slurm")."""
+    with its store under ``home`` (or ``$DSHPC_HOME``) and jobs on ``scheduler`` ("local" or "slurm").
+
+    ``options`` go to the backend chosen: the HTTP client's (``timeout``, ``retries``, ``max_configs``) or the
+    scheduler's (``slots``; ``partition``, ``account``, ``sbatch_args``, ``workdir``, ``pack``, ...)."""
     url = url or os.environ.get(URL_ENV)
     if url:
         from .client import HttpBackend
 
-        return HttpBackend(url, api_key=api_key if api_key is not None else os.environ.get(API_KEY_ENV))
-    return EmbeddedBackend(open_engine(home, scheduler, **scheduler_options))
+        key = api_key if api_key is not None else os.environ.get(API_KEY_ENV)
+        return HttpBackend(url, api_key=key, **options)
+    return EmbeddedBackend(open_engine(home, scheduler, **options))
 
 
 def open_engine(home: str | os.PathLike[str] | None = None, scheduler: str = "local", **options: Any) -> Engine:
@@ -191,12 +195,12 @@ def connect(
     api_key: str | None = None,
     home: str | os.PathLike[str] | None = None,
     scheduler: str = "local",
-    **scheduler_options: Any,
+    **options: Any,
 ) -> Connection:
     """Connect to a dsHPC service and make it the current one (what ``dshpc_jupyter.batches()`` and the
     magics use). Without ``url`` (or ``$DSHPC_URL``): the embedded engine, no server needed."""
     global _current
-    connection = Connection(connect_async(url, api_key=api_key, home=home, scheduler=scheduler, **scheduler_options))
+    connection = Connection(connect_async(url, api_key=api_key, home=home, scheduler=scheduler, **options))
     with _current_lock:
         _current = connection
     return connection

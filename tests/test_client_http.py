@@ -271,3 +271,17 @@ def test_one_connection_pool_per_backend(small_server: str) -> None:
         assert pool.is_closed
 
     asyncio.run(scenario())
+
+
+def test_connect_passes_client_options_to_the_http_backend(small_server: str) -> None:
+    """``connect(url, ...)`` hands its keyword options to the HTTP client (the scheduler's go to the engine)."""
+    config = {"file_hash": "0" * 64, "method_name": WORDS}
+    conn = dshpc_jupyter.connect(small_server, max_configs=2, retries=0, timeout=7.0)
+    try:
+        backend = conn.backend
+        assert isinstance(backend, HttpBackend)
+        assert (backend.max_configs, backend.retries) == (2, 0)
+        response = conn.simulate_jobs([config] * 5)
+        assert response.total_jobs == 5 and response.failed_submissions == 5
+    finally:
+        conn.close()
