@@ -82,6 +82,8 @@ start_munge() {
     [[ $(id -u) == 0 ]] || die "munged is not running and only root can start it"
     install -d -o munge -g munge -m 0755 /run/munge
     install -d -o munge -g munge -m 0700 /var/lib/munge /var/log/munge
+    # Debian's package makes the key when it installs; an image that skipped that still gets one
+    [[ -f /etc/munge/munge.key ]] || runuser -u munge -- mungekey --create
     runuser -u munge -- /usr/sbin/munged
     touch "$DIR/munged.ours"
     for _ in $(seq 50); do munge_ok && return 0; sleep 0.1; done
