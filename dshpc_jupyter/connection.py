@@ -90,8 +90,17 @@ class _LoopThread:
         return self.submit(coroutine).result()
 
     def stop(self) -> None:
+        """Cancel what still runs on the loop (pollers of open Batches), then end the thread."""
+        self.submit(_cancel_other_tasks()).result(timeout=5)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(timeout=5)
+
+
+async def _cancel_other_tasks() -> None:
+    others = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+    for task in others:
+        task.cancel()
+    await asyncio.gather(*others, return_exceptions=True)
 
 
 class Connection:
@@ -100,6 +109,7 @@ class Connection:
     def __init__(self, backend: Backend) -> None:
         self.backend = backend
         self._loop = _LoopThread()
+        self._closed = False
 
     @property
     def location(self) -> str:
@@ -175,6 +185,10 @@ class Connection:
         return self.run(self.backend.cancel_batch, batch_id)
 
     def close(self) -> None:
+        """Close the backend and stop the loop (and the pollers on it); closing again does nothing."""
+        if self._closed:
+            return
+        self._closed = True
         self.run(self.backend.aclose)
         self._loop.stop()
 

@@ -4,6 +4,8 @@ reopening, concurrency and dry runs."""
 from __future__ import annotations
 
 import itertools
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -251,3 +253,31 @@ def test_bad_arguments_name_the_field(connection: Connection) -> None:
         Batch.submit([], connection=connection, poll=0)
     with pytest.raises(ValueError, match="concurrency: must be at least 1"):
         Batch.submit([], connection=connection, concurrency=0)
+
+
+CLOSE_WHILE_POLLING = """
+import sys
+from dshpc_jupyter.batch import Batch
+from dshpc_jupyter.connection import connect
+connection = connect(home=sys.argv[1])
+connection.register_method(sys.argv[2])
+[file_hash] = connection.upload_files([sys.argv[3]])
+config = {"method_name": "Sleeper", "file_hash": file_hash, "parameters": {"seconds": 30}}
+batch = Batch.submit([config], connection=connection, poll=0.05)
+batch.refresh()
+connection.close()
+connection.close()
+print("closed", batch.done)
+"""
+
+
+def test_closing_a_connection_stops_the_pollers_of_its_open_batches(home: Path, tmp_path: Path) -> None:
+    """The interpreter then exits at once and quietly, although the batch is still running on the service."""
+    method = write_method(tmp_path / "methods", "Sleeper", SLEEPER, parameters=[
+        {"name": "n", "type": "integer", "default": 0}, {"name": "seconds", "type": "number", "default": 0.0},
+    ])  # fmt: skip
+    argv = [sys.executable, "-c", CLOSE_WHILE_POLLING, str(home), str(method), str(data_files("hello.txt")[0])]
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "closed False"
+    assert result.stderr == "", "nothing is left pending on the loop at exit"
