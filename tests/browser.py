@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -165,3 +166,12 @@ def open_and_run_all(page: Any, lab: Lab, notebook: str) -> list[str]:
     # not awaited: the command's promise resolves only when every cell has run
     page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
     return errors
+
+
+def keep_screenshot(shot: Path, variable: str) -> None:
+    """Check a screenshot has content, and copy it where ``$variable`` says (how docs/images/ are made)."""
+    assert shot.stat().st_size > 10_000, f"{shot} is (nearly) empty"
+    target = os.environ.get(variable)
+    if target:
+        Path(target).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(shot, target)

@@ -8,12 +8,10 @@ Skipped only where Debian's Chromium is absent; CI installs it.
 
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 
 import pytest
-from browser import CHROMIUM, SECONDS, chromium, jupyterlab, open_and_run_all, write_notebook
+from browser import CHROMIUM, SECONDS, chromium, jupyterlab, keep_screenshot, open_and_run_all, write_notebook
 
 from dshpc_jupyter.connection import Connection, connect_async
 from dshpc_jupyter.hashing import sha256_file
@@ -78,11 +76,7 @@ def test_build_submit_and_follow_a_batch_in_jupyterlab(tmp_path: Path, home: Pat
         expect(summary).to_contain_text("6 completed (6 cached)", timeout=30 * SECONDS)
         assert errors == []
 
-    assert (tmp_path / "form.png").stat().st_size > 10_000
-    target = os.environ.get("DSHPC_FORM_SCREENSHOT")
-    if target:
-        Path(target).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(tmp_path / "form.png", target)
+    keep_screenshot(tmp_path / "form.png", "DSHPC_FORM_SCREENSHOT")
     # what the service holds: one batch that made 6 jobs, one served from the cache, the uploaded file
     connection = Connection(connect_async(home=home))
     try:
