@@ -12,7 +12,6 @@ import json
 import os
 import secrets
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -24,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from support import stop_gracefully
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -117,13 +117,7 @@ def jupyterlab(root: Path, state: Path, env: dict[str, str] | None = None, timeo
             time.sleep(0.2)
         yield lab
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)  # a clean stop: Jupyter shuts its kernels down first
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
+        stop_gracefully(process)  # SIGTERM: Jupyter shuts its kernels down first
 
 
 def _answers(lab: Lab) -> bool:

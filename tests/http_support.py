@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -18,7 +17,7 @@ from typing import Any
 
 import httpx
 import uvicorn
-from support import wait_until
+from support import stop_gracefully, wait_until
 
 from dshpc_jupyter.connection import open_engine
 from dshpc_jupyter.embedded import EmbeddedBackend
@@ -79,13 +78,7 @@ def subprocess_server(home: Path, **options: Any) -> Iterator[tuple[str, subproc
         assert process.poll() is None, f"the server exited with {process.returncode}"
         yield url, process
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
+        stop_gracefully(process)
 
 
 def healthy(url: str) -> bool:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -136,3 +138,15 @@ def shutdown_home(home: Path) -> None:
     finally:
         engine.close()
         stop_worker(Home.open(home))
+
+
+def stop_gracefully(process: subprocess.Popen[bytes], patience: float = 30.0) -> None:
+    """SIGTERM (a server finishes what is in flight), then SIGKILL if it has not ended after ``patience`` s."""
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=patience)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=10)
