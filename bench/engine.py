@@ -18,13 +18,13 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from dshpc_jupyter import status as st
-from dshpc_jupyter.engine import Engine
+from dshpc_jupyter.domain import status as st
+from dshpc_jupyter.domain.home import Home
+from dshpc_jupyter.domain.models import JobRecord
 from dshpc_jupyter.examples import methods_dir
-from dshpc_jupyter.home import Home
-from dshpc_jupyter.models import JobRecord
 from dshpc_jupyter.schedulers.base import Refusal, Submission
-from dshpc_jupyter.store import LATEST_JOBS_SQL, JobUpdate, Store
+from dshpc_jupyter.service.engine import Engine
+from dshpc_jupyter.store.sqlite import LATEST_JOBS_SQL, JobUpdate, Store
 
 
 class QueueOnly:

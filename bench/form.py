@@ -21,7 +21,7 @@ from pathlib import Path
 
 import ipywidgets as widgets
 
-from dshpc_jupyter.connection import Connection, connect_async
+from dshpc_jupyter.front.connection import Connection, connect_async
 from dshpc_jupyter.jupyter.form import JobForm
 
 METHOD = """{"name": "Method %03d", "description": "benchmark method", "command": "python3", "script_path": "m.py",

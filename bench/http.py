@@ -34,14 +34,14 @@ from types import ModuleType
 import httpx
 import uvicorn
 
-from dshpc_jupyter import status as st
-from dshpc_jupyter.client import HttpBackend
-from dshpc_jupyter.embedded import EmbeddedBackend
-from dshpc_jupyter.engine import Engine
+from dshpc_jupyter.backends.embedded import EmbeddedBackend
+from dshpc_jupyter.backends.http import HttpBackend
+from dshpc_jupyter.domain import status as st
+from dshpc_jupyter.domain.home import Home
 from dshpc_jupyter.examples import methods_dir
-from dshpc_jupyter.home import Home
 from dshpc_jupyter.server import create_app, run_server
-from dshpc_jupyter.store import JobUpdate, Store
+from dshpc_jupyter.service.engine import Engine
+from dshpc_jupyter.store.sqlite import JobUpdate, Store
 
 METHOD = "Example Python Method"
 

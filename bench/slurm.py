@@ -25,14 +25,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from dshpc_jupyter import status as st
-from dshpc_jupyter.connection import open_engine
-from dshpc_jupyter.engine import Engine
+from dshpc_jupyter.domain import status as st
+from dshpc_jupyter.domain.methods import load_method
 from dshpc_jupyter.examples import data_files, methods_dir
-from dshpc_jupyter.methods import load_method
-from dshpc_jupyter.runner import Task, read_result, run_task, write_manifest
 from dshpc_jupyter.schedulers.base import build_task
+from dshpc_jupyter.schedulers.runner import Task, read_result, run_task, write_manifest
 from dshpc_jupyter.schedulers.slurm_cli import STATE_CODES
+from dshpc_jupyter.service.engine import Engine
+from dshpc_jupyter.service.factory import open_engine
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "local-slurm.sh"
 POLL_S = 1.0
@@ -80,7 +80,7 @@ def one_sbatch_per_job(root: Path, count: int) -> tuple[float, float]:
         write_manifest(manifest, [[task]])
         out = subprocess.run(
             ["sbatch", "--parsable", "--job-name=bench-a", "--time=5", "--mem=1G", f"--output={manifest}.log",
-             f"--wrap=exec {sys.executable} -m dshpc_jupyter.runner {manifest}"],
+             f"--wrap=exec {sys.executable} -m dshpc_jupyter.schedulers.runner {manifest}"],
             capture_output=True, text=True, check=True,
         )  # fmt: skip
         pending[out.stdout.strip()] = task

@@ -1,7 +1,7 @@
 """dshpc_jupyter: run batches of dsHPC jobs from a notebook, deduplicated, on your machine, a server or Slurm.
 
-Names are imported on first use, so ``python -m dshpc_jupyter.runner`` on a compute node loads only the
-standard library.
+Names are imported on first use, so ``python -m dshpc_jupyter.schedulers.runner`` on a
+compute node loads only the standard library.
 """
 
 from __future__ import annotations
@@ -12,30 +12,30 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "connect": "connection",
-    "connect_async": "connection",
-    "current": "connection",
-    "Connection": "connection",
-    "Backend": "backend",
-    "DshpcError": "errors",
-    "JobConfig": "models",
-    "Batch": "batch",
-    "BatchStats": "batch",
-    "batches": "batch",
+    "connect": "front.connection",
+    "connect_async": "front.connection",
+    "current": "front.connection",
+    "Connection": "front.connection",
+    "Backend": "backends.base",
+    "DshpcError": "domain.errors",
+    "JobConfig": "domain.models",
+    "Batch": "front.batch",
+    "BatchStats": "front.batch",
+    "batches": "front.batch",
     "BatchView": "jupyter.display",
     "JobForm": "jupyter.form",
     "load_ipython_extension": "jupyter.magics",
 }
 
 if TYPE_CHECKING:
-    from .backend import Backend
-    from .batch import Batch, BatchStats, batches
-    from .connection import Connection, connect, connect_async, current
-    from .errors import DshpcError
+    from .backends.base import Backend
+    from .domain.errors import DshpcError
+    from .domain.models import JobConfig
+    from .front.batch import Batch, BatchStats, batches
+    from .front.connection import Connection, connect, connect_async, current
     from .jupyter.display import BatchView
     from .jupyter.form import JobForm
     from .jupyter.magics import load_ipython_extension
-    from .models import JobConfig
 
 
 def __getattr__(name: str) -> Any:

@@ -20,12 +20,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from . import __version__
-from . import status as st
-from .connection import Connection, connect
-from .errors import DshpcError, InvalidInputError
+from .domain import status as st
+from .domain.errors import DshpcError, InvalidInputError
+from .domain.models import BatchStatistics, JobRecord, MultiJobResult
 from .examples import data_files, methods_dir
-from .models import BatchStatistics, JobRecord, MultiJobResult
-from .sweep import load_file
+from .front.connection import Connection, connect
+from .front.sweep import load_file
 
 console = Console(highlight=False)
 POLL_S = 0.2
@@ -247,7 +247,7 @@ def cmd_batches(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from .home import Home
+    from .domain.home import Home
     from .schedulers.local import stop_worker, worker_pid
 
     home = Home.open(args.home)

@@ -80,7 +80,7 @@ def _stop_server(pid_file: Path) -> None:
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if not session.config.stash.get(_SLURM_WAS_UP, True) and _local_slurm_up():
         subprocess.run([str(LOCAL_SLURM), "stop"], capture_output=True)  # the Slurm notebook started it
-    from dshpc_jupyter.home import Home
+    from dshpc_jupyter.domain.home import Home
     from dshpc_jupyter.schedulers.local import stop_worker
 
     for pid_file in SESSION_TMP.glob("**/server.pid"):

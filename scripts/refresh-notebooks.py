@@ -17,7 +17,7 @@ from pathlib import Path
 import nbclient
 import nbformat
 
-from dshpc_jupyter.home import Home
+from dshpc_jupyter.domain.home import Home
 from dshpc_jupyter.schedulers.local import stop_worker
 
 

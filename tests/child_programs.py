@@ -13,10 +13,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from dshpc_jupyter.connection import open_engine
-from dshpc_jupyter.hashing import sha256_bytes
-from dshpc_jupyter.models import FileInfo
-from dshpc_jupyter.store import Store, Transaction
+from dshpc_jupyter.domain.hashing import sha256_bytes
+from dshpc_jupyter.domain.models import FileInfo
+from dshpc_jupyter.service.factory import open_engine
+from dshpc_jupyter.store.sqlite import Store, Transaction
 
 
 def _wait_for(path: Path, timeout: float = 60.0) -> None:

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from support import SLURM_MAX_ARRAY_SIZE, hold_the_slot, shutdown_home
 
-from dshpc_jupyter.connection import open_engine
-from dshpc_jupyter.engine import Engine
 from dshpc_jupyter.examples import data_files, methods_dir
+from dshpc_jupyter.service.engine import Engine
+from dshpc_jupyter.service.factory import open_engine
 
 
 @pytest.fixture(autouse=True)

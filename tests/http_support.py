@@ -19,9 +19,9 @@ import httpx
 import uvicorn
 from support import stop_gracefully, wait_until
 
-from dshpc_jupyter.connection import open_engine
-from dshpc_jupyter.embedded import EmbeddedBackend
+from dshpc_jupyter.backends.embedded import EmbeddedBackend
 from dshpc_jupyter.server import create_app, run_server
+from dshpc_jupyter.service.factory import open_engine
 
 
 def listening_socket() -> socket.socket:

@@ -11,12 +11,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from dshpc_jupyter import status as st
-from dshpc_jupyter.connection import open_engine
-from dshpc_jupyter.engine import Engine
-from dshpc_jupyter.home import Home
-from dshpc_jupyter.models import JobRecord
+from dshpc_jupyter.domain import status as st
+from dshpc_jupyter.domain.home import Home
+from dshpc_jupyter.domain.models import JobRecord
 from dshpc_jupyter.schedulers.local import stop_worker
+from dshpc_jupyter.service.engine import Engine
+from dshpc_jupyter.service.factory import open_engine
 
 #: The test Slurm cluster's MaxArraySize, low so that a modest batch must be split into several arrays.
 SLURM_MAX_ARRAY_SIZE = 10

@@ -15,12 +15,13 @@ import pytest
 from http_support import thread_server
 from support import shutdown_home, wait_for_jobs, write_method
 
-from dshpc_jupyter.client import HttpBackend
-from dshpc_jupyter.connection import Connection, open_engine
-from dshpc_jupyter.embedded import EmbeddedBackend
-from dshpc_jupyter.errors import DshpcError, InvalidInputError, MethodSpecError, NotFoundError
+from dshpc_jupyter.backends.embedded import EmbeddedBackend
+from dshpc_jupyter.backends.http import HttpBackend
+from dshpc_jupyter.domain.errors import DshpcError, InvalidInputError, MethodSpecError, NotFoundError
+from dshpc_jupyter.domain.models import BatchStatistics, MultiJobSimulationResponse
 from dshpc_jupyter.examples import data_files, methods_dir
-from dshpc_jupyter.models import BatchStatistics, MultiJobSimulationResponse
+from dshpc_jupyter.front.connection import Connection
+from dshpc_jupyter.service.factory import open_engine
 
 EXAMPLE = "Example Python Method"
 WORDS = "Word Count (bash)"

@@ -15,9 +15,10 @@ import pytest
 from support import CountingBackend, write_method
 
 from dshpc_jupyter import Batch, batches
-from dshpc_jupyter.connection import Connection, open_engine
-from dshpc_jupyter.embedded import EmbeddedBackend
+from dshpc_jupyter.backends.embedded import EmbeddedBackend
 from dshpc_jupyter.examples import data_files, methods_dir
+from dshpc_jupyter.front.connection import Connection
+from dshpc_jupyter.service.factory import open_engine
 
 SLEEPER = """import json, sys, time
 p = json.load(open(sys.argv[2]))
@@ -257,8 +258,8 @@ def test_bad_arguments_name_the_field(connection: Connection) -> None:
 
 CLOSE_WHILE_POLLING = """
 import sys
-from dshpc_jupyter.batch import Batch
-from dshpc_jupyter.connection import connect
+from dshpc_jupyter.front.batch import Batch
+from dshpc_jupyter.front.connection import connect
 connection = connect(home=sys.argv[1])
 connection.register_method(sys.argv[2])
 [file_hash] = connection.upload_files([sys.argv[3]])

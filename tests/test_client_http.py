@@ -20,17 +20,18 @@ from http_support import listening_socket, thread_server, url_of
 from support import wait_for_jobs
 
 import dshpc_jupyter
-from dshpc_jupyter.client import BackendError, HttpBackend
-from dshpc_jupyter.connection import Connection, open_engine
-from dshpc_jupyter.errors import (
+from dshpc_jupyter.backends.http import BackendError, HttpBackend
+from dshpc_jupyter.domain.errors import (
     AuthenticationError,
     InvalidInputError,
     LimitExceededError,
     NotFoundError,
     SchedulerError,
 )
+from dshpc_jupyter.domain.models import BatchStatistics
 from dshpc_jupyter.examples import data_files, methods_dir
-from dshpc_jupyter.models import BatchStatistics
+from dshpc_jupyter.front.connection import Connection
+from dshpc_jupyter.service.factory import open_engine
 
 WORDS = "Word Count (bash)"
 

@@ -11,8 +11,8 @@ from typing import Any
 
 from support import file_hashes, wait_until
 
-from dshpc_jupyter.engine import Engine
-from dshpc_jupyter.models import MultiJobSimulationResponse
+from dshpc_jupyter.domain.models import MultiJobSimulationResponse
+from dshpc_jupyter.service.engine import Engine
 
 CHILD = str(Path(__file__).with_name("child_programs.py"))
 PROCESSES = 8

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from dshpc_jupyter import Batch, BatchView
-from dshpc_jupyter.connection import Connection, connect_async
 from dshpc_jupyter.examples import data_files, methods_dir
+from dshpc_jupyter.front.connection import Connection, connect_async
 from dshpc_jupyter.jupyter.display import pick_rows, static_bundle
 
 

@@ -7,11 +7,11 @@ from collections.abc import Sequence
 
 import pytest
 
-from dshpc_jupyter.engine import Engine
-from dshpc_jupyter.errors import InvalidInputError, NotFoundError
-from dshpc_jupyter.models import BatchStatistics, JobRecord
+from dshpc_jupyter.domain.errors import InvalidInputError, NotFoundError
+from dshpc_jupyter.domain.models import BatchStatistics, JobRecord
 from dshpc_jupyter.schedulers.base import Refusal, Submission
-from dshpc_jupyter.store import JobUpdate
+from dshpc_jupyter.service.engine import Engine
+from dshpc_jupyter.store.sqlite import JobUpdate
 
 WORDS = "Word Count (bash)"
 

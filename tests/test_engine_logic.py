@@ -10,12 +10,12 @@ from typing import Any
 import pytest
 from support import file_hashes, wait_for_jobs, write_method
 
-from dshpc_jupyter import status as st
-from dshpc_jupyter.engine import Engine
-from dshpc_jupyter.errors import NotFoundError
-from dshpc_jupyter.models import BatchStatistics, MultiJobSimulationResponse
+from dshpc_jupyter.domain import status as st
+from dshpc_jupyter.domain.errors import NotFoundError
+from dshpc_jupyter.domain.models import BatchStatistics, MultiJobSimulationResponse
 from dshpc_jupyter.schedulers.base import Refusal, Submission
 from dshpc_jupyter.schedulers.local import LocalScheduler
+from dshpc_jupyter.service.engine import Engine
 
 PY = "Example Python Method"
 WORK = "Simulated Workload"
@@ -394,7 +394,7 @@ def test_batches_listed_newest_first_and_reopened_live(engine: Engine, example_h
 
 
 def test_batch_reopened_by_another_engine(engine: Engine, example_hashes: dict[str, str], home: Path) -> None:
-    from dshpc_jupyter.connection import open_engine
+    from dshpc_jupyter.service.factory import open_engine
 
     response = engine.simulate_jobs([{"file_hash": example_hashes["hello.txt"], "method_name": PY}])
     other = open_engine(home)

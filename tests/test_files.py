@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from dshpc_jupyter.connection import open_engine
-from dshpc_jupyter.engine import Engine
-from dshpc_jupyter.errors import ConflictError, InvalidInputError
+from dshpc_jupyter.domain.errors import ConflictError, InvalidInputError
+from dshpc_jupyter.service.engine import Engine
+from dshpc_jupyter.service.factory import open_engine
 
 
 @pytest.fixture

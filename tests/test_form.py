@@ -17,12 +17,13 @@ from support import CountingBackend, wait_until, write_method
 from test_backends_shared import BACKENDS, open_connection
 
 from dshpc_jupyter import JobForm
-from dshpc_jupyter.connection import Connection, open_engine
-from dshpc_jupyter.embedded import EmbeddedBackend
+from dshpc_jupyter.backends.embedded import EmbeddedBackend
 from dshpc_jupyter.examples import data_files, methods_dir
+from dshpc_jupyter.front.connection import Connection
 from dshpc_jupyter.jupyter.display import BatchView
 from dshpc_jupyter.jupyter.form_fields import UNSET
 from dshpc_jupyter.jupyter.form_files import MAX_SHOWN
+from dshpc_jupyter.service.factory import open_engine
 
 LOGGED = """import json, sys, time
 p = json.load(open(sys.argv[2]))

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from browser import CHROMIUM, SECONDS, chromium, jupyterlab, keep_screenshot, open_and_run_all, write_notebook
 
-from dshpc_jupyter.connection import Connection, connect_async
-from dshpc_jupyter.hashing import sha256_file
+from dshpc_jupyter.domain.hashing import sha256_file
+from dshpc_jupyter.front.connection import Connection, connect_async
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} is not installed (apt-get install chromium)")
 

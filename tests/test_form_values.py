@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from dshpc_jupyter.domain.models import MethodParameter
 from dshpc_jupyter.jupyter.form_values import (
     MAX_CONFIGS,
     MAX_VALUES,
@@ -16,7 +17,6 @@ from dshpc_jupyter.jupyter.form_values import (
     parse_range,
     parse_value,
 )
-from dshpc_jupyter.models import MethodParameter
 
 H1, H2 = "a" * 64, "b" * 64
 

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 from support import wait_for_jobs, wait_until, write_method
 
-from dshpc_jupyter import status as st
-from dshpc_jupyter.connection import open_engine
-from dshpc_jupyter.engine import Engine
+from dshpc_jupyter.domain import status as st
 from dshpc_jupyter.examples import data_files
+from dshpc_jupyter.service.engine import Engine
+from dshpc_jupyter.service.factory import open_engine
 
 REPORT_ENV = """\
 import json, os, sys

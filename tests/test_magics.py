@@ -14,8 +14,8 @@ import pytest
 from kernels import Kernel
 from support import write_method
 
-from dshpc_jupyter.connection import open_engine
 from dshpc_jupyter.examples import data_files, methods_dir
+from dshpc_jupyter.service.factory import open_engine
 
 SEED_REQUEST = (Path(__file__).parent / "test_sweep.py").read_text().split('SEED_REQUEST = """')[1].split('"""')[0]
 
@@ -254,7 +254,7 @@ def test_without_a_kernel_it_prints_a_text_summary(
 ) -> None:
     from IPython.core.interactiveshell import InteractiveShell
 
-    from dshpc_jupyter import connection
+    from dshpc_jupyter.front import connection
 
     monkeypatch.chdir(project)
     monkeypatch.setattr(connection, "_current", None)

@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 from support import wait_for_jobs, write_method
 
-from dshpc_jupyter.engine import Engine
-from dshpc_jupyter.errors import InvalidInputError, MethodSpecError
-from dshpc_jupyter.hashing import function_hash
-from dshpc_jupyter.methods import InvalidParametersError, ParameterSchema, parse_spec
-from dshpc_jupyter.models import MethodSpec
+from dshpc_jupyter.domain.errors import InvalidInputError, MethodSpecError
+from dshpc_jupyter.domain.hashing import function_hash
+from dshpc_jupyter.domain.methods import InvalidParametersError, ParameterSchema, parse_spec
+from dshpc_jupyter.domain.models import MethodSpec
+from dshpc_jupyter.service.engine import Engine
 
 ECHO = "import sys\nprint(open(sys.argv[2]).read())\n"
 

@@ -33,7 +33,7 @@ import pytest
 import yaml
 from kernels import Kernel
 
-from dshpc_jupyter.home import Home
+from dshpc_jupyter.domain.home import Home
 from dshpc_jupyter.schedulers.local import stop_worker
 
 ROOT = Path(__file__).resolve().parents[1]

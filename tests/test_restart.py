@@ -14,10 +14,10 @@ from pathlib import Path
 
 from support import wait_for_jobs, wait_until, write_method
 
-from dshpc_jupyter.connection import open_engine
-from dshpc_jupyter.engine import Engine
-from dshpc_jupyter.runner import RESULT_FILE
 from dshpc_jupyter.schedulers.local import worker_pid
+from dshpc_jupyter.schedulers.runner import RESULT_FILE
+from dshpc_jupyter.service.engine import Engine
+from dshpc_jupyter.service.factory import open_engine
 
 CHILD = str(Path(__file__).with_name("child_programs.py"))
 

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from support import write_method
 
-from dshpc_jupyter.archive import extract_archive, pack_directory
-from dshpc_jupyter.errors import InvalidInputError, LimitExceededError
+from dshpc_jupyter.domain.archive import extract_archive, pack_directory
+from dshpc_jupyter.domain.errors import InvalidInputError, LimitExceededError
+from dshpc_jupyter.domain.methods import find_method_dirs, load_method
 from dshpc_jupyter.examples import methods_dir
-from dshpc_jupyter.methods import find_method_dirs, load_method
 
 
 def test_a_packed_directory_of_methods_unpacks_to_the_same_methods(tmp_path: Path) -> None:

@@ -19,8 +19,8 @@ from schemathesis.core.result import Ok
 from schemathesis.specs.openapi.checks import response_schema_conformance
 from support import shutdown_home
 
-from dshpc_jupyter.connection import open_engine
 from dshpc_jupyter.examples import data_files, methods_dir
+from dshpc_jupyter.service.factory import open_engine
 
 KEY = "fuzz-key"
 EXAMPLES = 50

@@ -22,8 +22,8 @@ from http_support import healthy, listening_socket, subprocess_server, thread_se
 from pydantic_core import to_json
 from support import wait_until
 
-from dshpc_jupyter.connection import open_engine
 from dshpc_jupyter.examples import data_files, methods_dir
+from dshpc_jupyter.service.factory import open_engine
 
 WORDS = "Word Count (bash)"
 EXAMPLE = "Example Python Method"
@@ -178,7 +178,7 @@ def test_api_key_is_required_on_every_route_but_health(home: Path) -> None:
 
 
 def test_a_server_key_must_be_usable_in_a_header(home: Path) -> None:
-    from dshpc_jupyter.embedded import EmbeddedBackend
+    from dshpc_jupyter.backends.embedded import EmbeddedBackend
     from dshpc_jupyter.server import create_app
 
     backend = EmbeddedBackend(open_engine(home))

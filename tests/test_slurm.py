@@ -12,14 +12,14 @@ from typing import Any
 import pytest
 from support import SLURM_MAX_ARRAY_SIZE, wait_for_jobs, wait_until, write_method
 
-from dshpc_jupyter import status as st
-from dshpc_jupyter.connection import open_engine
-from dshpc_jupyter.engine import Engine
+from dshpc_jupyter.domain import status as st
+from dshpc_jupyter.domain.models import JobRecord
 from dshpc_jupyter.examples import data_files, methods_dir
-from dshpc_jupyter.models import JobRecord
-from dshpc_jupyter.runner import read_result
 from dshpc_jupyter.schedulers.local import stop_worker
+from dshpc_jupyter.schedulers.runner import read_result
 from dshpc_jupyter.schedulers.slurm import SlurmScheduler
+from dshpc_jupyter.service.engine import Engine
+from dshpc_jupyter.service.factory import open_engine
 
 SLEEPER = "import json, sys, time\np = json.load(open(sys.argv[2]))\ntime.sleep(p['seconds'])\nprint(json.dumps(p))\n"
 SLEEP_PARAMS = [{"name": "seconds", "type": "number", "default": 0}]

@@ -15,10 +15,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as hs
 from support import file_hashes, hold_the_slot, wait_for_jobs
 
-from dshpc_jupyter.connection import open_engine
-from dshpc_jupyter.engine import Engine
+from dshpc_jupyter.domain.models import MultiJobSimulationResponse
 from dshpc_jupyter.examples import data_files, methods_dir
-from dshpc_jupyter.models import MultiJobSimulationResponse
+from dshpc_jupyter.service.engine import Engine
+from dshpc_jupyter.service.factory import open_engine
 
 WORK = "Simulated Workload"
 UNKNOWN_FILE = "e" * 64

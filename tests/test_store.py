@@ -13,13 +13,13 @@ from pathlib import Path
 import pytest
 from support import wait_for_jobs, wait_until
 
-from dshpc_jupyter.connection import open_engine
-from dshpc_jupyter.engine import Engine
-from dshpc_jupyter.errors import StoreVersionError
-from dshpc_jupyter.hashing import sha256_bytes
-from dshpc_jupyter.models import BatchStatistics, FileInfo
+from dshpc_jupyter.domain.errors import StoreVersionError
+from dshpc_jupyter.domain.hashing import sha256_bytes
+from dshpc_jupyter.domain.models import BatchStatistics, FileInfo
 from dshpc_jupyter.schedulers.local import worker_pid
-from dshpc_jupyter.store import SCHEMA_VERSION, JobUpdate, NewJob, Store
+from dshpc_jupyter.service.engine import Engine
+from dshpc_jupyter.service.factory import open_engine
+from dshpc_jupyter.store.sqlite import SCHEMA_VERSION, JobUpdate, NewJob, Store
 
 CHILD = str(Path(__file__).with_name("child_programs.py"))
 

@@ -9,10 +9,11 @@ import pandas as pd
 import pytest
 from support import CountingBackend
 
-from dshpc_jupyter.connection import Connection, open_engine
-from dshpc_jupyter.embedded import EmbeddedBackend
-from dshpc_jupyter.hashing import sha256_bytes
-from dshpc_jupyter.sweep import BatchSpecError, expand, load_file, parse_text
+from dshpc_jupyter.backends.embedded import EmbeddedBackend
+from dshpc_jupyter.domain.hashing import sha256_bytes
+from dshpc_jupyter.front.connection import Connection
+from dshpc_jupyter.front.sweep import BatchSpecError, expand, load_file, parse_text
+from dshpc_jupyter.service.factory import open_engine
 
 H1, H2 = "a" * 64, "b" * 64
 

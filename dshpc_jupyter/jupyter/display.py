@@ -17,7 +17,7 @@ from typing import Any, Final
 
 import ipywidgets as widgets
 
-from ..batch import Batch, BatchStats, Row
+from ..front.batch import Batch, BatchStats, Row
 
 MAX_ROWS: Final = 30
 MIN_INTERVAL: Final = 0.25

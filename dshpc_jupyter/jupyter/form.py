@@ -23,11 +23,11 @@ from typing import Any, Final
 
 import ipywidgets as widgets
 
-from ..batch import DEFAULT_POLL, Batch
-from ..connection import Connection, current
-from ..errors import DshpcError
-from ..models import MethodInfo, MultiJobResult
-from ..sweep import find_duplicates
+from ..domain.errors import DshpcError
+from ..domain.models import MethodInfo, MultiJobResult
+from ..front.batch import DEFAULT_POLL, Batch
+from ..front.connection import Connection, current
+from ..front.sweep import find_duplicates
 from .display import BatchView
 from .form_fields import UNSET, ParameterField, error_html
 from .form_files import FilePicker

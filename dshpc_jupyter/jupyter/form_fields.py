@@ -14,7 +14,7 @@ from typing import Any, Final
 
 import ipywidgets as widgets
 
-from ..models import MethodParameter
+from ..domain.models import MethodParameter
 from .form_values import NUMERIC, FieldError, parse_list, parse_range, parse_value
 
 VALUE, LIST, RANGE = "value", "list", "range"

@@ -13,9 +13,9 @@ from typing import Any, Final
 
 import ipywidgets as widgets
 
-from ..connection import Connection
-from ..hashing import sha256_bytes
-from ..models import FileInfo
+from ..domain.hashing import sha256_bytes
+from ..domain.models import FileInfo
+from ..front.connection import Connection
 from .form_fields import error_html
 from .form_values import format_size
 

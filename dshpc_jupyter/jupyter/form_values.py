@@ -12,10 +12,10 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
-from ..errors import InvalidInputError
-from ..hashing import canonical_json
-from ..models import MethodParameter
-from ..sweep import expand
+from ..domain.errors import InvalidInputError
+from ..domain.hashing import canonical_json
+from ..domain.models import MethodParameter
+from ..front.sweep import expand
 
 MAX_VALUES: Final = 1000
 """At most this many values for one swept parameter."""

@@ -18,11 +18,11 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
-from .. import connection as connections
-from ..batch import DEFAULT_POLL, Batch, batches
-from ..errors import DshpcError
-from ..hashing import sha256_file
-from ..sweep import expand, parse_text
+from ..domain.errors import DshpcError
+from ..domain.hashing import sha256_file
+from ..front import connection as connections
+from ..front.batch import DEFAULT_POLL, Batch, batches
+from ..front.sweep import expand, parse_text
 from .display import show
 
 if TYPE_CHECKING:

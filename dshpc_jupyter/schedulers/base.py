@@ -11,11 +11,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from ..home import Home
-from ..methods import parse_memory_limit, parse_time_limit
-from ..models import JobRecord, MethodSpec
-from ..runner import Task
-from ..store import JobUpdate
+from ..domain.home import Home
+from ..domain.methods import parse_memory_limit, parse_time_limit
+from ..domain.models import JobRecord, MethodSpec
+from ..store.sqlite import JobUpdate
+from .runner import Task
 
 
 @dataclass(frozen=True, slots=True)

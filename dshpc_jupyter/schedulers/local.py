@@ -17,9 +17,9 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..home import Home
-from ..models import JobRecord
-from ..store import JobUpdate, Store
+from ..domain.home import Home
+from ..domain.models import JobRecord
+from ..store.sqlite import JobUpdate, Store
 from .base import Refusal, Submission
 
 SLOTS_ENV = "DSHPC_LOCAL_SLOTS"

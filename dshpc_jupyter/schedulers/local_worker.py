@@ -1,7 +1,7 @@
 """The local worker: one detached process per home directory that runs pending jobs, at most ``slots`` at once.
 
 It holds an exclusive lock on ``run/worker.lock`` while alive, so there is never a second one. Each job runs
-under its own runner process (:mod:`dshpc_jupyter.runner`, in its own session); the worker waits on the
+under its own runner process (:mod:`dshpc_jupyter.schedulers.runner`, in its own session); the worker waits on the
 runners' pidfds and a wake-up FIFO, ingests result files into the store, and passes cancellations on as
 SIGTERM. On start it recovers what a previous worker left: claimed-but-unstarted jobs are queued again,
 runners still alive are adopted, and jobs whose runner vanished without a result are marked ``NF``.
@@ -24,9 +24,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..home import Home
-from ..models import MethodSpec
-from ..runner import (
+from ..domain.home import Home
+from ..domain.models import MethodSpec
+from ..domain.status import CANCELLED, NODE_FAIL
+from ..store.sqlite import JobUpdate, Store
+from .base import build_task
+from .local import fifo_path, lock_path
+from .runner import (
     is_alive,
     kill_orphaned_method,
     process_identity,
@@ -35,10 +39,6 @@ from ..runner import (
     read_runner_info,
     write_manifest,
 )
-from ..status import CANCELLED, NODE_FAIL
-from ..store import JobUpdate, Store
-from .base import build_task
-from .local import fifo_path, lock_path
 
 log = logging.getLogger("dshpc_jupyter.worker")
 
@@ -158,7 +158,7 @@ class Worker:
             write_manifest(workspace / MANIFEST_FILE, [[task]])
             with (workspace / RUNNER_LOG).open("ab") as runner_log:
                 popen = subprocess.Popen(
-                    [sys.executable, "-m", "dshpc_jupyter.runner", str(workspace / MANIFEST_FILE)],
+                    [sys.executable, "-m", "dshpc_jupyter.schedulers.runner", str(workspace / MANIFEST_FILE)],
                     stdin=subprocess.DEVNULL, stdout=runner_log, stderr=subprocess.STDOUT, start_new_session=True,
                 )  # fmt: skip
             identity = process_identity(popen.pid) or f"{popen.pid}:"

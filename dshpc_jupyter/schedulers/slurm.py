@@ -2,8 +2,8 @@
 
 Submission: the jobs of one ``submit`` call are grouped by their method's ``resources`` (each group needs its
 own sbatch options), packed ``pack`` to an array task, and sent as one ``sbatch --array=0-N%throttle`` per chunk
-of at most the cluster's ``MaxArraySize`` tasks. Each array task runs :mod:`dshpc_jupyter.runner` on its group
-of a manifest; ``scheduler_id`` is the array task (``1234_7``), shared by packmates.
+of at most the cluster's ``MaxArraySize`` tasks. Each array task runs :mod:`dshpc_jupyter.schedulers.runner` on
+its group of a manifest; ``scheduler_id`` is the array task (``1234_7``), shared by packmates.
 
 Status: one ``squeue -t all`` per ``poll_interval`` for all our tasks (Slurm keeps ended tasks visible for
 MinJobAge), the runner's result files for the outcome, ``sacct`` for tasks squeue no longer knows, where
@@ -35,14 +35,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .. import status as st
-from ..errors import InvalidInputError
-from ..home import Home
-from ..methods import install_method, load_method
-from ..models import JobRecord, MethodResources
-from ..runner import CANCEL_FILE, PARAMS_FILE, Result, Task, read_result, write_manifest
-from ..store import JobUpdate, Store
+from ..domain import status as st
+from ..domain.errors import InvalidInputError
+from ..domain.home import Home
+from ..domain.methods import install_method, load_method
+from ..domain.models import JobRecord, MethodResources
+from ..store.sqlite import JobUpdate, Store
 from .base import Refusal, Submission, build_task
+from .runner import CANCEL_FILE, PARAMS_FILE, Result, Task, read_result, write_manifest
 from .slurm_cli import (
     SQUEUE_FORMAT,
     STATE_CODES,
@@ -211,7 +211,7 @@ class SlurmScheduler:
         manifest = self.submit_dir / f"{stem}.json"
         (self.submit_dir / "logs").mkdir(parents=True, exist_ok=True)
         write_manifest(manifest, groups)
-        runner = shlex.join([sys.executable, "-m", "dshpc_jupyter.runner", str(manifest)])
+        runner = shlex.join([sys.executable, "-m", "dshpc_jupyter.schedulers.runner", str(manifest)])
         argv = [
             "sbatch", "--parsable", f"--job-name={JOB_NAME}", f"--comment={stem}",
             array_option(len(groups), self.throttle), f"--output={self.submit_dir / 'logs'}/%A_%a.log",

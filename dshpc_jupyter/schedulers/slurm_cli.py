@@ -12,9 +12,9 @@ import subprocess
 from dataclasses import dataclass
 from typing import Final
 
-from .. import status as st
-from ..methods import parse_memory_limit, parse_time_limit
-from ..models import MethodResources
+from ..domain import status as st
+from ..domain.methods import parse_memory_limit, parse_time_limit
+from ..domain.models import MethodResources
 
 COMMAND_TIMEOUT_S: Final = 60.0
 DEFAULT_MAX_ARRAY_SIZE: Final = 1001

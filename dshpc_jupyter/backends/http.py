@@ -31,10 +31,9 @@ import httpx
 from pydantic import ValidationError
 from pydantic_core import PydanticSerializationError, to_json
 
-from . import __version__
-from .archive import pack_directory
-from .backend import ConfigLike
-from .errors import (
+from .. import __version__
+from ..domain.archive import pack_directory
+from ..domain.errors import (
     AuthenticationError,
     ConflictError,
     DshpcError,
@@ -43,9 +42,9 @@ from .errors import (
     NotFoundError,
     SchedulerError,
 )
-from .hashing import is_sha256_hex, sha256_bytes
-from .methods import find_method_dirs, load_method
-from .models import (
+from ..domain.hashing import is_sha256_hex, sha256_bytes
+from ..domain.methods import find_method_dirs, load_method
+from ..domain.models import (
     BatchDetail,
     BatchStatistics,
     BatchSummary,
@@ -61,6 +60,7 @@ from .models import (
     ServiceStatus,
     adapter,
 )
+from .base import ConfigLike
 
 URL_ENV = "DSHPC_URL"
 API_KEY_ENV = "DSHPC_API_KEY"

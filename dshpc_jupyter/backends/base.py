@@ -9,7 +9,7 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
-from .models import (
+from ..domain.models import (
     BatchDetail,
     BatchSummary,
     CancelResponse,

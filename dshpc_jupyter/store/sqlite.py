@@ -21,8 +21,8 @@ from typing import Any, NamedTuple
 import orjson
 from pydantic import TypeAdapter
 
-from .errors import StoreVersionError
-from .models import (
+from ..domain.errors import StoreVersionError
+from ..domain.models import (
     BatchStatistics,
     BatchSummary,
     FileInfo,

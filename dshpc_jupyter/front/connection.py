@@ -15,12 +15,10 @@ from collections.abc import Callable, Coroutine, Iterable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .backend import Backend, ConfigLike
-from .embedded import EmbeddedBackend
-from .engine import Engine
-from .hashing import sha256_file
-from .home import Home
-from .models import (
+from ..backends.base import Backend, ConfigLike
+from ..backends.embedded import EmbeddedBackend
+from ..domain.hashing import sha256_file
+from ..domain.models import (
     BatchDetail,
     BatchSummary,
     CancelResponse,
@@ -31,9 +29,7 @@ from .models import (
     MethodInfo,
     MultiJobSimulationResponse,
 )
-from .schedulers import create_scheduler
-from .schedulers.local import LocalScheduler
-from .store import Store
+from ..service.factory import open_engine
 
 T = TypeVar("T")
 URL_ENV = "DSHPC_URL"
@@ -55,21 +51,11 @@ def connect_async(
     scheduler's (``slots``; ``partition``, ``account``, ``sbatch_args``, ``workdir``, ``pack``, ...)."""
     url = url or os.environ.get(URL_ENV)
     if url:
-        from .client import HttpBackend
+        from ..backends.http import HttpBackend
 
         key = api_key if api_key is not None else os.environ.get(API_KEY_ENV)
         return HttpBackend(url, api_key=key, **options)
     return EmbeddedBackend(open_engine(home, scheduler, **options))
-
-
-def open_engine(home: str | os.PathLike[str] | None = None, scheduler: str = "local", **options: Any) -> Engine:
-    """An engine over the store in ``home``; local jobs are always watched, whichever scheduler new jobs
-    go to."""
-    paths = Home.open(home)
-    store = Store(paths.db_path)
-    chosen = create_scheduler(scheduler, paths, store, **options)
-    others = [] if scheduler == "local" else [LocalScheduler(paths, store)]
-    return Engine(paths, store, chosen, *others)
 
 
 class _LoopThread:

@@ -20,9 +20,9 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final
 
-from . import status as st
+from ..domain import status as st
+from ..domain.models import BatchStatistics, JobRecord, MultiJobResult, MultiJobSimulationResponse
 from .connection import Connection, current
-from .models import BatchStatistics, JobRecord, MultiJobResult, MultiJobSimulationResponse
 
 if TYPE_CHECKING:
     import pandas as pd

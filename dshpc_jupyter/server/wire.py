@@ -20,8 +20,8 @@ from pydantic import BaseModel, ValidationError
 from pydantic.json_schema import models_json_schema
 from pydantic_core import ErrorDetails
 
-from .errors import InvalidInputError
-from .models import (
+from ..domain.errors import InvalidInputError
+from ..domain.models import (
     ErrorResponse,
     FileUploadRequest,
     HashCheckRequest,
@@ -32,7 +32,7 @@ from .models import (
     MultiJobSimulationRequest,
     adapter,
 )
-from .server_guard import API_KEY_HEADER
+from .guard import API_KEY_HEADER
 
 #: Bodies and responses bigger than this are parsed and serialized in a worker thread, not on the loop.
 OFFLOAD_BYTES = 256 << 10

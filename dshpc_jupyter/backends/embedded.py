@@ -14,9 +14,7 @@ from typing import Any, TypeVar
 import anyio.to_thread
 from anyio import CapacityLimiter
 
-from .backend import ConfigLike
-from .engine import Engine
-from .models import (
+from ..domain.models import (
     BatchDetail,
     BatchSummary,
     CancelResponse,
@@ -27,6 +25,8 @@ from .models import (
     MethodInfo,
     MultiJobSimulationResponse,
 )
+from ..service.engine import Engine
+from .base import ConfigLike
 
 T = TypeVar("T")
 DEFAULT_CONCURRENCY = 8

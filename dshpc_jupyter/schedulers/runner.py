@@ -1,6 +1,6 @@
 """Run jobs in their workspaces and write each one's result file: the supervisor every scheduler uses.
 
-``python -m dshpc_jupyter.runner MANIFEST [--index I]`` runs group ``I`` of the manifest's task groups one
+``python -m dshpc_jupyter.schedulers.runner MANIFEST [--index I]`` runs group ``I`` of the manifest's task groups one
 after another (a group holds one task, or several when small jobs are packed). For each task it starts
 ``command script input_file params_file`` as an argv list in its own process group, enforces the time and
 memory limits, and writes ``result.json`` (status, exit code, timings, stdout, stderr) atomically.
@@ -285,7 +285,7 @@ def _supervise(child: Any, task: Task, started: float) -> tuple[str, list[str], 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m dshpc_jupyter.runner", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m dshpc_jupyter.schedulers.runner", description=__doc__)
     parser.add_argument("manifest", type=Path)
     parser.add_argument(
         "--index", type=int, default=None, help="task group to run (default: $SLURM_ARRAY_TASK_ID or 0)"

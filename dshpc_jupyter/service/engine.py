@@ -22,12 +22,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from . import status as st
-from .errors import ConflictError, InvalidInputError, NotFoundError
-from .hashing import CHUNK, canonical_json, is_sha256_hex, job_key
-from .home import Home
-from .methods import InvalidParametersError, ParameterSchema, find_method_dirs, install_method, load_method
-from .models import (
+from ..domain import status as st
+from ..domain.errors import ConflictError, InvalidInputError, NotFoundError
+from ..domain.hashing import CHUNK, canonical_json, is_sha256_hex, job_key
+from ..domain.home import Home
+from ..domain.methods import InvalidParametersError, ParameterSchema, find_method_dirs, install_method, load_method
+from ..domain.models import (
     BatchDetail,
     BatchStatistics,
     BatchSummary,
@@ -43,8 +43,8 @@ from .models import (
     MultiJobSimulationResponse,
     Outcome,
 )
-from .schedulers.base import Scheduler, Submission
-from .store import JobUpdate, LatestJob, NewJob, Store
+from ..schedulers.base import Scheduler, Submission
+from ..store.sqlite import JobUpdate, LatestJob, NewJob, Store
 
 MSG_COMPLETED = "Completed job found"
 MSG_IN_PROGRESS = "Job in progress"

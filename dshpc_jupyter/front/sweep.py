@@ -26,8 +26,8 @@ from typing import Any
 
 import yaml
 
-from .errors import InvalidInputError
-from .hashing import canonical_json, is_sha256_hex, sha256_file
+from ..domain.errors import InvalidInputError
+from ..domain.hashing import canonical_json, is_sha256_hex, sha256_file
 
 CONFIG_FIELDS = ("file_hash", "method_name", "parameters")
 SWEEP_FIELDS = ("method", "methods", "files", "parameters", "grid")

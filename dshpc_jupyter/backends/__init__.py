@@ -1,0 +1,1 @@
+"""Backends: the ``Backend`` protocol and its implementations, the embedded engine and the HTTP client."""
