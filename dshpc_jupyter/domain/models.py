@@ -11,9 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
-Outcome = Literal["cached", "in_progress", "new", "resubmitted", "invalid", "refused"]
-"""What happened to one config: served from cache, joined a running job, submitted, resubmitted after a
-failure, rejected (unknown method/file, invalid parameters), or refused by the scheduler."""
+from .status import Outcome
 
 ParameterType = Literal["string", "integer", "number", "boolean", "array", "object"]
 

@@ -1,12 +1,15 @@
-"""Job status codes (Slurm's two-letter codes, as the dsHPC seed uses them) and their categories.
+"""The status vocabulary, defined once: job status codes (Slurm's, as the dsHPC seed uses them), their categories,
+the outcome of a config, and the state word of a row of a batch.
 
-Every other module asks this one what a code means, so the categories are defined exactly once.
+Every other module asks this one what a word means: the store derives its SQL sets from these tuples, the runner
+and the schedulers write these constants, and the front shows these states. It imports only the standard
+library, because the runner (which runs on compute nodes) imports it. docs/design.md section 2 is its prose.
 """
 
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Final
+from typing import Final, Literal, get_args
 
 
 class Category(StrEnum):
@@ -16,6 +19,8 @@ class Category(StrEnum):
     IN_PROGRESS = "in progress"
     FAILED = "failed"
 
+
+# --- job status codes ------------------------------------------------------------------------------------
 
 COMPLETED: Final = "CD"
 PENDING: Final = "PD"
@@ -31,8 +36,21 @@ BOOT_FAIL: Final = "BF"
 DEADLINE: Final = "DL"
 PREEMPTED: Final = "PR"
 
-IN_PROGRESS_CODES: Final = frozenset({PENDING, RUNNING, COMPLETING, CONFIGURING})
-FAILED_CODES: Final = frozenset({FAILED, CANCELLED, TIMEOUT, NODE_FAIL, OUT_OF_MEMORY, BOOT_FAIL, DEADLINE, PREEMPTED})
+#: A job a local worker has claimed and is starting: Slurm's "configuring" (resources given, not yet running)
+#: is exactly that state, so the claim is this code, named for what it means here.
+STARTING: Final = CONFIGURING
+
+#: In progress, in a fixed order (the store's SQL sets and partial indexes are spelled from these tuples).
+IN_PROGRESS_ORDER: Final = (PENDING, RUNNING, COMPLETING, CONFIGURING)
+#: Not started yet: pending, or claimed by a worker that has not started its runner.
+NOT_STARTED_ORDER: Final = (PENDING, STARTING)
+#: At most one job per job key may be in one of these at a time (the cache holds it, or it is on its way).
+LIVE_ORDER: Final = (COMPLETED, *IN_PROGRESS_ORDER)
+FAILED_ORDER: Final = (FAILED, CANCELLED, TIMEOUT, NODE_FAIL, OUT_OF_MEMORY, BOOT_FAIL, DEADLINE, PREEMPTED)
+
+IN_PROGRESS_CODES: Final = frozenset(IN_PROGRESS_ORDER)
+NOT_STARTED_CODES: Final = frozenset(NOT_STARTED_ORDER)
+FAILED_CODES: Final = frozenset(FAILED_ORDER)
 ALL_CODES: Final = frozenset({COMPLETED}) | IN_PROGRESS_CODES | FAILED_CODES
 
 DESCRIPTIONS: Final[dict[str, str]] = {
@@ -70,3 +88,73 @@ def is_in_progress(code: str | None) -> bool:
 def is_final(code: str | None) -> bool:
     """True once a job can no longer change state (completed or any failure)."""
     return code == COMPLETED or code in FAILED_CODES
+
+
+def sql_set(codes: tuple[str, ...]) -> str:
+    """A tuple of codes as an SQL list literal, ``('PD','R')``: the store splices these (never user data)."""
+    assert all(code in ALL_CODES for code in codes)
+    return "(" + ",".join(f"'{code}'" for code in codes) + ")"
+
+
+# --- outcomes: what happened to one config of a call ----------------------------------------------------
+
+Outcome = Literal["cached", "in_progress", "new", "resubmitted", "invalid", "refused"]
+"""Served from cache, joined a running job, submitted, resubmitted after a failure, rejected (unknown
+method or file, invalid parameters), or refused by the scheduler."""
+
+OUTCOMES: Final[tuple[Outcome, ...]] = get_args(Outcome)
+CACHED: Final[Outcome] = "cached"
+JOINED: Final[Outcome] = "in_progress"
+NEW: Final[Outcome] = "new"
+RESUBMITTED: Final[Outcome] = "resubmitted"
+INVALID: Final[Outcome] = "invalid"
+REFUSED: Final[Outcome] = "refused"
+#: Outcomes of a config that got no job: counted as ``failed_submissions``.
+UNSERVED_OUTCOMES: Final[frozenset[Outcome]] = frozenset({INVALID, REFUSED})
+#: Outcomes that created a job in this call: counted as ``successful_submissions``.
+SUBMITTED_OUTCOMES: Final[frozenset[Outcome]] = frozenset({NEW, RESUBMITTED})
+
+
+# --- the state of a row of a batch (one config and where its job is now) --------------------------------
+
+RowState = Literal["completed", "in progress", "failed", "error", "queued", "dry run"]
+"""``queued``: not sent yet (held back by a concurrency limit); ``error``: sent, got no job; ``dry run``: what a
+dry run would submit; else the category of its job's current status."""
+
+ROW_STATES: Final[tuple[RowState, ...]] = get_args(RowState)
+#: Row states that no longer change.
+FINAL_ROW_STATES: Final = frozenset({"completed", "failed", "error", "dry run"})
+
+LiveCount = Literal["pending", "running", "completed", "failed", "errors"]
+"""Where a batch's configs are now, as counted in ``LiveCounts`` and ``BatchStats``."""
+
+
+_DRY_RUN_STATES: Final[dict[str, RowState]] = {CACHED: "completed", JOINED: "in progress", INVALID: "error"}
+_CATEGORY_STATES: Final[dict[Category, RowState]] = {
+    Category.COMPLETED: "completed",
+    Category.IN_PROGRESS: "in progress",
+    Category.FAILED: "failed",
+}
+
+
+def row_state(outcome: Outcome | None, code: str | None, has_job: bool, dry_run: bool = False) -> RowState:
+    """The state of one config: ``outcome`` of its call (None: not sent yet), ``code`` its job's current status
+    (or the status it was given), ``has_job`` whether it got a job id."""
+    if outcome is None:
+        return "queued"
+    if dry_run:
+        return _DRY_RUN_STATES.get(outcome, "dry run")
+    if not has_job or code is None:
+        return "error"
+    return _CATEGORY_STATES[category(code)]
+
+
+def live_count(code: str | None) -> LiveCount:
+    """The counter a config falls in, from its job's current status (None: it has no job)."""
+    if code is None:
+        return "errors"
+    if code in NOT_STARTED_CODES:
+        return "pending"
+    if code in IN_PROGRESS_CODES:
+        return "running"
+    return "completed" if code == COMPLETED else "failed"

@@ -29,11 +29,9 @@ if TYPE_CHECKING:
 
 DEFAULT_POLL: Final = 0.5
 MAX_BACKOFF: Final = 30.0
-STATES: Final = ("completed", "in progress", "failed", "error", "queued", "dry run")
+
 """``state`` of a row: what a job ended as or is doing; ``error`` = the config got no job (invalid, refused or
 cancelled before it was sent); ``queued`` = held back by ``concurrency``; ``dry run`` = would be submitted."""
-OUTCOMES: Final = ("cached", "in_progress", "new", "resubmitted", "invalid", "refused")
-FINAL_STATES: Final = frozenset({"completed", "failed", "error", "dry run"})
 SEED_STATISTICS: Final = tuple(BatchStatistics.model_fields)
 
 
@@ -45,7 +43,7 @@ class Row:
     config: Mapping[str, Any]
     result: MultiJobResult | None
     job: JobRecord | None
-    state: str
+    state: st.RowState
 
     @property
     def status(self) -> str | None:
@@ -142,15 +140,11 @@ def _seconds(value: float) -> str:
     return f"{minutes} min {seconds:02d} s" if minutes < 60 else f"{minutes // 60} h {minutes % 60:02d} min"
 
 
-def _state(result: MultiJobResult | None, job: JobRecord | None, dry_run: bool) -> str:
+def _state(result: MultiJobResult | None, job: JobRecord | None, dry_run: bool) -> st.RowState:
     if result is None:
-        return "queued"
-    if dry_run:
-        return {"cached": "completed", "in_progress": "in progress", "invalid": "error"}.get(result.outcome, "dry run")
+        return st.row_state(None, None, False)
     code = job.status if job is not None else result.new_status
-    if result.job_id is None or code is None:
-        return "error"
-    return str(st.category(code))
+    return st.row_state(result.outcome, code, result.job_id is not None, dry_run)
 
 
 class Batch:
@@ -268,7 +262,7 @@ class Batch:
         last_end = self.submitted_at
         for row in rows:
             if row.state == "in progress":
-                counts["pending" if row.status in (st.PENDING, st.CONFIGURING) else "running"] += 1
+                counts[st.live_count(row.status)] += 1
             elif row.state == "queued":
                 counts["queued"] += 1
             elif row.state in ("error", "dry run"):
@@ -288,7 +282,7 @@ class Batch:
             **self._statistics.model_dump(),
             configs=len(rows),
             **counts,
-            cached=sum(1 for r in rows if r.result is not None and r.result.outcome == "cached"),
+            cached=sum(1 for r in rows if r.result is not None and r.result.outcome == st.CACHED),
             elapsed=elapsed,
             throughput=throughput,
             eta=remaining / throughput if throughput and remaining else (0.0 if done else None),
@@ -321,7 +315,7 @@ class Batch:
                 "outcome": [r.result.outcome if r.result else None for r in rows],
                 "status": [r.status for r in rows],
                 "state": [r.state for r in rows],
-                "cached": [r.result is not None and r.result.outcome == "cached" for r in rows],
+                "cached": [r.result is not None and r.result.outcome == st.CACHED for r in rows],
                 "error": [r.error for r in rows],
                 "exit_code": pd.array([r.job.exit_code if r.job else None for r in rows], dtype="Int64"),
                 "submitted_at": _times([r.job.created_at if r.job else None for r in rows]),
@@ -332,8 +326,8 @@ class Batch:
         )
         for column in ("method_name", "file_hash", "function_hash", "new_status", "old_status", "message", "status"):
             frame[column] = frame[column].astype("category")
-        frame["state"] = pd.Categorical(frame["state"], categories=STATES)
-        frame["outcome"] = pd.Categorical(frame["outcome"], categories=OUTCOMES)
+        frame["state"] = pd.Categorical(frame["state"], categories=st.ROW_STATES)
+        frame["outcome"] = pd.Categorical(frame["outcome"], categories=st.OUTCOMES)
         for name in names:
             column = name if name not in frame.columns else f"param_{name}"
             values = [self._parameters(row, defaults).get(name) for row in rows]
@@ -565,4 +559,4 @@ def batches(limit: int = 20, *, connection: Connection | None = None) -> pd.Data
     return frame
 
 
-__all__ = ["DEFAULT_POLL", "STATES", "Batch", "BatchStats", "Row", "batches"]
+__all__ = ["DEFAULT_POLL", "Batch", "BatchStats", "Row", "batches"]

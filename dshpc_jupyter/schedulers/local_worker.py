@@ -26,7 +26,7 @@ from pathlib import Path
 
 from ..domain.home import Home
 from ..domain.models import MethodSpec
-from ..domain.status import CANCELLED, NODE_FAIL
+from ..domain.status import CANCELLED, NODE_FAIL, PENDING
 from ..store.sqlite import JobUpdate, Store
 from .base import build_task
 from .local import fifo_path, lock_path
@@ -184,7 +184,7 @@ class Worker:
         requeue: list[str] = []
         ended: list[JobUpdate] = []
         for job in self.store.active_jobs("local"):
-            if job.status == "PD":
+            if job.status == PENDING:
                 continue
             workspace = self.home.workspace(job.job_id)
             info = read_runner_info(workspace)

@@ -1,13 +1,14 @@
 """Run jobs in their workspaces and write each one's result file: the supervisor every scheduler uses.
 
-``python -m dshpc_jupyter.schedulers.runner MANIFEST [--index I]`` runs group ``I`` of the manifest's task groups one
-after another (a group holds one task, or several when small jobs are packed). For each task it starts
+``python -m dshpc_jupyter.schedulers.runner MANIFEST [--index I]`` runs group ``I`` of the manifest's task
+groups one after another (a group holds one task, or several when small jobs are packed). For each task it starts
 ``command script input_file params_file`` as an argv list in its own process group, enforces the time and
 memory limits, and writes ``result.json`` (status, exit code, timings, stdout, stderr) atomically.
 
-It imports only the standard library, so it starts fast and runs on compute nodes that have only Python,
-and it never opens the store: the engine (or the local worker) ingests the result files. It runs in its own
-session, so a scheduler process that dies does not take its jobs down; whoever comes next adopts them.
+It imports only the standard library (and the package's status vocabulary, itself standard-library only), so
+it starts fast and runs on compute nodes that have only Python, and it never opens the store: the engine (or
+the local worker) ingests the result files. It runs in its own session, so a scheduler process that dies does
+not take its jobs down; whoever comes next adopts them.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from ..domain.status import CANCELLED, COMPLETED, FAILED, OUT_OF_MEMORY, TIMEOUT
 
 RESULT_FILE = "result.json"
 RUNNER_FILE = "runner.json"
@@ -214,9 +217,9 @@ def run_task(task: Task) -> Result:
     runner = process_identity(os.getpid())
     _write_json_atomic(workspace / RUNNER_FILE, {"runner": runner, "method": None})
     started = time.time()
-    status, exit_code, notes, peak = "F", None, [], 0
+    status, exit_code, notes, peak = FAILED, None, [], 0
     if _Stop.requested or (workspace / CANCEL_FILE).exists():
-        status, notes = "CA", ["cancelled before it started"]
+        status, notes = CANCELLED, ["cancelled before it started"]
     else:
         try:
             argv = _argv(task, params_file)
@@ -229,7 +232,7 @@ def run_task(task: Task) -> Result:
             status, notes, peak = _supervise(child, task, started)
             exit_code = child.returncode
         except OSError as exc:
-            status, exit_code, notes = "F", 127, [f"could not start the method: {exc}"]
+            status, exit_code, notes = FAILED, 127, [f"could not start the method: {exc}"]
     finished = time.time()
     output, cut = _head(workspace / STDOUT_FILE, OUTPUT_LIMIT)
     error, error_cut = _tail(workspace / STDERR_FILE, ERROR_LIMIT)
@@ -263,13 +266,13 @@ def _supervise(child: Any, task: Task, started: float) -> tuple[str, list[str], 
             next_cancel_check = time.monotonic() + CANCEL_CHECK_S
             cancelled_alone = cancel_file.exists()
         if _Stop.requested or cancelled_alone:
-            reason = ("CA", "cancelled")
+            reason = (CANCELLED, "cancelled")
         elif task.time_limit is not None and time.time() - started > task.time_limit:
-            reason = ("TO", f"time limit of {task.time_limit:g} s reached")
+            reason = (TIMEOUT, f"time limit of {task.time_limit:g} s reached")
         elif task.mem_limit is not None:
             peak = max(peak, _group_rss(child.pid))
             if peak > task.mem_limit:
-                reason = ("OOM", f"memory limit of {task.mem_limit} bytes exceeded ({peak} bytes resident)")
+                reason = (OUT_OF_MEMORY, f"memory limit of {task.mem_limit} bytes exceeded ({peak} bytes resident)")
         if reason is not None:
             _kill_group(child.pid, signal.SIGTERM)
             try:
@@ -281,7 +284,7 @@ def _supervise(child: Any, task: Task, started: float) -> tuple[str, list[str], 
     _kill_group(child.pid, signal.SIGKILL)
     if reason is not None:
         return reason[0], [f"{reason[1]}: process group stopped"], peak
-    return ("CD" if child.returncode == 0 else "F"), [], peak
+    return (COMPLETED if child.returncode == 0 else FAILED), [], peak
 
 
 def main(argv: list[str] | None = None) -> int:

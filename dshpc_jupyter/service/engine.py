@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 from ..domain import status as st
 from ..domain.errors import ConflictError, InvalidInputError, NotFoundError
@@ -41,8 +41,8 @@ from ..domain.models import (
     MethodInfo,
     MethodSpec,
     MultiJobSimulationResponse,
-    Outcome,
 )
+from ..domain.status import Outcome
 from ..schedulers.base import Scheduler, Submission
 from ..store.sqlite import JobUpdate, LatestJob, NewJob, Store
 
@@ -112,16 +112,18 @@ def _parse(item: object) -> _Config:
 
 
 def _statistics(results: Sequence[Mapping[str, Any]]) -> BatchStatistics:
-    counts = dict.fromkeys(("cached", "in_progress", "new", "resubmitted", "invalid", "refused"), 0)
+    """The seed's six statistics, from the outcomes (docs/design.md section 3: they add up)."""
+    counts = dict.fromkeys(st.OUTCOMES, 0)
     for result in results:
         counts[result["outcome"]] += 1
+    submitted = sum(counts[o] for o in st.SUBMITTED_OUTCOMES)
     return BatchStatistics(
         total_jobs=len(results),
-        completed_jobs=counts["cached"],
-        in_progress_jobs=counts["in_progress"] + counts["new"] + counts["resubmitted"],
-        failed_submissions=counts["invalid"] + counts["refused"],
-        successful_submissions=counts["new"] + counts["resubmitted"],
-        resubmitted_jobs=counts["resubmitted"],
+        completed_jobs=counts[st.CACHED],
+        in_progress_jobs=counts[st.JOINED] + submitted,
+        failed_submissions=sum(counts[o] for o in st.UNSERVED_OUTCOMES),
+        successful_submissions=submitted,
+        resubmitted_jobs=counts[st.RESUBMITTED],
     )
 
 
@@ -488,21 +490,13 @@ class Engine:
         summary, results = found
         job_ids = list(dict.fromkeys(r.job_id for r in results if r.job_id))
         jobs = {job.job_id: job for job in self.job_statuses(job_ids)}
-        live = LiveCounts()
+        counts = dict.fromkeys(get_args(st.LiveCount), 0)
         for result in results:
             job = jobs.get(result.job_id or "")
-            if job is None:
-                live.errors += 1
-                continue
-            if job.status == st.COMPLETED:
-                live.completed += 1
+            counts[st.live_count(job.status if job is not None else None)] += 1
+            if job is not None and job.status == st.COMPLETED:
                 result.output = job.output
-            elif job.status in (st.PENDING, st.CONFIGURING):
-                live.pending += 1
-            elif st.is_in_progress(job.status):
-                live.running += 1
-            else:
-                live.failed += 1
+        live = LiveCounts(**counts)
         return BatchDetail(**summary.model_dump(), results=results, jobs=list(jobs.values()), live=live)
 
     def cancel_batch(self, batch_id: str) -> CancelResponse:

@@ -21,6 +21,7 @@ from typing import Any, NamedTuple
 import orjson
 from pydantic import TypeAdapter
 
+from ..domain import status as st
 from ..domain.errors import StoreVersionError
 from ..domain.models import (
     BatchStatistics,
@@ -37,8 +38,10 @@ _RESULTS = TypeAdapter(list[MultiJobResult])
 SCHEMA_VERSION = 1
 BUSY_TIMEOUT_S = 60.0
 
-_LIVE = "('CD','PD','R','CG','CF')"
-_ACTIVE = "('PD','R','CG','CF')"
+# SQL sets spelled from the vocabulary (their order is fixed there: the partial indexes depend on the spelling)
+_LIVE = st.sql_set(st.LIVE_ORDER)
+_ACTIVE = st.sql_set(st.IN_PROGRESS_ORDER)
+_NOT_STARTED = st.sql_set(st.NOT_STARTED_ORDER)
 
 SCHEMA = f"""
 CREATE TABLE files (
@@ -211,10 +214,10 @@ class Transaction:
     def insert_jobs(self, jobs: Iterable[NewJob]) -> None:
         self._conn.executemany(
             "INSERT INTO jobs (job_id, job_key, file_hash, method_name, function_hash, parameters, status,"
-            " created_at, scheduler) VALUES (?, ?, ?, ?, ?, ?, 'PD', ?, ?)",
+            " created_at, scheduler) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
-                (j.job_id, j.job_key, j.file_hash, j.method_name, j.function_hash, j.parameters, j.created_at,
-                 j.scheduler)
+                (j.job_id, j.job_key, j.file_hash, j.method_name, j.function_hash, j.parameters, st.PENDING,
+                 j.created_at, j.scheduler)
                 for j in jobs
             ),
         )  # fmt: skip
@@ -458,10 +461,10 @@ class Store:
             return []
         with self._transaction("IMMEDIATE") as conn:
             rows = conn.execute(
-                "UPDATE jobs SET status = 'CF' WHERE seq IN (SELECT seq FROM jobs"
-                " WHERE scheduler = ? AND status = 'PD' ORDER BY seq LIMIT ?)"
+                "UPDATE jobs SET status = ? WHERE seq IN (SELECT seq FROM jobs"
+                " WHERE scheduler = ? AND status = ? ORDER BY seq LIMIT ?)"
                 " RETURNING seq, job_id, file_hash, method_name, function_hash, parameters",
-                (scheduler, limit),
+                (st.STARTING, scheduler, st.PENDING, limit),
             ).fetchall()
             specs = dict(
                 conn.execute(
@@ -475,17 +478,17 @@ class Store:
     def requeue(self, job_ids: Sequence[str]) -> None:
         """Claimed jobs whose runner never started go back to the queue."""
         self._conn().execute(
-            "UPDATE jobs SET status = 'PD', scheduler_id = NULL"
-            " WHERE job_id IN (SELECT value FROM json_each(?)) AND status = 'CF'",
-            (json.dumps(list(job_ids)),),
+            "UPDATE jobs SET status = ?, scheduler_id = NULL"
+            " WHERE job_id IN (SELECT value FROM json_each(?)) AND status = ?",
+            (st.PENDING, json.dumps(list(job_ids)), st.STARTING),
         )
 
     def mark_running(self, job_id: str, scheduler_id: str, started_at: float) -> bool:
         """``PD``/``CF`` to ``R``; False when the job left those states meanwhile (it was cancelled)."""
         cursor = self._conn().execute(
-            "UPDATE jobs SET status = 'R', scheduler_id = ?, started_at = ?"
-            " WHERE job_id = ? AND status IN ('PD', 'CF')",
-            (scheduler_id, started_at, job_id),
+            "UPDATE jobs SET status = ?, scheduler_id = ?, started_at = ?"
+            f" WHERE job_id = ? AND status IN {_NOT_STARTED}",
+            (st.RUNNING, scheduler_id, started_at, job_id),
         )
         return cursor.rowcount == 1
 
@@ -502,8 +505,8 @@ class Store:
             self._conn()
             .execute(
                 "UPDATE jobs SET scheduler_id = ? WHERE job_id IN (SELECT value FROM json_each(?))"
-                " AND status = 'PD' AND scheduler_id IS ? RETURNING job_id",
-                (new, json.dumps(list(job_ids)), old),
+                " AND status = ? AND scheduler_id IS ? RETURNING job_id",
+                (new, json.dumps(list(job_ids)), st.PENDING, old),
             )
             .fetchall()
         )
@@ -532,9 +535,9 @@ class Store:
         rows = (
             self._conn()
             .execute(
-                "UPDATE jobs SET status = 'CA', finished_at = ?, error = ?"
-                " WHERE job_id IN (SELECT value FROM json_each(?)) AND status IN ('PD', 'CF') RETURNING job_id",
-                (time.time(), reason, json.dumps(list(job_ids))),
+                "UPDATE jobs SET status = ?, finished_at = ?, error = ?"
+                f" WHERE job_id IN (SELECT value FROM json_each(?)) AND status IN {_NOT_STARTED} RETURNING job_id",
+                (st.CANCELLED, time.time(), reason, json.dumps(list(job_ids))),
             )
             .fetchall()
         )
@@ -565,7 +568,7 @@ class Store:
     def has_pending(self, scheduler: str) -> bool:
         row = (
             self._conn()
-            .execute("SELECT 1 FROM jobs WHERE scheduler = ? AND status = 'PD' LIMIT 1", (scheduler,))
+            .execute("SELECT 1 FROM jobs WHERE scheduler = ? AND status = ? LIMIT 1", (scheduler, st.PENDING))
             .fetchone()
         )
         return row is not None
