@@ -1,21 +1,64 @@
-"""The Scheduler protocol: how the engine hands jobs to something that runs them, and hears back.
+"""The scheduler protocol: how the engine hands jobs to something that runs them, what it may record, and how.
 
-A scheduler receives jobs already recorded as pending, reports their state changes as ``JobUpdate``s (the
-engine applies them to the store), and cancels on request. It never decides deduplication: that is the
-engine's. Each backend is one short module beside this one.
+Everything a new scheduler (PBS, say) needs is named in this file; it imports no store and no other scheduler.
+
+**Who writes job state.** The engine records every new job as ``PD`` (``scheduler_id`` empty), then calls
+``submit``. A scheduler reports what happens next as ``JobUpdate``s returned by ``poll``; the engine applies
+them (``JobLedger.apply_updates``: a finished job never changes again). What cannot wait for a poll goes
+through a ``JobLedger``, the narrow list of store operations a scheduler may call, handed to it when it is
+built; a scheduler never holds the ``Store`` itself (the store implements the ledger structurally). Returning
+updates alone is not enough, which is why the ledger exists: a claim must be an atomic compare-and-set before a
+job leaves for a cluster (or two processes would submit it twice), a cluster's id must be recorded as soon as
+it is known (or a crash would lose it), and the local worker is its own process that outlives the one that
+submitted, so nobody else is there to apply its results.
+
+**Claims and the crash window**, the two ways to take a pending job so no one else runs it:
+
+- A scheduler that submits to an outside queue (Slurm) claims a set of jobs with a ``Claim``: one
+  ``swap_scheduler_ids(ids, None, claim.token)`` (only the ids it returns are its own), then submits them and
+  records the queue's ids with ``set_scheduler_ids``. A process dying in between leaves ``PD`` jobs holding
+  nothing or a claim; once ``lost_submitter`` says so (its ``lease`` passed) any process may take them over by
+  swapping the old token for a new claim's, then adopt what the old claim had already submitted, or submit
+  them again.
+- A worker that runs jobs itself (the local worker) claims with ``claim_pending``, which moves them to
+  ``STARTING``; ``mark_running`` records the runner (``R``). A ``STARTING`` job whose runner never started
+  (the worker died) goes back to ``PD`` with ``requeue`` when the next worker starts.
+
+Cancelling: the engine ends jobs still pending itself (``CA``); running ones are the scheduler's to stop
+(``cancel``; the local side flags them with ``request_cancel``, the worker reads ``cancel_requests``). The
+scheduler never decides deduplication: that is the engine's.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+import uuid
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
+from ..domain import status as st
 from ..domain.home import Home
+from ..domain.jobs import ClaimedJob, JobUpdate
 from ..domain.methods import parse_memory_limit, parse_time_limit
 from ..domain.models import JobRecord, MethodSpec
-from ..store.sqlite import JobUpdate
-from .runner import Task
+from .runner import Result, Task, run_task
+
+__all__ = [
+    "Claim",
+    "ClaimedJob",
+    "JobLedger",
+    "JobUpdate",
+    "Refusal",
+    "Result",
+    "Scheduler",
+    "Submission",
+    "Task",
+    "build_task",
+    "lost_submitter",
+    "result_update",
+    "run_task",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +78,105 @@ class Refusal:
 
     job_id: str
     reason: str
+
+
+@runtime_checkable
+class JobLedger(Protocol):
+    """The store operations a scheduler (and the local worker) may use, and nothing else."""
+
+    def active_jobs(self, scheduler: str) -> list[JobRecord]:
+        """Jobs of one scheduler that are pending or running, oldest first."""
+        ...
+
+    def method_spec(self, function_hash: str) -> MethodSpec | None:
+        """The spec of a registered method version (to submit again a job whose submitter vanished)."""
+        ...
+
+    def swap_scheduler_ids(self, job_ids: Sequence[str], old: str | None, new: str) -> list[str]:
+        """Compare-and-set the ``scheduler_id`` of pending jobs from ``old`` to ``new``; the ids it changed."""
+        ...
+
+    def set_scheduler_ids(self, pairs: Iterable[tuple[str, str]]) -> None:
+        """Record (job_id, the outside queue's id) of submitted jobs."""
+        ...
+
+    def claim_pending(self, scheduler: str, limit: int) -> list[ClaimedJob]:
+        """Move up to ``limit`` of this scheduler's pending jobs to ``STARTING``, oldest first."""
+        ...
+
+    def requeue(self, job_ids: Sequence[str]) -> None:
+        """``STARTING`` jobs whose runner never started go back to ``PD``."""
+        ...
+
+    def mark_running(self, job_id: str, scheduler_id: str, started_at: float) -> bool:
+        """``PD``/``STARTING`` to ``R`` with the runner's id; False when the job was cancelled meanwhile."""
+        ...
+
+    def apply_updates(self, updates: Sequence[JobUpdate]) -> int:
+        """Apply state changes to jobs still in progress; how many changed."""
+        ...
+
+    def has_pending(self, scheduler: str) -> bool:
+        """Whether any job of this scheduler waits in ``PD``."""
+        ...
+
+    def request_cancel(self, job_ids: Sequence[str]) -> list[str]:
+        """Flag in-progress jobs for cancellation; those flagged."""
+        ...
+
+    def cancel_requests(self, scheduler: str) -> list[tuple[str, str | None]]:
+        """(job_id, scheduler_id) of this scheduler's in-progress jobs flagged for cancellation."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """A submitter's hold on pending jobs it is handing to an outside queue, recorded as their
+    ``scheduler_id`` (``claim:<unix seconds>:<nonce>``) until the queue's own ids replace it.
+
+    The nonce is unique per claim, so it can also name what the claim submitted (Slurm's manifests and array
+    comments), which is how a later process finds out whether a dead submitter's claim reached the queue.
+    """
+
+    PREFIX: ClassVar[str] = "claim:"
+
+    made_at: int
+    nonce: str
+
+    @classmethod
+    def new(cls) -> Claim:
+        return cls(round(time.time()), uuid.uuid4().hex[:12])
+
+    @classmethod
+    def parse(cls, scheduler_id: str | None) -> Claim | None:
+        """The claim a ``scheduler_id`` holds; None for anything else (nothing, or an outside queue's id)."""
+        if scheduler_id is None or not scheduler_id.startswith(cls.PREFIX):
+            return None
+        made_at, sep, nonce = scheduler_id.removeprefix(cls.PREFIX).partition(":")
+        if not sep or not made_at.isdigit():
+            return None
+        return cls(int(made_at), nonce)
+
+    @property
+    def token(self) -> str:
+        """The ``scheduler_id`` that records this claim."""
+        return f"{self.PREFIX}{self.made_at}:{self.nonce}"
+
+
+def lost_submitter(job: JobRecord, lease: float, now: float) -> bool:
+    """True for a pending job whose submitter has vanished: claimed more than ``lease`` seconds ago, or never
+    claimed and recorded that long ago (the process died between recording it and ``submit``). A job holding
+    an outside queue's id was submitted, and is the queue's to report."""
+    if job.status != st.PENDING:
+        return False
+    claim = Claim.parse(job.scheduler_id)
+    if claim is not None:
+        held_since = float(claim.made_at)
+    elif job.scheduler_id is None:
+        held_since = job.created_at.timestamp() if job.created_at else now
+    else:
+        return False
+    return now - held_since > lease
 
 
 class Scheduler(Protocol):
@@ -79,3 +221,11 @@ def build_task(
         time_limit=parse_time_limit(spec.resources.time),
         mem_limit=parse_memory_limit(spec.resources.mem),
     )
+
+
+def result_update(job_id: str, result: Result) -> JobUpdate:
+    """The update that records a runner's result file on its job."""
+    return JobUpdate(
+        job_id, result.status, exit_code=result.exit_code, output=result.output, error=result.error,
+        started_at=result.started_at, finished_at=result.finished_at,
+    )  # fmt: skip

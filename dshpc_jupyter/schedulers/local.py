@@ -3,7 +3,8 @@
 The pool lives in a worker process (:mod:`.local_worker`) that outlives the process that submitted the jobs:
 a notebook kernel can restart, or several kernels and servers can share one home directory, and every job
 still runs exactly once with at most ``slots`` running together. This side of it only wakes the worker (or
-starts one when none is alive) and flags running jobs for cancellation; the worker does the rest.
+starts one when none is alive) and flags running jobs for cancellation; the worker does the rest, recording
+through the ``JobLedger`` (claims are ``STARTING``, see :mod:`.base`).
 """
 
 from __future__ import annotations
@@ -19,8 +20,7 @@ from pathlib import Path
 
 from ..domain.home import Home
 from ..domain.models import JobRecord
-from ..store.sqlite import JobUpdate, Store
-from .base import Refusal, Submission
+from .base import JobLedger, JobUpdate, Refusal, Submission
 
 SLOTS_ENV = "DSHPC_LOCAL_SLOTS"
 IDLE_ENV = "DSHPC_WORKER_IDLE_TIMEOUT"
@@ -104,10 +104,10 @@ class LocalScheduler:
     name = "local"
 
     def __init__(
-        self, home: Home, store: Store, *, slots: int | None = None, idle_timeout: float | None = None
+        self, home: Home, ledger: JobLedger, *, slots: int | None = None, idle_timeout: float | None = None
     ) -> None:
         self.home = home
-        self.store = store
+        self.ledger = ledger
         self.slots = slots or default_slots()
         self.idle_timeout = (
             idle_timeout if idle_timeout is not None else float(os.environ.get(IDLE_ENV, DEFAULT_IDLE_TIMEOUT_S))
@@ -152,7 +152,7 @@ class LocalScheduler:
         return []
 
     def cancel(self, jobs: Sequence[JobRecord]) -> None:
-        if self.store.request_cancel([job.job_id for job in jobs]):
+        if self.ledger.request_cancel([job.job_id for job in jobs]):
             self.ensure_worker()
 
     def close(self) -> None:

@@ -3,8 +3,9 @@
 It holds an exclusive lock on ``run/worker.lock`` while alive, so there is never a second one. Each job runs
 under its own runner process (:mod:`dshpc_jupyter.schedulers.runner`, in its own session); the worker waits on the
 runners' pidfds and a wake-up FIFO, ingests result files into the store, and passes cancellations on as
-SIGTERM. On start it recovers what a previous worker left: claimed-but-unstarted jobs are queued again,
-runners still alive are adopted, and jobs whose runner vanished without a result are marked ``NF``.
+SIGTERM. On start it recovers what a previous worker left: claimed (``STARTING``) but unstarted jobs are queued
+again, runners still alive are adopted, and jobs whose runner vanished without a result are marked ``NF``.
+Only ``serve`` opens the store; the worker itself records through the ``JobLedger`` (:mod:`.base`).
 It exits after ``idle_timeout`` seconds with nothing to do.
 """
 
@@ -27,8 +28,8 @@ from pathlib import Path
 from ..domain.home import Home
 from ..domain.models import MethodSpec
 from ..domain.status import CANCELLED, NODE_FAIL, PENDING
-from ..store.sqlite import JobUpdate, Store
-from .base import build_task
+from ..store.sqlite import Store
+from .base import JobLedger, JobUpdate, build_task, result_update
 from .local import fifo_path, lock_path
 from .runner import (
     is_alive,
@@ -58,9 +59,11 @@ class Runner:
 
 
 class Worker:
-    def __init__(self, home: Home, store: Store, slots: int, idle_timeout: float) -> None:
+    """Runs the local scheduler's jobs; see the module docstring."""
+
+    def __init__(self, home: Home, ledger: JobLedger, slots: int, idle_timeout: float) -> None:
         self.home = home
-        self.store = store
+        self.ledger = ledger
         self.slots = slots
         self.idle_timeout = idle_timeout
         self.running: dict[str, Runner] = {}
@@ -125,7 +128,7 @@ class Worker:
             os.close(runner.pidfd)
         if runner.popen is not None:
             runner.popen.wait()
-        self.store.apply_updates([self._outcome(runner.job_id, runner.workspace)])
+        self.ledger.apply_updates([self._outcome(runner.job_id, runner.workspace)])
         self.cancelling.discard(runner.job_id)
 
     def _outcome(self, job_id: str, workspace: Path) -> JobUpdate:
@@ -139,16 +142,13 @@ class Worker:
                 job_id, NODE_FAIL, finished_at=time.time(),
                 error="runner lost: it ended without writing a result (killed, or the machine lost it)",
             )  # fmt: skip
-        return JobUpdate(
-            job_id, result.status, exit_code=result.exit_code, output=result.output, error=result.error,
-            started_at=result.started_at, finished_at=result.finished_at,
-        )  # fmt: skip
+        return result_update(job_id, result)
 
     def _start(self) -> None:
         """Claim pending jobs up to the free slots and start a runner for each."""
         if self.stopping:
             return
-        for job in self.store.claim_pending("local", self.slots - len(self.running)):
+        for job in self.ledger.claim_pending("local", self.slots - len(self.running)):
             workspace = self.home.workspace(job.job_id)
             workspace.mkdir(parents=True, exist_ok=True)
             task = build_task(
@@ -164,11 +164,11 @@ class Worker:
             identity = process_identity(popen.pid) or f"{popen.pid}:"
             runner = Runner(job.job_id, popen.pid, workspace, popen, None)
             self._watch(runner)
-            if not self.store.mark_running(job.job_id, identity, time.time()):
+            if not self.ledger.mark_running(job.job_id, identity, time.time()):
                 os.killpg(popen.pid, signal.SIGTERM)  # cancelled while it was being started
 
     def _cancel(self) -> None:
-        for job_id, _ in self.store.cancel_requests("local"):
+        for job_id, _ in self.ledger.cancel_requests("local"):
             runner = self.running.get(job_id)
             if runner is not None:
                 self.cancelling.add(job_id)
@@ -183,7 +183,7 @@ class Worker:
         """
         requeue: list[str] = []
         ended: list[JobUpdate] = []
-        for job in self.store.active_jobs("local"):
+        for job in self.ledger.active_jobs("local"):
             if job.status == PENDING:
                 continue
             workspace = self.home.workspace(job.job_id)
@@ -192,14 +192,14 @@ class Worker:
             if is_alive(identity):
                 assert identity is not None
                 log.info("adopting running job %s (runner %s)", job.job_id, identity)
-                self.store.mark_running(job.job_id, identity, time.time())
+                self.ledger.mark_running(job.job_id, identity, time.time())
                 self._watch(Runner(job.job_id, int(identity.partition(":")[0]), workspace, None, None))
             elif info is None and read_result(workspace) is None:
                 requeue.append(job.job_id)
             else:
                 ended.append(self._outcome(job.job_id, workspace))
-        self.store.requeue(requeue)
-        self.store.apply_updates(ended)
+        self.ledger.requeue(requeue)
+        self.ledger.apply_updates(ended)
 
     # --- main loop -------------------------------------------------------------------------------------
 

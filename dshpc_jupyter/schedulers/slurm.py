@@ -14,10 +14,11 @@ Shared filesystem: compute nodes read the manifests, input files and method copi
 under ``workdir`` (default: the home directory), so it must be mounted at the same path on every node; the
 Python running this module must be there too (a shared virtualenv). Compute nodes never open the store.
 
-Crash window: the engine records new jobs, then calls ``submit``. Jobs are claimed (``scheduler_id =
-claim:<time>:<nonce>``) by a compare-and-set before ``sbatch``, so two processes never submit the same one.
-A job still pending without a Slurm id after ``lease`` seconds lost its submitter: the next poll that sees it
-adopts the array its claim already submitted (found by its ``--comment``), or submits it again.
+Crash window (the rules are :mod:`.base`'s): jobs are taken with a ``Claim`` (a compare-and-set of their
+``scheduler_id``) before ``sbatch``, so two processes never submit the same one; the claim's nonce names the
+manifests and the arrays' ``--comment``. A job the next poll finds with a lost submitter (``lost_submitter``,
+after ``lease`` seconds) is claimed again, then adopted from the array its old claim already submitted (found by
+that comment), or submitted again.
 """
 
 from __future__ import annotations
@@ -30,7 +31,6 @@ import shutil
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -40,8 +40,7 @@ from ..domain.errors import InvalidInputError
 from ..domain.home import Home
 from ..domain.methods import install_method, load_method
 from ..domain.models import JobRecord, MethodResources
-from ..store.sqlite import JobUpdate, Store
-from .base import Refusal, Submission, build_task
+from .base import Claim, JobLedger, JobUpdate, Refusal, Submission, build_task, lost_submitter, result_update
 from .runner import CANCEL_FILE, PARAMS_FILE, Result, Task, read_result, write_manifest
 from .slurm_cli import (
     SQUEUE_FORMAT,
@@ -62,7 +61,6 @@ from .slurm_cli import (
 log = logging.getLogger("dshpc_jupyter.slurm")
 
 JOB_NAME = "dshpc"
-CLAIM_PREFIX = "claim:"
 DEFAULT_THROTTLE = 256
 DEFAULT_POLL_INTERVAL_S = 1.0
 DEFAULT_LEASE_S = 300.0
@@ -111,7 +109,7 @@ class SlurmScheduler:
     def __init__(
         self,
         home: Home,
-        store: Store,
+        ledger: JobLedger,
         *,
         partition: str | None = None,
         account: str | None = None,
@@ -138,7 +136,7 @@ class SlurmScheduler:
             if not isinstance(value, (int, float)) or value < 0:
                 raise InvalidInputError(f"{option}: must be a number of seconds >= 0, got {value!r}")
         self.home = home
-        self.store = store
+        self.ledger = ledger
         self.partition = partition
         self.account = account
         self.sbatch_args = list(sbatch_args)
@@ -167,13 +165,13 @@ class SlurmScheduler:
     # --- submission ------------------------------------------------------------------------------------
 
     def submit(self, submissions: Sequence[Submission]) -> list[Refusal]:
-        token = _claim_token()
-        claimed = set(self.store.swap_scheduler_ids([s.job_id for s in submissions], None, token))
-        return self._submit([s for s in submissions if s.job_id in claimed], token)
+        claim = Claim.new()
+        claimed = set(self.ledger.swap_scheduler_ids([s.job_id for s in submissions], None, claim.token))
+        return self._submit([s for s in submissions if s.job_id in claimed], claim)
 
-    def _submit(self, submissions: Sequence[Submission], token: str) -> list[Refusal]:
+    def _submit(self, submissions: Sequence[Submission], claim: Claim) -> list[Refusal]:
         """One sbatch per (resources, MaxArraySize chunk); the claim's nonce names manifests and comments."""
-        nonce = token.rsplit(":", 1)[-1]
+        nonce = claim.nonce
         groups: dict[str, list[Submission]] = {}
         for submission in submissions:
             groups.setdefault(submission.spec.resources.model_dump_json(), []).append(submission)
@@ -194,7 +192,7 @@ class SlurmScheduler:
                 except SlurmCommandError as exc:
                     refusals += [Refusal(t.job_id, str(exc)) for p in chunk for t in p]
                     continue
-                self.store.set_scheduler_ids((t.job_id, f"{array_id}_{i}") for i, p in enumerate(chunk) for t in p)
+                self.ledger.set_scheduler_ids((t.job_id, f"{array_id}_{i}") for i, p in enumerate(chunk) for t in p)
         return refusals
 
     def _task(self, submission: Submission) -> Task:
@@ -292,14 +290,14 @@ class SlurmScheduler:
         if state is not None and (code is None or st.is_in_progress(code)):
             result = read_result(workspace) if code in (st.RUNNING, st.COMPLETING) else None
             if result is not None and (_ended_on_its_own(result) or _cancelled_alone(result, workspace)):
-                return _from_result(job, result)  # a packed job that ended while its task runs on
+                return result_update(job.job_id, result)  # a packed job that ended while its task runs on
             if code is None or code == job.status:
                 return None
             return JobUpdate(job.job_id, code, started_at=now if code == st.RUNNING and not job.started_at else None)
         result = read_result(workspace)
         if result is not None and (_ended_on_its_own(result) or code in (None, st.COMPLETED, st.FAILED)):
             self._ended_at.pop(job.job_id, None)
-            return _from_result(job, result)
+            return result_update(job.job_id, result)
         if code is not None and code not in (st.COMPLETED, st.FAILED):
             self._ended_at.pop(job.job_id, None)
             error = f"Slurm ended array task {job.scheduler_id}: {state}"
@@ -332,34 +330,28 @@ class SlurmScheduler:
         """Submit (or adopt) pending jobs whose submitter vanished: unclaimed, or claimed, after ``lease``."""
         expired: dict[str | None, list[JobRecord]] = {}
         for job in waiting:
-            claim = job.scheduler_id
-            if claim is None:
-                stamp = job.created_at.timestamp() if job.created_at else now
-            elif claim.startswith(CLAIM_PREFIX):
-                stamp = float(claim.split(":")[1])
-            else:
-                continue
-            if now - stamp > self.lease:
-                expired.setdefault(claim, []).append(job)
+            if lost_submitter(job, self.lease, now):
+                expired.setdefault(job.scheduler_id, []).append(job)
         updates: list[JobUpdate] = []
-        for claim, jobs in expired.items():
-            submitted = {} if claim is None else self._arrays_of(claim.rsplit(":", 1)[-1] + "-")
+        for held_by, jobs in expired.items():
+            old = Claim.parse(held_by)
+            submitted = {} if old is None else self._arrays_of(old.nonce + "-")
             if submitted is None:
                 continue  # cannot tell whether the claim's sbatch went through: wait for a working squeue
-            token = _claim_token()
-            mine = set(self.store.swap_scheduler_ids([j.job_id for j in jobs], claim, token))
+            claim = Claim.new()
+            mine = set(self.ledger.swap_scheduler_ids([j.job_id for j in jobs], held_by, claim.token))
             if not mine:
                 continue  # another process got there first
             adopted = self._adopt(submitted, mine)
             log.warning("recovering %d job(s) whose submitter vanished (%d already in Slurm)", len(mine), len(adopted))
-            specs = {j.function_hash: self.store.method_spec(j.function_hash) for j in jobs if j.job_id in mine}
+            specs = {j.function_hash: self.ledger.method_spec(j.function_hash) for j in jobs if j.job_id in mine}
             resubmit = [
                 Submission(j.job_id, j.file_hash, j.function_hash, spec, j.parameters)
                 for j in jobs if j.job_id in mine - adopted and (spec := specs[j.function_hash]) is not None
             ]  # fmt: skip
             updates += [
                 JobUpdate(r.job_id, st.FAILED, error=f"scheduler refused the job: {r.reason}", finished_at=now)
-                for r in self._submit(resubmit, token)
+                for r in self._submit(resubmit, claim)
             ]
         return updates
 
@@ -371,7 +363,7 @@ class SlurmScheduler:
             groups = _manifest_groups(manifest)
             pairs += [(job_id, f"{array_id}_{i}") for i, group in enumerate(groups) for job_id in group]
         pairs = [(job_id, sid) for job_id, sid in pairs if job_id in job_ids]
-        self.store.set_scheduler_ids(pairs)
+        self.ledger.set_scheduler_ids(pairs)
         return {job_id for job_id, _ in pairs}
 
     # --- cancel ----------------------------------------------------------------------------------------
@@ -385,7 +377,7 @@ class SlurmScheduler:
             workspace.mkdir(parents=True, exist_ok=True)
             (workspace / CANCEL_FILE).touch()
         tasks = {j.scheduler_id for j in jobs if is_task_id(j.scheduler_id)}
-        busy = {j.scheduler_id for j in self.store.active_jobs(self.name) if j.job_id not in ids}
+        busy = {j.scheduler_id for j in self.ledger.active_jobs(self.name) if j.job_id not in ids}
         doomed = sorted(t for t in tasks - busy if t is not None)
         if doomed:
             try:
@@ -395,10 +387,6 @@ class SlurmScheduler:
 
     def close(self) -> None:
         """Nothing is held in this process: Slurm and the result files keep the jobs' state."""
-
-
-def _claim_token() -> str:
-    return f"{CLAIM_PREFIX}{time.time():.0f}:{uuid.uuid4().hex[:12]}"
 
 
 def _ended_on_its_own(result: Result) -> bool:
@@ -412,13 +400,6 @@ def _ended_on_its_own(result: Result) -> bool:
 def _cancelled_alone(result: Result, workspace: Path) -> bool:
     """The runner stopped just this job, at our request, while its task runs on."""
     return result.status == st.CANCELLED and (workspace / CANCEL_FILE).exists()
-
-
-def _from_result(job: JobRecord, result: Result) -> JobUpdate:
-    return JobUpdate(
-        job.job_id, result.status, exit_code=result.exit_code, output=result.output, error=result.error,
-        started_at=result.started_at, finished_at=result.finished_at,
-    )  # fmt: skip
 
 
 def _manifest_groups(path: Path) -> list[list[str]]:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from ..domain import status as st
+from ..domain.errors import SchedulerError
 from ..domain.methods import parse_memory_limit, parse_time_limit
 from ..domain.models import MethodResources
 
@@ -64,8 +65,9 @@ TRANSIENT_ERRORS: Final = (
 )
 
 
-class SlurmCommandError(Exception):
-    """A Slurm command that failed (or is missing); ``transient`` when retrying may help."""
+class SlurmCommandError(SchedulerError):
+    """A Slurm command that failed (or is missing); ``transient`` when retrying may help. One of the package's
+    error family (a ``SchedulerError``), so one that escapes reaches a user as the scheduler's failure."""
 
     def __init__(self, message: str, *, transient: bool = False) -> None:
         super().__init__(message)

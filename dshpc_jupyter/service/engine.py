@@ -43,8 +43,8 @@ from ..domain.models import (
     MultiJobSimulationResponse,
 )
 from ..domain.status import Outcome
-from ..schedulers.base import Scheduler, Submission
-from ..store.sqlite import JobUpdate, LatestJob, NewJob, Store
+from ..schedulers.base import JobUpdate, Scheduler, Submission
+from ..store.sqlite import LatestJob, NewJob, Store
 
 MSG_COMPLETED = "Completed job found"
 MSG_IN_PROGRESS = "Job in progress"

@@ -1,0 +1,37 @@
+"""The records a scheduler exchanges with the store about jobs: a state change it reports, a job it claimed.
+
+They live in the domain, below both the store (which applies and returns them) and the schedulers (which make
+and read them), so the scheduler protocol (:mod:`dshpc_jupyter.schedulers.base`, which re-exports them) never
+imports the store. Standard library only, like the rest of the domain's leaves.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class JobUpdate:
+    """A state change reported by a scheduler or the local worker. ``None`` fields are left unchanged."""
+
+    job_id: str
+    status: str
+    exit_code: int | None = None
+    output: str | None = None
+    error: str | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+    scheduler_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedJob:
+    """A pending job a worker claimed (now ``STARTING``), with what building its task needs: the parameters
+    and the method spec as the JSON text the store holds."""
+
+    job_id: str
+    file_hash: str
+    method_name: str
+    function_hash: str
+    parameters: str
+    spec: str

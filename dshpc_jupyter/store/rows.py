@@ -1,0 +1,103 @@
+"""Rows to records and back: how jobs, files and batches are laid out in the store's columns.
+
+Kept apart from the statements so each ``SELECT`` and the decoder of its row read side by side in one place.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from pydantic import TypeAdapter
+
+from ..domain.models import BatchStatistics, BatchSummary, FileInfo, JobRecord, MultiJobResult
+
+_RESULTS = TypeAdapter(list[MultiJobResult])
+
+#: The columns every job query selects, in the order :func:`job_from_row` reads them.
+JOB_COLUMNS = (
+    "job_id, file_hash, method_name, function_hash, parameters, status, output, error, exit_code, "
+    "created_at, started_at, finished_at, scheduler, scheduler_id"
+)
+#: The columns every batch-summary query selects, in the order :func:`batch_summary` reads them.
+BATCH_COLUMNS = "batch_id, created_at, total_jobs, statistics"
+
+PACKED_FIELDS = (
+    "job_id", "outcome", "old_status", "new_status", "message", "file_hash", "method_name", "function_hash",
+    "parameters",
+)  # fmt: skip
+
+
+def chunks(items: Sequence[str], size: int = 30000) -> Iterator[Sequence[str]]:
+    """``items`` in slices small enough for one ``json_each`` parameter."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _dt(epoch: float | None) -> datetime | None:
+    return None if epoch is None else datetime.fromtimestamp(epoch, UTC)
+
+
+def job_from_row(row: Sequence[Any]) -> JobRecord:
+    """A job record from the ``JOB_COLUMNS`` of one row (trusted: the store wrote it)."""
+    return JobRecord.model_construct(
+        job_id=row[0],
+        file_hash=row[1],
+        method_name=row[2],
+        function_hash=row[3],
+        parameters=json.loads(row[4]),
+        status=row[5],
+        output=row[6],
+        error=row[7],
+        exit_code=row[8],
+        created_at=_dt(row[9]),
+        started_at=_dt(row[10]),
+        finished_at=_dt(row[11]),
+        scheduler=row[12],
+        scheduler_id=row[13],
+    )
+
+
+def file_from_row(row: Sequence[Any]) -> FileInfo:
+    """A file record from a ``SELECT *`` row of ``files``."""
+    return FileInfo(
+        file_hash=row[0],
+        filename=row[1],
+        content_type=row[2],
+        file_size=row[3],
+        metadata=json.loads(row[4]) if row[4] is not None else None,
+        upload_date=datetime.fromtimestamp(row[5], UTC),
+    )
+
+
+def file_values(info: FileInfo) -> tuple[Any, ...]:
+    """A file record as the values of a row of ``files``, in column order."""
+    metadata = json.dumps(info.metadata) if info.metadata is not None else None
+    return (info.file_hash, info.filename, info.content_type, info.file_size, metadata, info.upload_date.timestamp())
+
+
+def batch_summary(row: Sequence[Any]) -> BatchSummary:
+    """A batch summary from the ``BATCH_COLUMNS`` of one row."""
+    return BatchSummary(
+        batch_id=row[0],
+        created_at=datetime.fromtimestamp(row[1], UTC),
+        total_jobs=row[2],
+        statistics=BatchStatistics.model_validate_json(row[3]),
+    )
+
+
+def pack_results(results: Sequence[Mapping[str, Any]]) -> bytes:
+    """A batch's results as one compact JSON array of rows (outputs are not copied: they stay on the jobs)."""
+    rows = [[r[field] for field in PACKED_FIELDS] for r in results]
+    try:
+        return orjson.dumps(rows, default=str)
+    except TypeError:  # parameters echoed as given may hold integers beyond 64 bits, which orjson refuses
+        return json.dumps(rows, default=str).encode()
+
+
+def unpack_results(packed: str | bytes) -> list[MultiJobResult]:
+    """The results :func:`pack_results` packed."""
+    return _RESULTS.validate_python([dict(zip(PACKED_FIELDS, row, strict=True)) for row in json.loads(packed)])

@@ -1,0 +1,109 @@
+"""The statements of one batch submission: look up every job key, insert the new jobs, record the batch.
+
+They run inside one write transaction that the :class:`~.sqlite.Store` opens (``Store.write``): holding
+SQLite's write lock from the lookup to the inserts is what makes submissions exactly-once between processes.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+from ..domain import status as st
+from ..domain.models import BatchStatistics
+from .rows import chunks, pack_results
+
+LATEST_JOBS_SQL = (
+    "SELECT job_key, job_id, status, output FROM jobs WHERE job_key IN (SELECT value FROM json_each(?)) ORDER BY seq"
+)
+
+
+class LatestJob(NamedTuple):
+    """The most recent job of a job key: all the per-config logic needs to decide (a row of one query)."""
+
+    job_key: str
+    job_id: str
+    status: str
+    output: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class NewJob:
+    """A job row to insert (status ``PD``)."""
+
+    job_id: str
+    job_key: str
+    file_hash: str
+    method_name: str
+    function_hash: str
+    parameters: str
+    created_at: float
+    scheduler: str
+
+
+class Transaction:
+    """The statements of one batch submission, run inside a single SQLite transaction."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    @property
+    def connection(self) -> sqlite3.Connection:
+        """The transaction's connection, for measurements against raw SQL (bench/engine.py)."""
+        return self._conn
+
+    def latest_jobs(self, keys: Sequence[str]) -> dict[str, LatestJob]:
+        """The most recent job of each key (one indexed query per 30,000 keys; later rows win)."""
+        latest: dict[str, LatestJob] = {}
+        for chunk in chunks(keys):
+            rows = self._conn.execute(LATEST_JOBS_SQL, (json.dumps(chunk),))
+            latest.update((row[0], LatestJob._make(row)) for row in rows)
+        return latest
+
+    def insert_jobs(self, jobs: Iterable[NewJob]) -> None:
+        self._conn.executemany(
+            "INSERT INTO jobs (job_id, job_key, file_hash, method_name, function_hash, parameters, status,"
+            " created_at, scheduler) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                (j.job_id, j.job_key, j.file_hash, j.method_name, j.function_hash, j.parameters, st.PENDING,
+                 j.created_at, j.scheduler)
+                for j in jobs
+            ),
+        )  # fmt: skip
+
+    def insert_batch(
+        self, batch_id: str, created_at: float, statistics: BatchStatistics, results: Sequence[Mapping[str, Any]]
+    ) -> None:
+        self._conn.execute(
+            "INSERT INTO batches (batch_id, created_at, total_jobs, statistics, results) VALUES (?, ?, ?, ?, ?)",
+            (batch_id, created_at, len(results), statistics.model_dump_json(), pack_results(results)),
+        )
+
+    def extend_batch(self, batch_id: str, statistics: BatchStatistics, results: Sequence[Mapping[str, Any]]) -> int:
+        """Append results to a recorded batch, adding their statistics to its own (every statistic is a
+        count); the number of results it had before, or -1 when there is no such batch."""
+        row = self._conn.execute(
+            "SELECT total_jobs, statistics, results FROM batches WHERE batch_id = ?", (batch_id,)
+        ).fetchone()
+        if row is None:
+            return -1
+        offset: int = row[0]
+        before, packed = BatchStatistics.model_validate_json(row[1]), row[2]
+        total = BatchStatistics(**{k: v + getattr(statistics, k) for k, v in before.model_dump().items()})
+        # Both are JSON arrays: splice them rather than parse and re-encode every earlier result.
+        packed = packed.encode() if isinstance(packed, str) else bytes(packed)
+        added = pack_results(results)
+        if not results:
+            combined = packed
+        elif offset == 0:
+            combined = added
+        else:
+            combined = packed[:-1] + b"," + added[1:]
+        self._conn.execute(
+            "UPDATE batches SET total_jobs = ?, statistics = ?, results = ? WHERE batch_id = ?",
+            (offset + len(results), total.model_dump_json(), combined, batch_id),
+        )
+        return offset
