@@ -1,6 +1,7 @@
 """The scheduler protocol: how the engine hands jobs to something that runs them, what it may record, and how.
 
-Everything a new scheduler (PBS, say) needs is named in this file; it imports no store and no other scheduler.
+Everything a new scheduler (PBS, say) needs is named in this file (``__all__``, the records of the signatures
+included); it imports no store and no other scheduler.
 
 **Who writes job state.** The engine records every new job as ``PD`` (``scheduler_id`` empty), then calls
 ``submit``. A scheduler reports what happens next as ``JobUpdate``s returned by ``poll``; the engine applies
@@ -47,8 +48,11 @@ from .runner import Result, Task, run_task
 __all__ = [
     "Claim",
     "ClaimedJob",
+    "Home",
     "JobLedger",
+    "JobRecord",
     "JobUpdate",
+    "MethodSpec",
     "Refusal",
     "Result",
     "Scheduler",

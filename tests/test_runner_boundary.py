@@ -1,0 +1,72 @@
+"""The compute-node boundary: the runner, and all it imports, loads and runs with the standard library alone.
+
+The subprocess runs Python isolated (``-I``: no PYTHONPATH, no user site) and without ``site`` (``-S``: no
+site-packages, no ``.pth`` files), with only the repository root added to its path: the package's third-party
+dependencies cannot be found there, as on a compute node that has only Python.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+PROBE = r"""
+import importlib.util, json, sys
+sys.path.insert(0, sys.argv[1])
+workspace = sys.argv[2]
+found = {name: importlib.util.find_spec(name) is not None for name in ("pydantic", "httpx", "orjson", "fastapi")}
+from dshpc_jupyter.schedulers import runner
+task = runner.Task(
+    job_id="j1", workspace=workspace, command="python3", script=sys.argv[3], input_file=sys.argv[4],
+    method_dir=workspace, method_name="Echo", parameters={"n": 3},
+)
+manifest = workspace + "/task.json"
+runner.write_manifest(runner.Path(manifest), [[task]])
+runner.main([manifest])
+result = runner.read_result(runner.Path(workspace))
+outside = sorted(
+    name for name in sys.modules
+    if name.partition(".")[0] not in {*sys.stdlib_module_names, "__main__", "dshpc_jupyter"}
+)
+package = sorted(name for name in sys.modules if name.startswith("dshpc_jupyter"))
+print(json.dumps({"found": found, "outside": outside, "package": package, "result": result.__dict__}))
+"""
+
+ECHO = (
+    "import json, sys\nparams = json.load(open(sys.argv[2]))\nprint(open(sys.argv[1]).read().strip() * params['n'])\n"
+)
+
+
+def test_the_runner_imports_and_runs_with_the_standard_library_only(tmp_path: Path) -> None:
+    script, data, workspace = tmp_path / "echo.py", tmp_path / "input.txt", tmp_path / "workspace"
+    script.write_text(ECHO, encoding="utf-8")
+    data.write_text("ab\n", encoding="utf-8")
+    workspace.mkdir()
+    done = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", PROBE, str(ROOT), str(workspace), str(script), str(data)],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout.splitlines()[-1])
+    assert report["found"] == {"pydantic": False, "httpx": False, "orjson": False, "fastapi": False}
+    assert report["outside"] == []
+    assert report["package"] == [
+        "dshpc_jupyter",
+        "dshpc_jupyter.domain",
+        "dshpc_jupyter.domain.status",
+        "dshpc_jupyter.schedulers",
+        "dshpc_jupyter.schedulers.runner",
+    ]
+    result = report["result"]
+    assert (result["status"], result["exit_code"], result["output"]) == ("CD", 0, "ababab\n")
+
+
+def test_the_probe_would_see_a_third_party_import(tmp_path: Path) -> None:
+    """The same interpreter with site-packages finds pydantic: the isolation above is what hides it."""
+    code = "import importlib.util; print(importlib.util.find_spec('pydantic') is not None)"
+    done = subprocess.run([sys.executable, "-I", "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "True", done.stderr
