@@ -61,22 +61,17 @@ class Inline:
         self.results.clear()
 
 
-class Refuses:
-    """Accepts only the jobs whose ``unit`` parameter it supports, refusing the others with the reason."""
+class Picky(Inline):
+    """Runs inline only the jobs counting words; refuses the others, with the reason."""
 
     name = "picky"
 
     def submit(self, submissions: Sequence[Submission]) -> list[Refusal]:
-        return [Refusal(s.job_id, f"unit {s.parameters['unit']!r} unsupported") for s in submissions]
-
-    def poll(self, jobs: Sequence[JobRecord]) -> list[JobUpdate]:
-        return []
-
-    def cancel(self, jobs: Sequence[JobRecord]) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
+        accepted = [s for s in submissions if s.parameters["unit"] == "words"]
+        super().submit(accepted)
+        return [
+            Refusal(s.job_id, f"unit {s.parameters['unit']!r} unsupported") for s in submissions if s not in accepted
+        ]
 
 
 def test_a_scheduler_written_from_the_protocol_runs_jobs_to_completion(
@@ -101,16 +96,19 @@ def test_a_scheduler_written_from_the_protocol_runs_jobs_to_completion(
 
 
 def test_a_refusing_scheduler_fails_the_config_with_its_reason(engine: Engine, example_hashes: dict[str, str]) -> None:
-    picky = Engine(engine.home, engine.store, Refuses())
-    config = {"file_hash": example_hashes["poem.txt"], "method_name": WORDS, "parameters": {"unit": "bytes"}}
-    response = picky.simulate_jobs([config])
-    [result] = response.results
-    assert (result.outcome, result.new_status) == ("refused", "F")
-    assert result.message == "Submission failed: unit 'bytes' unsupported"
-    assert (response.failed_submissions, response.successful_submissions) == (1, 0)
-    [record] = engine.store.get_jobs([result.job_id or ""])
+    picky = Engine(engine.home, engine.store, Picky(engine.home))
+    poem = example_hashes["poem.txt"]
+    configs = [{"file_hash": poem, "method_name": WORDS, "parameters": {"unit": u}} for u in ("bytes", "words")]
+    response = picky.simulate_jobs(configs)
+    refused, accepted = response.results
+    assert (refused.outcome, refused.new_status) == ("refused", "F")
+    assert refused.message == "Submission failed: unit 'bytes' unsupported"
+    assert (accepted.outcome, accepted.new_status) == ("new", "PD")
+    assert (response.failed_submissions, response.successful_submissions) == (1, 1)
+    [record] = engine.store.get_jobs([refused.job_id or ""])
     assert (record.status, record.error) == ("F", "scheduler refused the job: unit 'bytes' unsupported")
-    assert picky.batch(response.batch_id or "").results[0].outcome == "refused"
+    assert [r.outcome for r in picky.batch(response.batch_id or "").results] == ["refused", "new"]
+    assert [r.status for r in picky.job_statuses([refused.job_id or "", accepted.job_id or ""])] == ["F", "CD"]
 
 
 def _members(protocol: type) -> list[str]:

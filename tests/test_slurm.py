@@ -13,11 +13,14 @@ import pytest
 from support import SLURM_MAX_ARRAY_SIZE, wait_for_jobs, wait_until, write_method
 
 from dshpc_jupyter.domain import status as st
+from dshpc_jupyter.domain.errors import DshpcError, SchedulerError
 from dshpc_jupyter.domain.models import JobRecord
 from dshpc_jupyter.examples import data_files, methods_dir
+from dshpc_jupyter.schedulers.base import Claim
 from dshpc_jupyter.schedulers.local import stop_worker
 from dshpc_jupyter.schedulers.runner import read_result
 from dshpc_jupyter.schedulers.slurm import SlurmScheduler
+from dshpc_jupyter.schedulers.slurm_cli import SlurmCommandError, run
 from dshpc_jupyter.service.engine import Engine
 from dshpc_jupyter.service.factory import open_engine
 
@@ -320,8 +323,8 @@ def test_jobs_submitted_before_their_submitter_died_are_adopted_not_resubmitted(
     dying = slurm_engine()
     monkeypatch.setattr(dying.store, "set_scheduler_ids", lambda pairs: None)  # dies right after sbatch
     ids = submit(dying, [sleeper(dying, 0.1), sleeper(dying, 0.2)])
-    claims = {r.scheduler_id for r in dying.store.get_jobs(ids)}
-    assert len(claims) == 1 and (claims.pop() or "").startswith("claim:")
+    [claim] = {r.scheduler_id for r in dying.store.get_jobs(ids)}  # one claim holds both
+    assert (claim or "").startswith("claim:") and Claim.parse(claim) is not None
     before = squeue_states()
     recovering = slurm_engine(lease=0)
     records = wait_for_jobs(recovering, ids)
@@ -373,3 +376,17 @@ def test_scheduler_options_come_from_the_environment_when_not_given(
             SlurmScheduler(engine.home, engine.store)
     finally:
         engine.close()
+
+
+def test_a_failing_slurm_command_is_a_scheduler_error(tmp_path: Path) -> None:
+    """Slurm's failures belong to the package's error family, so a caller catching ``DshpcError`` sees them."""
+    assert issubclass(SlurmCommandError, SchedulerError) and issubclass(SlurmCommandError, DshpcError)
+    with pytest.raises(SchedulerError, match=r"^no-such-slurm-command not found on PATH") as caught:
+        run(["no-such-slurm-command"])
+    assert caught.value.transient is False and caught.value.status_code == 503
+    failing = tmp_path / "squeue"
+    failing.write_text("#!/bin/sh\necho 'squeue: error: Socket timed out on send/recv operation' >&2\nexit 1\n")
+    failing.chmod(0o755)
+    with pytest.raises(SlurmCommandError, match="Socket timed out") as caught:
+        run([str(failing)])
+    assert caught.value.transient is True
