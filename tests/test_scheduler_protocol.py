@@ -3,6 +3,7 @@ run in a real ``Engine``; the Store is the ledger schedulers record through; the
 
 from __future__ import annotations
 
+import ast
 import inspect
 import json
 import subprocess
@@ -133,6 +134,29 @@ def test_the_protocol_does_not_import_the_store() -> None:
     code = "import sys, dshpc_jupyter.schedulers.base; print(sorted(m for m in sys.modules if 'store' in m))"
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def _imports(path: Path) -> set[str]:
+    """The package modules a scheduler module imports, spelled absolutely."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom):
+            base = "dshpc_jupyter.schedulers".rsplit(".", node.level - 1)[0] if node.level else ""
+            found.add(f"{base}.{node.module}" if base and node.module else base or node.module or "")
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+    return found
+
+
+def test_schedulers_record_through_the_ledger_not_the_store() -> None:
+    """Only the local worker's entry point opens a Store (it is a process of its own); every scheduler module
+    else reaches the store through the ``JobLedger`` it is given."""
+    opening = {
+        path.name
+        for path in (ROOT / "dshpc_jupyter" / "schedulers").glob("*.py")
+        if any(name.startswith("dshpc_jupyter.store") for name in _imports(path))
+    }
+    assert opening == {"local_worker.py"}
 
 
 def test_a_claim_is_a_token_that_parses_back() -> None:

@@ -4,14 +4,14 @@ Everything a new scheduler (PBS, say) needs is named in this file (``__all__``, 
 included); it imports no store and no other scheduler.
 
 **Who writes job state.** The engine records every new job as ``PD`` (``scheduler_id`` empty), then calls
-``submit``. A scheduler reports what happens next as ``JobUpdate``s returned by ``poll``; the engine applies
-them (``JobLedger.apply_updates``: a finished job never changes again). What cannot wait for a poll goes
-through a ``JobLedger``, the narrow list of store operations a scheduler may call, handed to it when it is
-built; a scheduler never holds the ``Store`` itself (the store implements the ledger structurally). Returning
-updates alone is not enough, which is why the ledger exists: a claim must be an atomic compare-and-set before a
-job leaves for a cluster (or two processes would submit it twice), a cluster's id must be recorded as soon as
-it is known (or a crash would lose it), and the local worker is its own process that outlives the one that
-submitted, so nobody else is there to apply its results.
+``submit``; a refused job it fails itself, with the reason. A scheduler reports what happens next as
+``JobUpdate``s returned by ``poll``; the engine applies them (``apply_updates``: a finished job never changes
+again). What cannot wait for a poll goes through a ``JobLedger``, the narrow list of store operations a
+scheduler may call, handed to it when it is built; a scheduler never holds the ``Store`` itself (the store
+implements the ledger structurally). Returning updates alone is not enough, which is why the ledger exists: a
+claim must be an atomic compare-and-set before a job leaves for a cluster (or two processes would submit it
+twice), a cluster's id must be recorded as soon as it is known (or a crash would lose it), and the local
+worker is its own process that outlives the one that submitted, so nobody else is there to apply its results.
 
 **Claims and the crash window**, the two ways to take a pending job so no one else runs it:
 
@@ -20,7 +20,8 @@ submitted, so nobody else is there to apply its results.
   records the queue's ids with ``set_scheduler_ids``. A process dying in between leaves ``PD`` jobs holding
   nothing or a claim; once ``lost_submitter`` says so (its ``lease`` passed) any process may take them over by
   swapping the old token for a new claim's, then adopt what the old claim had already submitted, or submit
-  them again.
+  them again. The engine polls every job in progress, pending ones included, so ``poll`` is where this
+  recovery happens.
 - A worker that runs jobs itself (the local worker) claims with ``claim_pending``, which moves them to
   ``STARTING``; ``mark_running`` records the runner (``R``). A ``STARTING`` job whose runner never started
   (the worker died) goes back to ``PD`` with ``requeue`` when the next worker starts.
