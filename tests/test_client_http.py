@@ -20,7 +20,7 @@ from http_support import listening_socket, thread_server, url_of
 from support import wait_for_jobs
 
 import dshpc_jupyter
-from dshpc_jupyter.backends.http import BackendError, HttpBackend
+from dshpc_jupyter.backends.http import BackendError, HttpBackend, HttpOptions
 from dshpc_jupyter.domain.errors import (
     AuthenticationError,
     InvalidInputError,
@@ -74,8 +74,10 @@ def small_server(prepared_home: Path) -> Iterator[str]:
         yield url
 
 
-def connect_http(url: str, recorder: Recorder | None = None, **options: Any) -> Connection:
-    return Connection(HttpBackend(url, transport=recorder, **options))
+def connect_http(
+    url: str, recorder: Recorder | None = None, *, api_key: str | None = None, **options: Any
+) -> Connection:
+    return Connection(HttpBackend(url, api_key=api_key, options=HttpOptions(**options), transport=recorder))
 
 
 def test_large_batches_go_in_chunks_and_make_one_batch(small_server: str) -> None:
