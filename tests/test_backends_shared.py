@@ -407,9 +407,14 @@ def scenario(conn: Connection) -> list[Any]:
     record(conn.simulate_job(configs[1]))
     record(conn.check_hashes([files["poem.txt"], "e" * 64]))
     record(sorted(conn.list_files(), key=lambda f: f.file_hash))
+    record(conn.get_file(files["readings_a.csv"]))
     record(conn.list_methods(latest_only=False))
     record(conn.cancel([*job_ids(first)[:1], "nope"]))
-    for failing in (lambda: conn.get_job("nope"), lambda: conn.method_versions("nope"), lambda: conn.batch("x")):
+    failing_calls = (
+        lambda: conn.get_job("nope"), lambda: conn.method_versions("nope"), lambda: conn.batch("x"),
+        lambda: conn.get_file("d" * 64), lambda: conn.simulate_jobs(configs[:1], append_to="x"),
+    )  # fmt: skip
+    for failing in failing_calls:
         try:
             failing()
         except DshpcError as exc:

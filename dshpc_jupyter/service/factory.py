@@ -63,12 +63,8 @@ SCHEDULER_OPTIONS: dict[str, type[LocalOptions] | type[SlurmOptions]] = {"local"
 SCHEDULER_NAMES = tuple(SCHEDULER_OPTIONS)
 
 
-def scheduler_option_names() -> frozenset[str]:
-    """The options of every scheduler."""
-    return frozenset(name for kind in SCHEDULER_OPTIONS.values() for name in option_names(kind))
-
-
 def option_names(kind: type[DataclassInstance]) -> tuple[str, ...]:
+    """The options an options dataclass holds, in declaration order."""
     return tuple(field.name for field in fields(kind))
 
 
@@ -90,6 +86,11 @@ def options_from(
             f"{', '.join(misplaced)}: does not apply to {backend} (its options: {', '.join(valid) or 'none'})"
         )
     return kind(**given)
+
+
+def scheduler_option_names() -> frozenset[str]:
+    """The options of every scheduler."""
+    return frozenset(name for kind in SCHEDULER_OPTIONS.values() for name in option_names(kind))
 
 
 def scheduler_options(name: str, given: Mapping[str, Any], *, others: Collection[str] = ()) -> SchedulerOptions:
