@@ -15,12 +15,14 @@ import pytest
 from http_support import thread_server
 from support import shutdown_home, wait_for_jobs, write_method
 
-from dshpc_jupyter.backends.embedded import EmbeddedBackend
+from dshpc_jupyter import __version__
+from dshpc_jupyter.backends.embedded import NO_LIMITS, EmbeddedBackend
 from dshpc_jupyter.backends.http import HttpBackend
-from dshpc_jupyter.domain.errors import DshpcError, InvalidInputError, MethodSpecError, NotFoundError
+from dshpc_jupyter.domain.errors import ConflictError, DshpcError, InvalidInputError, MethodSpecError, NotFoundError
 from dshpc_jupyter.domain.models import BatchStatistics, MultiJobSimulationResponse
 from dshpc_jupyter.examples import data_files, methods_dir
 from dshpc_jupyter.front.connection import Connection
+from dshpc_jupyter.server.app import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_CONFIGS
 from dshpc_jupyter.service.factory import open_engine
 
 EXAMPLE = "Example Python Method"
@@ -262,6 +264,64 @@ def test_files(conn: Connection, hashes: dict[str, str], tmp_path: Path) -> None
     assert "f" * 64 in conn.check_hashes(["f" * 64]).missing_hashes
 
 
+def test_getting_one_file(conn: Connection, hashes: dict[str, str]) -> None:
+    listed = {f.file_hash: f for f in conn.list_files()}
+    poem = conn.get_file(hashes["poem.txt"])
+    assert poem == listed[hashes["poem.txt"]] and poem.filename == "poem.txt"
+    with pytest.raises(NotFoundError, match=f"File '{'f' * 64}' not found"):
+        conn.get_file("f" * 64)
+
+
+def test_an_upload_without_exist_ok_refuses_stored_content(conn: Connection, hashes: dict[str, str]) -> None:
+    created = conn.upload_file(b"fresh bytes", filename="fresh.bin", exist_ok=False)
+    assert created.filename == "fresh.bin" and conn.get_file(created.file_hash) == created
+    with pytest.raises(ConflictError, match=f"File '{created.file_hash}' already exists"):
+        conn.upload_file(b"fresh bytes", exist_ok=False)
+    with pytest.raises(ConflictError, match="already exists"):
+        conn.upload_file(data_files("poem.txt")[0], exist_ok=False)
+    assert conn.upload_file(b"fresh bytes") == created  # exist_ok (the default) gives the stored record
+
+
+def test_configs_appended_to_a_batch_join_it_in_order(conn: Connection, hashes: dict[str, str]) -> None:
+    first = {"file_hash": hashes["poem.txt"], "method_name": WORDS}
+    more = [
+        {"file_hash": hashes["hello.txt"], "method_name": WORDS},
+        {"file_hash": hashes["poem.txt"], "method_name": "Nope"},
+    ]
+    created = conn.simulate_jobs([first])
+    appended = conn.simulate_jobs(more, append_to=created.batch_id)
+    assert appended.batch_id == created.batch_id
+    assert [r.message for r in appended.results] == ["New job submitted", "Method 'Nope' not found"]
+    assert stats(appended) == expected_stats(
+        total_jobs=2, successful_submissions=1, in_progress_jobs=1, failed_submissions=1
+    )
+    wait_for_jobs(conn, job_ids(created) + job_ids(appended))  # type: ignore[arg-type]
+    detail = conn.batch(created.batch_id or "")
+    assert detail.total_jobs == 3
+    assert [r.job_id for r in detail.results] == [r.job_id for r in (*created.results, *appended.results)]
+    assert [b.batch_id for b in conn.batches()] == [created.batch_id]
+    with pytest.raises(NotFoundError, match="Batch 'nope' not found"):
+        conn.simulate_jobs(more, append_to="nope")
+    with pytest.raises(InvalidInputError, match=r"^batch_id: a dry run records nothing"):
+        conn.simulate_jobs(more, dry_run=True, append_to=created.batch_id)
+    assert conn.batch(created.batch_id or "").total_jobs == 3
+
+
+def test_services_status(conn: Connection, home: Path) -> None:
+    status = conn.services_status()
+    assert (status.status, status.version, status.store) == ("ok", __version__, str(home))
+    assert (status.scheduler, status.schedulers) == ("local", ["local"])
+    assert (status.jobs_db.status, status.files_db.status) == ("up", "up")
+    assert not status.auth_required
+    if isinstance(conn.backend, HttpBackend):  # limits are the server's own
+        assert (status.limits.max_configs, status.limits.max_body_bytes) == (
+            DEFAULT_MAX_CONFIGS,
+            DEFAULT_MAX_BODY_BYTES,
+        )
+    else:
+        assert status.limits == NO_LIMITS
+
+
 def test_methods(conn: Connection, tmp_path: Path) -> None:
     assert sorted(m.name for m in conn.list_methods()) == sorted(
         [EXAMPLE, WORKLOAD, "Text Statistics", "Threshold Filter", WORDS]
@@ -347,9 +407,14 @@ def scenario(conn: Connection) -> list[Any]:
     record(conn.simulate_job(configs[1]))
     record(conn.check_hashes([files["poem.txt"], "e" * 64]))
     record(sorted(conn.list_files(), key=lambda f: f.file_hash))
+    record(conn.get_file(files["readings_a.csv"]))
     record(conn.list_methods(latest_only=False))
     record(conn.cancel([*job_ids(first)[:1], "nope"]))
-    for failing in (lambda: conn.get_job("nope"), lambda: conn.method_versions("nope"), lambda: conn.batch("x")):
+    failing_calls = (
+        lambda: conn.get_job("nope"), lambda: conn.method_versions("nope"), lambda: conn.batch("x"),
+        lambda: conn.get_file("d" * 64), lambda: conn.simulate_jobs(configs[:1], append_to="x"),
+    )  # fmt: skip
+    for failing in failing_calls:
         try:
             failing()
         except DshpcError as exc:

@@ -20,9 +20,10 @@ from http_support import listening_socket, thread_server, url_of
 from support import wait_for_jobs
 
 import dshpc_jupyter
-from dshpc_jupyter.backends.http import BackendError, HttpBackend
+from dshpc_jupyter.backends.http import BackendError, HttpBackend, HttpOptions
 from dshpc_jupyter.domain.errors import (
     AuthenticationError,
+    ConflictError,
     InvalidInputError,
     LimitExceededError,
     NotFoundError,
@@ -74,8 +75,10 @@ def small_server(prepared_home: Path) -> Iterator[str]:
         yield url
 
 
-def connect_http(url: str, recorder: Recorder | None = None, **options: Any) -> Connection:
-    return Connection(HttpBackend(url, transport=recorder, **options))
+def connect_http(
+    url: str, recorder: Recorder | None = None, *, api_key: str | None = None, **options: Any
+) -> Connection:
+    return Connection(HttpBackend(url, api_key=api_key, options=HttpOptions(**options), transport=recorder))
 
 
 def test_large_batches_go_in_chunks_and_make_one_batch(small_server: str) -> None:
@@ -118,6 +121,30 @@ def test_large_batches_go_in_chunks_and_make_one_batch(small_server: str) -> Non
         assert again.completed_jobs == 9 and recorder.count("GET", "/services/status") == 1
         dry = conn.simulate_jobs(configs, dry_run=True)
         assert dry.batch_id is None and dry.completed_jobs == 9 and len(conn.batches()) == 2
+
+
+def test_chunks_appended_to_a_batch_all_go_to_it(small_server: str) -> None:
+    recorder = Recorder()
+    with connect_http(small_server, recorder) as conn:
+        files = {f.filename: f.file_hash for f in conn.list_files()}
+        configs: list[Any] = [
+            {"file_hash": files["poem.txt"], "method_name": WORDS, "parameters": {"unit": unit}}
+            for unit in ("lines", "words", "bytes")
+        ]
+        created = conn.simulate_jobs(configs[:1])
+        appended = conn.simulate_jobs([*configs[1:], "not a config", configs[0]], append_to=created.batch_id)
+        assert recorder.count("POST", "/simulate-jobs") == 3  # one, then two chunks of at most 3
+        assert appended.batch_id == created.batch_id and appended.total_jobs == 4
+        assert [r.message for r in appended.results][2:] == [
+            "Invalid config: a job must be a JSON object, got string",
+            "Job in progress",
+        ]
+        detail = conn.batch(created.batch_id or "")
+        assert detail.total_jobs == 5 and [b.batch_id for b in conn.batches()] == [created.batch_id]
+        with pytest.raises(NotFoundError, match="Batch 'nope' not found") as raised:
+            conn.simulate_jobs(configs * 2, append_to="nope")
+        assert raised.value.__notes__ == ["configs 0 to 5 of 6 were not submitted"]
+        wait_for_jobs(conn, [r.job_id for r in detail.results if r.job_id])  # type: ignore[arg-type]
 
 
 def test_a_client_limit_overrides_and_a_refused_chunk_says_what_was_sent(small_server: str) -> None:
@@ -259,6 +286,17 @@ def test_uploads_check_hashes_first_and_polling_is_one_request(small_server: str
         assert [j.job_id for j in conn.job_statuses(ids * 100)] == ids * 100
         assert recorder.count("POST", "/jobs/batch") == before + 1
         wait_for_jobs(conn, ids)  # type: ignore[arg-type]
+
+
+def test_an_upload_without_exist_ok_is_sent_as_is_and_a_409_raised(small_server: str) -> None:
+    recorder = Recorder()
+    with connect_http(small_server, recorder) as conn:
+        info = conn.upload_file(b"new content", exist_ok=False)
+        assert (recorder.count("POST", "/files/check-hashes"), recorder.count("POST", "/files/upload")) == (0, 1)
+        with pytest.raises(ConflictError, match=f"File '{info.file_hash}' already exists"):
+            conn.upload_file(b"new content", exist_ok=False)
+        assert recorder.count("POST", "/files/upload") == 2
+        assert recorder.count("GET", f"/files/{info.file_hash}") == 0
 
 
 def test_one_connection_pool_per_backend(small_server: str) -> None:

@@ -385,6 +385,45 @@ def test_unsafe_or_broken_method_archives_are_refused(
     assert client.get("/methods", params={"latest_only": "false"}).json() == before
 
 
+def test_the_api_serves_any_backend_here_another_server(
+    server: str, home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``create_app`` needs only the ``Backend`` operations: over the HTTP client to another server it answers
+    the same, with its own limits, and unpacks a method archive in a private staging directory it removes."""
+    import asyncio
+    import tempfile
+
+    from dshpc_jupyter.backends.http import HttpBackend
+    from dshpc_jupyter.server import create_app
+
+    staging = tmp_path / "tmp"
+    staging.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(staging))
+    archive = tar_gz((member("method.json"), SPEC), (member("main.py"), b"print('{}')\n"))
+
+    async def scenario() -> None:
+        upstream = HttpBackend(server)
+        app = create_app(upstream, max_configs=5)
+        try:
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://proxy") as proxy:
+                status = (await proxy.get("/services/status")).json()
+                assert (status["store"], status["scheduler"], status["status"]) == (str(home), "local", "ok")
+                assert status["limits"]["max_configs"] == 5
+                registered = await proxy.post("/methods", json={"archive": archive})
+                assert registered.status_code == 200, registered.text
+                assert [m["name"] for m in registered.json()] == ["Uploaded"]
+                refused = await proxy.post("/methods", json={"archive": tar_gz((member("readme.txt"), b"x"))})
+                assert refused.status_code == 422 and "no method.json" in refused.json()["detail"]
+                missing = await proxy.get("/job/nope")
+                assert (missing.status_code, missing.json()["detail"]) == (404, "Job 'nope' not found")
+        finally:
+            await upstream.aclose()
+
+    asyncio.run(scenario())
+    assert list(staging.iterdir()) == []
+    assert "Uploaded" in {m["name"] for m in httpx.get(f"{server}/methods").json()}
+
+
 # --- the API's description -------------------------------------------------------------------------------------
 
 

@@ -1,6 +1,8 @@
-"""The ``Backend`` interface: one async API with two implementations, the embedded engine
-(:mod:`.embedded`) and the HTTP client (:mod:`.client`). The front end talks only to this interface
-(through :class:`.connection.Connection`), so it never knows which one it holds.
+"""The ``Backend`` interface, declared once: one async API with two implementations, the embedded engine
+(:mod:`.embedded`) and the HTTP client (:mod:`.http`). The front end and the server talk only to this
+interface (the front through the blocking :class:`~dshpc_jupyter.front.blocking.Connection`, whose methods
+are the sync twins of these), so neither knows which one it holds. ``tests/test_backend_conformance.py``
+checks that every implementation has every operation with exactly this signature.
 """
 
 from __future__ import annotations
@@ -20,23 +22,41 @@ from ..domain.models import (
     JobSimulationResponse,
     MethodInfo,
     MultiJobSimulationResponse,
+    ServiceStatus,
 )
 
 ConfigLike = JobConfig | Mapping[str, Any]
+#: Where ``connect()`` and the HTTP client look for a server's URL and API key when none is given.
+URL_ENV = "DSHPC_URL"
+API_KEY_ENV = "DSHPC_API_KEY"
 
 
 @runtime_checkable
 class Backend(Protocol):
-    """A dsHPC service. Use it from one event loop; :class:`.connection.Connection` gives the blocking view."""
+    """A dsHPC service. Use it from one event loop; :class:`~dshpc_jupyter.front.blocking.Connection` gives
+    the blocking view."""
 
     #: Where it is, for people: a home directory or a URL.
     location: str
 
-    async def register_method(self, path: str | os.PathLike[str]) -> list[MethodInfo]: ...
+    async def services_status(self) -> ServiceStatus:
+        """What the service is (version, schedulers, store) and whether its store answers. An embedded engine
+        needs no key and has no limits; a server states its own in ``auth_required`` and ``limits``."""
+        ...
+
+    # --- methods -----------------------------------------------------------------------------------------
+
+    async def register_method(self, path: str | os.PathLike[str]) -> list[MethodInfo]:
+        """Register a method directory (or a directory of them); each becomes the latest of its name."""
+        ...
 
     async def list_methods(self, latest_only: bool = True) -> list[MethodInfo]: ...
 
-    async def method_versions(self, name: str) -> list[MethodInfo]: ...
+    async def method_versions(self, name: str) -> list[MethodInfo]:
+        """Every version of the method called ``name``, latest first (NotFoundError for none)."""
+        ...
+
+    # --- files -------------------------------------------------------------------------------------------
 
     async def upload_file(
         self,
@@ -46,25 +66,42 @@ class Backend(Protocol):
         filename: str | None = None,
         content_type: str | None = None,
         metadata: dict[str, Any] | None = None,
-    ) -> FileInfo: ...
+        exist_ok: bool = True,
+    ) -> FileInfo:
+        """Store content under its SHA-256 (checked against ``file_hash`` if given). Content already stored
+        gives the stored record, or ConflictError without ``exist_ok`` (the seed's 409)."""
+        ...
 
     async def check_hashes(self, hashes: Sequence[str]) -> HashCheckResponse: ...
 
     async def list_files(self) -> list[FileInfo]: ...
 
+    async def get_file(self, file_hash: str) -> FileInfo:
+        """The stored record of one file (NotFoundError when the store lacks it)."""
+        ...
+
+    # --- jobs --------------------------------------------------------------------------------------------
+
     async def simulate_job(self, config: ConfigLike) -> JobSimulationResponse: ...
 
     async def simulate_jobs(
-        self, configs: Sequence[ConfigLike], *, dry_run: bool = False
-    ) -> MultiJobSimulationResponse: ...
+        self, configs: Sequence[ConfigLike], *, dry_run: bool = False, append_to: str | None = None
+    ) -> MultiJobSimulationResponse:
+        """Serve each config from cache, join its running job, or submit it, and record the batch. With
+        ``dry_run`` nothing is submitted or recorded; ``append_to`` adds the configs to an earlier batch."""
+        ...
 
-    async def job_statuses(self, job_ids: Sequence[str]) -> list[JobRecord]: ...
+    async def job_statuses(self, job_ids: Sequence[str]) -> list[JobRecord]:
+        """The current records of many jobs at once (unknown ids are left out): what a poller calls."""
+        ...
 
     async def get_job(self, job_id: str) -> JobRecord: ...
 
     async def list_jobs(self, status: str | None = None, limit: int = 100) -> list[JobRecord]: ...
 
     async def cancel(self, job_ids: Sequence[str]) -> CancelResponse: ...
+
+    # --- batches -----------------------------------------------------------------------------------------
 
     async def batches(self, limit: int = 100) -> list[BatchSummary]: ...
 

@@ -8,28 +8,35 @@ from __future__ import annotations
 
 import functools
 import os
+import sys
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import anyio.to_thread
 from anyio import CapacityLimiter
 
+from .. import __version__
 from ..domain.models import (
     BatchDetail,
     BatchSummary,
     CancelResponse,
+    ComponentStatus,
     FileInfo,
     HashCheckResponse,
     JobRecord,
     JobSimulationResponse,
     MethodInfo,
     MultiJobSimulationResponse,
+    ServiceLimits,
+    ServiceStatus,
 )
 from ..service.engine import Engine
 from .base import ConfigLike
 
 T = TypeVar("T")
 DEFAULT_CONCURRENCY = 8
+#: In-process nothing limits a call: the largest size there is (a server publishes its own limits instead).
+NO_LIMITS = ServiceLimits(max_configs=sys.maxsize, max_body_bytes=sys.maxsize)
 
 
 class EmbeddedBackend:
@@ -45,6 +52,25 @@ class EmbeddedBackend:
         if self._limiter is None:
             self._limiter = CapacityLimiter(self._concurrency)
         return await anyio.to_thread.run_sync(functools.partial(function, *args, **kwargs), limiter=self._limiter)
+
+    async def services_status(self) -> ServiceStatus:
+        """The engine's schedulers and whether its store answers (a failing store is reported, not raised)."""
+        try:
+            await self.batches(limit=1)
+            store = ComponentStatus(status="up")
+        except Exception as exc:
+            store = ComponentStatus(status="down", error=f"{type(exc).__name__}: {exc}"[:300])
+        return ServiceStatus(
+            status="ok" if store.status == "up" else "degraded",
+            version=__version__,
+            scheduler=self.engine.scheduler.name,
+            schedulers=sorted(self.engine.schedulers),
+            store=self.location,
+            auth_required=False,
+            limits=NO_LIMITS,
+            jobs_db=store,
+            files_db=store,
+        )
 
     async def register_method(self, path: str | os.PathLike[str]) -> list[MethodInfo]:
         return await self._run(self.engine.register_method, path)

@@ -23,6 +23,7 @@ import base64
 import os
 import random
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import quote
@@ -60,10 +61,8 @@ from ..domain.models import (
     ServiceStatus,
     adapter,
 )
-from .base import ConfigLike
+from .base import API_KEY_ENV, URL_ENV, ConfigLike
 
-URL_ENV = "DSHPC_URL"
-API_KEY_ENV = "DSHPC_API_KEY"
 DEFAULT_TIMEOUT_S = 60.0
 DEFAULT_RETRIES = 3
 BACKOFF_S = 0.2
@@ -112,18 +111,30 @@ def error_from_response(response: httpx.Response) -> DshpcError:
     return kind(detail)
 
 
+@dataclass(frozen=True, slots=True)
+class HttpOptions:
+    """How the client talks to its server: ``timeout`` (seconds) on every call, ``retries`` of the calls that
+    are safe to send again, and ``max_configs``, which overrides the chunk size the server publishes."""
+
+    timeout: float = DEFAULT_TIMEOUT_S
+    retries: int = DEFAULT_RETRIES
+    max_configs: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.max_configs is not None and self.max_configs < 1:
+            raise InvalidInputError("max_configs: must be at least 1")
+
+
 class HttpBackend:
     """A dsHPC service at ``url`` (default ``$DSHPC_URL``), with ``api_key`` (default ``$DSHPC_API_KEY``) sent as
-    ``X-API-Key``. ``max_configs`` overrides the chunk size the server publishes."""
+    ``X-API-Key``; ``transport`` replaces httpx's (tests wrap it to record or fail requests)."""
 
     def __init__(
         self,
         url: str | None = None,
         *,
         api_key: str | None = None,
-        timeout: float = DEFAULT_TIMEOUT_S,
-        retries: int = DEFAULT_RETRIES,
-        max_configs: int | None = None,
+        options: HttpOptions | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         url = url or os.environ.get(URL_ENV)
@@ -134,13 +145,12 @@ class HttpBackend:
         api_key = api_key if api_key is not None else os.environ.get(API_KEY_ENV)
         if api_key is not None and not (api_key.isascii() and api_key.isprintable()):
             raise InvalidInputError("api_key: must be printable ASCII text")
-        if max_configs is not None and max_configs < 1:
-            raise InvalidInputError("max_configs: must be at least 1")
+        options = options or HttpOptions()
         self.location = url.rstrip("/")
-        self.retries = max(0, retries)
-        self.max_configs = max_configs
+        self.retries = max(0, options.retries)
+        self.max_configs = options.max_configs
         self._api_key = api_key
-        self._timeout = httpx.Timeout(timeout, connect=min(timeout, 10.0))
+        self._timeout = httpx.Timeout(options.timeout, connect=min(options.timeout, 10.0))
         self._transport = transport
         self._client: httpx.AsyncClient | None = None
         self._limits: ServiceStatus | None = None
@@ -275,8 +285,10 @@ class HttpBackend:
         filename: str | None = None,
         content_type: str | None = None,
         metadata: dict[str, Any] | None = None,
+        exist_ok: bool = True,
     ) -> FileInfo:
-        """Upload content unless the service has it already (checked first); the stored record either way."""
+        """Upload content unless the service has it already (checked first); the stored record either way.
+        Without ``exist_ok`` it is sent as is, and the server's 409 for stored content is raised."""
         if isinstance(source, bytes):
             data = source
         else:
@@ -287,7 +299,7 @@ class HttpBackend:
             filename = filename or local.name
         digest = await asyncio.to_thread(sha256_bytes, data)
         usable = file_hash is None or (is_sha256_hex(file_hash) and file_hash == digest)
-        if usable and digest in (await self.check_hashes([digest])).existing_hashes:
+        if exist_ok and usable and digest in (await self.check_hashes([digest])).existing_hashes:
             return await self.get_file(digest)
         # A malformed or mismatching file_hash is sent as given: the server's 422 says what is wrong.
         body = {
@@ -300,6 +312,8 @@ class HttpBackend:
         try:
             info: FileInfo = await self._call("POST", "/files/upload", FileInfo, body=body)
         except ConflictError:
+            if not exist_ok:
+                raise
             return await self.get_file(digest)
         return info
 
@@ -326,23 +340,24 @@ class HttpBackend:
         return result
 
     async def simulate_jobs(
-        self, configs: Sequence[ConfigLike], *, dry_run: bool = False
+        self, configs: Sequence[ConfigLike], *, dry_run: bool = False, append_to: str | None = None
     ) -> MultiJobSimulationResponse:
-        """The seed's multi-job call, split into chunks under the server's limit when needed."""
+        """The seed's multi-job call, split into chunks under the server's limit when needed; ``append_to``
+        is sent as ``?batch_id=``, so every chunk goes to that batch."""
         items = [c.model_dump() if isinstance(c, JobConfig) else c for c in configs]
         size = await self._chunk_size()
         if size is None or len(items) <= size:
-            return await self._simulate(items, dry_run, None)
+            return await self._simulate(items, dry_run, append_to)
         results = []
         totals = dict.fromkeys(BatchStatistics.model_fields, 0)
-        batch_id: str | None = None
+        batch_id = append_to
         for start in range(0, len(items), size):
             try:
                 part = await self._simulate(items[start : start + size], dry_run, batch_id)
             except DshpcError as exc:
                 exc.add_note(
                     f"configs {start} to {len(items) - 1} of {len(items)} were not submitted"
-                    + (f"; batch {batch_id} holds the ones before" if batch_id else "")
+                    + (f"; batch {batch_id} holds the ones before" if batch_id and start else "")
                 )
                 raise
             batch_id = batch_id or part.batch_id

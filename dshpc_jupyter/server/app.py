@@ -1,9 +1,10 @@
-"""The dsHPC HTTP API (DESIGN.md section 4) over the embedded engine, served by uvicorn: ``dshpc-jupyter serve``.
+"""The dsHPC HTTP API (DESIGN.md section 4) over any ``Backend``, served by uvicorn: ``dshpc-jupyter serve``.
 
 Wire-compatible with the seed: same paths, JSON fields and status codes (201 on upload, 409 on a stored hash),
 plus the additions of DESIGN.md section 4 and ``POST /methods`` (a method directory sent as an archive).
-Engine work runs in worker threads (:class:`.embedded.EmbeddedBackend`); how bodies, answers and errors are
-encoded is :mod:`.server_wire`; the API key and the body limit are checked first, in :mod:`.server_guard`.
+The routes use only the :class:`~..backends.base.Backend` operations (``serve()`` gives them the embedded
+engine, whose work runs in worker threads); how bodies, answers and errors are encoded is :mod:`.wire`; the
+API key and the body limit are checked first, in :mod:`.guard`.
 """
 
 from __future__ import annotations
@@ -21,14 +22,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 
 from .. import __version__
-from ..backends.embedded import EmbeddedBackend
+from ..backends.base import Backend
 from ..domain.archive import extract_archive
 from ..domain.errors import DshpcError, LimitExceededError, MethodSpecError
 from ..domain.models import (
     BatchDetail,
     BatchSummary,
     CancelResponse,
-    ComponentStatus,
     FileInfo,
     FileUploadRequest,
     HashCheckRequest,
@@ -69,7 +69,7 @@ log = logging.getLogger(__name__)
 
 
 def create_app(
-    backend: EmbeddedBackend,
+    backend: Backend,
     *,
     api_key: str | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
@@ -111,9 +111,9 @@ def create_app(
     return app
 
 
-def _routes(backend: EmbeddedBackend, auth: bool, max_body_bytes: int, max_configs: int) -> APIRouter:
+def _routes(backend: Backend, auth: bool, max_body_bytes: int, max_configs: int) -> APIRouter:
     router = APIRouter(responses=errors_doc(*((401,) if auth else ()), 413, 422))
-    engine = backend.engine
+    limits = ServiceLimits(max_configs=max_configs, max_body_bytes=max_body_bytes)
 
     @router.get("/health", response_model=HealthResponse, tags=["service"])
     async def health() -> Response:
@@ -122,24 +122,10 @@ def _routes(backend: EmbeddedBackend, auth: bool, max_body_bytes: int, max_confi
 
     @router.get("/services/status", response_model=ServiceStatus, tags=["service"])
     async def services_status() -> Response:
-        """What this service is and whether its store answers; ``limits`` tells clients how to split requests."""
-        try:
-            await backend.batches(limit=1)
-            store = ComponentStatus(status="up")
-        except Exception as exc:
-            store = ComponentStatus(status="down", error=f"{type(exc).__name__}: {exc}"[:300])
-        status = ServiceStatus(
-            status="ok" if store.status == "up" else "degraded",
-            version=__version__,
-            scheduler=engine.scheduler.name,
-            schedulers=sorted(engine.schedulers),
-            store=backend.location,
-            auth_required=auth,
-            limits=ServiceLimits(max_configs=max_configs, max_body_bytes=max_body_bytes),
-            jobs_db=store,
-            files_db=store,
-        )
-        return await respond(ServiceStatus, status)
+        """What this service is and whether its store answers; ``limits`` tells clients how to split requests.
+        The backend says what it is; the key and the limits are this server's, so the server states them."""
+        status = await backend.services_status()
+        return await respond(ServiceStatus, status.model_copy(update={"auth_required": auth, "limits": limits}))
 
     @router.post(
         "/simulate-job",
@@ -231,7 +217,7 @@ def _routes(backend: EmbeddedBackend, auth: bool, max_body_bytes: int, max_confi
         version of its name. The archive is unpacked with every member checked (no links, no paths outside)."""
         payload = await parse_body(request, MethodArchiveRequest)
         data = await anyio.to_thread.run_sync(decode_base64, payload.archive, "archive")
-        staging = await anyio.to_thread.run_sync(_unpack, data, engine.home.tmp_dir)
+        staging = await anyio.to_thread.run_sync(_unpack, data)
         try:
             registered = await backend.register_method(staging)
         except MethodSpecError as exc:  # name files as they are in the archive, not by the server's staging path
@@ -300,9 +286,10 @@ def _routes(backend: EmbeddedBackend, auth: bool, max_body_bytes: int, max_confi
     return router
 
 
-def _unpack(data: bytes, tmp_dir: Path) -> Path:
-    """Unpack a method archive into a fresh staging directory (removed again if the archive is refused)."""
-    staging = Path(tempfile.mkdtemp(dir=tmp_dir, prefix="method-upload-"))
+def _unpack(data: bytes) -> Path:
+    """Unpack a method archive into a fresh staging directory (removed again if the archive is refused): a
+    private temporary one, since a backend need not have a directory of its own here."""
+    staging = Path(tempfile.mkdtemp(prefix="dshpc-method-upload-"))
     try:
         extract_archive(data, staging)
     except BaseException:

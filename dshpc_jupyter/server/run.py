@@ -13,6 +13,7 @@ from collections.abc import Iterable
 
 import uvicorn
 
+from ..backends.base import Backend
 from ..backends.embedded import EmbeddedBackend
 from ..service.factory import open_engine
 from .app import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_CONFIGS, create_app
@@ -85,7 +86,7 @@ def _after_shutdown(signum: int, frame: object) -> None:
     """The stop signal, raised again by uvicorn once it has stopped: nothing left to do."""
 
 
-async def run_server(server: uvicorn.Server, backend: EmbeddedBackend, sock: socket.socket | None = None) -> None:
+async def run_server(server: uvicorn.Server, backend: Backend, sock: socket.socket | None = None) -> None:
     """Serve until told to stop (a signal, or ``server.should_exit``), then close the backend: requests in
     flight have finished by then, so nothing is cut halfway."""
     try:

@@ -1,0 +1,156 @@
+"""The blocking :class:`Connection`: the ``Backend`` operations as plain calls, like httpx's ``Client`` beside
+its ``AsyncClient``. Each method is the sync twin of the :class:`~dshpc_jupyter.backends.base.Backend`
+operation of the same name and signature (``tests/test_backend_conformance.py`` pins that), run on a private
+event loop in a daemon thread (:mod:`.loop`).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import os
+from collections.abc import Callable, Coroutine, Iterable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+from ..backends.base import Backend, ConfigLike
+from ..domain.hashing import sha256_file
+from ..domain.models import (
+    BatchDetail,
+    BatchSummary,
+    CancelResponse,
+    FileInfo,
+    HashCheckResponse,
+    JobRecord,
+    JobSimulationResponse,
+    MethodInfo,
+    MultiJobSimulationResponse,
+    ServiceStatus,
+)
+from .loop import LoopThread
+
+T = TypeVar("T")
+
+
+class Connection:
+    """A blocking handle on a dsHPC service (embedded or remote): what notebooks and scripts hold."""
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+        self._loop = LoopThread()
+        self._closed = False
+
+    @property
+    def location(self) -> str:
+        return self.backend.location
+
+    def __repr__(self) -> str:
+        return f"<dshpc_jupyter.Connection to {self.location}>"
+
+    def run(self, function: Callable[..., Coroutine[Any, Any, T]], *args: Any, **kwargs: Any) -> T:
+        """Run one backend coroutine function on the connection's loop and wait for its result."""
+        return self._loop.run(function(*args, **kwargs))
+
+    def start(
+        self, function: Callable[..., Coroutine[Any, Any, T]], *args: Any, **kwargs: Any
+    ) -> concurrent.futures.Future[T]:
+        """Start a coroutine on the connection's loop without waiting (e.g. a poller)."""
+        return self._loop.submit(function(*args, **kwargs))
+
+    def services_status(self) -> ServiceStatus:
+        return self.run(self.backend.services_status)
+
+    # --- methods -----------------------------------------------------------------------------------------
+
+    def register_method(self, path: str | os.PathLike[str]) -> list[MethodInfo]:
+        return self.run(self.backend.register_method, path)
+
+    def list_methods(self, latest_only: bool = True) -> list[MethodInfo]:
+        return self.run(self.backend.list_methods, latest_only)
+
+    def method_versions(self, name: str) -> list[MethodInfo]:
+        return self.run(self.backend.method_versions, name)
+
+    # --- files -------------------------------------------------------------------------------------------
+
+    def upload_file(
+        self,
+        source: bytes | str | os.PathLike[str],
+        *,
+        file_hash: str | None = None,
+        filename: str | None = None,
+        content_type: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        exist_ok: bool = True,
+    ) -> FileInfo:
+        return self.run(
+            self.backend.upload_file, source, file_hash=file_hash, filename=filename, content_type=content_type,
+            metadata=metadata, exist_ok=exist_ok,
+        )  # fmt: skip
+
+    def upload_files(self, paths: Iterable[str | os.PathLike[str]]) -> list[str]:
+        """Hash local files and upload only those the service does not have; their hashes, in order."""
+        local = [Path(p).expanduser() for p in paths]
+        hashes = [sha256_file(p) for p in local]
+        missing = set(self.check_hashes(hashes).missing_hashes)
+        for path, digest in zip(local, hashes, strict=True):
+            if digest in missing:
+                self.upload_file(path, file_hash=digest)
+                missing.discard(digest)
+        return hashes
+
+    def check_hashes(self, hashes: Sequence[str]) -> HashCheckResponse:
+        return self.run(self.backend.check_hashes, hashes)
+
+    def list_files(self) -> list[FileInfo]:
+        return self.run(self.backend.list_files)
+
+    def get_file(self, file_hash: str) -> FileInfo:
+        return self.run(self.backend.get_file, file_hash)
+
+    # --- jobs --------------------------------------------------------------------------------------------
+
+    def simulate_job(self, config: ConfigLike) -> JobSimulationResponse:
+        return self.run(self.backend.simulate_job, config)
+
+    def simulate_jobs(
+        self, configs: Sequence[ConfigLike], *, dry_run: bool = False, append_to: str | None = None
+    ) -> MultiJobSimulationResponse:
+        return self.run(self.backend.simulate_jobs, configs, dry_run=dry_run, append_to=append_to)
+
+    def job_statuses(self, job_ids: Sequence[str]) -> list[JobRecord]:
+        return self.run(self.backend.job_statuses, job_ids)
+
+    def get_job(self, job_id: str) -> JobRecord:
+        return self.run(self.backend.get_job, job_id)
+
+    def list_jobs(self, status: str | None = None, limit: int = 100) -> list[JobRecord]:
+        return self.run(self.backend.list_jobs, status, limit)
+
+    def cancel(self, job_ids: Sequence[str]) -> CancelResponse:
+        return self.run(self.backend.cancel, job_ids)
+
+    # --- batches -----------------------------------------------------------------------------------------
+
+    def batches(self, limit: int = 100) -> list[BatchSummary]:
+        return self.run(self.backend.batches, limit)
+
+    def batch(self, batch_id: str) -> BatchDetail:
+        return self.run(self.backend.batch, batch_id)
+
+    def cancel_batch(self, batch_id: str) -> CancelResponse:
+        return self.run(self.backend.cancel_batch, batch_id)
+
+    def close(self) -> None:
+        """The twin of ``aclose``: close the backend and stop the loop (and the pollers on it); closing again
+        does nothing."""
+        if self._closed:
+            return
+        self._closed = True
+        self.run(self.backend.aclose)
+        self._loop.stop()
+
+    def __enter__(self) -> Connection:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
