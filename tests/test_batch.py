@@ -245,7 +245,7 @@ def test_a_final_record_never_goes_back(connection: Connection, hashes: dict[str
     batch = Batch.submit(threshold_configs(hashes, [0.2])[:1], connection=connection, poll=0.1).wait(60)
     record = batch.rows()[0].job
     assert record is not None and record.status == "CD"
-    batch._apply([record.model_copy(update={"status": "R"})])
+    batch.state.apply([record.model_copy(update={"status": "R"})])
     assert batch.rows()[0].status == "CD"
 
 
