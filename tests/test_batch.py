@@ -298,6 +298,22 @@ def test_an_error_fetching_defaults_is_recorded_shown_and_asked_again_by_refresh
         connection.close()
 
 
+class MethodsBug(CountingBackend):
+    """A backend whose ``list_methods`` has a bug (not a service that cannot answer)."""
+
+    async def list_methods(self, latest_only: bool = True) -> list[object]:
+        raise TypeError("a bug in list_methods")
+
+
+def test_a_bug_fetching_defaults_is_raised_not_recorded(home: Path, hashes: dict[str, str]) -> None:
+    connection = Connection(MethodsBug(EmbeddedBackend(open_engine(home))))
+    try:
+        with pytest.raises(TypeError, match="a bug in list_methods"):
+            Batch.submit(threshold_configs(hashes, [0.2]), connection=connection)
+    finally:
+        connection.close()
+
+
 def test_bad_arguments_name_the_field(connection: Connection) -> None:
     with pytest.raises(ValueError, match="poll: must be a positive number"):
         Batch.submit([], connection=connection, poll=0)
