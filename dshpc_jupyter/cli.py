@@ -10,8 +10,8 @@ import argparse
 import json
 import os
 import sys
-import time
-from collections.abc import Sequence
+import threading
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from rich import box
@@ -24,6 +24,7 @@ from .domain import status as st
 from .domain.errors import DshpcError, InvalidInputError
 from .domain.models import BatchStatistics, JobRecord, MultiJobResult
 from .examples import data_files, methods_dir
+from .front.batch import Batch
 from .front.connection import Connection, connect
 from .front.sweep import load_file
 
@@ -55,21 +56,25 @@ def _statistics_table(stats: BatchStatistics) -> Table:
     return table
 
 
-def _results_table(results: Sequence[MultiJobResult], jobs: dict[str, JobRecord], names: dict[str, str]) -> Table:
+def _results_table(
+    results: Sequence[MultiJobResult], jobs: Mapping[str, JobRecord] | None, names: Mapping[str, str]
+) -> Table:
+    """One line per config. ``jobs``: the jobs' records once followed (an ended job shows its output or error, a
+    cached one its output); ``None``: the service's answers only (each config's message)."""
     table = Table(title="Results", title_justify="left", box=box.SIMPLE_HEAD, expand=True)
     columns = {"#": (2, 1), "method": (10, 4), "file": (8, 3), "parameters": (10, 4), "status": (13, 3),
                "output / message": (12, 7)}  # fmt: skip
     for column, (least, ratio) in columns.items():
         table.add_column(column, no_wrap=True, overflow="ellipsis", min_width=least, ratio=ratio)
     for index, result in enumerate(results):
-        job = jobs.get(result.job_id or "")
+        job = (jobs or {}).get(result.job_id or "")
         status = job.status if job else (result.new_status or "")
-        if job and job.status == st.COMPLETED:
-            detail, style = _short(job.output), ""
+        if jobs is not None and status == st.COMPLETED:
+            detail, style = _short(job.output if job else result.output), ""
         elif job and st.is_final(job.status):
             detail, style = _short(_first_line(job.error)), "red"
         else:
-            detail, style = result.message, "red" if result.outcome in ("invalid", "refused") else ""
+            detail, style = result.message, "red" if result.outcome in st.UNSERVED_OUTCOMES else ""
         table.add_row(
             str(index), result.method_name or "", names.get(result.file_hash or "", _short(result.file_hash, 12)),
             _short(json.dumps(result.parameters), 40), f"{status} {result.outcome}".strip(), detail, style=style,
@@ -77,29 +82,49 @@ def _results_table(results: Sequence[MultiJobResult], jobs: dict[str, JobRecord]
     return table
 
 
-def wait_for(connection: Connection, job_ids: Sequence[str], timeout: float | None = None) -> dict[str, JobRecord]:
-    """Poll every unfinished job in one call per interval, with a progress bar, until all have ended."""
-    unique = list(dict.fromkeys(job_ids))
-    records = {r.job_id: r for r in connection.job_statuses(unique)}
-    deadline = None if timeout is None else time.monotonic() + timeout
+def follow(batch: Batch, timeout: float | None = None) -> None:
+    """Block in ``Batch.wait`` (its poller asks for every unfinished job in one call per interval), with a
+    progress bar following the batch's changes. After ``timeout`` seconds it returns: the jobs go on, and the
+    tables printed next show where each one is."""
     columns = (TextColumn("jobs"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    stop = threading.Event()
     with Progress(*columns, console=console, transient=True) as progress:
-        bar = progress.add_task("jobs", total=len(unique))
-        while True:
-            pending = [j for j in unique if j in records and not st.is_final(records[j].status)]
-            progress.update(bar, completed=len(unique) - len(pending))
-            if not pending or (deadline is not None and time.monotonic() > deadline):
-                return records
-            time.sleep(POLL_S)
-            records.update((r.job_id, r) for r in connection.job_statuses(pending))
+        bar = progress.add_task("jobs", total=len(batch.configs))
+
+        def show_progress() -> None:
+            version = -1
+            while not stop.is_set():
+                ended = sum(1 for row in batch.rows() if row.state in st.FINAL_ROW_STATES)
+                progress.update(bar, completed=ended)
+                version = batch.wait_for_change(version, POLL_S)
+
+        updater = threading.Thread(target=show_progress, name="dshpc-cli-progress", daemon=True)
+        updater.start()
+        try:
+            batch.wait(timeout)
+        except TimeoutError:
+            pass  # not an error here: the tables show the jobs still in progress
+        finally:
+            stop.set()
+            updater.join()
 
 
 def _print_batch(
-    connection: Connection, results: Sequence[MultiJobResult], stats: BatchStatistics, jobs: dict[str, JobRecord]
+    connection: Connection,
+    results: Sequence[MultiJobResult],
+    stats: BatchStatistics,
+    jobs: Mapping[str, JobRecord] | None,
 ) -> None:
     names = {f.file_hash: f.filename or f.file_hash[:12] for f in connection.list_files()}
     console.print(_results_table(results, jobs, names))
     console.print(_statistics_table(stats))
+
+
+def _print_submitted(batch: Batch, *, followed: bool) -> None:
+    """A submitted batch's tables: with its jobs' records if it was followed, else the service's answers."""
+    rows = batch.rows()
+    jobs = {r.job.job_id: r.job for r in rows if r.job is not None} if followed else None
+    _print_batch(batch.connection, [r.result for r in rows if r.result is not None], batch.statistics, jobs)
 
 
 # --- commands ----------------------------------------------------------------------------------------------
@@ -141,14 +166,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
         hashes = dict(zip((p.name for p in files), connection.upload_files(files), strict=True))
         console.print(f"uploaded {len(files)} example files (stored once, whatever the number of uploads)")
         configs = demo_configs(hashes)
-        warm = connection.simulate_jobs(configs[:1])
-        if warm.results[0].outcome != "cached":
+        warm = Batch.submit(configs[:1], connection=connection, poll=POLL_S)
+        if any(r.result is None or r.result.outcome != st.CACHED for r in warm.rows()):
             console.print("running one job first, so that the batch below finds it in the cache")
-            wait_for(connection, [r.job_id for r in warm.results if r.job_id])
-        response = connection.simulate_jobs(configs)
-        console.print(f"submitted batch {response.batch_id} with {response.total_jobs} configs")
-        jobs = wait_for(connection, [r.job_id for r in response.results if r.job_id], timeout=args.timeout)
-        _print_batch(connection, response.results, response, jobs)
+            follow(warm)
+        batch = Batch.submit(configs, connection=connection, poll=POLL_S)
+        console.print(f"submitted batch {batch.batch_id} with {batch.statistics.total_jobs} configs")
+        follow(batch, args.timeout)
+        _print_submitted(batch, followed=True)
         console.print("Run the demo again: every successful job is then served from the cache.")
     return 0
 
@@ -159,13 +184,15 @@ def cmd_submit(args: argparse.Namespace) -> int:
         expansion = load_file(args.file, upload=connection.upload_files)
         for note in expansion.notes():
             console.print(note)
-        response = connection.simulate_jobs(expansion.configs, dry_run=args.dry_run)
-        jobs: dict[str, JobRecord] = {}
-        if args.wait and not args.dry_run:
-            jobs = wait_for(connection, [r.job_id for r in response.results if r.job_id], timeout=args.timeout)
-        if response.batch_id:
-            console.print(f"batch {response.batch_id}")
-        _print_batch(connection, response.results, response, jobs)
+        batch = Batch.submit(expansion.configs, connection=connection, poll=POLL_S, dry_run=args.dry_run)
+        followed = args.wait and not args.dry_run
+        if followed:
+            follow(batch, args.timeout)
+        else:
+            batch.stop()  # the jobs go on; the tables show what the service answered
+        if batch.batch_id:
+            console.print(f"batch {batch.batch_id}")
+        _print_submitted(batch, followed=followed)
     return 0
 
 

@@ -7,6 +7,7 @@ import itertools
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -245,8 +246,72 @@ def test_a_final_record_never_goes_back(connection: Connection, hashes: dict[str
     batch = Batch.submit(threshold_configs(hashes, [0.2])[:1], connection=connection, poll=0.1).wait(60)
     record = batch.rows()[0].job
     assert record is not None and record.status == "CD"
-    batch._apply([record.model_copy(update={"status": "R"})])
+    batch.state.apply([record.model_copy(update={"status": "R"})])
     assert batch.rows()[0].status == "CD"
+
+
+def test_parameter_defaults_are_fetched_once_at_submission_never_by_the_views(
+    counting: tuple[Connection, CountingBackend], hashes: dict[str, str]
+) -> None:
+    connection, backend = counting
+    batch = Batch.submit(threshold_configs(hashes, [0.2]), connection=connection, poll=0.05)
+    assert backend.calls["list_methods"] == 1, "asked when the batch is submitted"
+    batch.wait(60)
+    for _ in range(3):
+        assert batch.df["column"].tolist() == ["value", "value"]
+    batch.outputs()
+    batch.refresh()  # every method of the batch is known: nothing to ask again
+    assert backend.calls["list_methods"] == 1
+    reopened = Batch.load(batch.batch_id or "", connection=connection)
+    assert reopened.df["column"].tolist() == ["value", "value"] and backend.calls["list_methods"] == 2
+
+
+def test_a_batch_whose_configs_name_no_method_never_asks_for_defaults(
+    counting: tuple[Connection, CountingBackend], hashes: dict[str, str]
+) -> None:
+    connection, backend = counting
+    batch = Batch.submit([{"method_name": "Nope", "file_hash": hashes["poem.txt"], "parameters": {"a": 1}}],
+                         connection=connection)  # fmt: skip
+    assert batch.df["a"].tolist() == [1] and batch.refresh().defaults_error is None
+    assert backend.calls["list_methods"] == 0
+
+
+def test_an_error_fetching_defaults_is_recorded_shown_and_asked_again_by_refresh(
+    home: Path, hashes: dict[str, str]
+) -> None:
+    backend = CountingBackend(EmbeddedBackend(open_engine(home)), fail_method="list_methods", fail_first=1)
+    connection = Connection(backend)
+    try:
+        batch = Batch.submit(threshold_configs(hashes, [0.2]), connection=connection, poll=0.05).wait(60)
+        assert batch.defaults_error == "ConnectionError: service unavailable (injected)"
+        with pytest.warns(UserWarning, match=r"parameter defaults: could not be fetched \(ConnectionError: service"):
+            df = batch.df
+        assert df["threshold"].tolist() == [0.2, 0.2] and "column" not in df.columns  # the given values only
+        with pytest.warns(UserWarning, match="batch.refresh"):
+            batch.outputs()
+        batch.refresh()
+        assert batch.defaults_error is None and backend.calls["list_methods"] == 2
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            assert batch.df["column"].tolist() == ["value", "value"]
+    finally:
+        connection.close()
+
+
+class MethodsBug(CountingBackend):
+    """A backend whose ``list_methods`` has a bug (not a service that cannot answer)."""
+
+    async def list_methods(self, latest_only: bool = True) -> list[object]:
+        raise TypeError("a bug in list_methods")
+
+
+def test_a_bug_fetching_defaults_is_raised_not_recorded(home: Path, hashes: dict[str, str]) -> None:
+    connection = Connection(MethodsBug(EmbeddedBackend(open_engine(home))))
+    try:
+        with pytest.raises(TypeError, match="a bug in list_methods"):
+            Batch.submit(threshold_configs(hashes, [0.2]), connection=connection)
+    finally:
+        connection.close()
 
 
 def test_bad_arguments_name_the_field(connection: Connection) -> None:

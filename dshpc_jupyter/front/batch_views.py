@@ -1,0 +1,239 @@
+"""Pandas and summary views of a Batch, computed from snapshots of its rows: no I/O here (the parameter defaults
+are fetched by the Batch and handed in as :class:`ParameterDefaults`)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from ..domain import status as st
+from ..domain.models import BatchStatistics, BatchSummary, MethodInfo
+from .batch_state import SEED_STATISTICS, Row
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+@dataclass(frozen=True)
+class BatchStats:
+    """The seed's six statistics (summed over every sending) and where the batch is now.
+
+    Live counts are per config (row): ``pending + running + completed + failed + errors + queued == configs``.
+    ``throughput`` counts jobs that ended since the batch was submitted, per second; ``eta`` is in seconds.
+    """
+
+    total_jobs: int
+    successful_submissions: int
+    failed_submissions: int
+    completed_jobs: int
+    in_progress_jobs: int
+    resubmitted_jobs: int
+    configs: int
+    pending: int
+    running: int
+    completed: int
+    failed: int
+    errors: int
+    queued: int
+    cached: int
+    elapsed: float
+    throughput: float | None
+    eta: float | None
+    done: bool
+    dry_run: bool
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def summary(self) -> str:
+        """One line for people."""
+        if self.dry_run:
+            joined = self.in_progress_jobs - self.successful_submissions
+            new = self.successful_submissions - self.resubmitted_jobs
+            return (
+                f"dry run: {self.configs} configs: {self.completed_jobs} cached, {joined} in progress, {new} new, "
+                f"{self.resubmitted_jobs} resubmitted, {self.failed_submissions} invalid; nothing was submitted"
+            )
+        parts = [f"{self.configs} configs", f"{self.completed} completed ({self.cached} cached)"]
+        parts += [f"{n} {word}" for n, word in ((self.running, "running"), (self.pending, "pending"),
+                                                (self.queued, "queued")) if n]  # fmt: skip
+        parts += [f"{self.failed} failed", f"{self.errors} errors"]
+        if self.done:
+            parts.append(f"done in {_seconds(self.elapsed)}")
+        else:
+            parts.append(f"{_seconds(self.elapsed)} elapsed")
+            if self.throughput:
+                parts.append(f"{self.throughput:.2g} jobs/s")
+            if self.eta is not None:
+                parts.append(f"ETA {_seconds(self.eta)}")
+        return " · ".join(parts)
+
+
+def _seconds(value: float) -> str:
+    if value < 60:
+        return f"{value:.1f} s"
+    minutes, seconds = divmod(int(value), 60)
+    return f"{minutes} min {seconds:02d} s" if minutes < 60 else f"{minutes // 60} h {minutes % 60:02d} min"
+
+
+def batch_stats(
+    rows: Sequence[Row], statistics: BatchStatistics, *, submitted_at: float, done: bool, dry_run: bool
+) -> BatchStats:
+    """The statistics of a snapshot of rows; throughput and ETA from the jobs that ended since ``submitted_at``."""
+    counts = dict.fromkeys(("pending", "running", "completed", "failed", "errors", "queued"), 0)
+    ended_since_submit = 0
+    last_end = submitted_at
+    for row in rows:
+        if row.state == "in progress":
+            counts[st.live_count(row.status)] += 1
+        elif row.state == "queued":
+            counts["queued"] += 1
+        elif row.state in ("error", "dry run"):
+            counts["errors"] += 1
+        else:
+            counts[row.state] += 1
+        if row.job is not None and row.job.finished_at is not None:
+            end = row.job.finished_at.timestamp()
+            if end >= submitted_at:
+                ended_since_submit += 1
+                last_end = max(last_end, end)
+    elapsed = max(0.0, (last_end if done else time.time()) - submitted_at)
+    throughput = ended_since_submit / elapsed if elapsed > 0 and ended_since_submit else None
+    remaining = counts["pending"] + counts["running"] + counts["queued"]
+    return BatchStats(
+        **statistics.model_dump(),
+        configs=len(rows),
+        **counts,
+        cached=sum(1 for r in rows if r.result is not None and r.result.outcome == st.CACHED),
+        elapsed=elapsed,
+        throughput=throughput,
+        eta=remaining / throughput if throughput and remaining else (0.0 if done else None),
+        done=done,
+        dry_run=dry_run,
+    )
+
+
+@dataclass
+class ParameterDefaults:
+    """function_hash -> {parameter: default} of the service's methods, as last fetched (``None``: not fetched);
+    ``error`` says why the last fetch failed (the per-parameter columns then hold the given values only)."""
+
+    by_function: dict[str, dict[str, Any]] | None = None
+    error: str | None = None
+
+    def learn(self, methods: Iterable[MethodInfo]) -> None:
+        self.by_function = {m.function_hash: {p.name: p.default for p in m.parameters} for m in methods}
+        self.error = None
+
+    def failed(self, error: Exception) -> None:
+        self.error = f"{type(error).__name__}: {error}"
+
+    def covers(self, function_hashes: Iterable[str]) -> bool:
+        """Whether every one of these methods' defaults is known (asking the service again would add nothing)."""
+        known = self.by_function
+        return known is not None and all(h in known for h in function_hashes)
+
+    def of(self, row: Row) -> dict[str, Any]:
+        """The row's parameters: those given, over its method's defaults."""
+        given = row.config.get("parameters") or {}
+        if not isinstance(given, Mapping):
+            return {}
+        function_hash = row.result.function_hash if row.result is not None else None
+        known = (self.by_function or {}).get(function_hash or "", {})
+        return {**known, **given}
+
+
+def rows_frame(rows: Sequence[Row], defaults: ParameterDefaults) -> pd.DataFrame:
+    """One row per config in request order: the seed's result fields, the job's current state and timings,
+    and one column per parameter (defaults filled in from the method's spec)."""
+    import pandas as pd
+
+    parameters = [defaults.of(row) for row in rows]
+    names = dict.fromkeys(name for given in parameters for name in given)
+    frame = pd.DataFrame(
+        {
+            "job_id": [r.result.job_id if r.result else None for r in rows],
+            "method_name": [r.config.get("method_name") for r in rows],
+            "file_hash": [r.config.get("file_hash") for r in rows],
+            "function_hash": [r.result.function_hash if r.result else None for r in rows],
+            "parameters": [r.config.get("parameters", {}) for r in rows],
+            "new_status": [r.result.new_status if r.result else None for r in rows],
+            "old_status": [r.result.old_status if r.result else None for r in rows],
+            "message": [r.message for r in rows],
+            "output": [r.output for r in rows],
+            "outcome": [r.result.outcome if r.result else None for r in rows],
+            "status": [r.status for r in rows],
+            "state": [r.state for r in rows],
+            "cached": [r.result is not None and r.result.outcome == st.CACHED for r in rows],
+            "error": [r.error for r in rows],
+            "exit_code": pd.array([r.job.exit_code if r.job else None for r in rows], dtype="Int64"),
+            "submitted_at": _times([r.job.created_at if r.job else None for r in rows]),
+            "started_at": _times([r.job.started_at if r.job else None for r in rows]),
+            "finished_at": _times([r.job.finished_at if r.job else None for r in rows]),
+            "duration": pd.array([r.duration for r in rows], dtype="Float64"),
+        }
+    )
+    for column in ("method_name", "file_hash", "function_hash", "new_status", "old_status", "message", "status"):
+        frame[column] = frame[column].astype("category")
+    frame["state"] = pd.Categorical(frame["state"], categories=st.ROW_STATES)
+    frame["outcome"] = pd.Categorical(frame["outcome"], categories=st.OUTCOMES)
+    for name in names:
+        column = name if name not in frame.columns else f"param_{name}"
+        values = [given.get(name) for given in parameters]
+        frame[column] = pd.Series(values, dtype="category" if _all_strings(values) else None)
+    return frame
+
+
+def outputs_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """The JSON outputs of a :func:`rows_frame` as columns (``pandas.json_normalize``) beside each config's method,
+    file and parameters, same index; an output column named like one of those gets ``output.`` in front. Outputs
+    that are not JSON objects land in ``value`` (other JSON) or ``text`` (not JSON)."""
+    import pandas as pd
+
+    keep = ["method_name", "file_hash", *frame.columns[list(frame.columns).index("duration") + 1 :]]
+    parsed = [
+        _parse_output(out) if state == "completed" else {}
+        for out, state in zip(frame["output"], frame["state"], strict=True)
+    ]
+    outputs = pd.json_normalize(parsed) if any(parsed) else pd.DataFrame(index=range(len(parsed)))
+    outputs.index = frame.index
+    outputs.columns = [f"output.{c}" if c in keep else str(c) for c in outputs.columns]
+    return pd.concat([frame[keep], outputs], axis=1)
+
+
+def batches_frame(summaries: Sequence[BatchSummary]) -> pd.DataFrame:
+    """The service's batches as a table: id, creation time and the seed's six statistics."""
+    import pandas as pd
+
+    columns = ["batch_id", "created_at", *SEED_STATISTICS]
+    frame = pd.DataFrame(
+        [{"batch_id": s.batch_id, "created_at": s.created_at, **s.statistics.model_dump()} for s in summaries],
+        columns=columns,
+    )
+    frame["created_at"] = pd.to_datetime(frame["created_at"], utc=True)
+    return frame
+
+
+def _times(values: Sequence[datetime | None]) -> Any:
+    import pandas as pd
+
+    return pd.to_datetime(pd.Series(list(values), dtype=object), utc=True)
+
+
+def _all_strings(values: Sequence[Any]) -> bool:
+    present = [v for v in values if v is not None]
+    return bool(present) and all(isinstance(v, str) for v in present)
+
+
+def _parse_output(text: str | None) -> dict[str, Any]:
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return {"text": text.strip()}
+    return value if isinstance(value, dict) else {"value": value}

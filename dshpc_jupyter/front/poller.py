@@ -1,0 +1,91 @@
+"""The poller of a Batch: it sends the configs held back by ``concurrency`` as earlier jobs end, and asks for
+every unfinished job in one ``job_statuses`` call per interval (never one call per job), backing off while the
+service does not answer.
+
+It runs as a coroutine on its connection's loop, so a kernel blocked in ``time.sleep`` does not stop it, and it
+stops by itself once the batch is done. Each sending is recorded as its own batch on the service; sending the
+same configs again attaches to the jobs already made.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import threading
+from typing import Final
+
+from .batch_state import BatchState
+from .connection import Connection
+
+DEFAULT_POLL: Final = 0.5
+MAX_BACKOFF: Final = 30.0
+
+
+class Poller:
+    """Follows one :class:`.BatchState` on a connection; ``last_error`` is the latest polling problem."""
+
+    def __init__(self, connection: Connection, state: BatchState, *, poll: float, concurrency: int | None) -> None:
+        if poll <= 0:
+            raise ValueError(f"poll: must be a positive number of seconds, got {poll}")
+        if concurrency is not None and concurrency < 1:
+            raise ValueError(f"concurrency: must be at least 1, got {concurrency}")
+        self.connection = connection
+        self.state = state
+        self.poll = poll
+        self.concurrency = concurrency
+        #: The last polling problem (a service that did not answer), cleared by the next good answer.
+        self.last_error: str | None = None
+        self._lock = threading.Lock()
+        self._task: concurrent.futures.Future[None] | None = None
+        self._step_lock: asyncio.Lock | None = None
+
+    def start(self) -> None:
+        """Poll in the background until the batch is done (once: starting a running poller does nothing)."""
+        with self._lock:
+            if self._task is None and not self.state.done:
+                self._task = self.connection.start(self._loop)
+
+    def stop(self) -> None:
+        with self._lock:
+            task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+
+    async def send(self) -> None:
+        """Send held-back configs while fewer than ``concurrency`` jobs are in progress (all of them without it)."""
+        while self.state.has_queued:
+            room = None if self.concurrency is None else self.concurrency - len(self.state.unfinished_ids())
+            chunk = self.state.take_queued(room)
+            if not chunk:
+                return
+            response = await self.connection.backend.simulate_jobs([self.state.configs[i] for i in chunk])
+            self.state.record(chunk, response)
+
+    async def step(self) -> None:
+        """One round: send what ``concurrency`` allows, then ask for every unfinished job in one call."""
+        if self._step_lock is None:
+            self._step_lock = asyncio.Lock()
+        async with self._step_lock:
+            await self.send()
+            ids = self.state.unfinished_ids()
+            if ids:
+                self.state.apply(await self.connection.backend.job_statuses(ids))
+            await self.send()
+            self.state.finish_if_done()
+
+    async def _loop(self) -> None:
+        delay = self.poll
+        try:
+            while not self.state.finish_if_done():
+                await asyncio.sleep(delay)
+                try:
+                    await self.step()
+                except Exception as exc:  # recorded and shown: a service that does not answer now may answer later
+                    self.last_error = f"{type(exc).__name__}: {exc}"
+                    delay = min(delay * 2, MAX_BACKOFF)
+                    self.state.notify()
+                else:
+                    self.last_error, delay = None, self.poll
+        finally:
+            with self._lock:
+                self._task = None

@@ -1,0 +1,79 @@
+"""The command line's ``submit``: it waits through ``Batch`` (one poller, one ``wait``), prints what the service
+answered when not waiting, and where each job is when the wait times out."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from rich.console import Console
+
+from dshpc_jupyter import cli
+from dshpc_jupyter.examples import data_files, methods_dir
+from dshpc_jupyter.front.batch import Batch
+
+
+@pytest.fixture
+def run(home: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Any:
+    """``dshpc-jupyter --home HOME ARGS...`` in this process: its exit code and what it printed (wide lines)."""
+    monkeypatch.setattr(cli, "console", Console(highlight=False, width=200))
+
+    def run(*args: str) -> tuple[int, str]:
+        capsys.readouterr()
+        code = cli.main(["--home", str(home), *args])
+        return code, capsys.readouterr().out
+
+    assert run("methods", "register", str(methods_dir()))[0] == 0
+    return run
+
+
+@pytest.fixture
+def waits(monkeypatch: pytest.MonkeyPatch) -> list[float | None]:
+    """The timeouts ``Batch.wait`` was called with (it still waits)."""
+    calls: list[float | None] = []
+    original = Batch.wait
+
+    def wait(self: Batch, timeout: float | None = None) -> Batch:
+        calls.append(timeout)
+        return original(self, timeout)
+
+    monkeypatch.setattr(Batch, "wait", wait)
+    return calls
+
+
+def write_request(path: Path, configs: list[dict[str, Any]]) -> Path:
+    path.write_text(json.dumps({"jobs": configs}), encoding="utf-8")
+    return path
+
+
+def test_submit_waits_through_batch_and_shows_outputs_then_answers(
+    run: Any, waits: list[float | None], tmp_path: Path
+) -> None:
+    readings = str(data_files("readings_a.csv")[0])
+    sweep = tmp_path / "sweep.yaml"
+    sweep.write_text(f"method: Threshold Filter\nfiles: [{readings}]\ngrid:\n  threshold: [0.5, -1]\n", "utf-8")
+    code, out = run("submit", str(sweep), "--wait", "--timeout", "60")
+    assert code == 0 and waits == [60.0]
+    assert '{"rows": 48, "above": 28' in out and "CD new" in out
+    assert "F new" in out and "threshold must be non-negative" in out  # a failed job shows its error
+    code, out = run("submit", str(sweep))
+    assert code == 0 and waits == [60.0], "without --wait nothing waits"
+    assert "CD cached" in out and "Completed job found" in out and '"rows": 48' not in out  # the service's answer
+    code, out = run("submit", str(sweep), "--wait")
+    assert code == 0 and waits == [60.0, None]
+    assert "CD cached" in out and '{"rows": 48, "above": 28' in out  # a cached job's output, once followed
+
+
+def test_submit_wait_that_times_out_prints_the_jobs_still_in_progress(
+    run: Any, waits: list[float | None], tmp_path: Path
+) -> None:
+    [hello] = data_files("hello.txt")
+    code, out = run("files", "upload", str(hello))
+    file_hash = out.split()[0]
+    configs = [{"method_name": "Simulated Workload", "file_hash": file_hash, "parameters": {"seconds": 30}}]
+    code, out = run("submit", str(write_request(tmp_path / "slow.json", configs)), "--wait", "--timeout", "0.5")
+    assert code == 0 and waits == [0.5]
+    row = next(line for line in out.splitlines() if "Simulated Workload" in line)
+    assert ("PD new" in row or "R new" in row) and "Statistics" in out
