@@ -20,7 +20,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from .errors import MethodSpecError
+from .errors import InvalidParametersError, MethodSpecError
 from .hashing import canonical_json, function_hash, method_files, parameters_key
 from .home import Home
 from .models import MethodParameter, MethodSpec
@@ -35,10 +35,6 @@ TYPE_ALIASES = {
     "array": "array", "list": "array",
     "object": "object", "dict": "object",
 }  # fmt: skip
-
-
-class InvalidParametersError(ValueError):
-    """A call's parameters do not fit the method's spec; the message names the parameter."""
 
 
 @dataclass(frozen=True)
