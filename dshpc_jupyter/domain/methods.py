@@ -20,7 +20,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from .errors import InvalidParametersError, MethodSpecError
+from .errors import InvalidParametersError as InvalidParametersError  # its name here before errors.py held it
+from .errors import MethodSpecError
 from .hashing import canonical_json, function_hash, method_files, parameters_key
 from .home import Home
 from .models import MethodParameter, MethodSpec

@@ -23,10 +23,10 @@ from pathlib import Path
 from typing import Any, get_args
 
 from ..domain import status as st
-from ..domain.errors import ConflictError, InvalidInputError, NotFoundError
+from ..domain.errors import ConflictError, InvalidInputError, InvalidParametersError, NotFoundError
 from ..domain.hashing import CHUNK, canonical_json, is_sha256_hex, job_key
 from ..domain.home import Home
-from ..domain.methods import InvalidParametersError, ParameterSchema, find_method_dirs, install_method, load_method
+from ..domain.methods import ParameterSchema, find_method_dirs, install_method, load_method
 from ..domain.models import (
     BatchDetail,
     BatchStatistics,
