@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from ..domain.models import (
@@ -15,14 +15,12 @@ from ..domain.models import (
     CancelResponse,
     FileInfo,
     HashCheckResponse,
-    JobConfig,
     JobRecord,
     JobSimulationResponse,
     MethodInfo,
     MultiJobSimulationResponse,
 )
-
-ConfigLike = JobConfig | Mapping[str, Any]
+from ..domain.models import ConfigLike as ConfigLike  # one config as a caller gives it (declared with the models)
 
 
 @runtime_checkable
