@@ -2,9 +2,11 @@
 
 A batch is handled set-wise rather than config by config: configs are checked and hashed in memory (method
 versions resolved once per name, parameter sets canonicalized once per distinct value), then one write
-transaction looks up every job key in a single indexed query, inserts the new jobs and records the batch.
-Holding SQLite's write lock across the lookup and the inserts is what makes submissions exactly-once between
-processes; identical configs inside a batch share the job of the first of them.
+transaction looks up every job key in a single indexed query and inserts the new jobs; the batch is recorded
+once the scheduler has answered (see ``Engine._simulate``). Holding SQLite's write lock across the lookup and
+the inserts is what makes submissions exactly-once between processes; identical configs inside a batch share
+the job of the first of them. Configs arrive typed (:mod:`..domain.configs`); result rows stay typed
+(``ResultRow``) until the response is validated once.
 
 The methods here are synchronous; :mod:`.embedded` exposes them as the async ``Backend``.
 """
