@@ -15,7 +15,6 @@ from dshpc_jupyter.domain.errors import SchedulerError
 from dshpc_jupyter.domain.hashing import sha256_bytes, sha256_copy
 from dshpc_jupyter.domain.models import (
     JobConfig,
-    JobRecord,
     MultiJobResult,
     MultiJobSimulationRequest,
     ResultRow,
@@ -23,8 +22,8 @@ from dshpc_jupyter.domain.models import (
 )
 from dshpc_jupyter.front.sweep import BatchSpecError, expand
 from dshpc_jupyter.schedulers.base import Refusal, Submission
+from dshpc_jupyter.schedulers.local import LocalScheduler
 from dshpc_jupyter.service.engine import Engine
-from dshpc_jupyter.store.sqlite import JobUpdate
 
 WORDS = "Word Count (bash)"
 H = "a" * 64
@@ -115,37 +114,26 @@ def test_a_result_row_has_the_fields_of_a_result() -> None:
     assert list(ResultRow.__annotations__) == list(MultiJobResult.model_fields)
 
 
-class Watching:
-    """A scheduler that records what the store held when it was asked to submit, and may refuse or raise."""
+class Watching(LocalScheduler):
+    """The local scheduler, noting what the store held when it was asked to submit; it may refuse or raise."""
 
-    name = "local"
-
-    def __init__(self, engine: Engine, *, refuse: bool = False, fail: bool = False) -> None:
-        self.engine, self.refuse, self.fail = engine, refuse, fail
-        self.seen: tuple[list[str], int] | None = None
+    refuse = fail = False
+    seen: tuple[list[str], int] | None = None
 
     def submit(self, submissions: Sequence[Submission]) -> list[Refusal]:
-        recorded = [job.job_id for job in self.engine.store.get_jobs([s.job_id for s in submissions])]
-        self.seen = (recorded, len(self.engine.batches()))
+        recorded = [job.job_id for job in self.store.get_jobs([s.job_id for s in submissions])]
+        self.seen = (recorded, len(self.store.list_batches()))
         if self.fail:
             raise SchedulerError("the queue is down")
-        return [Refusal(s.job_id, "no room") for s in submissions] if self.refuse else []
-
-    def poll(self, jobs: Sequence[JobRecord]) -> list[JobUpdate]:
-        return []
-
-    def cancel(self, jobs: Sequence[JobRecord]) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
+        return [Refusal(s.job_id, "no room") for s in submissions] if self.refuse else super().submit(submissions)
 
 
 @pytest.mark.parametrize("refuse", [False, True])
 def test_jobs_are_recorded_before_the_scheduler_hears_and_the_batch_after(
     engine: Engine, example_hashes: dict[str, str], refuse: bool
 ) -> None:
-    scheduler = Watching(engine, refuse=refuse)
+    scheduler = Watching(engine.home, engine.store)
+    scheduler.refuse = refuse
     watched = Engine(engine.home, engine.store, scheduler)
     config = {"file_hash": example_hashes["poem.txt"], "method_name": WORDS}
     response = watched.simulate_jobs([config, config])
@@ -158,7 +146,9 @@ def test_jobs_are_recorded_before_the_scheduler_hears_and_the_batch_after(
 def test_a_scheduler_that_raises_still_leaves_the_batch_recorded(
     engine: Engine, example_hashes: dict[str, str]
 ) -> None:
-    watched = Engine(engine.home, engine.store, Watching(engine, fail=True))
+    scheduler = Watching(engine.home, engine.store)
+    scheduler.fail = True
+    watched = Engine(engine.home, engine.store, scheduler)
     with pytest.raises(SchedulerError, match="the queue is down"):
         watched.simulate_jobs([{"file_hash": example_hashes["poem.txt"], "method_name": WORDS}])
     [summary] = engine.batches()
