@@ -1,5 +1,5 @@
 """Configs read once (domain/configs.py): one validator for the request model, the engine and batch documents,
-one message per problem; result rows typed until the response; the batch written after the scheduler answered."""
+one message per problem; jobs and their batch recorded before the scheduler hears, refusals recorded after."""
 
 from __future__ import annotations
 
@@ -129,7 +129,7 @@ class Watching(LocalScheduler):
 
 
 @pytest.mark.parametrize("refuse", [False, True])
-def test_jobs_are_recorded_before_the_scheduler_hears_and_the_batch_after(
+def test_jobs_and_their_batch_are_recorded_before_the_scheduler_hears(
     engine: Engine, example_hashes: dict[str, str], refuse: bool
 ) -> None:
     scheduler = Watching(engine.home, engine.store)
@@ -137,10 +137,36 @@ def test_jobs_are_recorded_before_the_scheduler_hears_and_the_batch_after(
     watched = Engine(engine.home, engine.store, scheduler)
     config = {"file_hash": example_hashes["poem.txt"], "method_name": WORDS}
     response = watched.simulate_jobs([config, config])
-    assert scheduler.seen == ([response.results[0].job_id], 0)
+    assert scheduler.seen == ([response.results[0].job_id], 1)
     detail = engine.batch(response.batch_id or "")
     assert [r.outcome for r in detail.results] == (["refused"] * 2 if refuse else ["new", "in_progress"])
+    assert [r.message for r in detail.results] == [r.message for r in response.results]
     assert detail.statistics.model_dump() == {k: getattr(response, k) for k in detail.statistics.model_dump()}
+
+
+class AppendingMeanwhile(Watching):
+    """Refuses, but first lets another caller append a chunk to the batch being submitted."""
+
+    other: Engine | None = None
+    config: dict[str, str] | None = None
+
+    def submit(self, submissions: Sequence[Submission]) -> list[Refusal]:
+        assert self.other is not None and self.config is not None
+        [batch] = self.other.batches()
+        self.other.simulate_jobs([self.config], append_to=batch.batch_id)
+        return [Refusal(s.job_id, "no room") for s in submissions]
+
+
+def test_recording_refusals_keeps_a_chunk_appended_meanwhile(engine: Engine, example_hashes: dict[str, str]) -> None:
+    scheduler = AppendingMeanwhile(engine.home, engine.store)
+    scheduler.other, scheduler.config = engine, {"file_hash": example_hashes["hello.txt"], "method_name": WORDS}
+    response = Engine(engine.home, engine.store, scheduler).simulate_jobs(
+        [{"file_hash": example_hashes["poem.txt"], "method_name": WORDS}, {"file_hash": "?", "method_name": WORDS}]
+    )
+    detail = engine.batch(response.batch_id or "")
+    assert [r.outcome for r in detail.results] == ["refused", "invalid", "new"]
+    assert (detail.statistics.total_jobs, detail.statistics.failed_submissions) == (3, 2)
+    assert detail.statistics.successful_submissions == 1
 
 
 def test_a_scheduler_that_raises_still_leaves_the_batch_recorded(

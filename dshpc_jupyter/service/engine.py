@@ -2,11 +2,10 @@
 
 A batch is handled set-wise rather than config by config: configs are checked and hashed in memory (method
 versions resolved once per name, parameter sets canonicalized once per distinct value), then one write
-transaction looks up every job key in a single indexed query and inserts the new jobs; the batch is recorded
-once the scheduler has answered (see ``Engine._simulate``). Holding SQLite's write lock across the lookup and
-the inserts is what makes submissions exactly-once between processes; identical configs inside a batch share
-the job of the first of them. Configs arrive typed (:mod:`..domain.configs`); result rows stay typed
-(``ResultRow``) until the response is validated once.
+transaction looks up every job key in a single indexed query, inserts the new jobs and records the batch.
+Holding SQLite's write lock across the lookup and the inserts is what makes submissions exactly-once between
+processes; identical configs inside a batch share the job of the first of them. Configs arrive typed
+(:mod:`..domain.configs`); result rows stay typed (``ResultRow``) until the response is validated once.
 
 The methods here are synchronous; :mod:`.embedded` exposes them as the async ``Backend``.
 """
@@ -23,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, get_args
+from typing import Any, cast, get_args
 
 from ..domain import status as st
 from ..domain.configs import Config, ConfigError
@@ -290,15 +289,11 @@ class Engine:
     def _simulate(
         self, items: Sequence[object], *, dry_run: bool, record: bool, append_to: str | None = None
     ) -> MultiJobSimulationResponse:
-        """Decide every config, record the new jobs, hand them to the scheduler, then record the batch.
+        """Decide every config, record the new jobs with the batch, then hand the jobs to the scheduler.
 
-        The lookup of every job key and the insert of the new jobs share one write transaction: that is what
-        makes submissions exactly-once between processes. The scheduler hears of the jobs only once they are
-        committed (a crash before it does leaves pending jobs that a retry joins, never a job the store does
-        not know). The batch is written after the scheduler answered, so its rows hold the refusals from the
-        start and are never read back, spliced and rewritten; a crash in between leaves the jobs without
-        their batch record, which the caller, who got no answer, never saw either. The batch is written even
-        when the scheduler raises, as the jobs are.
+        The lookup of every job key, the insert of the new jobs and the batch share one write transaction: that
+        makes submissions exactly-once between processes, and a crash leaves all of a batch or none of it. The
+        scheduler hears of the jobs only once they are committed, never of a job the store does not know.
         """
         configs = self._prepare(items)
         leaders: dict[str, int] = {}
@@ -306,25 +301,25 @@ class Engine:
             if config.error is None:
                 leaders.setdefault(config.key, index)
         batch_id = (append_to or uuid.uuid4().hex) if record else None
+        offset = 0
         now = time.time()
         with self.store.read() if dry_run else self.store.write() as tx:
-            # appending nothing is the store's check that the batch exists, inside this transaction
-            if append_to is not None and tx.extend_batch(append_to, BatchStatistics(), []) < 0:
-                raise NotFoundError(f"Batch '{append_to}' not found")
             results, new_jobs = self._decide(configs, leaders, tx.latest_jobs(list(leaders)), dry_run, now)
+            statistics = _statistics(results)
+            if append_to is not None:
+                offset = tx.extend_batch(append_to, statistics, results)
+                if offset < 0:
+                    raise NotFoundError(f"Batch '{append_to}' not found")
+            elif batch_id is not None:
+                tx.insert_batch(batch_id, now, statistics, results)
             if new_jobs:
                 tx.insert_jobs(job for job, _ in new_jobs)
-        try:
-            if new_jobs:
-                results = self._submit([submission for _, submission in new_jobs], results)
-        finally:
-            statistics = _statistics(results)
-            if batch_id is not None:
-                with self.store.write() as tx:
-                    if append_to is None:
-                        tx.insert_batch(batch_id, now, statistics, results)
-                    else:
-                        tx.extend_batch(append_to, statistics, results)
+        if new_jobs:
+            submitted = self._submit([submission for _, submission in new_jobs], results)
+            if submitted is not results:
+                results, statistics = submitted, _statistics(submitted)
+                if batch_id is not None:
+                    self._record_refusals(batch_id, offset, results)
         # Built by the code above, so exactly typed: strict validation is both a check and the fast path.
         return MultiJobSimulationResponse.model_validate(
             {"results": results, "batch_id": batch_id, "dry_run": dry_run, **statistics.model_dump()}, strict=True
@@ -386,8 +381,8 @@ class Engine:
         return row, Submission(job_id, file_hash, config.function_hash, spec, config.canonical)
 
     def _submit(self, submissions: list[Submission], results: list[ResultRow]) -> list[ResultRow]:
-        """Hand the new jobs to the scheduler; a refused job fails with the reason, never silently: the result
-        rows, with those of refused jobs replaced."""
+        """Hand the new jobs to the scheduler; a refused job fails with the reason, never silently. The result
+        rows with those of refused jobs replaced (the same list when none was refused)."""
         refusals = {r.job_id: r.reason for r in self.scheduler.submit(submissions)}
         if not refusals:
             return results
@@ -397,6 +392,24 @@ class Engine:
         )  # fmt: skip
         reasons = ((row, refusals.get(row["job_id"] or "")) for row in results)
         return [row if reason is None else _refused(row, reason) for row, reason in reasons]
+
+    def _record_refusals(self, batch_id: str, offset: int, results: Sequence[ResultRow]) -> None:
+        """Put the refused rows of one call (``offset`` is where it starts in the batch) into the recorded batch.
+
+        Why afterwards: the batch is recorded in its jobs' transaction, and the scheduler may hear of jobs
+        only once that has committed, so its refusals come later. Why this way: only the refused rows are
+        replaced, by index, inside one write transaction (the store's methods run in the transaction this
+        thread holds), so a chunk another call appends meanwhile is never lost. The store has no per-row
+        update, so the rows are read and written whole; only a refusal, a scheduler's fault, pays for that.
+        """
+        with self.store.write():
+            found = self.store.get_batch(batch_id)
+            assert found is not None, "batches are never deleted"
+            recorded = [cast(ResultRow, result.model_dump()) for result in found[1]]
+            for index, row in enumerate(results):
+                if row["outcome"] == "refused":
+                    recorded[offset + index] = row
+            self.store.update_batch(batch_id, _statistics(recorded), recorded)
 
     def job_statuses(self, job_ids: Sequence[str]) -> list[JobRecord]:
         """The current records of these jobs (unknown ids are left out), asking their schedulers once."""
