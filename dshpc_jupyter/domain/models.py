@@ -34,7 +34,8 @@ class JobConfig(Model):
 
 
 def read_config(item: object) -> Config | ConfigError:
-    """A config in any form a caller gives it, typed (a ``JobConfig`` has been checked already)."""
+    """A config in any form a caller gives it, typed (a ``JobConfig`` has been checked already). It lives here,
+    not in :mod:`.configs`, because it knows ``JobConfig`` and the models import :mod:`.configs`."""
     if isinstance(item, JobConfig):
         return Config(item.file_hash, item.method_name, item.parameters)
     return parse_config(item)
