@@ -11,13 +11,13 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
+#: The public names and the module each lives in: the one list (``__all__`` is derived from it).
 _EXPORTS = {
     "connect": "front.connection",
     "connect_async": "front.connection",
     "current": "front.connection",
     "Connection": "front.connection",
     "Backend": "backends.base",
-    "DshpcError": "domain.errors",
     "JobConfig": "domain.models",
     "Batch": "front.batch",
     "BatchStats": "front.batch",
@@ -25,17 +25,44 @@ _EXPORTS = {
     "BatchView": "jupyter.display",
     "JobForm": "jupyter.form",
     "load_ipython_extension": "jupyter.magics",
+    # the errors a user catches, all of them DshpcError
+    "DshpcError": "domain.errors",
+    "InvalidInputError": "domain.errors",
+    "NotFoundError": "domain.errors",
+    "ConflictError": "domain.errors",
+    "AuthenticationError": "domain.errors",
+    "LimitExceededError": "domain.errors",
+    "SchedulerError": "domain.errors",
+    "BackendError": "domain.errors",
+    "MethodSpecError": "domain.errors",
+    "StoreVersionError": "domain.errors",
 }
 
-if TYPE_CHECKING:
-    from .backends.base import Backend
-    from .domain.errors import DshpcError
-    from .domain.models import JobConfig
-    from .front.batch import Batch, BatchStats, batches
-    from .front.connection import Connection, connect, connect_async, current
-    from .jupyter.display import BatchView
-    from .jupyter.form import JobForm
-    from .jupyter.magics import load_ipython_extension
+__all__ = ["__version__", *_EXPORTS]
+
+if TYPE_CHECKING:  # the same names for the type checker, which cannot follow __getattr__ (tests/test_public_api.py)
+    from .backends.base import Backend as Backend
+    from .domain.errors import AuthenticationError as AuthenticationError
+    from .domain.errors import BackendError as BackendError
+    from .domain.errors import ConflictError as ConflictError
+    from .domain.errors import DshpcError as DshpcError
+    from .domain.errors import InvalidInputError as InvalidInputError
+    from .domain.errors import LimitExceededError as LimitExceededError
+    from .domain.errors import MethodSpecError as MethodSpecError
+    from .domain.errors import NotFoundError as NotFoundError
+    from .domain.errors import SchedulerError as SchedulerError
+    from .domain.errors import StoreVersionError as StoreVersionError
+    from .domain.models import JobConfig as JobConfig
+    from .front.batch import Batch as Batch
+    from .front.batch import BatchStats as BatchStats
+    from .front.batch import batches as batches
+    from .front.connection import Connection as Connection
+    from .front.connection import connect as connect
+    from .front.connection import connect_async as connect_async
+    from .front.connection import current as current
+    from .jupyter.display import BatchView as BatchView
+    from .jupyter.form import JobForm as JobForm
+    from .jupyter.magics import load_ipython_extension as load_ipython_extension
 
 
 def __getattr__(name: str) -> Any:
@@ -45,19 +72,5 @@ def __getattr__(name: str) -> Any:
     return getattr(importlib.import_module(f".{module}", __name__), name)
 
 
-__all__ = [
-    "Backend",
-    "Batch",
-    "BatchStats",
-    "BatchView",
-    "Connection",
-    "DshpcError",
-    "JobConfig",
-    "JobForm",
-    "__version__",
-    "batches",
-    "connect",
-    "connect_async",
-    "current",
-    "load_ipython_extension",
-]
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})

@@ -161,7 +161,7 @@ def test_load_file_reads_paths_relative_to_the_file(tmp_path: Path) -> None:
         ("jobs: []", "batch: no configs"),
         ("- 3", "configs[0]: a config must be a mapping"),
         (f"- {{method_name: M, file_hash: {H1}, parameter: {{}}}}", "configs[0]: unknown field 'parameter'"),
-        (f"- {{file_hash: {H1}}}", "configs[0]: missing field 'method_name'"),
+        (f"- {{file_hash: {H1}}}", "configs[0].method_name: is required"),
         ("- {method_name: 3, file_hash: x}", "configs[0].method_name: must be a string, got integer"),
         ("- {method_name: M, file_hash: x, parameters: [1]}", "configs[0].parameters: must be a mapping, got list"),
         (f"method: A\nfile: {H1}", "sweep: unknown field 'file' (a sweep has method, methods, files"),

@@ -8,7 +8,7 @@ checks that every implementation has every operation with exactly this signature
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from ..domain.models import (
@@ -17,15 +17,14 @@ from ..domain.models import (
     CancelResponse,
     FileInfo,
     HashCheckResponse,
-    JobConfig,
     JobRecord,
     JobSimulationResponse,
     MethodInfo,
     MultiJobSimulationResponse,
     ServiceStatus,
 )
+from ..domain.models import ConfigLike as ConfigLike  # one config as a caller gives it (declared with the models)
 
-ConfigLike = JobConfig | Mapping[str, Any]
 #: Where ``connect()`` and the HTTP client look for a server's URL and API key when none is given.
 URL_ENV = "DSHPC_URL"
 API_KEY_ENV = "DSHPC_API_KEY"

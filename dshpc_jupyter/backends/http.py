@@ -36,6 +36,7 @@ from .. import __version__
 from ..domain.archive import pack_directory
 from ..domain.errors import (
     AuthenticationError,
+    BackendError,
     ConflictError,
     DshpcError,
     InvalidInputError,
@@ -80,14 +81,6 @@ _STATUS_ERRORS: dict[int, type[DshpcError]] = {
 }
 _NO_BODY: Any = object()
 T = TypeVar("T")
-
-
-class BackendError(DshpcError):
-    """The service could not be reached, or failed in a way that is not the caller's mistake."""
-
-    def __init__(self, message: str, status_code: int = 503) -> None:
-        super().__init__(message)
-        self.status_code = status_code
 
 
 def _detail(response: httpx.Response) -> str:

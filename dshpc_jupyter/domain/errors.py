@@ -30,8 +30,20 @@ class ConflictError(DshpcError):
     status_code = 409
 
 
+class BackendError(DshpcError):
+    """The service could not be reached, or failed in a way that is not the caller's mistake."""
+
+    def __init__(self, message: str, status_code: int = 503) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+
+
 class MethodSpecError(InvalidInputError):
     """A method directory or its ``method.json`` is not usable; the message names the field."""
+
+
+class InvalidParametersError(InvalidInputError):
+    """A call's parameters do not fit the method's spec; the message names the parameter."""
 
 
 class StoreVersionError(DshpcError):

@@ -24,10 +24,20 @@ def sha256_bytes(data: bytes) -> str:
 
 
 def sha256_stream(stream: BinaryIO) -> str:
+    return sha256_copy(stream)[0]
+
+
+def sha256_copy(stream: BinaryIO, out: BinaryIO | None = None) -> tuple[str, int]:
+    """(SHA-256, size) of a stream read to its end, each block also written to ``out`` when given: an upload
+    is staged and hashed in one pass over its bytes."""
     digest = hashlib.sha256()
+    size = 0
     for block in iter(lambda: stream.read(CHUNK), b""):
         digest.update(block)
-    return digest.hexdigest()
+        size += len(block)
+        if out is not None:
+            out.write(block)
+    return digest.hexdigest(), size
 
 
 def sha256_file(path: Path) -> str:

@@ -20,6 +20,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from .configs import json_type
+from .errors import InvalidParametersError as InvalidParametersError  # its name here before errors.py held it
 from .errors import MethodSpecError
 from .hashing import canonical_json, function_hash, method_files, parameters_key
 from .home import Home
@@ -35,10 +37,6 @@ TYPE_ALIASES = {
     "array": "array", "list": "array",
     "object": "object", "dict": "object",
 }  # fmt: skip
-
-
-class InvalidParametersError(ValueError):
-    """A call's parameters do not fit the method's spec; the message names the parameter."""
 
 
 @dataclass(frozen=True)
@@ -200,24 +198,6 @@ _TYPE_WORDS = {
 }  # fmt: skip
 
 
-def _json_type(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    if isinstance(value, dict):
-        return "object"
-    return type(value).__name__
-
-
 def _coerce(param: MethodParameter, value: Any) -> Any:
     """The canonical form of one value, or InvalidParametersError naming the parameter."""
     kind = param.type
@@ -247,7 +227,7 @@ def _coerce(param: MethodParameter, value: Any) -> Any:
     if ok is None:
         shown = "" if value is None else " " + json.dumps(value, default=repr)[:60]
         raise InvalidParametersError(
-            f"parameter {param.name!r} must be {_TYPE_WORDS[kind]}, got {_json_type(value)}{shown}"
+            f"parameter {param.name!r} must be {_TYPE_WORDS[kind]}, got {json_type(value)}{shown}"
         )
     if kind in ("array", "object"):
         try:
@@ -276,7 +256,7 @@ class ParameterSchema:
         if given is None:
             given = {}
         if not isinstance(given, Mapping):
-            raise InvalidParametersError(f"parameters must be a JSON object, got {_json_type(given)}")
+            raise InvalidParametersError(f"parameters must be a JSON object, got {json_type(given)}")
         try:
             # The type is part of the key: True == 1 in Python, but not as a parameter value.
             memo_key: object = frozenset((name, type(value), value) for name, value in given.items())

@@ -6,11 +6,13 @@ seed does not have are additions that seed clients ignore (``batch_id``, ``outco
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, TypedDict
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator, TypeAdapter
 
+from .configs import Config, ConfigError, parse_config
 from .status import Outcome
 
 ParameterType = Literal["string", "integer", "number", "boolean", "array", "object"]
@@ -31,10 +33,23 @@ class JobConfig(Model):
     parameters: dict[str, Any] = Field(default_factory=dict)
 
 
-class MultiJobSimulationRequest(Model):
-    """``POST /simulate-jobs`` body. Items are checked one by one, so one bad config never stops the others."""
+def read_config(item: object) -> Config | ConfigError:
+    """A config in any form a caller gives it, typed (a ``JobConfig`` has been checked already). It lives here,
+    not in :mod:`.configs`, because it knows ``JobConfig`` and the models import :mod:`.configs`."""
+    if isinstance(item, JobConfig):
+        return Config(item.file_hash, item.method_name, item.parameters)
+    return parse_config(item)
 
-    jobs: list[Any] = Field(
+
+#: One config as a caller may hand it over: a model, a mapping, or one read already (by the request model).
+ConfigLike = JobConfig | Config | ConfigError | Mapping[str, Any]
+
+
+class MultiJobSimulationRequest(Model):
+    """``POST /simulate-jobs`` body. Items are read one by one, so one bad config never stops the others: each
+    is a :class:`.configs.Config` or the :class:`.configs.ConfigError` its result row will report."""
+
+    jobs: list[Annotated[Config | ConfigError, PlainValidator(read_config)]] = Field(
         json_schema_extra={"items": {"$ref": "#/components/schemas/JobConfig"}},
         description="Job configurations: objects with file_hash, method_name and optional parameters.",
     )
@@ -52,6 +67,22 @@ class MultiJobResult(Model):
     method_name: str | None = None
     function_hash: str | None = None
     parameters: Any = None
+    outcome: Outcome
+
+
+class ResultRow(TypedDict):
+    """A :class:`MultiJobResult` as the engine builds it: typed, but a plain dict, so a whole response is
+    validated once (``strict``) rather than a model built per result, several times slower for big batches."""
+
+    job_id: str | None
+    new_status: str | None
+    old_status: str | None
+    output: str | None
+    message: str
+    file_hash: str | None
+    method_name: str | None
+    function_hash: str | None
+    parameters: Any
     outcome: Outcome
 
 

@@ -26,6 +26,7 @@ from typing import Any
 
 import yaml
 
+from ..domain.configs import DOCUMENT_TYPES, ConfigError, json_type, parse_config
 from ..domain.errors import InvalidInputError
 from ..domain.hashing import canonical_json, is_sha256_hex, sha256_file
 
@@ -67,8 +68,7 @@ class Expansion:
 
 
 def _type_name(value: object) -> str:
-    names = {bool: "boolean", int: "integer", float: "number", str: "string", list: "list", dict: "mapping"}
-    return "null" if value is None else names.get(type(value), type(value).__name__)
+    return json_type(value, DOCUMENT_TYPES)
 
 
 def parse_text(text: str) -> Any:
@@ -210,17 +210,15 @@ def _config(item: Any, where: str) -> dict[str, Any]:
     unknown = [str(k) for k in item if k not in CONFIG_FIELDS]
     if unknown:
         raise BatchSpecError(f"{where}: unknown field {unknown[0]!r} (a config has {', '.join(CONFIG_FIELDS)})")
-    for name in ("method_name", "file_hash"):
-        if name not in item:
-            raise BatchSpecError(f"{where}: missing field {name!r}")
-        if not isinstance(item[name], str):
-            raise BatchSpecError(f"{where}.{name}: must be a string, got {_type_name(item[name])}")
+    config = parse_config(item)  # the service's own check, so the same problem gets the same words
+    if isinstance(config, ConfigError):
+        raise BatchSpecError(f"{where}.{config.field}: {config.problem}")
     parameters = item.get("parameters", {})
     if parameters is None:
         parameters = {}
     if not isinstance(parameters, Mapping):
         raise BatchSpecError(f"{where}.parameters: must be a mapping, got {_type_name(parameters)}")
-    return {"file_hash": item["file_hash"], "method_name": item["method_name"], "parameters": dict(parameters)}
+    return {"file_hash": config.file_hash, "method_name": config.method_name, "parameters": dict(parameters)}
 
 
 def _sweep(spec: Mapping[str, Any], where: str, files: _Files) -> list[dict[str, Any]]:

@@ -4,13 +4,15 @@ A batch is handled set-wise rather than config by config: configs are checked an
 versions resolved once per name, parameter sets canonicalized once per distinct value), then one write
 transaction looks up every job key in a single indexed query, inserts the new jobs and records the batch.
 Holding SQLite's write lock across the lookup and the inserts is what makes submissions exactly-once between
-processes; identical configs inside a batch share the job of the first of them.
+processes; identical configs inside a batch share the job of the first of them. Configs arrive typed
+(:mod:`..domain.configs`); result rows stay typed (``ResultRow``) until the response is validated once.
 
 The methods here are synchronous; :mod:`.embedded` exposes them as the async ``Backend``.
 """
 
 from __future__ import annotations
 
+import io
 import mimetypes
 import os
 import tempfile
@@ -20,27 +22,30 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, get_args
+from typing import Any, cast, get_args
 
 from ..domain import status as st
-from ..domain.errors import ConflictError, InvalidInputError, NotFoundError
-from ..domain.hashing import CHUNK, canonical_json, is_sha256_hex, job_key
+from ..domain.configs import Config, ConfigError
+from ..domain.errors import ConflictError, InvalidInputError, InvalidParametersError, NotFoundError
+from ..domain.hashing import canonical_json, is_sha256_hex, job_key, sha256_copy
 from ..domain.home import Home
-from ..domain.methods import InvalidParametersError, ParameterSchema, find_method_dirs, install_method, load_method
+from ..domain.methods import ParameterSchema, find_method_dirs, install_method, load_method
 from ..domain.models import (
     BatchDetail,
     BatchStatistics,
     BatchSummary,
     CancelResponse,
+    ConfigLike,
     FileInfo,
     HashCheckResponse,
-    JobConfig,
     JobRecord,
     JobSimulationResponse,
     LiveCounts,
     MethodInfo,
     MethodSpec,
     MultiJobSimulationResponse,
+    ResultRow,
+    read_config,
 )
 from ..domain.status import Outcome
 from ..schedulers.base import JobUpdate, Scheduler, Submission
@@ -66,14 +71,10 @@ LIVE_MESSAGES: dict[str, str] = {
 }
 
 
-def _json_type(value: object) -> str:
-    names = {bool: "boolean", int: "integer", float: "number", str: "string", list: "array", dict: "object"}
-    return "null" if value is None else names.get(type(value), type(value).__name__)
-
-
 @dataclass(slots=True)
-class _Config:
-    """One config after checking: either an error message or a job key with what a new job needs."""
+class _Checked:
+    """One config after the engine's checks: its job key and what a new job needs, or the message saying why it
+    gets no job. ``file_hash`` is echoed as sent; the job and its key use the lower-case form."""
 
     file_hash: str | None
     method_name: str | None
@@ -82,36 +83,9 @@ class _Config:
     error: str | None = None
     key: str = ""
     canonical: dict[str, Any] | None = None
-    given_hash: str | None = None  # the file_hash as sent, when it differs from the stored (lower-case) one
 
 
-def _parse(item: object) -> _Config:
-    """The three fields of a config, with a message naming the field when one is unusable."""
-    if type(item) is dict:
-        file_hash, method_name = item.get("file_hash"), item.get("method_name")
-        if type(file_hash) is str and type(method_name) is str:
-            return _Config(file_hash, method_name, item.get("parameters", {}))
-    elif isinstance(item, JobConfig):
-        return _Config(item.file_hash, item.method_name, item.parameters)
-    if not isinstance(item, Mapping):
-        return _Config(None, None, None, error=f"Invalid config: a job must be a JSON object, got {_json_type(item)}")
-    file_hash, method_name = item.get("file_hash"), item.get("method_name")
-    config = _Config(
-        file_hash if isinstance(file_hash, str) else None,
-        method_name if isinstance(method_name, str) else None,
-        item.get("parameters", {}),
-    )
-    for field, value in (("method_name", method_name), ("file_hash", file_hash)):
-        if value is None:
-            config.error = f"Invalid config: field '{field}' is required"
-        elif not isinstance(value, str):
-            config.error = f"Invalid config: field '{field}' must be a string, got {_json_type(value)}"
-        if config.error:
-            break
-    return config
-
-
-def _statistics(results: Sequence[Mapping[str, Any]]) -> BatchStatistics:
+def _statistics(results: Sequence[ResultRow]) -> BatchStatistics:
     """The seed's six statistics, from the outcomes (docs/design.md section 3: they add up)."""
     counts = dict.fromkeys(st.OUTCOMES, 0)
     for result in results:
@@ -125,6 +99,10 @@ def _statistics(results: Sequence[Mapping[str, Any]]) -> BatchStatistics:
         successful_submissions=submitted,
         resubmitted_jobs=counts[st.RESUBMITTED],
     )
+
+
+def _refused(row: ResultRow, reason: str) -> ResultRow:
+    return row | {"outcome": "refused", "new_status": st.FAILED, "message": f"Submission failed: {reason}"}
 
 
 class Engine:
@@ -220,23 +198,13 @@ class Engine:
 
     def _stage(self, source: bytes | str | os.PathLike[str]) -> tuple[Path, str, int]:
         """Copy the content into the home's staging area, hashing it on the way."""
-        import hashlib
-
-        digest = hashlib.sha256()
-        size = 0
         fd, name = tempfile.mkstemp(dir=self.home.tmp_dir, prefix="upload-")
-        with os.fdopen(fd, "wb") as out:
-            if isinstance(source, bytes):
-                digest.update(source)
-                out.write(source)
-                size = len(source)
-            else:
-                with open(source, "rb") as stream:
-                    for block in iter(lambda: stream.read(CHUNK), b""):
-                        digest.update(block)
-                        out.write(block)
-                        size += len(block)
-        return Path(name), digest.hexdigest(), size
+        with (
+            os.fdopen(fd, "wb") as out,
+            io.BytesIO(source) if isinstance(source, bytes) else open(source, "rb") as stream,
+        ):
+            digest, size = sha256_copy(stream, out)
+        return Path(name), digest, size
 
     def check_hashes(self, hashes: Sequence[str]) -> HashCheckResponse:
         """Which hashes the store holds, answered in the spelling asked (hashes compare case-insensitively)."""
@@ -257,7 +225,7 @@ class Engine:
 
     # --- jobs ------------------------------------------------------------------------------------------
 
-    def simulate_job(self, config: JobConfig | Mapping[str, Any]) -> JobSimulationResponse:
+    def simulate_job(self, config: ConfigLike) -> JobSimulationResponse:
         """The seed's single-job call: the same logic as one config of a batch (no batch is recorded)."""
         result = self._simulate([config], dry_run=False, record=False).results[0]
         return JobSimulationResponse(
@@ -272,7 +240,7 @@ class Engine:
 
     def simulate_jobs(
         self,
-        configs: Sequence[JobConfig | Mapping[str, Any]],
+        configs: Sequence[ConfigLike],
         *,
         dry_run: bool = False,
         append_to: str | None = None,
@@ -287,39 +255,46 @@ class Engine:
             raise InvalidInputError("batch_id: a dry run records nothing, so it cannot add to a batch")
         return self._simulate(configs, dry_run=dry_run, record=not dry_run, append_to=append_to)
 
-    def _prepare(self, items: Sequence[object]) -> list[_Config]:
+    def _prepare(self, items: Sequence[object]) -> list[_Checked]:
         """Check every config and compute its job key; errors stay per config."""
-        configs = [_parse(item) for item in items]
-        names = {c.method_name for c in configs if c.error is None and c.method_name is not None}
-        methods = self.store.latest_methods(names)
-        hashes = sorted({c.file_hash.lower() for c in configs if c.error is None and c.file_hash})
-        files = self.store.existing_files(hashes)
-        for config in configs:
-            if config.error is not None:
-                continue
-            assert config.method_name is not None and config.file_hash is not None
-            method = methods.get(config.method_name)
-            if method is None:
-                config.error = f"Method '{config.method_name}' not found"
-                continue
-            config.function_hash = method[0]
-            file_hash = config.file_hash.lower()
-            if file_hash not in files:
-                config.error = f"File '{config.file_hash}' not found"
-                continue
-            try:
-                config.canonical, params_key = self._schema(*method).canonicalize(config.parameters)
-            except InvalidParametersError as exc:
-                config.error = f"Invalid parameters: {exc}"
-                continue
-            if file_hash != config.file_hash:
-                config.given_hash, config.file_hash = config.file_hash, file_hash
-            config.key = job_key(file_hash, params_key)
-        return configs
+        configs = [read_config(item) for item in items]
+        valid = [c for c in configs if isinstance(c, Config)]
+        methods = self.store.latest_methods({c.method_name for c in valid})
+        files = self.store.existing_files(sorted({c.file_hash.lower() for c in valid if c.file_hash}))
+        return [self._check(config, methods, files) for config in configs]
+
+    def _check(
+        self, config: Config | ConfigError, methods: Mapping[str, tuple[str, MethodSpec]], files: set[str]
+    ) -> _Checked:
+        """The seed's checks of one config, in its order: the config, its method, its file, its parameters."""
+        if isinstance(config, ConfigError):
+            return _Checked(config.file_hash, config.method_name, config.parameters, error=config.message)
+        method = methods.get(config.method_name)
+        if method is None:
+            error = f"Method '{config.method_name}' not found"
+            return _Checked(config.file_hash, config.method_name, config.parameters, error=error)
+        checked = _Checked(config.file_hash, config.method_name, config.parameters, function_hash=method[0])
+        file_hash = config.file_hash.lower()
+        if file_hash not in files:
+            checked.error = f"File '{config.file_hash}' not found"
+            return checked
+        try:
+            checked.canonical, params_key = self._schema(*method).canonicalize(config.parameters)
+        except InvalidParametersError as exc:
+            checked.error = f"Invalid parameters: {exc}"
+            return checked
+        checked.key = job_key(file_hash, params_key)
+        return checked
 
     def _simulate(
         self, items: Sequence[object], *, dry_run: bool, record: bool, append_to: str | None = None
     ) -> MultiJobSimulationResponse:
+        """Decide every config, record the new jobs with the batch, then hand the jobs to the scheduler.
+
+        The lookup of every job key, the insert of the new jobs and the batch share one write transaction: that
+        makes submissions exactly-once between processes, and a crash leaves all of a batch or none of it. The
+        scheduler hears of the jobs only once they are committed, never of a job the store does not know.
+        """
         configs = self._prepare(items)
         leaders: dict[str, int] = {}
         for index, config in enumerate(configs):
@@ -328,21 +303,23 @@ class Engine:
         batch_id = (append_to or uuid.uuid4().hex) if record else None
         offset = 0
         now = time.time()
-        new_jobs: list[tuple[NewJob, Submission]] = []
         with self.store.read() if dry_run else self.store.write() as tx:
-            latest = tx.latest_jobs(list(leaders))
-            results = self._decide(configs, leaders, latest, dry_run, now, new_jobs)
+            results, new_jobs = self._decide(configs, leaders, tx.latest_jobs(list(leaders)), dry_run, now)
             statistics = _statistics(results)
-            if not dry_run:
-                if append_to is not None:
-                    offset = tx.extend_batch(append_to, statistics, results)
-                    if offset < 0:
-                        raise NotFoundError(f"Batch '{append_to}' not found")
-                elif batch_id is not None:
-                    tx.insert_batch(batch_id, now, statistics, results)
+            if append_to is not None:
+                offset = tx.extend_batch(append_to, statistics, results)
+                if offset < 0:
+                    raise NotFoundError(f"Batch '{append_to}' not found")
+            elif batch_id is not None:
+                tx.insert_batch(batch_id, now, statistics, results)
+            if new_jobs:
                 tx.insert_jobs(job for job, _ in new_jobs)
         if new_jobs:
-            statistics = self._submit([sub for _, sub in new_jobs], results, statistics, batch_id, offset)
+            submitted = self._submit([submission for _, submission in new_jobs], results)
+            if submitted is not results:
+                results, statistics = submitted, _statistics(submitted)
+                if batch_id is not None:
+                    self._record_refusals(batch_id, offset, results)
         # Built by the code above, so exactly typed: strict validation is both a check and the fast path.
         return MultiJobSimulationResponse.model_validate(
             {"results": results, "batch_id": batch_id, "dry_run": dry_run, **statistics.model_dump()}, strict=True
@@ -350,16 +327,16 @@ class Engine:
 
     def _decide(
         self,
-        configs: Sequence[_Config],
+        configs: Sequence[_Checked],
         leaders: dict[str, int],
         latest: dict[str, LatestJob],
         dry_run: bool,
         now: float,
-        new_jobs: list[tuple[NewJob, Submission]],
-    ) -> list[dict[str, Any]]:
-        """The seed's rule for each config, given the most recent job of each key (results as plain dicts:
-        the response is validated once, which is several times faster than a model per result)."""
-        results: list[dict[str, Any]] = []
+    ) -> tuple[list[ResultRow], list[tuple[NewJob, Submission]]]:
+        """The seed's rule for each config, given the most recent job of each key: its result row, and the
+        new jobs to record and submit."""
+        results: list[ResultRow] = []
+        new_jobs: list[tuple[NewJob, Submission]] = []
         messages = DRY_MESSAGES if dry_run else LIVE_MESSAGES
         for index, config in enumerate(configs):
             job_id: str | None = None
@@ -387,52 +364,52 @@ class Engine:
                 message = messages[outcome]
             results.append(
                 {"job_id": job_id, "new_status": new_status, "old_status": old_status, "output": output,
-                 "message": message, "file_hash": config.given_hash or config.file_hash,
-                 "method_name": config.method_name, "function_hash": config.function_hash,
-                 "parameters": config.parameters, "outcome": outcome}
+                 "message": message, "file_hash": config.file_hash, "method_name": config.method_name,
+                 "function_hash": config.function_hash, "parameters": config.parameters, "outcome": outcome}
             )  # fmt: skip
-        return results
+        return results, new_jobs
 
-    def _new_job(self, job_id: str, config: _Config, now: float) -> tuple[NewJob, Submission]:
+    def _new_job(self, job_id: str, config: _Checked, now: float) -> tuple[NewJob, Submission]:
         """The row to insert for a new job, and what its scheduler will need to run it."""
         assert config.file_hash and config.method_name and config.function_hash and config.canonical is not None
+        file_hash = config.file_hash.lower()
         row = NewJob(
-            job_id, config.key, config.file_hash, config.method_name, config.function_hash,
+            job_id, config.key, file_hash, config.method_name, config.function_hash,
             canonical_json(config.canonical), now, self.scheduler.name,
         )  # fmt: skip
         spec = self._schemas[config.function_hash].spec
-        return row, Submission(job_id, config.file_hash, config.function_hash, spec, config.canonical)
+        return row, Submission(job_id, file_hash, config.function_hash, spec, config.canonical)
 
-    def _submit(
-        self,
-        submissions: list[Submission],
-        results: list[dict[str, Any]],
-        statistics: BatchStatistics,
-        batch_id: str | None,
-        offset: int = 0,
-    ) -> BatchStatistics:
-        """Hand the new jobs to the scheduler; a refused job fails with the reason, never silently.
-
-        ``offset`` is where these results start in the recorded batch (non-zero when appended to it)."""
+    def _submit(self, submissions: list[Submission], results: list[ResultRow]) -> list[ResultRow]:
+        """Hand the new jobs to the scheduler; a refused job fails with the reason, never silently. The result
+        rows with those of refused jobs replaced (the same list when none was refused)."""
         refusals = {r.job_id: r.reason for r in self.scheduler.submit(submissions)}
         if not refusals:
-            return statistics
+            return results
         self.store.apply_updates(
             [JobUpdate(jid, st.FAILED, error=f"scheduler refused the job: {why}", finished_at=time.time())
              for jid, why in refusals.items()]
         )  # fmt: skip
-        for result in results:
-            if result["job_id"] in refusals:
-                result.update(
-                    outcome="refused", new_status=st.FAILED, message=f"Submission failed: {refusals[result['job_id']]}"
-                )
-        statistics = _statistics(results)
-        if batch_id is not None:
+        reasons = ((row, refusals.get(row["job_id"] or "")) for row in results)
+        return [row if reason is None else _refused(row, reason) for row, reason in reasons]
+
+    def _record_refusals(self, batch_id: str, offset: int, results: Sequence[ResultRow]) -> None:
+        """Put the refused rows of one call (``offset`` is where it starts in the batch) into the recorded batch.
+
+        Why afterwards: the batch is recorded in its jobs' transaction, and the scheduler may hear of jobs
+        only once that has committed, so its refusals come later. Why this way: only the refused rows are
+        replaced, by index, inside one write transaction (the store's methods run in the transaction this
+        thread holds), so a chunk another call appends meanwhile is never lost. The store has no per-row
+        update, so the rows are read and written whole; only a refusal, a scheduler's fault, pays for that.
+        """
+        with self.store.write():
             found = self.store.get_batch(batch_id)
-            recorded: list[dict[str, Any]] = [r.model_dump() for r in found[1]] if found is not None else []
-            recorded[offset : offset + len(results)] = results
+            assert found is not None, "batches are never deleted"
+            recorded = [cast(ResultRow, result.model_dump()) for result in found[1]]
+            for index, row in enumerate(results):
+                if row["outcome"] == "refused":
+                    recorded[offset + index] = row
             self.store.update_batch(batch_id, _statistics(recorded), recorded)
-        return statistics
 
     def job_statuses(self, job_ids: Sequence[str]) -> list[JobRecord]:
         """The current records of these jobs (unknown ids are left out), asking their schedulers once."""
