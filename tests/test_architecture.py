@@ -265,11 +265,6 @@ def test_imports_only_flow_down_the_layers(package: dict[str, Module]) -> None:
     assert not problems, "imports against the layer order:\n" + "\n".join(problems)
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="store/sqlite.py, front/batch.py and service/engine.py are over 500 lines until their split lands "
-    "(issue 10); make this strict after the merge",
-)
 def test_no_module_over_500_lines(package: dict[str, Module]) -> None:
     problems = long_modules(package)
     assert not problems, "modules over the limit:\n" + "\n".join(problems)

@@ -13,6 +13,7 @@ import pytest
 from dshpc_jupyter.domain.configs import DOCUMENT_TYPES, Config, ConfigError, json_type, parse_config
 from dshpc_jupyter.domain.errors import SchedulerError
 from dshpc_jupyter.domain.hashing import sha256_bytes, sha256_copy
+from dshpc_jupyter.domain.home import Home
 from dshpc_jupyter.domain.models import (
     JobConfig,
     MultiJobResult,
@@ -24,6 +25,7 @@ from dshpc_jupyter.front.sweep import BatchSpecError, expand
 from dshpc_jupyter.schedulers.base import Refusal, Submission
 from dshpc_jupyter.schedulers.local import LocalScheduler
 from dshpc_jupyter.service.engine import Engine
+from dshpc_jupyter.store.sqlite import Store
 
 WORDS = "Word Count (bash)"
 H = "a" * 64
@@ -119,6 +121,10 @@ class Watching(LocalScheduler):
 
     refuse = fail = False
     seen: tuple[list[str], int] | None = None
+
+    def __init__(self, home: Home, store: Store) -> None:
+        super().__init__(home, store)
+        self.store = store  # the test looks at the whole store; a scheduler itself only gets the ledger
 
     def submit(self, submissions: Sequence[Submission]) -> list[Refusal]:
         recorded = [job.job_id for job in self.store.get_jobs([s.job_id for s in submissions])]

@@ -68,8 +68,7 @@ def test_every_error_of_the_package_is_a_dshpc_error() -> None:
             if defined_here and issubclass(value, BaseException) and not issubclass(value, errors.DshpcError):
                 outside.append(f"{module}.{name}")
     outside = [name for name in outside if name not in SERVER_SIGNALS]
-    # SlurmCommandError is moved into the family by the scheduler-contract change (issue 10, point 8).
-    assert outside in ([], ["dshpc_jupyter.schedulers.slurm_cli.SlurmCommandError"])
+    assert outside == []
 
 
 def test_the_errors_that_moved_keep_their_old_homes() -> None:
