@@ -298,7 +298,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             raise InvalidInputError(
                 f"--api-key-env: ${args.api_key_env} is not set (refusing to serve without the key)"
             )
-    serve(args.home, methods=args.methods, scheduler=args.scheduler, **options)
+    serve(args.home, methods=args.methods, scheduler=args.scheduler or "local", **options)
     return 0
 
 
@@ -311,7 +311,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--home", help="store directory (default: $DSHPC_HOME or the per-user data directory)")
     parser.add_argument("--url", help="a dsHPC server to use instead of the embedded store (default: $DSHPC_URL)")
     parser.add_argument("--api-key-env", metavar="VAR", help="environment variable holding the server's API key")
-    parser.add_argument("--scheduler", default="local", choices=["local", "slurm"], help="where new jobs run")
+    parser.add_argument("--scheduler", choices=["local", "slurm"], help="where new jobs run (default: local)")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     demo = commands.add_parser("demo", help="register the examples, run a mixed batch, print results")

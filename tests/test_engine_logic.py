@@ -1,4 +1,4 @@
-"""The per-config logic of DESIGN.md section 3: messages, statistics, order, exactly-once, dry runs, batches."""
+"""The per-config logic of docs/design.md section 3: messages, statistics, order, exactly-once, dry runs, batches."""
 
 from __future__ import annotations
 

@@ -16,9 +16,9 @@ from dshpc_jupyter.backends.embedded import EmbeddedBackend
 from dshpc_jupyter.backends.http import HttpBackend, HttpOptions
 from dshpc_jupyter.domain.errors import InvalidInputError
 from dshpc_jupyter.front.backend_choice import connect_async
-from dshpc_jupyter.schedulers.local import LocalScheduler
-from dshpc_jupyter.schedulers.slurm import SlurmScheduler
-from dshpc_jupyter.service.factory import LocalOptions, SlurmOptions, open_engine
+from dshpc_jupyter.schedulers.local import LocalOptions, LocalScheduler
+from dshpc_jupyter.schedulers.slurm import SlurmOptions, SlurmScheduler
+from dshpc_jupyter.service.factory import open_engine
 
 URL = "http://127.0.0.1:1"  # nothing is sent: building a backend makes no request
 
@@ -104,13 +104,22 @@ def test_http_options_check_their_values() -> None:
 @pytest.mark.parametrize(
     ("options", "constructor"), [(LocalOptions, LocalScheduler), (SlurmOptions, SlurmScheduler)], ids=["local", "slurm"]
 )
-def test_scheduler_options_match_the_schedulers_keywords(options: type, constructor: type) -> None:
-    """Every keyword the scheduler takes is an option with the same default, and nothing else is."""
-    keywords = {
-        name: parameter.default
-        for name, parameter in inspect.signature(constructor).parameters.items()
-        if parameter.kind is inspect.Parameter.KEYWORD_ONLY
-    }
-    assert {f.name: (f.default if f.default is not MISSING else inspect.Parameter.empty) for f in fields(options)} == (
-        keywords
-    )
+def test_each_scheduler_takes_its_options_type_and_no_keyword(options: type, constructor: type) -> None:
+    """A scheduler is configured by one options object: no keyword of its own can drift from the options."""
+    parameters = inspect.signature(constructor, eval_str=True).parameters
+    assert list(parameters) == ["self", "home", "ledger", "options"] or list(parameters) == [
+        "home",
+        "ledger",
+        "options",
+    ]
+    assert parameters["options"].annotation == options | None
+    assert all(f.default is not MISSING for f in fields(options)), "every option has a default"
+
+
+def test_a_home_or_scheduler_with_a_url_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A server has its own home and scheduler: giving either with a URL is a mistake, never silently ignored."""
+    refused(r"^home: does not apply to the HTTP backend at http://127\.0\.0\.1:1 ", url=URL, home=tmp_path)
+    refused(r"^scheduler: does not apply to the HTTP backend at http://127\.0\.0\.1:1 ", url=URL, scheduler="local")
+    monkeypatch.setenv("DSHPC_URL", URL)
+    refused(r"^scheduler: does not apply to the HTTP backend", scheduler="slurm")
+    assert isinstance(connect_async(), HttpBackend)

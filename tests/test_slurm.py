@@ -19,7 +19,7 @@ from dshpc_jupyter.examples import data_files, methods_dir
 from dshpc_jupyter.schedulers.base import Claim
 from dshpc_jupyter.schedulers.local import stop_worker
 from dshpc_jupyter.schedulers.runner import read_result
-from dshpc_jupyter.schedulers.slurm import SlurmScheduler
+from dshpc_jupyter.schedulers.slurm import SlurmOptions, SlurmScheduler
 from dshpc_jupyter.schedulers.slurm_cli import SlurmCommandError, run
 from dshpc_jupyter.service.engine import Engine
 from dshpc_jupyter.service.factory import open_engine
@@ -342,7 +342,7 @@ def test_bad_scheduler_options_are_refused_with_the_option_named(local_slurm: Pa
         ]  # fmt: skip
         for options, field in bad:
             with pytest.raises(ValueError, match=f"^{field}: "):
-                SlurmScheduler(engine.home, engine.store, **options)
+                SlurmScheduler(engine.home, engine.store, SlurmOptions(**options))
     finally:
         engine.close()
 
@@ -368,7 +368,7 @@ def test_scheduler_options_come_from_the_environment_when_not_given(
         monkeypatch.setenv("DSHPC_SLURM_PARTITION", "debug")
         monkeypatch.setenv("DSHPC_SLURM_PACK", "3")
         monkeypatch.setenv("DSHPC_SLURM_SBATCH_ARGS", "--time=5 '--comment=two words'")
-        scheduler = SlurmScheduler(engine.home, engine.store, pack=2)
+        scheduler = SlurmScheduler(engine.home, engine.store, SlurmOptions(pack=2))
         assert (scheduler.partition, scheduler.pack) == ("debug", 2)
         assert scheduler.sbatch_args == ["--time=5", "--comment=two words"]
         monkeypatch.setenv("DSHPC_SLURM_PACK", "many")

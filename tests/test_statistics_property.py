@@ -1,5 +1,5 @@
 """Property test: over random sequences of batches (valid, invalid and duplicate configs, equivalent spellings
-of one parameter set), dry runs and cancellations, every answer matches a model of DESIGN.md section 3 and the
+of one parameter set), dry runs and cancellations, every answer matches a model of docs/design.md section 3 and the
 statistics add up.
 
 The store is real and the worker is real; the worker's only slot is held by a long job, so every job submitted

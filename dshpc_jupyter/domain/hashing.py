@@ -1,7 +1,7 @@
 """Content addressing: file hashes, method (directory) hashes, canonical JSON and job keys.
 
 Everything that decides whether two things are "the same" for deduplication lives here, so the rules are
-written down once (DESIGN.md section 1).
+written down once (docs/design.md section 1).
 """
 
 from __future__ import annotations

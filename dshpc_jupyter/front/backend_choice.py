@@ -11,6 +11,7 @@ from typing import Any
 
 from ..backends.base import URL_ENV, Backend
 from ..backends.embedded import EmbeddedBackend
+from ..domain.errors import InvalidInputError
 from ..service.factory import build_engine, option_names, options_from, scheduler_option_names, scheduler_options
 
 
@@ -19,18 +20,24 @@ def connect_async(
     *,
     api_key: str | None = None,
     home: str | os.PathLike[str] | None = None,
-    scheduler: str = "local",
+    scheduler: str | None = None,
     **options: Any,
 ) -> Backend:
     """The async ``Backend``: a remote service at ``url`` (or ``$DSHPC_URL``), else the embedded engine
-    with its store under ``home`` (or ``$DSHPC_HOME``) and jobs on ``scheduler`` ("local" or "slurm").
+    with its store under ``home`` (or ``$DSHPC_HOME``) and jobs on ``scheduler`` ("local", the default, or
+    "slurm"). A server has its own home and scheduler: ``home`` or ``scheduler`` with a URL is refused.
 
     ``options`` are those of the backend chosen: the HTTP client's (:class:`~..backends.http.HttpOptions`:
-    ``timeout``, ``retries``, ``max_configs``) or the scheduler's (:class:`~..service.factory.LocalOptions`:
-    ``slots``, ``idle_timeout``; :class:`~..service.factory.SlurmOptions`: ``partition``, ``account``,
+    ``timeout``, ``retries``, ``max_configs``) or the scheduler's (:class:`~..schedulers.local.LocalOptions`:
+    ``slots``, ``idle_timeout``; :class:`~..schedulers.slurm.SlurmOptions`: ``partition``, ``account``,
     ``sbatch_args``, ``workdir``, ``pack``, ...). Any other is an ``InvalidInputError`` naming it."""
     url = url or os.environ.get(URL_ENV)
     if url:
+        for name, value in (("home", home), ("scheduler", scheduler)):
+            if value is not None:
+                raise InvalidInputError(
+                    f"{name}: does not apply to the HTTP backend at {url} (a server has its own home and scheduler)"
+                )
         from ..backends.http import HttpBackend, HttpOptions  # httpx only for those who use it
 
         typed = options_from(
@@ -38,7 +45,7 @@ def connect_async(
         )
         return HttpBackend(url, api_key=api_key, options=typed)
     foreign = _http_option_names() if set(options) - scheduler_option_names() else ()
-    return EmbeddedBackend(build_engine(home, scheduler_options(scheduler, options, others=foreign)))
+    return EmbeddedBackend(build_engine(home, scheduler_options(scheduler or "local", options, others=foreign)))
 
 
 def _http_option_names() -> tuple[str, ...]:

@@ -23,7 +23,7 @@ def connect(
     *,
     api_key: str | None = None,
     home: str | os.PathLike[str] | None = None,
-    scheduler: str = "local",
+    scheduler: str | None = None,
     **options: Any,
 ) -> Connection:
     """Connect to a dsHPC service and make it the current one. Without ``url`` (or ``$DSHPC_URL``): the

@@ -35,6 +35,8 @@ class LoopThread:
         self.submit(_cancel_other_tasks()).result(timeout=5)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(timeout=5)
+        if not self.thread.is_alive():
+            self.loop.close()
 
 
 async def _cancel_other_tasks() -> None:

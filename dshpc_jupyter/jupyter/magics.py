@@ -79,7 +79,7 @@ class DshpcMagics(Magics):
     @argument("--url", help="A dsHPC server (e.g. http://127.0.0.1:8001); without it, the embedded engine.")
     @argument("--api-key-env", metavar="VAR", help="The environment variable that holds the server's API key.")
     @argument("--home", help="The embedded engine's home directory (default: $DSHPC_HOME or the user data dir).")
-    @argument("--scheduler", default="local", help="Where the embedded engine runs jobs: local (default) or slurm.")
+    @argument("--scheduler", help="Where the embedded engine runs jobs: local (default) or slurm.")
     @line_magic
     def dshpc_connect(self, line: str) -> None:
         """Choose the dsHPC service that the other magics and ``dshpc_jupyter.batches()`` use.
@@ -98,10 +98,10 @@ class DshpcMagics(Magics):
                 api_key = os.environ.get(args.api_key_env)
                 if not api_key:
                     raise UsageError(f"--api-key-env: the environment variable {args.api_key_env!r} is not set")
-            if args.url and (args.home or args.scheduler != "local"):
+            if args.url and (args.home or args.scheduler):
                 raise UsageError("--url: a server has its own home and scheduler; drop --home/--scheduler")
             connection = connections.connect(args.url, api_key=api_key, home=args.home, scheduler=args.scheduler)
-        kind = "server" if args.url else f"embedded engine, {args.scheduler} scheduler"
+        kind = "server" if args.url else f"embedded engine, {args.scheduler or 'local'} scheduler"
         print(f"Connected to {connection.location} ({kind})")
 
     @magic_arguments()

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..domain.home import Home
@@ -98,19 +99,30 @@ def stop_worker(home: Home, timeout: float = 10.0) -> bool:
     return worker_pid(home) is None
 
 
+@dataclass(frozen=True, slots=True)
+class LocalOptions:
+    """What a user may set on the local scheduler: ``slots`` (jobs at once) and the worker's ``idle_timeout``
+    (seconds before an idle worker exits); None reads ``$DSHPC_LOCAL_SLOTS`` / ``$DSHPC_WORKER_IDLE_TIMEOUT``,
+    else the defaults (one slot per CPU, 60 s)."""
+
+    slots: int | None = None
+    idle_timeout: float | None = None
+
+
 class LocalScheduler:
     """Runs jobs as local subprocesses through the home directory's worker."""
 
     name = "local"
 
-    def __init__(
-        self, home: Home, ledger: JobLedger, *, slots: int | None = None, idle_timeout: float | None = None
-    ) -> None:
+    def __init__(self, home: Home, ledger: JobLedger, options: LocalOptions | None = None) -> None:
+        options = options or LocalOptions()
         self.home = home
         self.ledger = ledger
-        self.slots = slots or default_slots()
+        self.slots = options.slots or default_slots()
         self.idle_timeout = (
-            idle_timeout if idle_timeout is not None else float(os.environ.get(IDLE_ENV, DEFAULT_IDLE_TIMEOUT_S))
+            options.idle_timeout
+            if options.idle_timeout is not None
+            else float(os.environ.get(IDLE_ENV, DEFAULT_IDLE_TIMEOUT_S))
         )
         self._spawned: list[subprocess.Popen[bytes]] = []
         self._last_check = 0.0

@@ -32,6 +32,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -100,33 +101,41 @@ def _from_environment() -> dict[str, Any]:
     return options
 
 
+@dataclass(frozen=True, slots=True)
+class SlurmOptions:
+    """What a user may set on the Slurm scheduler; those left None are read from ``$DSHPC_SLURM_*``, else
+    default. ``pack`` jobs share an array task; ``throttle`` is the array's ``%`` limit; ``lease`` is how long a
+    claim protects pending jobs from being taken over; ``result_grace`` how long a result file may lag behind
+    Slurm's verdict."""
+
+    partition: str | None = None
+    account: str | None = None
+    sbatch_args: Sequence[str] | None = None
+    workdir: str | os.PathLike[str] | None = None
+    throttle: int | None = DEFAULT_THROTTLE
+    pack: int | None = None
+    poll_interval: float = DEFAULT_POLL_INTERVAL_S
+    lease: float = DEFAULT_LEASE_S
+    result_grace: float = DEFAULT_RESULT_GRACE_S
+
+
 class SlurmScheduler:
     """Runs jobs as Slurm array tasks; see the module docstring for the protocol. Options not given are read
     from the environment (``$DSHPC_SLURM_PARTITION`` ...), then default."""
 
     name = "slurm"
 
-    def __init__(
-        self,
-        home: Home,
-        ledger: JobLedger,
-        *,
-        partition: str | None = None,
-        account: str | None = None,
-        sbatch_args: Sequence[str] | None = None,
-        workdir: str | os.PathLike[str] | None = None,
-        throttle: int | None = DEFAULT_THROTTLE,
-        pack: int | None = None,
-        poll_interval: float = DEFAULT_POLL_INTERVAL_S,
-        lease: float = DEFAULT_LEASE_S,
-        result_grace: float = DEFAULT_RESULT_GRACE_S,
-    ) -> None:
+    def __init__(self, home: Home, ledger: JobLedger, options: SlurmOptions | None = None) -> None:
+        options = options or SlurmOptions()
         environment = _from_environment()
-        partition = partition if partition is not None else environment.get("partition")
-        account = account if account is not None else environment.get("account")
-        workdir = workdir if workdir is not None else environment.get("workdir")
-        pack = pack if pack is not None else environment.get("pack", 1)
-        sbatch_args = sbatch_args if sbatch_args is not None else environment.get("sbatch_args", [])
+        partition = options.partition if options.partition is not None else environment.get("partition")
+        account = options.account if options.account is not None else environment.get("account")
+        workdir = options.workdir if options.workdir is not None else environment.get("workdir")
+        pack = options.pack if options.pack is not None else environment.get("pack", 1)
+        sbatch_args = options.sbatch_args if options.sbatch_args is not None else environment.get("sbatch_args", [])
+        throttle, poll_interval, lease, result_grace = (
+            options.throttle, options.poll_interval, options.lease, options.result_grace,
+        )  # fmt: skip
         _positive("pack", pack)
         assert isinstance(pack, int)
         _positive("throttle", throttle, allow_none=True)

@@ -22,7 +22,7 @@ DEFAULT_MAX_ARRAY_SIZE: Final = 1001
 #: Seconds a packed job may need beyond its own limit: the runner's start and its kill grace.
 RUNNER_OVERHEAD_S: Final = 5.0
 
-#: Slurm's long job states (``squeue -o %T``, ``sacct -o State``) as DESIGN.md section 2 codes.
+#: Slurm's long job states (``squeue -o %T``, ``sacct -o State``) as docs/design.md section 2 codes.
 STATE_CODES: Final[dict[str, str]] = {
     "PENDING": st.PENDING,
     "REQUEUED": st.PENDING,

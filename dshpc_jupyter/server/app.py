@@ -1,7 +1,7 @@
-"""The dsHPC HTTP API (DESIGN.md section 4) over any ``Backend``, served by uvicorn: ``dshpc-jupyter serve``.
+"""The dsHPC HTTP API (docs/design.md section 4) over any ``Backend``, served by uvicorn: ``dshpc-jupyter serve``.
 
 Wire-compatible with the seed: same paths, JSON fields and status codes (201 on upload, 409 on a stored hash),
-plus the additions of DESIGN.md section 4 and ``POST /methods`` (a method directory sent as an archive).
+plus the additions of docs/design.md section 4 and ``POST /methods`` (a method directory sent as an archive).
 The routes use only the :class:`~..backends.base.Backend` operations (``serve()`` gives them the embedded
 engine, whose work runs in worker threads); how bodies, answers and errors are encoded is :mod:`.wire`; the
 API key and the body limit are checked first, in :mod:`.guard`.

@@ -1,4 +1,4 @@
-"""The engine: dsHPC's per-config logic and statistics (DESIGN.md section 3) over a Store and Schedulers.
+"""The engine: dsHPC's per-config logic and statistics (docs/design.md section 3) over a Store and Schedulers.
 
 A batch is handled set-wise rather than config by config: configs are checked and hashed in memory (method
 versions resolved once per name, parameter sets canonicalized once per distinct value), then one write

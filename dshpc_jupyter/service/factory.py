@@ -1,29 +1,23 @@
 """Building an engine: a home directory, its store, and the scheduler that new jobs go to.
 
-The one place that knows every scheduler by name, and each one's options as a typed, frozen dataclass, so the
-layers above (the front, the server, the CLI) build an engine without importing a scheduler module, and an
-option that is misspelt or belongs to another scheduler is refused here, by name, instead of surfacing as a
-``TypeError`` from a constructor.
+The one place that knows every scheduler by name, with its options type (a frozen dataclass declared beside
+each scheduler, which is all a scheduler takes besides the home and the ledger). The layers above (the front,
+the server, the CLI) build an engine without importing a scheduler module, and an option that is misspelt or
+belongs to another scheduler is refused here, by name, instead of surfacing as a ``TypeError`` further down.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass, fields
+from collections.abc import Collection, Mapping
+from dataclasses import fields
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..domain.errors import InvalidInputError
 from ..domain.home import Home
 from ..schedulers.base import Scheduler
-from ..schedulers.local import LocalScheduler
-from ..schedulers.slurm import (
-    DEFAULT_LEASE_S,
-    DEFAULT_POLL_INTERVAL_S,
-    DEFAULT_RESULT_GRACE_S,
-    DEFAULT_THROTTLE,
-    SlurmScheduler,
-)
+from ..schedulers.local import LocalOptions, LocalScheduler
+from ..schedulers.slurm import SlurmOptions, SlurmScheduler
 from ..store.sqlite import Store
 from .engine import Engine
 
@@ -31,31 +25,6 @@ if TYPE_CHECKING:
     from _typeshed import DataclassInstance
 
 OptionsT = TypeVar("OptionsT", bound="DataclassInstance")
-
-
-@dataclass(frozen=True, slots=True)
-class LocalOptions:
-    """The local scheduler's: ``slots`` (jobs at once) and the worker's ``idle_timeout`` (seconds); None reads
-    ``$DSHPC_LOCAL_SLOTS`` / ``$DSHPC_WORKER_IDLE_TIMEOUT``, else the defaults."""
-
-    slots: int | None = None
-    idle_timeout: float | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class SlurmOptions:
-    """The Slurm scheduler's (see :class:`~dshpc_jupyter.schedulers.slurm.SlurmScheduler`); those left None
-    are read from ``$DSHPC_SLURM_*``, else default."""
-
-    partition: str | None = None
-    account: str | None = None
-    sbatch_args: Sequence[str] | None = None
-    workdir: str | os.PathLike[str] | None = None
-    throttle: int | None = DEFAULT_THROTTLE
-    pack: int | None = None
-    poll_interval: float = DEFAULT_POLL_INTERVAL_S
-    lease: float = DEFAULT_LEASE_S
-    result_grace: float = DEFAULT_RESULT_GRACE_S
 
 
 SchedulerOptions = LocalOptions | SlurmOptions
@@ -106,14 +75,10 @@ def scheduler_options(name: str, given: Mapping[str, Any], *, others: Collection
 
 
 def create_scheduler(home: Home, store: Store, options: SchedulerOptions) -> Scheduler:
-    """The scheduler that ``options`` configure."""
+    """The scheduler that ``options`` configure (each scheduler takes its own options type)."""
     if isinstance(options, LocalOptions):
-        return LocalScheduler(home, store, slots=options.slots, idle_timeout=options.idle_timeout)
-    return SlurmScheduler(
-        home, store, partition=options.partition, account=options.account, sbatch_args=options.sbatch_args,
-        workdir=options.workdir, throttle=options.throttle, pack=options.pack, poll_interval=options.poll_interval,
-        lease=options.lease, result_grace=options.result_grace,
-    )  # fmt: skip
+        return LocalScheduler(home, store, options)
+    return SlurmScheduler(home, store, options)
 
 
 def build_engine(home: str | os.PathLike[str] | None = None, options: SchedulerOptions | None = None) -> Engine:
