@@ -12,8 +12,6 @@ from pathlib import Path
 from ..domain import status as st
 from ..domain.errors import StoreVersionError
 
-SCHEMA_VERSION = 1
-
 LIVE_SET = st.sql_set(st.LIVE_ORDER)
 ACTIVE_SET = st.sql_set(st.IN_PROGRESS_ORDER)
 NOT_STARTED_SET = st.sql_set(st.NOT_STARTED_ORDER)
@@ -70,18 +68,25 @@ CREATE TABLE batches (
 CREATE INDEX batches_by_time ON batches(created_at);
 """
 
+#: The schema's history: version N is reached from N - 1 by its statements (version 1 from an empty file).
+#: A change to the tables is a new step at the end, so every store of an older version upgrades in place, in
+#: the transaction that opens it; versions may skip numbers.
+MIGRATIONS: tuple[tuple[int, str], ...] = ((1, SCHEMA),)
+SCHEMA_VERSION = MIGRATIONS[-1][0]
+
 
 def migrate(conn: sqlite3.Connection, path: Path) -> None:
-    """Create the tables in an empty store (inside the caller's write transaction); a store of a newer schema
-    is refused, naming both versions, rather than misread."""
+    """Create the tables in an empty store, or bring an older one up to date (inside the caller's write
+    transaction); a store of a newer schema is refused, naming both versions, rather than misread."""
     version = conn.execute("PRAGMA user_version").fetchone()[0]
     if version > SCHEMA_VERSION:
         raise StoreVersionError(
             f"store {path} has schema version {version}; this dshpc_jupyter reads up to "
             f"{SCHEMA_VERSION}: upgrade the package"
         )
-    if version == 0:
-        for statement in SCHEMA.split(";"):
-            if statement.strip():
-                conn.execute(statement)
-        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+    for step, statements in MIGRATIONS:
+        if step > version:
+            for statement in statements.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {step}")
