@@ -113,7 +113,7 @@ def test_malformed_configs_get_their_own_error_and_never_stop_the_batch(
         {"file_hash": poem, "method_name": WORDS, "parameters": {"unit": "pages"}},
         {"file_hash": poem, "method_name": EXAMPLE, "parameters": {"uppercase": "yes"}},
         {"file_hash": poem, "method_name": EXAMPLE, "parameters": {"colour": 1}},
-        {"method_name": WORDS},
+        {"file_hash": poem, "file_inputs": {"data": poem}, "method_name": WORDS},
         {"file_hash": 5, "method_name": WORDS},
         "not an object",
         {"file_hash": poem, "method_name": WORDS, "parameters": [1]},
@@ -126,7 +126,7 @@ def test_malformed_configs_get_their_own_error_and_never_stop_the_batch(
     assert "'unit'" in messages[2] and "pages" in messages[2]
     assert "'uppercase'" in messages[3] and "boolean" in messages[3]
     assert "'colour'" in messages[4]
-    assert "'file_hash'" in messages[5] and "required" in messages[5]
+    assert "'file_hash'" in messages[5] and "'file_inputs'" in messages[5]
     assert "'file_hash'" in messages[6] and "string" in messages[6]
     assert "JSON object" in messages[7]
     assert "parameters" in messages[8]

@@ -52,6 +52,19 @@ def test_a_readable_config_is_typed() -> None:
     assert read_config(JobConfig(file_hash=H, method_name="M", parameters={"x": 1})) == typed
 
 
+BOTH = "cannot be given together with field 'file_hash': name the inputs one way"
+NAMED = "must be an object from input name to file hash,"
+NAME_RULE = "must be 1-64 of A-Z a-z 0-9 _ . - (not starting with '.')"
+ARRAY_ITEM = "must be an array of file hashes (strings), got an item of type integer"
+ONE_OR_MANY = "must be a file hash or an array of them,"
+
+
+def test_a_config_without_inputs_is_parameters_only_and_named_inputs_are_kept() -> None:
+    assert parse_config({"method_name": "M", "parameters": 3}) == Config("", "M", 3)
+    named = parse_config({"method_name": "M", "file_inputs": {"data": H, "reps": [H, H]}})
+    assert named == Config("", "M", {}, {"data": H, "reps": [H, H]})
+
+
 @pytest.mark.parametrize(
     ("item", "field", "problem", "echo"),
     [
@@ -59,7 +72,33 @@ def test_a_readable_config_is_typed() -> None:
         (None, None, "a job must be a JSON object, got null", (None, None, None)),
         ({"file_hash": H}, "method_name", "is required", (H, None, {})),
         ({"file_hash": H, "method_name": None}, "method_name", "is required", (H, None, {})),
-        ({"method_name": "M", "parameters": 3}, "file_hash", "is required", (None, "M", 3)),
+        (
+            {"file_hash": H, "file_inputs": {"a": H}, "method_name": "M", "parameters": 3},
+            "file_inputs",
+            BOTH,
+            (H, "M", 3),
+        ),
+        ({"file_inputs": [H], "method_name": "M"}, "file_inputs", f"{NAMED} got array", (None, "M", {})),
+        (
+            {"file_inputs": {"a/b": H}, "method_name": "M"},
+            "file_inputs",
+            f"input name 'a/b' {NAME_RULE}",
+            (None, "M", {}),
+        ),
+        (
+            {"file_inputs": {".a": H}, "method_name": "M"},
+            "file_inputs",
+            f"input name '.a' {NAME_RULE}",
+            (None, "M", {}),
+        ),
+        (
+            {"file_inputs": {"a": []}, "method_name": "M"},
+            "file_inputs.a",
+            "must not be an empty array",
+            (None, "M", {}),
+        ),
+        ({"file_inputs": {"a": [H, 3]}, "method_name": "M"}, "file_inputs.a", ARRAY_ITEM, (None, "M", {})),
+        ({"file_inputs": {"a": 3}, "method_name": "M"}, "file_inputs.a", f"{ONE_OR_MANY} got integer", (None, "M", {})),
         ({"file_hash": 7, "method_name": 8}, "method_name", "must be a string, got integer", (None, None, {})),
         ({"file_hash": [H], "method_name": "M"}, "file_hash", "must be a string, got array", (None, "M", {})),
     ],

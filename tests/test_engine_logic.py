@@ -112,7 +112,7 @@ def test_unknown_method_and_file(engine: Engine, example_hashes: dict[str, str])
     assert missing_method.model_dump(exclude={"outcome"}) == {
         "job_id": None, "new_status": None, "old_status": None, "output": None,
         "message": "Method 'No Such Method' not found", "file_hash": example_hashes["poem.txt"],
-        "method_name": "No Such Method", "function_hash": None, "parameters": params,
+        "method_name": "No Such Method", "function_hash": None, "parameters": params, "file_inputs": None,
     }  # fmt: skip
     assert list(missing_method.parameters) == ["b", "a"], "parameters echoed as given"
     assert missing_file.message == f"File '{UNKNOWN_FILE}' not found"
@@ -141,7 +141,7 @@ def test_mixed_batch_serves_the_valid_configs_in_order(
         {"file_hash": hello, "method_name": "Needs Word", "parameters": {"word": "hi"}},
         {"file_hash": poem, "method_name": PY, "parameters": "uppercase"},
         ["not", "an", "object"],
-        {"method_name": PY},
+        {"method_name": PY, "file_hash": poem, "file_inputs": {"data": poem}},
         {"file_hash": poem},
         {"file_hash": 7, "method_name": PY},
         {"file_hash": hello, "method_name": "Word Count (bash)"},
@@ -156,7 +156,11 @@ def test_mixed_batch_serves_the_valid_configs_in_order(
         ("new", "New job submitted"),
         ("invalid", "Invalid parameters: parameters must be a JSON object, got string"),
         ("invalid", "Invalid config: a job must be a JSON object, got array"),
-        ("invalid", "Invalid config: field 'file_hash' is required"),
+        (
+            "invalid",
+            "Invalid config: field 'file_inputs' cannot be given together with field 'file_hash': name the"
+            " inputs one way",
+        ),
         ("invalid", "Invalid config: field 'method_name' is required"),
         ("invalid", "Invalid config: field 'file_hash' must be a string, got integer"),
         ("new", "New job submitted"),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from ..domain.models import (
@@ -22,6 +23,7 @@ from ..domain.models import (
     MethodInfo,
     MultiJobSimulationResponse,
     ServiceStatus,
+    StagedUpload,
 )
 from ..domain.models import ConfigLike as ConfigLike  # one config as a caller gives it (declared with the models)
 
@@ -77,6 +79,38 @@ class Backend(Protocol):
 
     async def get_file(self, file_hash: str) -> FileInfo:
         """The stored record of one file (NotFoundError when the store lacks it)."""
+        ...
+
+    async def read_range(self, file_hash: str, offset: int, length: int) -> bytes:
+        """Up to ``length`` bytes of a stored file from ``offset`` (fewer at its end): what downloads stream."""
+        ...
+
+    async def read_bytes(self, file_hash: str) -> bytes:
+        """A whole stored file's bytes (an output file, say), checked against its hash."""
+        ...
+
+    async def download(self, file_hash: str, dest: str | os.PathLike[str]) -> Path:
+        """Write a stored file to ``dest`` (into it, under the file's name, when it is a directory), streamed in
+        constant memory, checked against its hash and renamed into place; the path written."""
+        ...
+
+    async def staged_size(self, file_hash: str) -> int:
+        """How many bytes of a streamed upload of this hash the service holds (where to resume; 0 for none)."""
+        ...
+
+    async def append_staged(
+        self,
+        file_hash: str,
+        offset: int,
+        data: bytes,
+        total_size: int,
+        *,
+        filename: str | None = None,
+        content_type: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> StagedUpload:
+        """Append a piece of a streamed upload at ``offset`` (ConflictError unless it is what the service holds);
+        the piece that reaches ``total_size`` verifies the hash and stores the file (docs/design.md 8.3)."""
         ...
 
     # --- jobs --------------------------------------------------------------------------------------------

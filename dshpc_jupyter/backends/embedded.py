@@ -10,12 +10,15 @@ import functools
 import os
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, TypeVar
 
 import anyio.to_thread
 from anyio import CapacityLimiter
 
 from .. import __version__
+from ..domain.errors import DshpcError
+from ..domain.hashing import sha256_bytes
 from ..domain.models import (
     BatchDetail,
     BatchSummary,
@@ -29,8 +32,10 @@ from ..domain.models import (
     MultiJobSimulationResponse,
     ServiceLimits,
     ServiceStatus,
+    StagedUpload,
 )
 from ..service.engine import Engine
+from ..service.transfers import copy_out, read_range
 from .base import ConfigLike
 
 T = TypeVar("T")
@@ -104,6 +109,38 @@ class EmbeddedBackend:
 
     async def get_file(self, file_hash: str) -> FileInfo:
         return await self._run(self.engine.get_file, file_hash)
+
+    async def read_range(self, file_hash: str, offset: int, length: int) -> bytes:
+        return await self._run(read_range, self.engine.home, self.engine.store, file_hash, offset, length)
+
+    async def read_bytes(self, file_hash: str) -> bytes:
+        info = await self.get_file(file_hash)
+        data = await self.read_range(file_hash, 0, info.file_size)
+        if sha256_bytes(data) != info.file_hash:
+            raise DshpcError(f"File '{file_hash}': the stored bytes no longer match their hash")
+        return data
+
+    async def download(self, file_hash: str, dest: str | os.PathLike[str]) -> Path:
+        return await self._run(copy_out, self.engine.home, self.engine.store, file_hash, dest)
+
+    async def staged_size(self, file_hash: str) -> int:
+        return await self._run(self.engine.streams.staged_size, file_hash)
+
+    async def append_staged(
+        self,
+        file_hash: str,
+        offset: int,
+        data: bytes,
+        total_size: int,
+        *,
+        filename: str | None = None,
+        content_type: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> StagedUpload:
+        return await self._run(
+            self.engine.streams.append, file_hash, offset, data, total_size, filename=filename,
+            content_type=content_type, metadata=metadata,
+        )  # fmt: skip
 
     async def simulate_job(self, config: ConfigLike) -> JobSimulationResponse:
         return await self._run(self.engine.simulate_job, config)

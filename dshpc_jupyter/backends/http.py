@@ -35,16 +35,13 @@ from pydantic_core import PydanticSerializationError, to_json
 from .. import __version__
 from ..domain.archive import pack_directory
 from ..domain.errors import (
-    AuthenticationError,
     BackendError,
     ConflictError,
     DshpcError,
     InvalidInputError,
-    LimitExceededError,
     NotFoundError,
-    SchedulerError,
 )
-from ..domain.hashing import is_sha256_hex, sha256_bytes
+from ..domain.hashing import CHUNK, is_sha256_hex, sha256_bytes, sha256_file
 from ..domain.methods import find_method_dirs, load_method
 from ..domain.models import (
     BatchDetail,
@@ -60,48 +57,30 @@ from ..domain.models import (
     MethodInfo,
     MultiJobSimulationResponse,
     ServiceStatus,
+    StagedUpload,
     adapter,
 )
 from .base import API_KEY_ENV, URL_ENV, ConfigLike
+from .http_errors import error_from_response
+from .http_files import (
+    MAX_SEGMENT,
+    STREAM_THRESHOLD,
+    content_path,
+    download_streamed,
+    stream_path,
+    upload_query,
+    upload_streamed,
+)
+from .progress import ProgressFactory, progress_for
 
 DEFAULT_TIMEOUT_S = 60.0
 DEFAULT_RETRIES = 3
 BACKOFF_S = 0.2
 MAX_BACKOFF_S = 5.0
 RETRY_STATUSES = frozenset({502, 503, 504})
-_STATUS_ERRORS: dict[int, type[DshpcError]] = {
-    400: InvalidInputError,
-    401: AuthenticationError,
-    403: AuthenticationError,
-    404: NotFoundError,
-    409: ConflictError,
-    413: LimitExceededError,
-    422: InvalidInputError,
-    503: SchedulerError,
-}
 _NO_BODY: Any = object()
+MALFORMED_HASH = "file_hash: must be 64 hexadecimal characters (a SHA-256 digest)"
 T = TypeVar("T")
-
-
-def _detail(response: httpx.Response) -> str:
-    """The server's ``detail`` (a string here; the list FastAPI gives elsewhere is shown as JSON)."""
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
-    if isinstance(body, dict) and body.get("detail") is not None:
-        detail = body["detail"]
-        return detail if isinstance(detail, str) else to_json(detail).decode()[:1000]
-    return response.text.strip()[:500] or response.reason_phrase
-
-
-def error_from_response(response: httpx.Response) -> DshpcError:
-    """The :mod:`.errors` exception for an error answer, carrying the server's ``detail``."""
-    detail = _detail(response)
-    kind = _STATUS_ERRORS.get(response.status_code)
-    if kind is None:
-        return BackendError(f"{response.request.method} {response.request.url.path}: {detail}", response.status_code)
-    return kind(detail)
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +108,7 @@ class HttpBackend:
         api_key: str | None = None,
         options: HttpOptions | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        progress: ProgressFactory | None = None,
     ) -> None:
         url = url or os.environ.get(URL_ENV)
         if not url:
@@ -147,6 +127,8 @@ class HttpBackend:
         self._transport = transport
         self._client: httpx.AsyncClient | None = None
         self._limits: ServiceStatus | None = None
+        #: Draws a bar for each large transfer (the front end sets it; None draws nothing).
+        self.progress = progress
 
     def __repr__(self) -> str:
         return f"<HttpBackend {self.location}>"
@@ -175,16 +157,14 @@ class HttpBackend:
 
     async def _send(
         self, method: str, path: str, *, body: Any = _NO_BODY, params: Mapping[str, Any] | None = None,
-        idempotent: bool,
+        idempotent: bool, headers: dict[str, str] | None = None, content: bytes | None = None,
     ) -> httpx.Response:  # fmt: skip
-        content: bytes | None = None
-        headers = None
         if body is not _NO_BODY:
             try:
                 content = to_json(body, inf_nan_mode="constants")
             except PydanticSerializationError as exc:
                 raise InvalidInputError(f"request: cannot be sent as JSON ({exc})") from None
-            headers = {"Content-Type": "application/json"}
+            headers = {**(headers or {}), "Content-Type": "application/json"}
         attempt = 0
         while True:
             try:
@@ -288,8 +268,12 @@ class HttpBackend:
             local = Path(source).expanduser()
             if not local.is_file():
                 raise InvalidInputError(f"path: {str(local)!r} is not a readable file")
-            data = await asyncio.to_thread(local.read_bytes)
             filename = filename or local.name
+            if local.stat().st_size > STREAM_THRESHOLD:
+                return await self._upload_streamed(local, file_hash, filename, content_type, metadata, exist_ok)
+            data = await asyncio.to_thread(local.read_bytes)
+        if len(data) > STREAM_THRESHOLD:
+            return await self._upload_streamed(data, file_hash, filename, content_type, metadata, exist_ok)
         digest = await asyncio.to_thread(sha256_bytes, data)
         usable = file_hash is None or (is_sha256_hex(file_hash) and file_hash == digest)
         if exist_ok and usable and digest in (await self.check_hashes([digest])).existing_hashes:
@@ -310,9 +294,91 @@ class HttpBackend:
             return await self.get_file(digest)
         return info
 
+    async def _upload_streamed(
+        self, source: Path | bytes, file_hash: str | None, filename: str | None, content_type: str | None,
+        metadata: dict[str, Any] | None, exist_ok: bool,
+    ) -> FileInfo:  # fmt: skip
+        """A large file by the streaming routes: hashed here first, so a file the server has is not sent, a
+        wrong ``file_hash`` is refused before any byte leaves, and a resumed upload is addressed."""
+        if isinstance(source, bytes):
+            digest, size = await asyncio.to_thread(sha256_bytes, source), len(source)
+        else:
+            digest, size = await asyncio.to_thread(sha256_file, source), source.stat().st_size
+        if file_hash is not None and file_hash.lower() != digest:
+            detail = f"file_hash: does not match the content, whose SHA-256 is {digest}"
+            raise InvalidInputError(detail if is_sha256_hex(file_hash.lower()) else MALFORMED_HASH)
+        if digest in (await self.check_hashes([digest])).existing_hashes:
+            if not exist_ok:
+                raise ConflictError(f"File '{digest}' already exists")
+            return await self.get_file(digest)
+        segment = max(CHUNK, min(MAX_SEGMENT, (await self._body_limit()) // 2))
+        bar = progress_for(self.progress, f"upload {filename or digest[:12]}", size)
+        try:
+            return await upload_streamed(
+                self._http(), source, digest, size, segment=segment, retries=self.retries,
+                query=upload_query(filename, content_type, metadata), error_for=error_from_response, progress=bar,
+            )  # fmt: skip
+        finally:
+            bar.close()
+
+    async def _body_limit(self) -> int:
+        """The server's body limit (the seed's default, 64 MiB, for a server that publishes none)."""
+        if self._limits is None:
+            await self._chunk_size()
+        return self._limits.limits.max_body_bytes if self._limits is not None else 64 << 20
+
     async def get_file(self, file_hash: str) -> FileInfo:
         info: FileInfo = await self._call("GET", f"/files/{quote(file_hash, safe='')}", FileInfo)
         return info
+
+    async def read_range(self, file_hash: str, offset: int, length: int) -> bytes:
+        if offset < 0 or length < 0:
+            raise InvalidInputError("offset: must not be negative" if offset < 0 else "length: must not be negative")
+        if length == 0:
+            await self.get_file(file_hash)
+            return b""
+        headers = {"Range": f"bytes={offset}-{offset + length - 1}"}
+        try:
+            response = await self._send("GET", content_path(file_hash), headers=headers, idempotent=True)
+        except BackendError as exc:
+            if exc.status_code == 416:  # past the end: nothing there, as a read past a file's end gives
+                return b""
+            raise
+        return response.content
+
+    async def read_bytes(self, file_hash: str) -> bytes:
+        info = await self.get_file(file_hash)
+        response = await self._send("GET", content_path(file_hash), idempotent=True)
+        if sha256_bytes(response.content) != info.file_hash:
+            raise BackendError(f"GET {content_path(file_hash)}: the bytes received do not match the file's hash")
+        return response.content
+
+    async def download(self, file_hash: str, dest: str | os.PathLike[str]) -> Path:
+        info = await self.get_file(file_hash)
+        bar = progress_for(self.progress, f"download {info.filename or info.file_hash[:12]}", info.file_size)
+        try:
+            return await download_streamed(self._http(), info, dest, error_for=error_from_response, progress=bar)
+        finally:
+            bar.close()
+
+    async def staged_size(self, file_hash: str) -> int:
+        staged: StagedUpload = await self._call("GET", stream_path(file_hash), StagedUpload)
+        return staged.received
+
+    async def append_staged(
+        self,
+        file_hash: str,
+        offset: int,
+        data: bytes,
+        total_size: int,
+        *,
+        filename: str | None = None,
+        content_type: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> StagedUpload:
+        params = {"offset": offset, "total_size": total_size, **upload_query(filename, content_type, metadata)}
+        response = await self._send("PUT", stream_path(file_hash), content=data, params=params, idempotent=False)
+        return StagedUpload.model_validate_json(response.content)
 
     async def check_hashes(self, hashes: Sequence[str]) -> HashCheckResponse:
         body = {"hashes": list(hashes)}

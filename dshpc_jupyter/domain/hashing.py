@@ -88,8 +88,23 @@ def parameters_key(function_hash_: str, canonical_parameters: str) -> str:
 
 
 def job_key(file_hash: str, parameters_key_: str) -> str:
-    """The identity of a job: SHA-256 of (file_hash, function_hash, canonical parameters).
+    """The identity of a job: SHA-256 of (its inputs, function_hash, canonical parameters).
 
-    Built from :func:`parameters_key` so a sweep hashes its parameters once, not once per file.
+    Built from :func:`parameters_key` so a sweep hashes its parameters once, not once per file. ``file_hash``
+    is what :func:`inputs_key` gives: the seed's single hash as it always was, so stored job keys still match.
     """
     return hashlib.sha256(f"{file_hash}\n{parameters_key_}".encode()).hexdigest()
+
+
+def inputs_key(file_hash: str, file_inputs: Mapping[str, str | list[str]] | None) -> str:
+    """What a job's key covers of its inputs (docs/design.md section 8.1): the seed's single hash unchanged,
+    ``inputs:`` and the canonical JSON of named inputs (names sorted, arrays in their order), or ``""`` for a
+    parameters-only job. Hashes are taken lower-cased; the forms cannot collide (a hash is 64 hex digits)."""
+    if file_inputs is None:
+        return file_hash
+    return "inputs:" + canonical_json(normalized_inputs(file_inputs))
+
+
+def normalized_inputs(file_inputs: Mapping[str, str | list[str]]) -> dict[str, str | list[str]]:
+    """Named inputs with every hash lower-cased (the store's spelling)."""
+    return {k: v.lower() if isinstance(v, str) else [h.lower() for h in v] for k, v in file_inputs.items()}

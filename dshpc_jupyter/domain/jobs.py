@@ -22,6 +22,8 @@ class JobUpdate:
     started_at: float | None = None
     finished_at: float | None = None
     scheduler_id: str | None = None
+    #: Output files already stored content-addressed: relative path to file hash (docs/design.md section 8.2).
+    output_files: dict[str, str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,3 +37,5 @@ class ClaimedJob:
     function_hash: str
     parameters: str
     spec: str
+    #: The named inputs as the JSON text the store holds, or None (the seed's single file, or none).
+    file_inputs: str | None = None

@@ -20,7 +20,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from .configs import json_type
+from .configs import INPUT_NAME, json_type
 from .errors import InvalidParametersError as InvalidParametersError  # its name here before errors.py held it
 from .errors import MethodSpecError
 from .hashing import canonical_json, function_hash, method_files, parameters_key
@@ -111,6 +111,11 @@ def parse_spec(raw: object, *, origin: str = SPEC_FILE) -> MethodSpec:
                 _coerce(param, value)
             except InvalidParametersError as exc:
                 raise MethodSpecError(f"{where}: {what} {value!r} does not fit the type: {exc}") from None
+    names = [i.name for i in spec.inputs or []]
+    for index, name in enumerate(names):
+        if INPUT_NAME.fullmatch(name) is None or name in names[:index]:
+            problem = "duplicate input name" if name in names[:index] else "must be 1-64 of A-Z a-z 0-9 _ . -"
+            raise MethodSpecError(f"{origin}: inputs[{index}] ({name!r}): {problem}")
     try:
         parse_time_limit(spec.resources.time)
         parse_memory_limit(spec.resources.mem)

@@ -28,16 +28,18 @@ class Model(BaseModel):
 class JobConfig(Model):
     """One job configuration of a ``simulate-jobs`` request (seed: ``JobConfig``)."""
 
-    file_hash: str
+    file_hash: str | None = None
     method_name: str
     parameters: dict[str, Any] = Field(default_factory=dict)
+    #: Named inputs instead of ``file_hash``; neither makes a parameters-only job (docs/design.md section 8.1).
+    file_inputs: dict[str, str | list[str]] | None = None
 
 
 def read_config(item: object) -> Config | ConfigError:
     """A config in any form a caller gives it, typed (a ``JobConfig`` has been checked already). It lives here,
     not in :mod:`.configs`, because it knows ``JobConfig`` and the models import :mod:`.configs`."""
     if isinstance(item, JobConfig):
-        return Config(item.file_hash, item.method_name, item.parameters)
+        return parse_config(item.model_dump(exclude_none=True))
     return parse_config(item)
 
 
@@ -68,6 +70,7 @@ class MultiJobResult(Model):
     function_hash: str | None = None
     parameters: Any = None
     outcome: Outcome
+    file_inputs: Any = None
 
 
 class ResultRow(TypedDict):
@@ -84,6 +87,7 @@ class ResultRow(TypedDict):
     function_hash: str | None
     parameters: Any
     outcome: Outcome
+    file_inputs: Any
 
 
 class BatchStatistics(Model):
@@ -125,7 +129,7 @@ class JobRecord(Model):
     """A job as stored: what ``GET /job/{job_id}`` and ``POST /jobs/batch`` return."""
 
     job_id: str
-    file_hash: str
+    file_hash: str | None
     method_name: str
     function_hash: str
     parameters: dict[str, Any]
@@ -138,6 +142,9 @@ class JobRecord(Model):
     finished_at: datetime | None = None
     scheduler: str
     scheduler_id: str | None = None
+    file_inputs: dict[str, str | list[str]] | None = None
+    #: Files the job wrote under ``outputs/``, stored content-addressed: relative path to file hash.
+    output_files: dict[str, str] = Field(default_factory=dict)
 
 
 class JobIdsRequest(Model):
@@ -179,6 +186,16 @@ class FileInfo(Model):
     upload_date: datetime
 
 
+class StagedUpload(Model):
+    """Where a streamed upload stands (docs/design.md section 8.3): bytes received of ``total_size``, and the
+    stored file once the last byte has arrived and the hash was verified."""
+
+    file_hash: str
+    received: int
+    total_size: int | None = None
+    file: FileInfo | None = None
+
+
 class HashCheckRequest(Model):
     hashes: list[str]
 
@@ -210,6 +227,15 @@ class MethodResources(Model):
     partition: str | None = None
 
 
+class MethodInput(Model):
+    """An input a method declares in ``method.json`` (docs/design.md section 8.1)."""
+
+    name: str
+    description: str = ""
+    required: bool = True
+    multiple: bool = False
+
+
 class MethodSpec(Model):
     """The content of ``method.json``."""
 
@@ -220,6 +246,8 @@ class MethodSpec(Model):
     parameters: list[MethodParameter] = Field(default_factory=list)
     version: str = "1"
     resources: MethodResources = Field(default_factory=MethodResources)
+    #: The inputs it takes by name; None when it declares none (then any of the three forms is accepted).
+    inputs: list[MethodInput] | None = None
 
 
 class MethodInfo(MethodSpec):

@@ -25,6 +25,7 @@ from ..domain.models import (
     MethodInfo,
     MultiJobSimulationResponse,
     ServiceStatus,
+    StagedUpload,
 )
 from .loop import LoopThread
 
@@ -106,6 +107,36 @@ class Connection:
 
     def get_file(self, file_hash: str) -> FileInfo:
         return self.run(self.backend.get_file, file_hash)
+
+    def read_range(self, file_hash: str, offset: int, length: int) -> bytes:
+        return self.run(self.backend.read_range, file_hash, offset, length)
+
+    def read_bytes(self, file_hash: str) -> bytes:
+        """A stored file's bytes (an output file a job wrote, say), checked against its hash."""
+        return self.run(self.backend.read_bytes, file_hash)
+
+    def download(self, file_hash: str, dest: str | os.PathLike[str]) -> Path:
+        """Write a stored file to ``dest`` (a file, or a folder to put it in under its name); the path."""
+        return self.run(self.backend.download, file_hash, dest)
+
+    def staged_size(self, file_hash: str) -> int:
+        return self.run(self.backend.staged_size, file_hash)
+
+    def append_staged(
+        self,
+        file_hash: str,
+        offset: int,
+        data: bytes,
+        total_size: int,
+        *,
+        filename: str | None = None,
+        content_type: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> StagedUpload:
+        return self.run(
+            self.backend.append_staged, file_hash, offset, data, total_size, filename=filename,
+            content_type=content_type, metadata=metadata,
+        )  # fmt: skip
 
     # --- jobs --------------------------------------------------------------------------------------------
 

@@ -33,22 +33,28 @@ scheduler never decides deduplication: that is the engine's.
 
 from __future__ import annotations
 
+import mimetypes
+import os
+import shutil
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path, PurePosixPath
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from ..domain import status as st
 from ..domain.home import Home
 from ..domain.jobs import ClaimedJob, JobUpdate
 from ..domain.methods import parse_memory_limit, parse_time_limit
-from ..domain.models import JobRecord, MethodSpec
-from .runner import Result, Task, run_task
+from ..domain.models import FileInfo, JobRecord, MethodSpec
+from .runner import STDOUT_FILE, STDOUT_OUTPUT, Result, Task, output_source, run_task
 
 __all__ = [
     "Claim",
     "ClaimedJob",
+    "FileInfo",
     "Home",
     "JobLedger",
     "JobRecord",
@@ -60,6 +66,7 @@ __all__ = [
     "Submission",
     "Task",
     "build_task",
+    "ingest_result",
     "lost_submitter",
     "result_update",
     "run_task",
@@ -75,6 +82,8 @@ class Submission:
     function_hash: str
     spec: MethodSpec
     parameters: dict[str, Any]
+    #: Named inputs (docs/design.md section 8.1); None for the seed's single ``file_hash`` or a parameters-only job.
+    file_inputs: dict[str, str | list[str]] | None = None
 
 
 @dataclass(frozen=True)
@@ -119,6 +128,10 @@ class JobLedger(Protocol):
 
     def apply_updates(self, updates: Sequence[JobUpdate]) -> int:
         """Apply state changes to jobs still in progress; how many changed."""
+        ...
+
+    def add_file(self, info: FileInfo) -> bool:
+        """Record a stored file (an output a job wrote); False when the hash was already recorded."""
         ...
 
     def has_pending(self, scheduler: str) -> bool:
@@ -210,27 +223,71 @@ class Scheduler(Protocol):
 
 
 def build_task(
-    home: Home, job_id: str, file_hash: str, function_hash: str, spec: MethodSpec, parameters: dict[str, Any]
+    home: Home,
+    job_id: str,
+    file_hash: str,
+    function_hash: str,
+    spec: MethodSpec,
+    parameters: dict[str, Any],
+    file_inputs: Mapping[str, str | list[str]] | None = None,
 ) -> Task:
-    """The runner's task for one job, with every path under ``home``."""
+    """The runner's task for one job, with every path under ``home``: the seed's single file (``file_hash``),
+    named inputs, or neither (``file_hash`` empty, a parameters-only job)."""
     method_dir = home.method_dir(function_hash)
+    inputs = None
+    if file_inputs is not None:
+        paths = {
+            k: [str(home.file_path(h)) for h in ([v] if isinstance(v, str) else v)] for k, v in file_inputs.items()
+        }
+        inputs = {k: p[0] if isinstance(file_inputs[k], str) else p for k, p in paths.items()}
     return Task(
         job_id=job_id,
         workspace=str(home.workspace(job_id)),
         command=spec.command,
         script=str(method_dir / spec.script_path),
-        input_file=str(home.file_path(file_hash)),
+        input_file=str(home.file_path(file_hash)) if file_hash else "",
         method_dir=str(method_dir),
         method_name=spec.name,
         parameters=parameters,
         time_limit=parse_time_limit(spec.resources.time),
         mem_limit=parse_memory_limit(spec.resources.mem),
+        inputs=inputs,
     )
 
 
-def result_update(job_id: str, result: Result) -> JobUpdate:
-    """The update that records a runner's result file on its job."""
+def result_update(job_id: str, result: Result, output_files: dict[str, str] | None = None) -> JobUpdate:
+    """The update that records a runner's result file on its job (with its output files, once stored)."""
     return JobUpdate(
         job_id, result.status, exit_code=result.exit_code, output=result.output, error=result.error,
-        started_at=result.started_at, finished_at=result.finished_at,
+        started_at=result.started_at, finished_at=result.finished_at, output_files=output_files or None,
     )  # fmt: skip
+
+
+def ingest_result(home: Home, ledger: JobLedger, job_id: str, workspace: Path, result: Result) -> JobUpdate:
+    """Store the output files a runner listed content-addressed in ``home`` (each once, recorded through the
+    ledger) and return the update recording the result with them (docs/design.md section 8.2)."""
+    for name, file_hash in result.output_files.items():
+        target = home.file_path(file_hash)
+        if not target.exists():
+            link_or_copy(output_source(workspace, name), target, home.tmp_dir)
+        size = target.stat().st_size
+        filename = PurePosixPath(name).name if name != STDOUT_OUTPUT else STDOUT_FILE
+        info = FileInfo(
+            file_hash=file_hash, filename=filename, content_type=mimetypes.guess_type(filename)[0],
+            file_size=size, metadata={"job_id": job_id, "path": name}, upload_date=datetime.now(UTC),
+        )  # fmt: skip
+        ledger.add_file(info)
+    return result_update(job_id, result, result.output_files)
+
+
+def link_or_copy(source: Path, target: Path, staging_dir: Path) -> None:
+    """Put a content-addressed file in place: a hard link when on one filesystem, else a copy written aside
+    and renamed, so a reader never sees half a file."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staged = staging_dir / f".{target.name}.{uuid.uuid4().hex[:8]}"
+    try:
+        os.link(source, staged)
+    except OSError:
+        shutil.copyfile(source, staged)
+    staged.chmod(0o444)
+    staged.replace(target)

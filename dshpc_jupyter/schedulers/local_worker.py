@@ -29,7 +29,7 @@ from ..domain.home import Home
 from ..domain.models import MethodSpec
 from ..domain.status import CANCELLED, NODE_FAIL, PENDING
 from ..store.sqlite import Store
-from .base import JobLedger, JobUpdate, build_task, result_update
+from .base import JobLedger, JobUpdate, build_task, ingest_result
 from .local import fifo_path, lock_path
 from .runner import (
     is_alive,
@@ -142,7 +142,7 @@ class Worker:
                 job_id, NODE_FAIL, finished_at=time.time(),
                 error="runner lost: it ended without writing a result (killed, or the machine lost it)",
             )  # fmt: skip
-        return result_update(job_id, result)
+        return ingest_result(self.home, self.ledger, job_id, workspace, result)
 
     def _start(self) -> None:
         """Claim pending jobs up to the free slots and start a runner for each."""
@@ -153,7 +153,7 @@ class Worker:
             workspace.mkdir(parents=True, exist_ok=True)
             task = build_task(
                 self.home, job.job_id, job.file_hash, job.function_hash, MethodSpec.model_validate_json(job.spec),
-                json.loads(job.parameters),
+                json.loads(job.parameters), None if job.file_inputs is None else json.loads(job.file_inputs),
             )  # fmt: skip
             write_manifest(workspace / MANIFEST_FILE, [[task]])
             with (workspace / RUNNER_LOG).open("ab") as runner_log:

@@ -1,9 +1,11 @@
 """Run jobs in their workspaces and write each one's result file: the supervisor every scheduler uses.
 
 ``python -m dshpc_jupyter.schedulers.runner MANIFEST [--index I]`` runs group ``I`` of the manifest's task
-groups one after another (a group holds one task, or several when small jobs are packed). For each task it starts
-``command script input_file params_file`` as an argv list in its own process group, enforces the time and
-memory limits, and writes ``result.json`` (status, exit code, timings, stdout, stderr) atomically.
+groups one after another (a group holds one task, or several when small jobs are packed). For each task it stages
+the named inputs read-only, starts ``command script input_file params_file`` (the input argument is the inputs'
+manifest for named inputs, absent for a parameters-only job) as an argv list in its own process group, enforces
+the time and memory limits, lists the files written under ``outputs/`` with their hashes, and writes
+``result.json`` (status, exit code, timings, stdout, stderr, output files) atomically.
 
 It imports only the standard library (and the package's status vocabulary, itself standard-library only), so
 it starts fast and runs on compute nodes that have only Python, and it never opens the store: the engine (or
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import json
 import os
 import shlex
@@ -23,7 +26,7 @@ import signal
 import sys
 import time
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from ..domain.status import CANCELLED, COMPLETED, FAILED, OUT_OF_MEMORY, TIMEOUT
@@ -33,6 +36,11 @@ RUNNER_FILE = "runner.json"
 STDOUT_FILE = "stdout.txt"
 STDERR_FILE = "stderr.txt"
 PARAMS_FILE = "params.json"
+INPUTS_DIR = "inputs"
+INPUTS_FILE = "inputs.json"
+OUTPUTS_DIR = "outputs"
+#: The name under which a stdout over ``OUTPUT_LIMIT`` is listed among the output files, kept whole.
+STDOUT_OUTPUT = "@stdout"
 #: Present in a workspace when the job was cancelled alone, without its packmates (the runner stops just it).
 CANCEL_FILE = "cancel"
 CANCEL_CHECK_S = 0.5
@@ -57,6 +65,8 @@ class Task:
     parameters: dict[str, Any]
     time_limit: float | None = None
     mem_limit: int | None = None
+    #: Named inputs: input name to a stored file's path, or an ordered list of paths.
+    inputs: dict[str, str | list[str]] | None = None
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Task:
@@ -76,6 +86,8 @@ class Result:
     error: str
     peak_rss: int = 0
     notes: list[str] = field(default_factory=list)
+    #: Files to store content-addressed: relative path under ``outputs/`` (or ``@stdout``) to SHA-256.
+    output_files: dict[str, str] = field(default_factory=dict)
 
 
 def process_start_time(pid: int) -> str | None:
@@ -145,7 +157,60 @@ class _Stop:
         cls.requested = True
 
 
-def _argv(task: Task, params_file: Path) -> list[str]:
+def output_source(workspace: Path, name: str) -> Path:
+    """Where an output file listed in a result lies in its workspace."""
+    return workspace / STDOUT_FILE if name == STDOUT_OUTPUT else workspace / OUTPUTS_DIR / name
+
+
+def _stage_inputs(task: Task, workspace: Path) -> str:
+    """Link (or copy) each named input read-only under ``inputs/`` and write their manifest; the input argument
+    to pass: the manifest's path, the seed's single file, or ``""`` for a parameters-only job."""
+    if task.inputs is None:
+        return task.input_file
+    root = workspace / INPUTS_DIR
+    shutil.rmtree(root, ignore_errors=True)
+    root.mkdir()
+    manifest: dict[str, str | list[str]] = {}
+    for name, value in task.inputs.items():
+        if isinstance(value, str):
+            manifest[name] = _stage_one(Path(value), root / name)
+        else:
+            (root / name).mkdir()
+            manifest[name] = [_stage_one(Path(v), root / name / str(i)) for i, v in enumerate(value)]
+    _write_json_atomic(workspace / INPUTS_FILE, manifest)
+    return str(workspace / INPUTS_FILE)
+
+
+def _stage_one(source: Path, target: Path) -> str:
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copyfile(source, target)
+    target.chmod(0o444)
+    return str(target)
+
+
+def _collect_outputs(workspace: Path) -> dict[str, str]:
+    """Every regular file under ``outputs/`` (symlinks are not followed) with its SHA-256."""
+    root = workspace / OUTPUTS_DIR
+    found: dict[str, str] = {}
+    for path in sorted(root.rglob("*")) if root.is_dir() else []:
+        rel = path.relative_to(root)
+        linked = any((root / PurePosixPath(*rel.parts[: n + 1])).is_symlink() for n in range(len(rel.parts)))
+        if not linked and path.is_file():
+            found[rel.as_posix()] = _sha256(path)
+    return found
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _argv(task: Task, params_file: Path, input_arg: str) -> list[str]:
     words = shlex.split(task.command)
     if words and words[0] in PYTHON_COMMANDS:
         words[0] = sys.executable
@@ -154,7 +219,7 @@ def _argv(task: Task, params_file: Path) -> list[str]:
         if resolved is None:
             raise FileNotFoundError(f"command {words[0]!r} of method {task.method_name!r} not found on PATH")
         words[0] = resolved
-    return [*words, task.script, task.input_file, str(params_file)]
+    return [*words, task.script, *([input_arg] if input_arg else []), str(params_file)]
 
 
 def _group_rss(pgid: int) -> int:
@@ -204,11 +269,11 @@ def run_task(task: Task) -> Result:
     workspace.mkdir(parents=True, exist_ok=True)
     params_file = workspace / PARAMS_FILE
     params_file.write_text(json.dumps(task.parameters), encoding="utf-8")
+    (workspace / OUTPUTS_DIR).mkdir(exist_ok=True)
     env = {
         **os.environ,
         "JOB_ID": task.job_id,
         "JOB_WORKSPACE": str(workspace),
-        "INPUT_FILE": task.input_file,
         "METHOD_DIR": task.method_dir,
         "PARAMS_FILE": str(params_file),
         "METHOD_NAME": task.method_name,
@@ -222,7 +287,10 @@ def run_task(task: Task) -> Result:
         status, notes = CANCELLED, ["cancelled before it started"]
     else:
         try:
-            argv = _argv(task, params_file)
+            input_arg = _stage_inputs(task, workspace)
+            if input_arg:
+                env["INPUTS_FILE" if task.inputs is not None else "INPUT_FILE"] = input_arg
+            argv = _argv(task, params_file, input_arg)
             with (workspace / STDOUT_FILE).open("wb") as out, (workspace / STDERR_FILE).open("wb") as err:
                 child = subprocess.Popen(
                     argv, cwd=workspace, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
@@ -236,13 +304,15 @@ def run_task(task: Task) -> Result:
     finished = time.time()
     output, cut = _head(workspace / STDOUT_FILE, OUTPUT_LIMIT)
     error, error_cut = _tail(workspace / STDERR_FILE, ERROR_LIMIT)
+    outputs = _collect_outputs(workspace) if status == COMPLETED else {}
     if cut:
-        notes.append(f"output truncated to its first {OUTPUT_LIMIT} bytes (full text in {STDOUT_FILE})")
+        outputs[STDOUT_OUTPUT] = _sha256(workspace / STDOUT_FILE)
+        notes.append(f"output shows its first {OUTPUT_LIMIT} bytes; the whole stdout is output file {STDOUT_OUTPUT}")
     if error_cut:
         error = f"[... stderr cut to its last {ERROR_LIMIT} bytes]\n{error}"
     if notes:
         error = "\n".join([*notes, error]) if error else "\n".join(notes)
-    result = Result(task.job_id, status, exit_code, started, finished, output, error, peak, notes)
+    result = Result(task.job_id, status, exit_code, started, finished, output, error, peak, notes, outputs)
     _write_json_atomic(workspace / RESULT_FILE, asdict(result))
     return result
 

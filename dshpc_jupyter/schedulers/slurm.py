@@ -41,7 +41,7 @@ from ..domain.errors import InvalidInputError
 from ..domain.home import Home
 from ..domain.methods import install_method, load_method
 from ..domain.models import JobRecord, MethodResources
-from .base import Claim, JobLedger, JobUpdate, Refusal, Submission, build_task, lost_submitter, result_update
+from .base import Claim, JobLedger, JobUpdate, Refusal, Submission, build_task, ingest_result, lost_submitter
 from .runner import CANCEL_FILE, PARAMS_FILE, Result, Task, read_result, write_manifest
 from .slurm_cli import (
     SQUEUE_FORMAT,
@@ -208,10 +208,11 @@ class SlurmScheduler:
         """The runner's task, with the input file and method copied to ``workdir`` when it is not the home."""
         s = submission
         if self.workdir != self.home:
-            _copy_once(self.home.file_path(s.file_hash), self.workdir.file_path(s.file_hash), self.workdir.tmp_dir)
+            for file_hash in _input_hashes(s):
+                _copy_once(self.home.file_path(file_hash), self.workdir.file_path(file_hash), self.workdir.tmp_dir)
             if not self.workdir.method_dir(s.function_hash).is_dir():
                 install_method(self.workdir, load_method(self.home.method_dir(s.function_hash)))
-        return build_task(self.workdir, s.job_id, s.file_hash, s.function_hash, s.spec, s.parameters)
+        return build_task(self.workdir, s.job_id, s.file_hash, s.function_hash, s.spec, s.parameters, s.file_inputs)
 
     def _sbatch(self, stem: str, groups: list[list[Task]], resources: MethodResources) -> str:
         """Submit one array (task ``i`` runs ``groups[i]``), retrying transient errors with backoff."""
@@ -284,6 +285,10 @@ class SlurmScheduler:
         self._snapshot = (time.monotonic(), entries)
         return entries
 
+    def _ingest(self, job_id: str, workspace: Path, result: Result) -> JobUpdate:
+        """Its result with the output files stored in the home (read from ``workdir``, where it ran)."""
+        return ingest_result(self.home, self.ledger, job_id, workspace, result)
+
     def _sacct(self, jobs: Sequence[JobRecord]) -> dict[str, str]:
         ids = sorted({j.scheduler_id for j in jobs if j.scheduler_id})
         try:
@@ -299,14 +304,14 @@ class SlurmScheduler:
         if state is not None and (code is None or st.is_in_progress(code)):
             result = read_result(workspace) if code in (st.RUNNING, st.COMPLETING) else None
             if result is not None and (_ended_on_its_own(result) or _cancelled_alone(result, workspace)):
-                return result_update(job.job_id, result)  # a packed job that ended while its task runs on
+                return self._ingest(job.job_id, workspace, result)  # a packed job that ended while its task runs on
             if code is None or code == job.status:
                 return None
             return JobUpdate(job.job_id, code, started_at=now if code == st.RUNNING and not job.started_at else None)
         result = read_result(workspace)
         if result is not None and (_ended_on_its_own(result) or code in (None, st.COMPLETED, st.FAILED)):
             self._ended_at.pop(job.job_id, None)
-            return result_update(job.job_id, result)
+            return self._ingest(job.job_id, workspace, result)
         if code is not None and code not in (st.COMPLETED, st.FAILED):
             self._ended_at.pop(job.job_id, None)
             error = f"Slurm ended array task {job.scheduler_id}: {state}"
@@ -355,7 +360,7 @@ class SlurmScheduler:
             log.warning("recovering %d job(s) whose submitter vanished (%d already in Slurm)", len(mine), len(adopted))
             specs = {j.function_hash: self.ledger.method_spec(j.function_hash) for j in jobs if j.job_id in mine}
             resubmit = [
-                Submission(j.job_id, j.file_hash, j.function_hash, spec, j.parameters)
+                Submission(j.job_id, j.file_hash or "", j.function_hash, spec, j.parameters, j.file_inputs)
                 for j in jobs if j.job_id in mine - adopted and (spec := specs[j.function_hash]) is not None
             ]  # fmt: skip
             updates += [
@@ -419,6 +424,12 @@ def _manifest_groups(path: Path) -> list[list[str]]:
     except (OSError, ValueError, KeyError):
         return []
     return [[task["job_id"] for task in group] for group in groups]
+
+
+def _input_hashes(submission: Submission) -> list[str]:
+    """Every stored file a job reads: its single file or each of its named inputs."""
+    named = (submission.file_inputs or {}).values()
+    return [h for h in [submission.file_hash] if h] + [h for v in named for h in ([v] if isinstance(v, str) else v)]
 
 
 def _copy_once(source: Path, target: Path, staging_dir: Path) -> None:

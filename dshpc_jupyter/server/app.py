@@ -46,7 +46,9 @@ from ..domain.models import (
     ServiceLimits,
     ServiceStatus,
 )
+from .chunked import DEFAULT_SESSION_TTL_S, chunked_routes
 from .guard import Guard
+from .transfer_routes import STREAM_PREFIX, transfer_routes
 from .wire import (
     OFFLOAD_BYTES,
     OFFLOAD_ITEMS,
@@ -74,8 +76,12 @@ def create_app(
     api_key: str | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     max_configs: int = DEFAULT_MAX_CONFIGS,
+    sessions_dir: Path | None = None,
+    session_ttl: float = DEFAULT_SESSION_TTL_S,
 ) -> FastAPI:
-    """The API over ``backend``. The caller owns the backend (and closes it after the server stops)."""
+    """The API over ``backend``. The caller owns the backend (and closes it after the server stops).
+    ``sessions_dir`` holds the later dsHPC's chunked-upload sessions (a new temporary folder by default),
+    removed after ``session_ttl`` seconds idle."""
     if max_body_bytes < 1 or max_configs < 1:
         raise ValueError("max_body_bytes and max_configs must be positive")
     if api_key is not None and not (api_key and api_key.isascii() and api_key.isprintable()):
@@ -86,6 +92,11 @@ def create_app(
         description="Deduplicated jobs on files with registered methods; the multi-job API POST /simulate-jobs.",
     )
     app.api_key_required = api_key is not None
+    documented = errors_doc(*((401,) if api_key is not None else ()), 404, 409, 413, 416, 422)
+    app.include_router(transfer_routes(backend, max_body_bytes, documented))
+    if sessions_dir is None:
+        sessions_dir = Path(tempfile.mkdtemp(prefix="dshpc-chunked-"))
+    app.include_router(chunked_routes(backend, sessions_dir, session_ttl, documented))
     app.include_router(_routes(backend, api_key is not None, max_body_bytes, max_configs))
 
     @app.exception_handler(DshpcError)
@@ -107,7 +118,9 @@ def create_app(
         return error_response(500, f"internal server error ({type(exc).__name__}); the server log has the details")
 
     open_paths = {"/health", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"}
-    app.add_middleware(Guard, api_key=api_key, max_body_bytes=max_body_bytes, open_paths=open_paths)
+    app.add_middleware(
+        Guard, api_key=api_key, max_body_bytes=max_body_bytes, open_paths=open_paths, streamed=(STREAM_PREFIX,)
+    )
     return app
 
 

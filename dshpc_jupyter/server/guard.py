@@ -38,9 +38,17 @@ class Guard:
     ``max_body_bytes`` (413 beyond) and hands it to the app."""
 
     def __init__(
-        self, app: ASGIApp, *, api_key: str | None, max_body_bytes: int, open_paths: Collection[str] = ()
+        self,
+        app: ASGIApp,
+        *,
+        api_key: str | None,
+        max_body_bytes: int,
+        open_paths: Collection[str] = (),
+        streamed: tuple[str, ...] = (),
     ) -> None:
         self.app = app
+        #: Path prefixes whose body is not buffered here: their route streams it and counts it to the limit.
+        self._streamed = streamed
         self._key = api_key.encode("utf-8") if api_key is not None else None
         self._max = max_body_bytes
         self._open = frozenset(open_paths)
@@ -66,6 +74,9 @@ class Guard:
             if int(declared) > self._max:
                 await send_error(send, 413, self._too_large(int(declared)))
                 return
+        if self._streamed and scope["path"].startswith(self._streamed):
+            await self.app(scope, receive, send)
+            return
         try:
             body = await self._read_body(receive)
         except _ClientGoneError:

@@ -17,6 +17,7 @@ from ..backends.base import Backend
 from ..backends.embedded import EmbeddedBackend
 from ..service.factory import open_engine
 from .app import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_CONFIGS, create_app
+from .chunked import DEFAULT_SESSION_TTL_S
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8001
@@ -45,6 +46,7 @@ def serve(
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     sock: socket.socket | None = None,
     log_level: str = "info",
+    session_ttl: float = DEFAULT_SESSION_TTL_S,
 ) -> None:
     """Run the API until SIGINT/SIGTERM: the store under ``home``, ``methods`` registered first.
 
@@ -59,7 +61,10 @@ def serve(
         for path in methods:
             for method in engine.register_method(path):
                 log.info("registered method %r (%s)", method.name, method.function_hash[:12])
-        app = create_app(backend, api_key=api_key, max_body_bytes=max_body_bytes, max_configs=max_configs)
+        app = create_app(
+            backend, api_key=api_key, max_body_bytes=max_body_bytes, max_configs=max_configs,
+            sessions_dir=engine.home.tmp_dir / "chunked", session_ttl=session_ttl,
+        )  # fmt: skip
     except BaseException:
         engine.close()
         raise

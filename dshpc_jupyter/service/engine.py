@@ -13,21 +13,19 @@ The methods here are synchronous; :mod:`.embedded` exposes them as the async ``B
 from __future__ import annotations
 
 import io
-import mimetypes
 import os
 import tempfile
 import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast, get_args
 
 from ..domain import status as st
-from ..domain.configs import Config, ConfigError
-from ..domain.errors import ConflictError, InvalidInputError, InvalidParametersError, NotFoundError
-from ..domain.hashing import canonical_json, is_sha256_hex, job_key, sha256_copy
+from ..domain.configs import Config, ConfigError, FileInputs
+from ..domain.errors import InvalidInputError, InvalidParametersError, NotFoundError
+from ..domain.hashing import canonical_json, inputs_key, is_sha256_hex, job_key, sha256_copy
 from ..domain.home import Home
 from ..domain.methods import ParameterSchema, find_method_dirs, install_method, load_method
 from ..domain.models import (
@@ -50,6 +48,8 @@ from ..domain.models import (
 from ..domain.status import Outcome
 from ..schedulers.base import JobUpdate, Scheduler, Submission
 from ..store.sqlite import LatestJob, NewJob, Store
+from .inputs import declared_inputs_problem, missing_file, resolved_inputs
+from .transfers import StreamedUploads, keep_staged
 
 MSG_COMPLETED = "Completed job found"
 MSG_IN_PROGRESS = "Job in progress"
@@ -83,6 +83,9 @@ class _Checked:
     error: str | None = None
     key: str = ""
     canonical: dict[str, Any] | None = None
+    file_inputs: Any = None
+    #: The named inputs the job runs on: lower-cased, a declared ``multiple`` input always an array.
+    inputs: FileInputs | None = None
 
 
 def _statistics(results: Sequence[ResultRow]) -> BatchStatistics:
@@ -114,6 +117,7 @@ class Engine:
         self.scheduler = scheduler
         self.schedulers: dict[str, Scheduler] = {s.name: s for s in (*others, scheduler)}
         self._schemas: dict[str, ParameterSchema] = {}
+        self.streams = StreamedUploads(home, store)
 
     def close(self) -> None:
         for scheduler in self.schedulers.values():
@@ -172,29 +176,13 @@ class Engine:
                 raise InvalidInputError(f"path: {str(path)!r} is not a readable file")
             filename = filename or path.name
         staged, digest, size = self._stage(source)
-        try:
-            if file_hash is not None and digest != file_hash:
-                raise InvalidInputError(f"file_hash: does not match the content, whose SHA-256 is {digest}")
-            existing = self.store.get_file(digest)
-            if existing is not None:
-                if not exist_ok:
-                    raise ConflictError(f"File '{digest}' already exists")
-                return existing
-            target = self.home.file_path(digest)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            staged.replace(target)
-        finally:
+        if file_hash is not None and digest != file_hash:
             staged.unlink(missing_ok=True)
-        info = FileInfo(
-            file_hash=digest,
-            filename=filename,
-            content_type=content_type or (mimetypes.guess_type(filename)[0] if filename else None),
-            file_size=size,
-            metadata=metadata,
-            upload_date=datetime.now(UTC),
-        )
-        self.store.add_file(info)
-        return self.store.get_file(digest) or info
+            raise InvalidInputError(f"file_hash: does not match the content, whose SHA-256 is {digest}")
+        return keep_staged(
+            self.home, self.store, staged, digest, size,
+            filename=filename, content_type=content_type, metadata=metadata, exist_ok=exist_ok,
+        )  # fmt: skip
 
     def _stage(self, source: bytes | str | os.PathLike[str]) -> tuple[Path, str, int]:
         """Copy the content into the home's staging area, hashing it on the way."""
@@ -260,7 +248,9 @@ class Engine:
         configs = [read_config(item) for item in items]
         valid = [c for c in configs if isinstance(c, Config)]
         methods = self.store.latest_methods({c.method_name for c in valid})
-        files = self.store.existing_files(sorted({c.file_hash.lower() for c in valid if c.file_hash}))
+        named = (h for c in valid for v in (c.file_inputs or {}).values() for h in ([v] if isinstance(v, str) else v))
+        hashes = {c.file_hash.lower() for c in valid if c.file_hash} | {h.lower() for h in named}
+        files = self.store.existing_files(sorted(hashes))
         return [self._check(config, methods, files) for config in configs]
 
     def _check(
@@ -268,22 +258,35 @@ class Engine:
     ) -> _Checked:
         """The seed's checks of one config, in its order: the config, its method, its file, its parameters."""
         if isinstance(config, ConfigError):
-            return _Checked(config.file_hash, config.method_name, config.parameters, error=config.message)
+            return _Checked(
+                config.file_hash, config.method_name, config.parameters, error=config.message,
+                file_inputs=config.file_inputs,
+            )  # fmt: skip
+        file_hash = config.file_hash or None
         method = methods.get(config.method_name)
         if method is None:
             error = f"Method '{config.method_name}' not found"
-            return _Checked(config.file_hash, config.method_name, config.parameters, error=error)
-        checked = _Checked(config.file_hash, config.method_name, config.parameters, function_hash=method[0])
-        file_hash = config.file_hash.lower()
-        if file_hash not in files:
-            checked.error = f"File '{config.file_hash}' not found"
+            return _Checked(
+                file_hash, config.method_name, config.parameters, error=error, file_inputs=config.file_inputs
+            )
+        checked = _Checked(
+            file_hash, config.method_name, config.parameters, function_hash=method[0], file_inputs=config.file_inputs
+        )
+        inputs_problem = declared_inputs_problem(method[1], config)
+        if inputs_problem is not None:
+            checked.error = f"Invalid inputs: {inputs_problem}"
+            return checked
+        checked.inputs = resolved_inputs(method[1], config.file_inputs)
+        missing = missing_file(config, files)
+        if missing is not None:
+            checked.error = missing
             return checked
         try:
             checked.canonical, params_key = self._schema(*method).canonicalize(config.parameters)
         except InvalidParametersError as exc:
             checked.error = f"Invalid parameters: {exc}"
             return checked
-        checked.key = job_key(file_hash, params_key)
+        checked.key = job_key(inputs_key(config.file_hash.lower(), checked.inputs), params_key)
         return checked
 
     def _simulate(
@@ -365,20 +368,22 @@ class Engine:
             results.append(
                 {"job_id": job_id, "new_status": new_status, "old_status": old_status, "output": output,
                  "message": message, "file_hash": config.file_hash, "method_name": config.method_name,
-                 "function_hash": config.function_hash, "parameters": config.parameters, "outcome": outcome}
+                 "function_hash": config.function_hash, "parameters": config.parameters, "outcome": outcome,
+                 "file_inputs": config.file_inputs}
             )  # fmt: skip
         return results, new_jobs
 
     def _new_job(self, job_id: str, config: _Checked, now: float) -> tuple[NewJob, Submission]:
         """The row to insert for a new job, and what its scheduler will need to run it."""
-        assert config.file_hash and config.method_name and config.function_hash and config.canonical is not None
-        file_hash = config.file_hash.lower()
+        assert config.method_name and config.function_hash and config.canonical is not None
+        file_hash = (config.file_hash or "").lower()
+        inputs = None if config.inputs is None else canonical_json(config.inputs)
         row = NewJob(
             job_id, config.key, file_hash, config.method_name, config.function_hash,
-            canonical_json(config.canonical), now, self.scheduler.name,
+            canonical_json(config.canonical), now, self.scheduler.name, inputs,
         )  # fmt: skip
         spec = self._schemas[config.function_hash].spec
-        return row, Submission(job_id, file_hash, config.function_hash, spec, config.canonical)
+        return row, Submission(job_id, file_hash, config.function_hash, spec, config.canonical, config.inputs)
 
     def _submit(self, submissions: list[Submission], results: list[ResultRow]) -> list[ResultRow]:
         """Hand the new jobs to the scheduler; a refused job fails with the reason, never silently. The result

@@ -20,14 +20,14 @@ _RESULTS = TypeAdapter(list[MultiJobResult])
 #: The columns every job query selects, in the order :func:`job_from_row` reads them.
 JOB_COLUMNS = (
     "job_id, file_hash, method_name, function_hash, parameters, status, output, error, exit_code, "
-    "created_at, started_at, finished_at, scheduler, scheduler_id"
+    "created_at, started_at, finished_at, scheduler, scheduler_id, file_inputs, output_files"
 )
 #: The columns every batch-summary query selects, in the order :func:`batch_summary` reads them.
 BATCH_COLUMNS = "batch_id, created_at, total_jobs, statistics"
 
 PACKED_FIELDS = (
     "job_id", "outcome", "old_status", "new_status", "message", "file_hash", "method_name", "function_hash",
-    "parameters",
+    "parameters", "file_inputs",
 )  # fmt: skip
 
 
@@ -45,7 +45,7 @@ def job_from_row(row: Sequence[Any]) -> JobRecord:
     """A job record from the ``JOB_COLUMNS`` of one row (trusted: the store wrote it)."""
     return JobRecord.model_construct(
         job_id=row[0],
-        file_hash=row[1],
+        file_hash=row[1] or None,
         method_name=row[2],
         function_hash=row[3],
         parameters=json.loads(row[4]),
@@ -58,6 +58,8 @@ def job_from_row(row: Sequence[Any]) -> JobRecord:
         finished_at=_dt(row[11]),
         scheduler=row[12],
         scheduler_id=row[13],
+        file_inputs=None if row[14] is None else json.loads(row[14]),
+        output_files={} if row[15] is None else json.loads(row[15]),
     )
 
 
@@ -100,4 +102,7 @@ def pack_results(results: Sequence[Mapping[str, Any]]) -> bytes:
 
 def unpack_results(packed: str | bytes) -> list[MultiJobResult]:
     """The results :func:`pack_results` packed."""
-    return _RESULTS.validate_python([dict(zip(PACKED_FIELDS, row, strict=True)) for row in json.loads(packed)])
+    # A row packed before ``file_inputs`` existed is one field short: the field is then left out (None).
+    return _RESULTS.validate_python(
+        [dict(zip(PACKED_FIELDS[: len(row)], row, strict=True)) for row in json.loads(packed)]
+    )

@@ -71,7 +71,11 @@ CREATE INDEX batches_by_time ON batches(created_at);
 #: The schema's history: version N is reached from N - 1 by its statements (version 1 from an empty file).
 #: A change to the tables is a new step at the end, so every store of an older version upgrades in place, in
 #: the transaction that opens it; versions may skip numbers.
-MIGRATIONS: tuple[tuple[int, str], ...] = ((1, SCHEMA),)
+MIGRATIONS: tuple[tuple[int, str], ...] = (
+    (1, SCHEMA),
+    # Named inputs and output files (docs/design.md section 8): JSON text, NULL for jobs that have none.
+    (2, "ALTER TABLE jobs ADD COLUMN file_inputs TEXT; ALTER TABLE jobs ADD COLUMN output_files TEXT"),
+)
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
 

@@ -227,7 +227,7 @@ class Store:
             rows = conn.execute(
                 "UPDATE jobs SET status = ? WHERE seq IN (SELECT seq FROM jobs"
                 " WHERE scheduler = ? AND status = ? ORDER BY seq LIMIT ?)"
-                " RETURNING seq, job_id, file_hash, method_name, function_hash, parameters",
+                " RETURNING seq, job_id, file_hash, method_name, function_hash, parameters, file_inputs",
                 (st.STARTING, scheduler, st.PENDING, limit),
             ).fetchall()
             specs = dict(
@@ -237,7 +237,7 @@ class Store:
                 )
             )
         rows.sort()
-        return [ClaimedJob(r[1], r[2], r[3], r[4], r[5], specs[r[4]]) for r in rows]
+        return [ClaimedJob(r[1], r[2], r[3], r[4], r[5], specs[r[4]], r[6]) for r in rows]
 
     def requeue(self, job_ids: Sequence[str]) -> None:
         """Claimed jobs whose runner never started go back to the queue."""
@@ -284,11 +284,12 @@ class Store:
             cursor = conn.executemany(
                 "UPDATE jobs SET status = ?, exit_code = coalesce(?, exit_code), output = coalesce(?, output),"
                 " error = coalesce(?, error), started_at = coalesce(?, started_at),"
-                " finished_at = coalesce(?, finished_at), scheduler_id = coalesce(?, scheduler_id)"
+                " finished_at = coalesce(?, finished_at), scheduler_id = coalesce(?, scheduler_id),"
+                " output_files = coalesce(?, output_files)"
                 f" WHERE job_id = ? AND status IN {ACTIVE_SET}",
                 (
                     (u.status, u.exit_code, u.output, u.error, u.started_at, u.finished_at, u.scheduler_id,
-                     u.job_id)
+                     None if u.output_files is None else json.dumps(u.output_files), u.job_id)
                     for u in updates
                 ),
             )  # fmt: skip

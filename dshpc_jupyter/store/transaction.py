@@ -42,6 +42,7 @@ class NewJob:
     parameters: str
     created_at: float
     scheduler: str
+    file_inputs: str | None = None
 
 
 class Transaction:
@@ -66,10 +67,10 @@ class Transaction:
     def insert_jobs(self, jobs: Iterable[NewJob]) -> None:
         self._conn.executemany(
             "INSERT INTO jobs (job_id, job_key, file_hash, method_name, function_hash, parameters, status,"
-            " created_at, scheduler) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " created_at, scheduler, file_inputs) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 (j.job_id, j.job_key, j.file_hash, j.method_name, j.function_hash, j.parameters, st.PENDING,
-                 j.created_at, j.scheduler)
+                 j.created_at, j.scheduler, j.file_inputs)
                 for j in jobs
             ),
         )  # fmt: skip
