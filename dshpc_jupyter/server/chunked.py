@@ -76,7 +76,7 @@ class ChunkedUploadSession(Model):
     total_size: int
     chunk_size: int
     total_chunks: int
-    chunks_received: list[int]
+    chunks_received: list[int] = Field(default_factory=list)
     created_at: datetime
     last_updated: datetime
     status: str = "active"
