@@ -15,6 +15,7 @@ from support import wait_for_jobs, write_method
 from test_backends_shared import BACKENDS, open_connection
 
 from dshpc_jupyter.domain.hashing import sha256_bytes
+from dshpc_jupyter.front.batch import Batch
 from dshpc_jupyter.front.connection import Connection
 from dshpc_jupyter.schedulers.runner import OUTPUT_LIMIT, STDOUT_OUTPUT
 
@@ -202,3 +203,27 @@ def test_a_stdout_over_the_output_limit_is_kept_whole(conn: Connection) -> None:
     whole = conn.read_bytes(job.output_files[STDOUT_OUTPUT])
     assert whole == b"x" * (OUTPUT_LIMIT + 1000)
     assert STDOUT_OUTPUT in (job.error or "")
+
+
+def test_a_batch_shows_inputs_by_name_and_lists_and_downloads_its_output_files(
+    conn: Connection, files: dict[str, str], tmp_path: Path
+) -> None:
+    configs = [
+        {"method_name": MERGE, "file_inputs": {"data": files["a"], "reference": files["b"],
+                                               "replicates": [files["c"], files["d"]]}},
+        {"method_name": PARAMS_ONLY, "parameters": {"n": 2}},
+    ]  # fmt: skip
+    batch = Batch.submit(configs, connection=conn).wait(timeout=60)
+    frame = batch.df
+    assert list(frame["input.data"]) == ["a.txt", None] and frame["input.replicates"][0] == ["c.txt", "d.txt"]
+    assert frame["output_files"][0] == conn.get_job(frame["job_id"][0]).output_files and frame["output_files"][1] == {}
+    listed = batch.files()
+    assert list(listed.columns) == ["row", "job_id", "path", "hash", "size"]
+    assert sorted(listed["path"]) == ["constant.txt", "tables/joined.txt"] and set(listed["row"]) == {0}
+    assert listed.set_index("path")["size"]["tables/joined.txt"] == len(b"a-content|b-content")
+    written = batch.download(tmp_path / "out")
+    assert sorted(p.relative_to(tmp_path / "out").as_posix() for p in written) == [
+        "0/constant.txt",
+        "0/tables/joined.txt",
+    ]
+    assert (tmp_path / "out" / "0" / "tables" / "joined.txt").read_bytes() == b"a-content|b-content"

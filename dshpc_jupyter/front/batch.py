@@ -13,10 +13,12 @@ from __future__ import annotations
 import time
 import warnings
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..domain.errors import DshpcError
 from ..domain.models import BatchStatistics
+from .batch_files import add_input_columns, download_outputs, files_frame, input_names
 from .batch_state import BatchState, Row
 from .batch_views import BatchStats, ParameterDefaults, batch_stats, batches_frame, outputs_frame, rows_frame
 from .connection import Connection, current
@@ -157,6 +159,20 @@ class Batch:
         and one column per parameter (defaults filled in from the method's spec, as fetched at submission)."""
         return self._frame()
 
+    def files(self) -> pd.DataFrame:
+        """The output files of every job: one row per file (``row`` of :attr:`df`, ``job_id``, ``path``, ``hash``,
+        ``size``); a stdout kept whole because it was too long is the path ``@stdout``."""
+        rows = self.rows()
+        wanted = {h for r in rows if r.job is not None for h in r.job.output_files.values()}
+        sizes = (
+            {f.file_hash: f.file_size for f in self.connection.list_files() if f.file_hash in wanted} if wanted else {}
+        )
+        return files_frame(rows, sizes)
+
+    def download(self, folder: str | Path) -> list[Path]:
+        """Every output file into ``folder/<row>/<path>``, checked against its hash; the paths written."""
+        return download_outputs(self.connection, self.files(), folder)
+
     def outputs(self) -> pd.DataFrame:
         """The JSON outputs as columns (``pandas.json_normalize``) beside each config's method, file and parameters,
         one row per config (same index as :attr:`df`); an output column named like one of those gets ``output.``
@@ -232,7 +248,11 @@ class Batch:
                 "the given values only (batch.refresh() asks again)",
                 stacklevel=3,
             )
-        return rows_frame(self.rows(), self.defaults)
+        rows = self.rows()
+        frame = rows_frame(rows, self.defaults)
+        names = {f.file_hash: f.filename for f in self.connection.list_files()} if input_names(rows) else {}
+        add_input_columns(frame, rows, names)
+        return frame
 
 
 def batches(limit: int = 20, *, connection: Connection | None = None) -> pd.DataFrame:

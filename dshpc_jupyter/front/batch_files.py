@@ -1,0 +1,64 @@
+"""A batch's files as pandas (docs/design.md section 8): one column per named input (file names where the
+service knows them), and the output files every job wrote, listed and downloaded."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any
+
+from .batch_state import Row
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from .connection import Connection
+
+
+def input_names(rows: Sequence[Row]) -> list[str]:
+    """Every input name the rows' configs give, in the order first met."""
+    names = (n for r in rows if isinstance(r.config.get("file_inputs"), Mapping) for n in r.config["file_inputs"])
+    return list(dict.fromkeys(names))
+
+
+def add_input_columns(frame: pd.DataFrame, rows: Sequence[Row], file_names: Mapping[str, str | None]) -> None:
+    """``input.NAME`` columns: each input's file name (its hash when the service has no name), a list for an
+    array input; and ``output_files``, each job's ``{path: hash}``."""
+
+    def shown(value: Any) -> Any:
+        if isinstance(value, list):
+            return [shown(v) for v in value]
+        return file_names.get(str(value).lower()) or value
+
+    import pandas as pd
+
+    for name in input_names(rows):
+        column = [shown((r.config.get("file_inputs") or {}).get(name)) for r in rows]
+        frame[f"input.{name}"] = pd.Series(column, dtype=object)
+    frame["output_files"] = pd.Series([dict(r.job.output_files) if r.job else {} for r in rows], dtype=object)
+
+
+def files_frame(rows: Sequence[Row], sizes: Mapping[str, int]) -> pd.DataFrame:
+    """One row per output file of every job: the config's row, the file's path, hash and size."""
+    import pandas as pd
+
+    records = [
+        {"row": r.index, "job_id": r.job.job_id, "path": path, "hash": file_hash, "size": sizes.get(file_hash)}
+        for r in rows
+        if r.job is not None
+        for path, file_hash in r.job.output_files.items()
+    ]
+    frame = pd.DataFrame.from_records(records, columns=["row", "job_id", "path", "hash", "size"])
+    frame["size"] = frame["size"].astype("Int64")
+    return frame
+
+
+def download_outputs(connection: Connection, frame: pd.DataFrame, folder: str | Path) -> list[Path]:
+    """Each output file into ``folder/<row>/<path>`` (folders made as needed); the paths written."""
+    root = Path(folder).expanduser()
+    written = []
+    for row, path, file_hash in zip(frame["row"], frame["path"], frame["hash"], strict=True):
+        target = root / str(row) / PurePosixPath(path.lstrip("@"))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        written.append(connection.download(file_hash, target))
+    return written
