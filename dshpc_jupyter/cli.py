@@ -221,6 +221,9 @@ def cmd_files(args: argparse.Namespace) -> int:
             for path, digest in zip(args.paths, connection.upload_files(args.paths), strict=True):
                 console.print(f"{digest}  {path}")
             return 0
+        if args.action == "download":
+            console.print(str(connection.download(args.file_hash, args.dest)))
+            return 0
         table = Table("file_hash", "filename", "size", "content_type", "uploaded")
         for f in connection.list_files():
             table.add_row(
@@ -241,6 +244,12 @@ def cmd_jobs(args: argparse.Namespace) -> int:
             return 0
         if args.action == "cancel":
             console.print_json(connection.cancel(args.job_ids).model_dump_json())
+            return 0
+        if args.action == "outputs":
+            outputs = Table("path", "file_hash", "size")
+            for path, file_hash in connection.get_job(args.job_id).output_files.items():
+                outputs.add_row(path, file_hash, str(connection.get_file(file_hash).file_size))
+            console.print(outputs)
             return 0
         table = Table("job_id", "method", "status", "created", "exit", "parameters")
         for job in connection.list_jobs(status=args.status, limit=args.limit):
@@ -339,6 +348,9 @@ def build_parser() -> argparse.ArgumentParser:
     files_actions = files.add_subparsers(dest="action", required=True)
     files_actions.add_parser("upload", help="upload files (only those missing)").add_argument("paths", nargs="+")
     files_actions.add_parser("list", help="list stored files")
+    download = files_actions.add_parser("download", help="write a stored file (an output, say) to DEST")
+    download.add_argument("file_hash")
+    download.add_argument("dest", help="a file to write, or a folder to put it in under its name")
     files.set_defaults(run=cmd_files)
 
     jobs = commands.add_parser("jobs", help="list, show and cancel jobs")
@@ -348,6 +360,7 @@ def build_parser() -> argparse.ArgumentParser:
     jobs_list.add_argument("--limit", type=int, default=50)
     jobs_actions.add_parser("show", help="one job as JSON").add_argument("job_id")
     jobs_actions.add_parser("cancel", help="cancel jobs").add_argument("job_ids", nargs="+")
+    jobs_actions.add_parser("outputs", help="the output files a job wrote").add_argument("job_id")
     jobs.set_defaults(run=cmd_jobs)
 
     batches = commands.add_parser("batches", help="list, show and cancel batches")

@@ -3,7 +3,9 @@ answered when not waiting, and where each job is when the wait times out."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -77,3 +79,25 @@ def test_submit_wait_that_times_out_prints_the_jobs_still_in_progress(
     assert code == 0 and waits == [0.5]
     row = next(line for line in out.splitlines() if "Simulated Workload" in line)
     assert ("PD new" in row or "R new" in row) and "Statistics" in out
+
+
+def test_jobs_outputs_and_files_download(run: Any, home: Path, tmp_path: Path) -> None:
+    method = tmp_path / "writer"
+    method.mkdir()
+    (method / "method.json").write_text(json.dumps({"name": "Writer", "command": "python3", "script_path": "w.py"}))
+    (method / "w.py").write_text(
+        "import os\nout = os.path.join(os.environ['JOB_WORKSPACE'], 'outputs')\n"
+        "open(os.path.join(out, 'table.csv'), 'w').write('a,b\\n1,2\\n')\n"
+    )
+    assert run("methods", "register", str(method))[0] == 0
+    request = write_request(tmp_path / "jobs.json", [{"method_name": "Writer"}])
+    assert run("submit", str(request), "--wait")[0] == 0
+    code, listing = run("jobs", "list")
+    job_id = next(re.findall(r"\b[0-9a-f]{32}\b", line)[0] for line in listing.splitlines() if "Writer" in line)
+    code, shown = run("jobs", "outputs", job_id)
+    wanted = hashlib.sha256(b"a,b\n1,2\n").hexdigest()
+    assert code == 0 and "table.csv" in shown and wanted in shown and " 8" in shown
+    code, written = run("files", "download", wanted, str(tmp_path))
+    assert code == 0 and (tmp_path / "table.csv").read_bytes() == b"a,b\n1,2\n" and "table.csv" in written
+    code, _ = run("files", "download", "0" * 64, str(tmp_path))
+    assert code != 0

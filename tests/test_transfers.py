@@ -105,15 +105,39 @@ class Counted(httpx.AsyncByteStream):
             yield block
 
 
+class Bars:
+    """A progress factory that records what it was asked to show."""
+
+    def __init__(self) -> None:
+        self.made: list[tuple[str, int]] = []
+        self.moved = 0
+        self.closed = False
+
+    def make(self, description: str, total: int) -> Bars:
+        self.made.append((description, total))
+        return self
+
+    def update(self, n: int) -> None:
+        self.moved += n
+
+    def close(self) -> None:
+        self.closed = True
+
+
 def test_a_cut_connection_resumes_sending_only_what_was_missing(tmp_path: Path) -> None:
     home = tmp_path / "home"
     size = 40 << 20
     source = tmp_path / "data.bin"
     source.write_bytes(os.urandom(size))
     transport = CutOnce(cut_at=size // 2)
-    with thread_server(home, max_body_bytes=24 << 20) as url, Connection(HttpBackend(url, transport=transport)) as conn:
+    bars = Bars()
+    with (
+        thread_server(home, max_body_bytes=24 << 20) as url,
+        Connection(HttpBackend(url, transport=transport, progress=bars.make)) as conn,
+    ):
         info = conn.upload_file(source)
     assert transport.cut and info.file_hash == sha256_file(source)
+    assert bars.made == [("upload data.bin", size)] and bars.moved >= size and bars.closed
     assert transport.sent < size + (2 << 20), f"sent {transport.sent} bytes for {size}: resent what was there"
     assert (home / "files" / info.file_hash[:2] / info.file_hash).read_bytes() == source.read_bytes()
 

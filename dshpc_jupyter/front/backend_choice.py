@@ -13,6 +13,7 @@ from ..backends.base import URL_ENV, Backend
 from ..backends.embedded import EmbeddedBackend
 from ..domain.errors import InvalidInputError
 from ..service.factory import build_engine, option_names, options_from, scheduler_option_names, scheduler_options
+from .progress_bars import progress_bar
 
 
 def connect_async(
@@ -43,7 +44,7 @@ def connect_async(
         typed = options_from(
             HttpOptions, options, backend=f"the HTTP backend at {url}", others=scheduler_option_names()
         )
-        return HttpBackend(url, api_key=api_key, options=typed)
+        return HttpBackend(url, api_key=api_key, options=typed, progress=progress_bar)
     foreign = _http_option_names() if set(options) - scheduler_option_names() else ()
     return EmbeddedBackend(build_engine(home, scheduler_options(scheduler or "local", options, others=foreign)))
 
