@@ -14,6 +14,7 @@ import pytest
 from support import wait_for_jobs, write_method
 from test_backends_shared import BACKENDS, open_connection
 
+from dshpc_jupyter.domain.errors import MethodSpecError
 from dshpc_jupyter.domain.hashing import sha256_bytes
 from dshpc_jupyter.front.batch import Batch
 from dshpc_jupyter.front.connection import Connection
@@ -227,3 +228,27 @@ def test_a_batch_shows_inputs_by_name_and_lists_and_downloads_its_output_files(
         "0/tables/joined.txt",
     ]
     assert (tmp_path / "out" / "0" / "tables" / "joined.txt").read_bytes() == b"a-content|b-content"
+
+
+def test_methods_in_the_seeds_layout_register_unchanged(
+    conn: Connection, files: dict[str, str], tmp_path: Path
+) -> None:
+    root = tmp_path / "seed_methods"
+    (root / "commands").mkdir(parents=True)
+    (root / "scripts" / "shout" / "utils").mkdir(parents=True)
+    spec = {"name": "Shout", "description": "seed layout", "command": "python3", "script_path": "main.py",
+            "parameters": [{"name": "times", "type": "int", "default": 2}], "version": "1.0.0"}  # fmt: skip
+    (root / "commands" / "shout.json").write_text(json.dumps(spec))
+    (root / "scripts" / "shout" / "utils" / "loud.py").write_text("def loud(t, n):\n    return t.upper() * n\n")
+    (root / "scripts" / "shout" / "main.py").write_text(
+        "import json, sys\nfrom utils.loud import loud\n"
+        "print(json.dumps({'text': loud(open(sys.argv[1]).read(), json.load(open(sys.argv[2]))['times'])}))\n"
+    )
+    (registered,) = conn.register_method(root)
+    assert (registered.name, registered.version, registered.parameters[0].type) == ("Shout", "1.0.0", "integer")
+    assert conn.register_method(root)[0].function_hash == registered.function_hash, "the same files, the same hash"
+    (job,) = run(conn, [{"method_name": "Shout", "file_hash": files["a"]}])
+    assert json.loads(job.output) == {"text": "A-CONTENT" * 2}
+    (root / "commands" / "orphan.json").write_text(json.dumps({**spec, "name": "Orphan"}))
+    with pytest.raises(MethodSpecError, match="no script folder scripts/orphan/"):
+        conn.register_method(root)

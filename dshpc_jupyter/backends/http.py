@@ -42,7 +42,7 @@ from ..domain.errors import (
     NotFoundError,
 )
 from ..domain.hashing import CHUNK, is_sha256_hex, sha256_bytes, sha256_file
-from ..domain.methods import find_method_dirs, load_method
+from ..domain.methods import load_method, method_dirs
 from ..domain.models import (
     BatchDetail,
     BatchStatistics,
@@ -228,10 +228,11 @@ class HttpBackend:
         root = Path(path).expanduser()
 
         def pack() -> bytes:
-            directories = find_method_dirs(root)
-            for directory in directories:
-                load_method(directory)
-            return pack_directory(root, directories)
+            with method_dirs(root) as directories:
+                for directory in directories:
+                    load_method(directory)
+                base = root if directories == [root] else directories[0].parent  # the seed's layout: laid out aside
+                return pack_directory(base, directories)
 
         archive = await asyncio.to_thread(pack)
         body = {"archive": base64.b64encode(archive).decode("ascii")}

@@ -13,7 +13,8 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,11 +24,14 @@ from pydantic import ValidationError
 from .configs import INPUT_NAME, json_type
 from .errors import InvalidParametersError as InvalidParametersError  # its name here before errors.py held it
 from .errors import MethodSpecError
-from .hashing import canonical_json, function_hash, method_files, parameters_key
+from .hashing import IGNORED_NAMES, canonical_json, function_hash, method_files, parameters_key
 from .home import Home
 from .models import MethodParameter, MethodSpec
 
 SPEC_FILE = "method.json"
+#: The seed's layout: one spec per method in ``commands/NAME.json``, its files in ``scripts/NAME/``.
+SEED_COMMANDS = "commands"
+SEED_SCRIPTS = "scripts"
 
 TYPE_ALIASES = {
     "string": "string", "str": "string", "text": "string",
@@ -49,6 +53,29 @@ class LoadedMethod:
 
 
 # --- loading ---------------------------------------------------------------------------------------------
+
+
+@contextmanager
+def method_dirs(path: str | os.PathLike[str]) -> Iterator[list[Path]]:
+    """The method directories under ``path`` (:func:`find_method_dirs`); a folder in the seed's layout
+    (``commands/NAME.json`` beside ``scripts/NAME/``) is laid out as method directories in a temporary folder
+    first, removed afterwards, so a dsHPC user's methods register unchanged (docs/design.md section 8.4)."""
+    root = Path(path).expanduser()
+    if not (root / SEED_COMMANDS).is_dir() or (root / SPEC_FILE).is_file():
+        yield find_method_dirs(root)
+        return
+    staging = Path(tempfile.mkdtemp(prefix="dshpc-seed-methods-"))
+    try:
+        for command in sorted((root / SEED_COMMANDS).glob("*.json")):
+            scripts = root / SEED_SCRIPTS / command.stem
+            if not scripts.is_dir():
+                raise MethodSpecError(f"{command}: no script folder {SEED_SCRIPTS}/{command.stem}/ beside it")
+            target = staging / command.stem
+            shutil.copytree(scripts, target, ignore=shutil.ignore_patterns(*IGNORED_NAMES, "*.pyc", "*.pyo"))
+            shutil.copyfile(command, target / SPEC_FILE)
+        yield find_method_dirs(staging)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def find_method_dirs(path: str | os.PathLike[str]) -> list[Path]:

@@ -27,7 +27,7 @@ from ..domain.configs import Config, ConfigError, FileInputs
 from ..domain.errors import InvalidInputError, InvalidParametersError, NotFoundError
 from ..domain.hashing import canonical_json, inputs_key, is_sha256_hex, job_key, sha256_copy
 from ..domain.home import Home
-from ..domain.methods import ParameterSchema, find_method_dirs, install_method, load_method
+from ..domain.methods import ParameterSchema, install_method, load_method, method_dirs
 from ..domain.models import (
     BatchDetail,
     BatchStatistics,
@@ -128,10 +128,11 @@ class Engine:
 
     def register_method(self, path: str | os.PathLike[str]) -> list[MethodInfo]:
         """Register a method directory (or a directory of them); each becomes the latest of its name."""
-        loaded = [load_method(directory) for directory in find_method_dirs(path)]
-        for method in loaded:
-            install_method(self.home, method)
-            self.store.add_method(method.function_hash, method.spec)
+        with method_dirs(path) as directories:
+            loaded = [load_method(directory) for directory in directories]
+            for method in loaded:
+                install_method(self.home, method)
+                self.store.add_method(method.function_hash, method.spec)
         hashes = {m.function_hash for m in loaded}
         return [m for m in self.store.list_methods(latest_only=False) if m.function_hash in hashes]
 
