@@ -75,7 +75,8 @@ def test_df_has_one_row_per_config_in_order_with_typed_columns(connection: Conne
         "output", "outcome", "status", "state", "cached", "error", "exit_code", "submitted_at", "started_at",
         "finished_at", "duration",
     ]  # fmt: skip
-    assert list(df.columns[19:]) == ["threshold", "column"]  # one per parameter, defaults filled in
+    # one per parameter, defaults filled in; then the output files (no named inputs here, so no input columns)
+    assert list(df.columns[19:]) == ["threshold", "column", "output_files"]
     assert df["threshold"].iloc[:4].tolist() == [0.2, -1.0, 0.2, -1.0] and pd.isna(df["threshold"].iloc[4])
     assert df["column"].iloc[:4].tolist() == ["value"] * 4 and pd.isna(df["column"].iloc[4])
     assert df["state"].tolist() == ["completed", "failed", "completed", "failed", "error"]

@@ -46,7 +46,7 @@ from ..domain.models import (
     ServiceLimits,
     ServiceStatus,
 )
-from .chunked import DEFAULT_SESSION_TTL_S, chunked_routes
+from .chunked import CHUNKED_REQUEST_MODELS, DEFAULT_SESSION_TTL_S, chunked_routes
 from .guard import Guard
 from .transfer_routes import STREAM_PREFIX, transfer_routes
 from .wire import (
@@ -94,9 +94,8 @@ def create_app(
     app.api_key_required = api_key is not None
     documented = errors_doc(*((401,) if api_key is not None else ()), 404, 409, 413, 416, 422)
     app.include_router(transfer_routes(backend, max_body_bytes, documented))
-    if sessions_dir is None:
-        sessions_dir = Path(tempfile.mkdtemp(prefix="dshpc-chunked-"))
     app.include_router(chunked_routes(backend, sessions_dir, session_ttl, documented))
+    app.extra_request_models = CHUNKED_REQUEST_MODELS
     app.include_router(_routes(backend, api_key is not None, max_body_bytes, max_configs))
 
     @app.exception_handler(DshpcError)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import re
 import shutil
+import tempfile
 import time
 import uuid
 from datetime import UTC, datetime
@@ -88,12 +89,22 @@ class ChunkedUploadCancelResponse(Model):
     message: str
 
 
-class Sessions:
-    """The sessions' folders, and the sweep of abandoned ones."""
+CHUNKED_REQUEST_MODELS = (ChunkedUploadInitRequest, ChunkUploadRequest, ChunkedUploadFinalizeRequest)
 
-    def __init__(self, root: Path, ttl: float) -> None:
-        self.root = root
+
+class Sessions:
+    """The sessions' folders, and the sweep of abandoned ones. Without a ``root``, a temporary folder is made
+    when the first session opens (so a server that never sees one leaves nothing behind)."""
+
+    def __init__(self, root: Path | None, ttl: float) -> None:
+        self._root = root
         self.ttl = ttl
+
+    @property
+    def root(self) -> Path:
+        if self._root is None:
+            self._root = Path(tempfile.mkdtemp(prefix="dshpc-chunked-"))
+        return self._root
 
     def folder(self, session_id: str) -> Path:
         folder = self.root / session_id
@@ -162,6 +173,8 @@ class Sessions:
 
     def sweep(self) -> None:
         """Remove the sessions idle for longer than ``ttl`` (their ``session.json`` untouched that long)."""
+        if self._root is None:
+            return
         deadline = time.time() - self.ttl
         for folder in self.root.iterdir() if self.root.is_dir() else []:
             marker = folder / SESSION_FILE
@@ -175,7 +188,7 @@ class Sessions:
 
 
 def chunked_routes(
-    backend: Backend, sessions_dir: Path, ttl: float, responses: dict[int | str, dict[str, Any]]
+    backend: Backend, sessions_dir: Path | None, ttl: float, responses: dict[int | str, dict[str, Any]]
 ) -> APIRouter:
     router = APIRouter(
         prefix="/files/upload-chunked", tags=["files (later dsHPC chunked uploads)"], responses=responses

@@ -137,13 +137,16 @@ class DocumentedApp(FastAPI):
     in the OpenAPI document."""
 
     api_key_required = False
+    #: Request models of routes added beside the core ones (the chunked uploads), documented the same way.
+    extra_request_models: tuple[type[BaseModel], ...] = ()
 
     def openapi(self) -> dict[str, Any]:
         if self.openapi_schema:
             return self.openapi_schema
         schema = get_openapi(title=self.title, version=self.version, description=self.description, routes=self.routes)
         _, definitions = models_json_schema(
-            [(model, "validation") for model in REQUEST_MODELS], ref_template="#/components/schemas/{model}"
+            [(model, "validation") for model in (*REQUEST_MODELS, *self.extra_request_models)],
+            ref_template="#/components/schemas/{model}",
         )
         components = schema.setdefault("components", {})
         known = components.setdefault("schemas", {})
