@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import pytest
 from support import CountingBackend
 
 from dshpc_jupyter.backends.embedded import EmbeddedBackend
-from dshpc_jupyter.domain.hashing import sha256_bytes
+from dshpc_jupyter.domain.hashing import sha256_bytes, sha256_file
 from dshpc_jupyter.front.connection import Connection
 from dshpc_jupyter.front.sweep import BatchSpecError, expand, load_file, parse_text
 from dshpc_jupyter.service.factory import open_engine
@@ -192,3 +193,29 @@ def test_dataframe_mistakes_name_the_column() -> None:
         expand(pd.DataFrame({"method_name": ["A"]}))
     with pytest.raises(BatchSpecError, match="DataFrame row 0: 'parameters' must be a mapping, got string"):
         expand(pd.DataFrame({"method_name": ["A"], "file_hash": [H1], "parameters": ["x=1"]}))
+
+
+def test_a_sweep_over_named_inputs(tmp_path: Path) -> None:
+    (tmp_path / "data").mkdir()
+    for name in ("a", "b", "c"):
+        (tmp_path / "data" / f"{name}.csv").write_text(name)
+    (tmp_path / "ref.csv").write_text("ref")
+    document = "method: M\ninputs: {reference: ref.csv, data: 'data/*.csv'}\ngrid: {k: [1, 2]}"
+    expansion = expand(parse_text(document), base_dir=tmp_path)
+    ref, a, b, c = (sha256_file(tmp_path / p) for p in ("ref.csv", "data/a.csv", "data/b.csv", "data/c.csv"))
+    assert [(cfg["file_inputs"], cfg["parameters"]) for cfg in expansion.configs] == [
+        ({"reference": ref, "data": d}, {"k": k}) for d in (a, b, c) for k in (1, 2)
+    ]
+    assert all("file_hash" not in cfg for cfg in expansion.configs)
+    plain = expand(parse_text(f"- {{method_name: M, file_inputs: {{data: {a}}}}}\n- {{method_name: P}}"))
+    assert plain.configs == [
+        {"method_name": "M", "file_inputs": {"data": a}, "parameters": {}},
+        {"method_name": "P", "parameters": {}},
+    ]
+    for bad, message in [
+        (f"method: M\nfiles: [{H1}]\ninputs: {{d: {H1}}}", "sweep: give 'files' (one input) or 'inputs'"),
+        ("method: M\ninputs: [1]", "sweep.inputs: must be a mapping of input name"),
+        ("method: M\ninputs: {d: 'none/*.csv'}", "sweep.inputs.d[0]: no file matches 'none/*.csv'"),
+    ]:
+        with pytest.raises(BatchSpecError, match=re.escape(message)):
+            expand(parse_text(bad), base_dir=tmp_path)

@@ -5,7 +5,9 @@ Three forms, in YAML or JSON text or as Python objects:
 - the seed's request verbatim: ``{"jobs": [{"file_hash": ..., "method_name": ..., "parameters": {...}}, ...]}``;
 - a bare list of such configs (items may also be sweeps, to sweep several methods with different grids);
 - a sweep: ``method`` or ``methods``, ``files`` (hashes, paths or globs), fixed ``parameters`` and a ``grid``
-  expanded as a cartesian product, in the order methods x files x grid.
+  expanded as a cartesian product, in the order methods x files x grid; or, instead of ``files``, ``inputs``:
+  input name to paths, globs or hashes, each name one dimension (a single value is fixed for all), making
+  configs with ``file_inputs`` (docs/design.md section 8.1).
 
 Structural mistakes raise :class:`BatchSpecError` with one line naming the field; whether a method, file or
 parameter exists is the service's question, answered per config. Identical configs after expansion are kept
@@ -30,8 +32,8 @@ from ..domain.configs import DOCUMENT_TYPES, ConfigError, json_type, parse_confi
 from ..domain.errors import InvalidInputError
 from ..domain.hashing import canonical_json, is_sha256_hex, sha256_file
 
-CONFIG_FIELDS = ("file_hash", "method_name", "parameters")
-SWEEP_FIELDS = ("method", "methods", "files", "parameters", "grid")
+CONFIG_FIELDS = ("file_hash", "method_name", "parameters", "file_inputs")
+SWEEP_FIELDS = ("method", "methods", "files", "inputs", "parameters", "grid")
 GLOB_CHARS = frozenset("*?[")
 
 Uploader = Callable[[Sequence[Path]], list[str]]
@@ -218,6 +220,10 @@ def _config(item: Any, where: str) -> dict[str, Any]:
         parameters = {}
     if not isinstance(parameters, Mapping):
         raise BatchSpecError(f"{where}.parameters: must be a mapping, got {_type_name(parameters)}")
+    if config.file_inputs is not None:
+        return {"method_name": config.method_name, "file_inputs": config.file_inputs, "parameters": dict(parameters)}
+    if not config.file_hash:  # a parameters-only job
+        return {"method_name": config.method_name, "parameters": dict(parameters)}
     return {"file_hash": config.file_hash, "method_name": config.method_name, "parameters": dict(parameters)}
 
 
@@ -232,9 +238,14 @@ def _sweep(spec: Mapping[str, Any], where: str, files: _Files) -> list[dict[str,
         raise BatchSpecError(f"{where}: give 'method' or 'methods', not both")
     key = "methods" if "methods" in spec else "method"
     methods = _strings(spec.get(key), f"{where}.{key}")
-    if "files" not in spec:
-        raise BatchSpecError(f"{where}: missing field 'files' (hashes, paths or globs)")
-    hashes = files.resolve(_strings(spec["files"], f"{where}.files"), f"{where}.files")
+    if "files" in spec and "inputs" in spec:
+        raise BatchSpecError(f"{where}: give 'files' (one input) or 'inputs' (named inputs), not both")
+    if "files" not in spec and "inputs" not in spec:
+        raise BatchSpecError(f"{where}: missing field 'files' (hashes, paths or globs) or 'inputs' (named inputs)")
+    if "inputs" in spec:
+        named = _named_inputs(spec["inputs"], f"{where}.inputs", files)
+    else:
+        named = [{"file_hash": h} for h in files.resolve(_strings(spec["files"], f"{where}.files"), f"{where}.files")]
     fixed = spec.get("parameters") or {}
     if not isinstance(fixed, Mapping):
         raise BatchSpecError(f"{where}.parameters: must be a mapping, got {_type_name(fixed)}")
@@ -250,11 +261,22 @@ def _sweep(spec: Mapping[str, Any], where: str, files: _Files) -> list[dict[str,
     names = list(grid)
     combos = [dict(zip(names, values, strict=True)) for values in itertools.product(*(grid[n] for n in names))]
     return [
-        {"file_hash": file_hash, "method_name": method, "parameters": {**fixed, **combo}}
+        {**inputs, "method_name": method, "parameters": {**fixed, **combo}}
         for method in methods
-        for file_hash in hashes
+        for inputs in named
         for combo in combos
     ]
+
+
+def _named_inputs(spec: Any, where: str, files: _Files) -> list[dict[str, Any]]:
+    """Each input name is one dimension of the sweep (its paths, globs or hashes; a single one is fixed for
+    all), expanded as a cartesian product in the order the names are given: ``{"file_inputs": ...}`` each."""
+    if not isinstance(spec, Mapping) or not spec:
+        raise BatchSpecError(f"{where}: must be a mapping of input name to paths, globs or hashes, got "
+                             f"{_type_name(spec)}")  # fmt: skip
+    names = [str(n) for n in spec]
+    choices = [files.resolve(_strings(spec[n], f"{where}.{n}"), f"{where}.{n}") for n in names]
+    return [{"file_inputs": dict(zip(names, combo, strict=True))} for combo in itertools.product(*choices)]
 
 
 def _strings(value: Any, where: str) -> list[str]:
@@ -317,4 +339,8 @@ class _Files:
         by_key = dict(zip(keys, hashes, strict=True))
         self.hashes = {str(path): digest for path, digest in zip(paths, hashes, strict=True)}
         for config in configs:
-            config["file_hash"] = by_key.get(config["file_hash"], config["file_hash"])
+            if "file_hash" in config:
+                config["file_hash"] = by_key.get(config["file_hash"], config["file_hash"])
+            inputs = config.get("file_inputs")
+            if isinstance(inputs, dict):
+                config["file_inputs"] = {k: by_key.get(v, v) if isinstance(v, str) else v for k, v in inputs.items()}
