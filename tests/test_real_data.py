@@ -252,3 +252,15 @@ def test_methods_in_the_seeds_layout_register_unchanged(
     (root / "commands" / "orphan.json").write_text(json.dumps({**spec, "name": "Orphan"}))
     with pytest.raises(MethodSpecError, match="no script folder scripts/orphan/"):
         conn.register_method(root)
+
+
+def test_a_download_never_writes_outside_its_folder(tmp_path: Path) -> None:
+    import pandas as pd
+
+    from dshpc_jupyter.domain.errors import InvalidInputError
+    from dshpc_jupyter.front.batch_files import download_outputs
+
+    listed = pd.DataFrame({"row": [0], "job_id": ["j"], "path": ["../escape.txt"], "hash": ["0" * 64], "size": [1]})
+    with pytest.raises(InvalidInputError, match="leaves its folder"):
+        download_outputs(None, listed, tmp_path / "out")  # type: ignore[arg-type]
+    assert not (tmp_path / "escape.txt").exists()

@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
+from ..domain.errors import InvalidInputError
 from .batch_state import Row
 
 if TYPE_CHECKING:
@@ -58,7 +59,10 @@ def download_outputs(connection: Connection, frame: pd.DataFrame, folder: str | 
     root = Path(folder).expanduser()
     written = []
     for row, path, file_hash in zip(frame["row"], frame["path"], frame["hash"], strict=True):
-        target = root / str(row) / PurePosixPath(path.lstrip("@"))
+        relative = PurePosixPath(path.lstrip("@"))
+        if relative.is_absolute() or ".." in relative.parts:  # a job's own outputs never are; a service's might be
+            raise InvalidInputError(f"output_files: path {path!r} of row {row} leaves its folder")
+        target = root / str(row) / relative
         target.parent.mkdir(parents=True, exist_ok=True)
         written.append(connection.download(file_hash, target))
     return written
