@@ -69,7 +69,7 @@ def invalid_configs(files: list[str]) -> hs.SearchStrategy[Any]:
             {"file_hash": file_hash, "method_name": WORK, "parameters": {"exit_code": True}},
             {"file_hash": file_hash, "method_name": WORK, "parameters": {"speed": 1}},
             {"file_hash": file_hash, "method_name": WORK, "parameters": [1]},
-            {"method_name": WORK},
+            {"file_hash": file_hash, "file_inputs": {"data": file_hash}, "method_name": WORK},  # inputs named twice
             "not a config",
             None,
         ]
