@@ -16,6 +16,7 @@ from ..domain.models import (
     BatchDetail,
     BatchSummary,
     CancelResponse,
+    FileDetails,
     FileInfo,
     HashCheckResponse,
     JobRecord,
@@ -99,15 +100,7 @@ class Backend(Protocol):
         ...
 
     async def append_staged(
-        self,
-        file_hash: str,
-        offset: int,
-        data: bytes,
-        total_size: int,
-        *,
-        filename: str | None = None,
-        content_type: str | None = None,
-        metadata: dict[str, Any] | None = None,
+        self, file_hash: str, offset: int, data: bytes, total_size: int, details: FileDetails | None = None
     ) -> StagedUpload:
         """Append a piece of a streamed upload at ``offset`` (ConflictError unless it is what the service holds);
         the piece that reaches ``total_size`` verifies the hash and stores the file (docs/design.md 8.3)."""

@@ -24,6 +24,7 @@ from ..domain.models import (
     BatchSummary,
     CancelResponse,
     ComponentStatus,
+    FileDetails,
     FileInfo,
     HashCheckResponse,
     JobRecord,
@@ -127,20 +128,9 @@ class EmbeddedBackend:
         return await self._run(self.engine.streams.staged_size, file_hash)
 
     async def append_staged(
-        self,
-        file_hash: str,
-        offset: int,
-        data: bytes,
-        total_size: int,
-        *,
-        filename: str | None = None,
-        content_type: str | None = None,
-        metadata: dict[str, Any] | None = None,
+        self, file_hash: str, offset: int, data: bytes, total_size: int, details: FileDetails | None = None
     ) -> StagedUpload:
-        return await self._run(
-            self.engine.streams.append, file_hash, offset, data, total_size, filename=filename,
-            content_type=content_type, metadata=metadata,
-        )  # fmt: skip
+        return await self._run(self.engine.streams.append, file_hash, offset, data, total_size, details)
 
     async def simulate_job(self, config: ConfigLike) -> JobSimulationResponse:
         return await self._run(self.engine.simulate_job, config)

@@ -48,6 +48,7 @@ from ..domain.models import (
     BatchStatistics,
     BatchSummary,
     CancelResponse,
+    FileDetails,
     FileInfo,
     HashCheckResponse,
     JobConfig,
@@ -313,11 +314,12 @@ class HttpBackend:
                 raise ConflictError(f"File '{digest}' already exists")
             return await self.get_file(digest)
         segment = max(CHUNK, min(MAX_SEGMENT, (await self._body_limit()) // 2))
+        details = FileDetails(filename=filename, content_type=content_type, metadata=metadata)
         bar = progress_for(self.progress, f"upload {filename or digest[:12]}", size)
         try:
             return await upload_streamed(
                 self._http(), source, digest, size, segment=segment, retries=self.retries,
-                query=upload_query(filename, content_type, metadata), error_for=error_from_response, progress=bar,
+                query=upload_query(details), error_for=error_from_response, progress=bar,
             )  # fmt: skip
         finally:
             bar.close()
@@ -367,17 +369,9 @@ class HttpBackend:
         return staged.received
 
     async def append_staged(
-        self,
-        file_hash: str,
-        offset: int,
-        data: bytes,
-        total_size: int,
-        *,
-        filename: str | None = None,
-        content_type: str | None = None,
-        metadata: dict[str, Any] | None = None,
+        self, file_hash: str, offset: int, data: bytes, total_size: int, details: FileDetails | None = None
     ) -> StagedUpload:
-        params = {"offset": offset, "total_size": total_size, **upload_query(filename, content_type, metadata)}
+        params = {"offset": offset, "total_size": total_size, **upload_query(details or FileDetails())}
         response = await self._send("PUT", stream_path(file_hash), content=data, params=params, idempotent=False)
         return StagedUpload.model_validate_json(response.content)
 

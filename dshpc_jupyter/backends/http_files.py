@@ -9,14 +9,13 @@ import json
 import os
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any
 from urllib.parse import quote
 
 import httpx
 
 from ..domain.errors import BackendError, DshpcError
 from ..domain.hashing import CHUNK
-from ..domain.models import FileInfo, StagedUpload
+from ..domain.models import FileDetails, FileInfo, StagedUpload
 from ..service.transfers import HashingWriter, download_target
 from .progress import Progress
 
@@ -103,12 +102,12 @@ async def staged_size(client: httpx.AsyncClient, file_hash: str, error_for: Erro
     return StagedUpload.model_validate_json(response.content).received
 
 
-def upload_query(filename: str | None, content_type: str | None, metadata: dict[str, Any] | None) -> dict[str, str]:
+def upload_query(details: FileDetails) -> dict[str, str]:
     """The optional fields of a streamed upload, as query parameters (the body is the bytes)."""
-    fields = {"filename": filename, "content_type": content_type}
+    fields = {"filename": details.filename, "content_type": details.content_type}
     query = {k: v for k, v in fields.items() if v is not None}
-    if metadata is not None:
-        query["metadata"] = json.dumps(metadata)
+    if details.metadata is not None:
+        query["metadata"] = json.dumps(details.metadata)
     return query
 
 

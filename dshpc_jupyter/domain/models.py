@@ -186,6 +186,14 @@ class FileInfo(Model):
     upload_date: datetime
 
 
+class FileDetails(Model):
+    """What a streamed upload may say of its file beside the bytes (kept on the file's record)."""
+
+    filename: str | None = None
+    content_type: str | None = None
+    metadata: dict[str, Any] | None = None
+
+
 class StagedUpload(Model):
     """Where a streamed upload stands (docs/design.md section 8.3): bytes received of ``total_size``, and the
     stored file once the last byte has arrived and the hash was verified."""

@@ -18,6 +18,7 @@ from ..domain.models import (
     BatchDetail,
     BatchSummary,
     CancelResponse,
+    FileDetails,
     FileInfo,
     HashCheckResponse,
     JobRecord,
@@ -123,20 +124,9 @@ class Connection:
         return self.run(self.backend.staged_size, file_hash)
 
     def append_staged(
-        self,
-        file_hash: str,
-        offset: int,
-        data: bytes,
-        total_size: int,
-        *,
-        filename: str | None = None,
-        content_type: str | None = None,
-        metadata: dict[str, Any] | None = None,
+        self, file_hash: str, offset: int, data: bytes, total_size: int, details: FileDetails | None = None
     ) -> StagedUpload:
-        return self.run(
-            self.backend.append_staged, file_hash, offset, data, total_size, filename=filename,
-            content_type=content_type, metadata=metadata,
-        )  # fmt: skip
+        return self.run(self.backend.append_staged, file_hash, offset, data, total_size, details)
 
     # --- jobs --------------------------------------------------------------------------------------------
 

@@ -26,7 +26,7 @@ from pydantic import Field
 from ..backends.base import Backend
 from ..domain.errors import InvalidInputError, LimitExceededError, NotFoundError
 from ..domain.hashing import CHUNK
-from ..domain.models import FileInfo, Model
+from ..domain.models import FileDetails, FileInfo, Model
 from ..service.transfers import checked_hash
 from .wire import body_doc, decode_base64, parse_body, respond
 
@@ -223,11 +223,8 @@ def chunked_routes(
         """Join the chunks, verify the hash and store the file: its record (a wrong hash ends the session)."""
         payload = await parse_body(request, ChunkedUploadFinalizeRequest)
         session, paths = await anyio.to_thread.run_sync(sessions.ready, session_id, payload.total_chunks)
-        fields: dict[str, Any] = {
-            "filename": session.filename, "content_type": session.content_type, "metadata": session.metadata,
-        }  # fmt: skip
         try:
-            info = await _join(backend, session, paths, fields)
+            info = await _join(backend, session, paths)
         except InvalidInputError:
             await anyio.to_thread.run_sync(sessions.remove, session_id)
             raise
@@ -250,9 +247,10 @@ def chunked_routes(
     return router
 
 
-async def _join(backend: Backend, session: ChunkedUploadSession, paths: list[Path], fields: dict[str, Any]) -> FileInfo:
+async def _join(backend: Backend, session: ChunkedUploadSession, paths: list[Path]) -> FileInfo:
     """Stream the chunks into the backend's staged upload a block at a time, after what is staged already of
     this hash (an earlier finalize cut short: the same hash, so the same bytes); the stored record."""
+    details = FileDetails(filename=session.filename, content_type=session.content_type, metadata=session.metadata)
     staged = await backend.staged_size(session.file_hash)
     position, result = 0, None
     for path in paths:
@@ -263,11 +261,11 @@ async def _join(backend: Backend, session: ChunkedUploadSession, paths: list[Pat
             block = await anyio.to_thread.run_sync(_read_block, path, start)
             skip = max(0, staged - position)
             result = await backend.append_staged(
-                session.file_hash, position + skip, block[skip:], session.total_size, **fields
+                session.file_hash, position + skip, block[skip:], session.total_size, details
             )
             position += len(block)
     if result is None:
-        result = await backend.append_staged(session.file_hash, staged, b"", session.total_size, **fields)
+        result = await backend.append_staged(session.file_hash, staged, b"", session.total_size, details)
     if result.file is None:
         raise InvalidInputError("total_chunks: the chunks did not complete the file")
     return result.file

@@ -18,7 +18,7 @@ from starlette.requests import ClientDisconnect
 
 from ..backends.base import Backend
 from ..domain.errors import InvalidInputError, LimitExceededError
-from ..domain.models import StagedUpload
+from ..domain.models import FileDetails, StagedUpload
 from .wire import respond
 
 #: Bytes gathered from the body before they are appended: the server's memory for one upload.
@@ -98,7 +98,7 @@ def transfer_routes(backend: Backend, max_body_bytes: int, responses: dict[int |
     ) -> Response:
         """Append the raw body to the staged upload of ``file_hash`` at ``offset``; the request that completes
         ``total_size`` verifies the hash: 201 and the file record (422 on a mismatch, the staging removed)."""
-        fields: dict[str, Any] = {"filename": filename, "content_type": content_type, "metadata": _metadata(metadata)}
+        details = FileDetails(filename=filename, content_type=content_type, metadata=_metadata(metadata))
         position, buffer, seen = offset, bytearray(), 0
         result: StagedUpload | None = None
         try:
@@ -110,14 +110,14 @@ def transfer_routes(backend: Backend, max_body_bytes: int, responses: dict[int |
                     )
                 buffer += chunk
                 if len(buffer) >= PIECE:
-                    result = await backend.append_staged(file_hash, position, bytes(buffer), total_size, **fields)
+                    result = await backend.append_staged(file_hash, position, bytes(buffer), total_size, details)
                     position, buffer = position + len(buffer), bytearray()
         except ClientDisconnect:  # keep what arrived: the client resumes from there
             if buffer:
-                await backend.append_staged(file_hash, position, bytes(buffer), total_size, **fields)
+                await backend.append_staged(file_hash, position, bytes(buffer), total_size, details)
             return Response(status_code=400)
         if buffer or result is None:
-            result = await backend.append_staged(file_hash, position, bytes(buffer), total_size, **fields)
+            result = await backend.append_staged(file_hash, position, bytes(buffer), total_size, details)
         return await respond(StagedUpload, result, status_code=201 if result.file is not None else 200)
 
     return router

@@ -19,7 +19,7 @@ from typing import Any
 from ..domain.errors import ConflictError, InvalidInputError, NotFoundError
 from ..domain.hashing import CHUNK, is_sha256_hex
 from ..domain.home import Home
-from ..domain.models import FileInfo, StagedUpload
+from ..domain.models import FileDetails, FileInfo, StagedUpload
 from ..store.sqlite import Store
 
 
@@ -90,20 +90,13 @@ class StreamedUploads:
         return path.stat().st_size if path.exists() else 0
 
     def append(
-        self,
-        file_hash: str,
-        offset: int,
-        data: bytes,
-        total_size: int,
-        *,
-        filename: str | None = None,
-        content_type: str | None = None,
-        metadata: dict[str, Any] | None = None,
+        self, file_hash: str, offset: int, data: bytes, total_size: int, details: FileDetails | None = None
     ) -> StagedUpload:
         """Append ``data`` at ``offset`` (what is staged already: ConflictError naming it otherwise); the piece
         that completes ``total_size`` verifies the SHA-256 and stores the file (a mismatch removes the staging
         file and is InvalidInputError). Content already stored answers at once, complete."""
         digest = checked_hash(file_hash)
+        details = details or FileDetails()
         if total_size < 0 or offset < 0:
             raise InvalidInputError(
                 "total_size: must not be negative" if total_size < 0 else "offset: must not be negative"
@@ -135,7 +128,7 @@ class StreamedUploads:
                 raise InvalidInputError(f"file_hash: does not match the content, whose SHA-256 is {actual}")
             info = keep_staged(
                 self.home, self.store, staging, digest, received,
-                filename=filename, content_type=content_type, metadata=metadata,
+                filename=details.filename, content_type=details.content_type, metadata=details.metadata,
             )  # fmt: skip
             return StagedUpload(file_hash=digest, received=received, total_size=total_size, file=info)
 
