@@ -21,6 +21,7 @@ from .batch_state import BatchState, Row
 from .batch_views import BatchStats, ParameterDefaults, batch_stats, batches_frame, outputs_frame, rows_frame
 from .connection import Connection, current
 from .poller import DEFAULT_POLL, Poller
+from .sweep import did_you_mean
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -48,6 +49,10 @@ class Batch:
         self.submitted_at = submitted_at if submitted_at is not None else time.time()
         #: The methods' parameter defaults, for the per-parameter columns of :attr:`df` (fetched once).
         self.defaults = ParameterDefaults()
+        #: file_hash -> file name on the service, for displays (fetched with the defaults).
+        self.file_names: dict[str, str] = {}
+        #: The notebook variable the batch is bound to (``--out``), which a display names for ``.df``.
+        self.variable: str | None = None
 
     # --- making one ------------------------------------------------------------------------------------
 
@@ -224,6 +229,27 @@ class Batch:
             self.defaults.failed(exc)
         else:
             self.defaults.learn(methods)
+        try:
+            self.file_names = {f.file_hash: f.filename for f in self.connection.list_files() if f.filename}
+        except SERVICE_ERRORS:
+            self.file_names = {}  # names are a nicety of displays, which then show hash prefixes
+
+    def method_hints(self) -> list[str]:
+        """For each method name the service did not know, the closest registered name (one line each); asks the
+        service for its methods only when some config named an unknown one."""
+        prefix, suffix = "Method '", "' not found"
+        messages = dict.fromkeys(
+            r.result.message for r in self.rows()
+            if r.result is not None and r.result.message.startswith(prefix) and r.result.message.endswith(suffix)
+        )  # fmt: skip
+        if not messages:
+            return []
+        try:
+            names = list(dict.fromkeys(m.name for m in self.connection.list_methods()))
+        except SERVICE_ERRORS:
+            return []
+        hints = ((message, did_you_mean(message[len(prefix) : -len(suffix)], names)) for message in messages)
+        return [f"{message}{hint}" for message, hint in hints if hint]
 
     def _frame(self) -> pd.DataFrame:
         if self.defaults.error is not None:

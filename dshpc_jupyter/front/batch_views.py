@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -13,16 +13,19 @@ from typing import TYPE_CHECKING, Any
 from ..domain import status as st
 from ..domain.models import BatchStatistics, BatchSummary, MethodInfo
 from .batch_state import SEED_STATISTICS, Row
+from .sweep import did_you_mean
 
 if TYPE_CHECKING:
     import pandas as pd
 
 
 @dataclass(frozen=True)
-class BatchStats:
-    """The seed's six statistics (summed over every sending) and where the batch is now.
+class BatchStats(Mapping[str, Any]):
+    """The seed's six statistics (summed over every sending) and where the batch is now; also a read-only
+    mapping of the same names (``stats["completed_jobs"]``, ``dict(stats)``), as a pandas user tries first.
 
-    Live counts are per config (row): ``pending + running + completed + failed + errors + queued == configs``.
+    Live counts are per config (row): ``pending + running + completed + failed + errors + queued + dry_run_rows
+    == configs`` (``dry_run_rows``: the rows of a dry run that would be submitted, never errors).
     ``throughput`` counts jobs that ended since the batch was submitted, per second; ``eta`` is in seconds.
     """
 
@@ -45,9 +48,22 @@ class BatchStats:
     eta: float | None
     done: bool
     dry_run: bool
+    dry_run_rows: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in self.__dataclass_fields__:
+            hint = did_you_mean(name, self.__dataclass_fields__).strip() or f"(one of {', '.join(self)})"
+            raise KeyError(f"{name!r}: not a batch statistic {hint}")
+        return getattr(self, name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.__dataclass_fields__)
+
+    def __len__(self) -> int:
+        return len(self.__dataclass_fields__)
 
     def summary(self) -> str:
         """One line for people."""
@@ -85,14 +101,16 @@ def batch_stats(
 ) -> BatchStats:
     """The statistics of a snapshot of rows; throughput and ETA from the jobs that ended since ``submitted_at``."""
     counts = dict.fromkeys(("pending", "running", "completed", "failed", "errors", "queued"), 0)
-    ended_since_submit = 0
+    ended_since_submit = dry_run_rows = 0
     last_end = submitted_at
     for row in rows:
         if row.state == "in progress":
             counts[st.live_count(row.status)] += 1
         elif row.state == "queued":
             counts["queued"] += 1
-        elif row.state in ("error", "dry run"):
+        elif row.state == "dry run":
+            dry_run_rows += 1
+        elif row.state == "error":
             counts["errors"] += 1
         else:
             counts[row.state] += 1
@@ -114,6 +132,7 @@ def batch_stats(
         eta=remaining / throughput if throughput and remaining else (0.0 if done else None),
         done=done,
         dry_run=dry_run,
+        dry_run_rows=dry_run_rows,
     )
 
 

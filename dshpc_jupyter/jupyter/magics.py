@@ -22,7 +22,7 @@ from ..domain.errors import DshpcError
 from ..domain.hashing import sha256_file
 from ..front import connection as connections
 from ..front.batch import DEFAULT_POLL, Batch, batches
-from ..front.sweep import expand, parse_text
+from ..front.sweep import did_you_mean, expand, parse_text
 from .display import show
 
 if TYPE_CHECKING:
@@ -44,7 +44,17 @@ def _one_line_errors() -> Iterator[None]:
 
 
 def _parse(function: Callable[..., Any], line: str) -> Any:
-    return parse_argstring(function, line)
+    """The magic's arguments; a mistyped option gets the closest real one suggested."""
+    try:
+        return parse_argstring(function, line)
+    except UsageError as exc:
+        message = str(exc)
+        if "unrecognized arguments:" not in message:
+            raise
+        options = [o for action in function.parser._actions for o in action.option_strings]  # type: ignore[attr-defined]
+        unknown = [word for word in message.split("unrecognized arguments:", 1)[1].split() if word.startswith("-")]
+        hint = did_you_mean(unknown[0].split("=", 1)[0], options) if unknown else ""
+        raise UsageError(f"{message.strip()}{hint}") from None
 
 
 def _check_out_and_poll(args: Any) -> None:
@@ -113,6 +123,8 @@ class DshpcMagics(Magics):
     @argument("--from", dest="source", metavar="VAR", help="Take the configs from a variable: a list, a DataFrame "
               "(method_name, file_hash and parameter columns) or a sweep mapping.")  # fmt: skip
     @argument("--dry-run", action="store_true", help="Show what would happen to each config; submit nothing.")
+    @argument("--base", metavar="DIR", help="The folder relative paths and globs in 'files' are taken from (default: "
+              "the current folder); e.g. --base {dshpc_jupyter.examples.data_dir()}.")  # fmt: skip
     @line_cell_magic
     def dshpc_batch(self, line: str, cell: str | None = None) -> None:
         """Submit a batch of jobs; the cell returns at once with a live table (or waits, with --wait).
@@ -147,14 +159,15 @@ class DshpcMagics(Magics):
             connection = connections.current()
             missing: list[str] = []
             upload = _hash_and_check(connection, missing) if args.dry_run else connection.upload_files
-            expansion = expand(document, upload=upload)
+            expansion = expand(document, upload=upload, base_dir=args.base)
             batch = Batch.submit(
                 expansion.configs, connection=connection, poll=args.poll, concurrency=args.concurrency,
                 dry_run=args.dry_run,
             )  # fmt: skip
         if args.out:
             self.namespace[args.out] = batch
-        notes = expansion.notes()
+            batch.variable = args.out
+        notes = expansion.notes(uploaded=not args.dry_run) + batch.method_hints()
         if missing:
             notes.append(
                 f"{len(missing)} local file(s) not on the service yet: submitting uploads them; until then their "
@@ -167,7 +180,7 @@ class DshpcMagics(Magics):
         if source is None:
             if cell is None:
                 raise UsageError("give the batch in the cell body (%%dshpc_batch) or in a variable (--from VAR)")
-            return parse_text(body)
+            return parse_text(cell, first_line=2)
         if body:
             raise UsageError("--from: give the configs either in a variable or in the cell body, not both")
         if source not in self.namespace:
@@ -299,5 +312,7 @@ class DshpcMagics(Magics):
 
 
 def load_ipython_extension(ipython: Any) -> None:
-    """``%load_ext dshpc_jupyter``."""
+    """``%load_ext dshpc_jupyter``; a Batch alone on a cell's last line (``Batch.load(id)``) then shows as its
+    live table."""
     ipython.register_magics(DshpcMagics)
+    ipython.display_formatter.ipython_display_formatter.for_type(Batch, show)
