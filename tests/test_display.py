@@ -107,7 +107,8 @@ def test_a_traceback_shows_as_its_last_line_and_a_cancel_apart_from_a_failure(co
     text = static_bundle(batch)["text/plain"]
     assert "ValueError: negative count" in text and "Traceback" not in text
     assert "cancelled (new)" in text and "failed (new)" in text
-    assert cancelled.status == "CA" and batch.stats.failed == 2, "the seed's counters are unchanged"
+    assert cancelled.status == "CA" and (batch.stats.failed, batch.stats.cancelled) == (1, 1)
+    assert "1 failed · 1 cancelled" in batch.stats.summary()
 
 
 def test_a_snapshot_of_a_running_batch_says_when_it_was_taken(connection: Connection) -> None:
@@ -129,7 +130,8 @@ def test_a_snapshot_of_a_running_batch_says_when_it_was_taken(connection: Connec
 def test_the_live_table_filters_by_state_and_pages(finished: Batch) -> None:
     view = BatchView(finished, max_rows=10)
     labels = [label for label, _ in view.state_filter.options]
-    assert labels == ["all (40)", "completed (37)", "failed (2)", "error (1)"]
+    assert labels == ["all", "completed", "failed", "error"]
+    assert "(failures always shown; 37 completed · 2 failed · 1 error)" in view.table.value
     assert view.page_label.value == "page 1 of 4" and view.previous_page.disabled
     view.next_page.click()
     assert view.page_label.value == "page 2 of 4" and 'class="dshpc-completed"' in view.table.value

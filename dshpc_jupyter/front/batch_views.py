@@ -24,8 +24,8 @@ class BatchStats(Mapping[str, Any]):
     """The seed's six statistics (summed over every sending) and where the batch is now; also a read-only
     mapping of the same names (``stats["completed_jobs"]``, ``dict(stats)``), as a pandas user tries first.
 
-    Live counts are per config (row): ``pending + running + completed + failed + errors + queued + dry_run_rows
-    == configs`` (``dry_run_rows``: the rows of a dry run that would be submitted, never errors).
+    Live counts are per config (row): ``pending + running + completed + failed + cancelled + errors + queued +
+    dry_run_rows == configs`` (``dry_run_rows``: the rows of a dry run that would be submitted, never errors).
     ``throughput`` counts jobs that ended since the batch was submitted, per second; ``eta`` is in seconds.
     """
 
@@ -49,6 +49,8 @@ class BatchStats(Mapping[str, Any]):
     done: bool
     dry_run: bool
     dry_run_rows: int = 0
+    #: Configs whose job was cancelled (``CA``): counted here, not in ``failed``.
+    cancelled: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -77,7 +79,8 @@ class BatchStats(Mapping[str, Any]):
         parts = [f"{self.configs} configs", f"{self.completed} completed ({self.cached} cached)"]
         parts += [f"{n} {word}" for n, word in ((self.running, "running"), (self.pending, "pending"),
                                                 (self.queued, "queued")) if n]  # fmt: skip
-        parts += [f"{self.failed} failed", f"{self.errors} errors"]
+        parts += [f"{self.failed} failed", *([f"{self.cancelled} cancelled"] if self.cancelled else []),
+                  f"{self.errors} errors"]  # fmt: skip
         if self.done:
             parts.append(f"done in {_seconds(self.elapsed)}")
         else:
@@ -101,13 +104,15 @@ def batch_stats(
 ) -> BatchStats:
     """The statistics of a snapshot of rows; throughput and ETA from the jobs that ended since ``submitted_at``."""
     counts = dict.fromkeys(("pending", "running", "completed", "failed", "errors", "queued"), 0)
-    ended_since_submit = dry_run_rows = 0
+    ended_since_submit = dry_run_rows = cancelled = 0
     last_end = submitted_at
     for row in rows:
         if row.state == "in progress":
             counts[st.live_count(row.status)] += 1
         elif row.state == "queued":
             counts["queued"] += 1
+        elif row.state == "failed" and row.status == st.CANCELLED:
+            cancelled += 1
         elif row.state == "dry run":
             dry_run_rows += 1
         elif row.state == "error":
@@ -133,6 +138,7 @@ def batch_stats(
         done=done,
         dry_run=dry_run,
         dry_run_rows=dry_run_rows,
+        cancelled=cancelled,
     )
 
 

@@ -19,6 +19,7 @@ from typing import Any, Final
 
 import ipywidgets as widgets
 
+from ..domain.errors import DshpcError
 from ..front.batch import Batch, BatchStats, Row
 
 MAX_ROWS: Final = 30
@@ -254,7 +255,9 @@ class BatchView(widgets.VBox):  # type: ignore[misc]
     """A summary line and a progress bar above the results table, following a Batch until it is done. The
     table pages (``max_rows`` a page) and filters by state (``state_filter``, with each state's count)."""
 
-    def __init__(self, batch: Batch, *, max_rows: int = MAX_ROWS, min_interval: float = MIN_INTERVAL) -> None:
+    def __init__(
+        self, batch: Batch, *, max_rows: int = MAX_ROWS, min_interval: float = MIN_INTERVAL, cancel: bool = True
+    ) -> None:
         self.batch = batch
         self.max_rows = max_rows
         self.min_interval = min_interval
@@ -267,19 +270,39 @@ class BatchView(widgets.VBox):  # type: ignore[misc]
         self.page_label = widgets.Label()
         self.page = 0
         self.table = widgets.HTML()
-        controls = widgets.HBox([self.state_filter, self.previous_page, self.page_label, self.next_page])
+        #: Cancels the batch's unfinished jobs (``cancel=False``: not shown, for a form that has its own).
+        self.cancel_button = widgets.Button(description="Cancel", icon="stop", button_style="warning",
+                                            tooltip="cancel the unfinished jobs of this batch")  # fmt: skip
+        self.cancel_button.add_class("dshpc-cancel")
+        self.cancel_note = widgets.HTML()
+        extra = [self.cancel_button, self.cancel_note] if cancel and not batch.dry_run else []
+        controls = widgets.HBox([self.state_filter, self.previous_page, self.page_label, self.next_page, *extra])
         super().__init__([self.summary, self.progress, controls, self.table])
         self.state_filter.observe(lambda _: self._turn_to(0), names="value")
         self.previous_page.on_click(lambda _: self._turn_to(self.page - 1))
         self.next_page.on_click(lambda _: self._turn_to(self.page + 1))
+        self.cancel_button.on_click(lambda _: self.cancel())
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._render_lock = threading.Lock()
+        self._render_lock = threading.RLock()
+        self._rendering = False
+        self.render()
+
+    def cancel(self) -> None:
+        """What the Cancel button does: cancel the unfinished jobs; a service that says no is shown beside it."""
+        unfinished = len(self.batch.state.unfinished_ids())
+        try:
+            self.batch.cancel()
+        except (DshpcError, OSError) as exc:
+            self.cancel_note.value = f'<span style="color:#b3261e">cancel failed: {html.escape(str(exc))}</span>'
+            return
+        self.cancel_note.value = html.escape(f"cancel sent for {unfinished} unfinished job(s)")
         self.render()
 
     def _turn_to(self, page: int) -> None:
         self.page = max(0, page)
-        self.render()
+        if not self._rendering:  # a render that changes the filter's options fires this; it shows the page itself
+            self.render()
 
     def shown_rows(self, rows: Sequence[Row]) -> tuple[list[Row], int]:
         """The rows of the current filter and page, and how many rows the filter keeps. The first page of every
@@ -295,30 +318,38 @@ class BatchView(widgets.VBox):  # type: ignore[misc]
     def render(self) -> None:
         """Bring the widgets up to date with the Batch (only changed values are sent to the front end)."""
         with self._render_lock:
-            stats, rows = self.batch.stats, self.batch.rows()
-            counts = state_counts(rows)
-            options = [(f"{ALL_STATES} ({len(rows)})", ALL_STATES), *((f"{k} ({n})", k) for k, n in counts.items())]
-            if self.state_filter.value not in (ALL_STATES, *counts):
-                options.append((f"{self.state_filter.value} (0)", self.state_filter.value))
-            shown, kept = self.shown_rows(rows)
-            pages = max(1, -(-kept // self.max_rows))
-            ended = stats.completed + stats.failed + stats.errors
-            style = "danger" if stats.failed or stats.errors else ("success" if stats.done else "info")
-            values: dict[Any, dict[str, Any]] = {
-                self.summary: {"value": summary_html(self.batch, stats)},
-                self.progress: {"value": ended, "bar_style": style, "description": f"{ended}/{stats.configs}"},
-                self.state_filter: {"options": options},
-                self.page_label: {"value": f"page {self.page + 1} of {pages}"},
-                self.previous_page: {"disabled": self.page == 0},
-                self.next_page: {"disabled": self.page >= pages - 1},
-                self.table: {"value": table_html(rows, self.max_rows, labels=Labels.of(self.batch), shown=shown)},
-            }
-            for widget, traits in values.items():
-                changed = {k: v for k, v in traits.items() if getattr(widget, k) != v}
-                if changed:
-                    with widget.hold_sync():
-                        for key, value in changed.items():
-                            setattr(widget, key, value)
+            self._rendering = True
+            try:
+                self._render()
+            finally:
+                self._rendering = False
+
+    def _render(self) -> None:
+        stats, rows = self.batch.stats, self.batch.rows()
+        counts = state_counts(rows)
+        options = [(ALL_STATES, ALL_STATES), *((k, k) for k in counts)]  # stable labels; counts in the footer
+        if self.state_filter.value not in (ALL_STATES, *counts):
+            options.append((self.state_filter.value, self.state_filter.value))
+        shown, kept = self.shown_rows(rows)
+        pages = max(1, -(-kept // self.max_rows))
+        ended = stats.completed + stats.failed + stats.errors
+        style = "danger" if stats.failed or stats.errors else ("success" if stats.done else "info")
+        values: dict[Any, dict[str, Any]] = {
+            self.summary: {"value": summary_html(self.batch, stats)},
+            self.progress: {"value": ended, "bar_style": style, "description": f"{ended}/{stats.configs}"},
+            self.state_filter: {"options": options},
+            self.page_label: {"value": f"page {self.page + 1} of {pages}"},
+            self.previous_page: {"disabled": self.page == 0},
+            self.next_page: {"disabled": self.page >= pages - 1},
+            self.cancel_button: {"disabled": stats.done},
+            self.table: {"value": table_html(rows, self.max_rows, labels=Labels.of(self.batch), shown=shown)},
+        }
+        for widget, traits in values.items():
+            changed = {k: v for k, v in traits.items() if getattr(widget, k) != v}
+            if changed:
+                with widget.hold_sync():
+                    for key, value in changed.items():
+                        setattr(widget, key, value)
 
     def follow(
         self, on_done: Callable[[], None] | None = None, setup: Callable[[], None] | None = None,
