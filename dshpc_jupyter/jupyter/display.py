@@ -158,14 +158,18 @@ class Labels:
         return f"Batch.load({self.batch_id!r}).df" if self.batch_id else "batch.df"
 
 
+ALL_STATES: Final = "all"
+#: The states :func:`state_label` gives, in the order counts and the filter list them.
+STATE_ORDER: Final = ("completed", "running", "pending", "queued", "failed", "cancelled", "error", "dry run")
+
+
 def state_counts(rows: Sequence[Row]) -> dict[str, int]:
     """How many rows are in each :func:`state_label` state (without the outcome), in a stable order."""
     counts: dict[str, int] = {}
     for row in rows:
         label = state_label(row).split(" (", 1)[0]
         counts[label] = counts.get(label, 0) + 1
-    order = ("completed", "running", "pending", "queued", "failed", "cancelled", "error", "dry run")
-    return {label: counts[label] for label in sorted(counts, key=lambda k: order.index(k) if k in order else 99)}
+    return {label: counts[label] for label in STATE_ORDER if label in counts}
 
 
 def counts_text(rows: Sequence[Row]) -> str:
@@ -248,9 +252,6 @@ def static_bundle(batch: Batch, max_rows: int = MAX_ROWS, *, when: float | None 
 # --- the live widget ---------------------------------------------------------------------------------------
 
 
-ALL_STATES: Final = "all"
-
-
 class BatchView(widgets.VBox):  # type: ignore[misc]
     """A summary line and a progress bar above the results table, following a Batch until it is done. The
     table pages (``max_rows`` a page) and filters by state (``state_filter``, with each state's count)."""
@@ -263,7 +264,8 @@ class BatchView(widgets.VBox):  # type: ignore[misc]
         self.min_interval = min_interval
         self.summary = widgets.HTML()
         self.progress = widgets.IntProgress(min=0, max=max(1, len(batch.configs)), layout={"width": "98%"})
-        self.state_filter = widgets.Dropdown(options=[(ALL_STATES, ALL_STATES)], value=ALL_STATES,
+        # every state, always (options that change under a person's choice would reset the page's menu)
+        self.state_filter = widgets.Dropdown(options=[ALL_STATES, *STATE_ORDER], value=ALL_STATES,
                                              description="show", layout={"width": "auto"})  # fmt: skip
         self.previous_page = widgets.Button(description="‹ previous", layout={"width": "auto"})
         self.next_page = widgets.Button(description="next ›", layout={"width": "auto"})
@@ -301,7 +303,7 @@ class BatchView(widgets.VBox):  # type: ignore[misc]
 
     def _turn_to(self, page: int) -> None:
         self.page = max(0, page)
-        if not self._rendering:  # a render that changes the filter's options fires this; it shows the page itself
+        if not self._rendering:  # fired from inside a render, which shows the page itself
             self.render()
 
     def shown_rows(self, rows: Sequence[Row]) -> tuple[list[Row], int]:
@@ -326,18 +328,13 @@ class BatchView(widgets.VBox):  # type: ignore[misc]
 
     def _render(self) -> None:
         stats, rows = self.batch.stats, self.batch.rows()
-        counts = state_counts(rows)
-        options = [(ALL_STATES, ALL_STATES), *((k, k) for k in counts)]  # stable labels; counts in the footer
-        if self.state_filter.value not in (ALL_STATES, *counts):
-            options.append((self.state_filter.value, self.state_filter.value))
         shown, kept = self.shown_rows(rows)
         pages = max(1, -(-kept // self.max_rows))
-        ended = stats.completed + stats.failed + stats.errors
+        ended = stats.completed + stats.failed + stats.cancelled + stats.errors
         style = "danger" if stats.failed or stats.errors else ("success" if stats.done else "info")
         values: dict[Any, dict[str, Any]] = {
             self.summary: {"value": summary_html(self.batch, stats)},
             self.progress: {"value": ended, "bar_style": style, "description": f"{ended}/{stats.configs}"},
-            self.state_filter: {"options": options},
             self.page_label: {"value": f"page {self.page + 1} of {pages}"},
             self.previous_page: {"disabled": self.page == 0},
             self.next_page: {"disabled": self.page >= pages - 1},

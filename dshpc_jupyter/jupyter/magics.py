@@ -1,5 +1,5 @@
-"""IPython magics: ``%load_ext dshpc_jupyter`` registers ``%dshpc_connect``, ``%%dshpc_batch``, ``%dshpc_form``,
-``%dshpc_methods``, ``%dshpc_files``, ``%dshpc_jobs`` and ``%dshpc_batches``.
+"""IPython magics: ``%load_ext dshpc_jupyter`` registers ``%dshpc_connect``, ``%%dshpc_batch``, ``%%dshpc_method``,
+``%dshpc_form``, ``%dshpc_methods``, ``%dshpc_files``, ``%dshpc_jobs`` and ``%dshpc_batches``.
 
 A mistake in a cell (bad YAML, an unknown option or variable, a malformed config, a service that says no) is
 raised as IPython's ``UsageError``: one line in the cell, no traceback, and the cell counts as failed so "run
@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
-from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
+from IPython.core.magic import Magics, cell_magic, line_cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
 from ..domain.errors import DshpcError
@@ -24,6 +24,7 @@ from ..front import connection as connections
 from ..front.batch import DEFAULT_POLL, Batch, batches
 from ..front.sweep import did_you_mean, expand, parse_text
 from .display import show
+from .method_cell import parse_cell, register_cell
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -186,6 +187,39 @@ class DshpcMagics(Magics):
         if source not in self.namespace:
             raise UsageError(f"--from: no variable named {source!r}")
         return self.namespace[source]
+
+    @magic_arguments()
+    @cell_magic
+    def dshpc_method(self, line: str, cell: str) -> None:
+        """Register the cell as a method version: a YAML header between two ``---`` lines with the fields of
+        method.json (name, description, parameters, version, resources; command defaults to python3), then the
+        script, run as a method's script file is: ``command script input_file params_file``. The version is
+        content-hashed: running the cell again unchanged registers nothing new, so its jobs stay cached.
+
+        Examples::
+
+            %%dshpc_method
+            ---
+            name: Line Lengths
+            parameters:
+              - {name: minimum, type: integer, default: 0}
+            ---
+            import json, sys
+            params = json.load(open(sys.argv[2]))
+            lengths = [len(line) for line in open(sys.argv[1]) if len(line) >= params["minimum"]]
+            print(json.dumps({"lines": len(lengths), "longest": max(lengths, default=0)}))
+        """
+        _parse(self.dshpc_method, line)
+        connection = connections.current()
+        with _one_line_errors():
+            method_cell = parse_cell(cell)
+            name = method_cell.spec.name
+            known = {m.function_hash for m in connection.list_methods(latest_only=False) if m.name == name}
+            method = register_cell(connection, method_cell)
+        known_text = "unchanged (already registered)" if method.function_hash in known else "registered"
+        print(
+            f"method {method.name!r} version {method.version}: {known_text}; function_hash {method.function_hash[:12]}"
+        )
 
     @magic_arguments()
     @argument("--out", metavar="NAME", help="Bind each submitted Batch to this variable (also form.batch).")
