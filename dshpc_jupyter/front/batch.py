@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..domain.errors import DshpcError
-from ..domain.models import BatchStatistics
+from ..domain.models import BatchStatistics, LiveCounts
 from .batch_state import BatchState, Row
 from .batch_views import BatchStats, ParameterDefaults, batch_stats, batches_frame, outputs_frame, rows_frame
 from .connection import Connection, current
@@ -168,6 +168,14 @@ class Batch:
         in front. Outputs that are not JSON objects land in ``value`` (other JSON) or ``text`` (not JSON)."""
         return outputs_frame(self._frame())
 
+    def plot(self, kind: str = "states", *, parameter: str | None = None, ax: Any = None) -> Any:
+        """A standard view with matplotlib (``pip install matplotlib``): ``"states"`` (jobs pending, running and
+        ended over time), ``"durations"`` (run time by ``parameter``, default the first) or ``"gantt"`` (each job
+        from start to end); draws on ``ax`` or a new figure and returns the Axes."""
+        from .batch_plots import plot
+
+        return plot(self._frame(), kind, parameter=parameter, ax=ax)
+
     # --- following the jobs ------------------------------------------------------------------------------
 
     def start(self) -> Batch:
@@ -262,8 +270,18 @@ class Batch:
 
 
 def batches(limit: int = 20, *, connection: Connection | None = None) -> pd.DataFrame:
-    """The service's most recent batches, newest first; reopen one with ``Batch.load(batch_id)``."""
-    return batches_frame((connection or current()).batches(limit))
+    """The service's most recent batches, newest first, with where each one's configs are now (one ``batch``
+    call per batch; a batch the service cannot show now keeps its counts empty); reopen one with
+    ``Batch.load(batch_id)``."""
+    connection = connection or current()
+    summaries = connection.batches(limit)
+    live: list[LiveCounts | None] = []
+    for summary in summaries:
+        try:
+            live.append(connection.batch(summary.batch_id).live)
+        except SERVICE_ERRORS:
+            live.append(None)
+    return batches_frame(summaries, live)
 
 
 __all__ = ["DEFAULT_POLL", "Batch", "BatchStats", "Row", "batches"]

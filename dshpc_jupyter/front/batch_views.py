@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from ..domain import status as st
-from ..domain.models import BatchStatistics, BatchSummary, MethodInfo
+from ..domain.models import BatchStatistics, BatchSummary, LiveCounts, MethodInfo
 from .batch_state import SEED_STATISTICS, Row
 from .sweep import did_you_mean
 
@@ -230,15 +230,22 @@ def outputs_frame(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([frame[keep], outputs], axis=1)
 
 
-def batches_frame(summaries: Sequence[BatchSummary]) -> pd.DataFrame:
-    """The service's batches as a table: id, creation time and the seed's six statistics."""
+def batches_frame(summaries: Sequence[BatchSummary], live: Sequence[LiveCounts | None] = ()) -> pd.DataFrame:
+    """The service's batches as a table: id, creation time, the seed's six statistics (as at submission) and,
+    where ``live`` gives them, where the batch's configs are now (``pending`` ... ``errors``; ``state``:
+    ``done`` once nothing is pending or running)."""
     import pandas as pd
 
-    columns = ["batch_id", "created_at", *SEED_STATISTICS]
+    now = list(live) + [None] * (len(summaries) - len(live))
+    current = tuple(LiveCounts.model_fields)
+    columns = ["batch_id", "created_at", "state", *current, *SEED_STATISTICS]
     frame = pd.DataFrame(
-        [{"batch_id": s.batch_id, "created_at": s.created_at, **s.statistics.model_dump()} for s in summaries],
+        [{"batch_id": s.batch_id, "created_at": s.created_at, **s.statistics.model_dump(),
+          **(counts.model_dump() if counts is not None else dict.fromkeys(current)),
+          "state": None if counts is None else ("running" if counts.pending or counts.running else "done")}
+         for s, counts in zip(summaries, now, strict=True)],
         columns=columns,
-    )
+    )  # fmt: skip
     frame["created_at"] = pd.to_datetime(frame["created_at"], utc=True)
     return frame
 
