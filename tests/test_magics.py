@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kernels import Kernel
+from kernels import Kernel, dshpc_kernel
 from support import write_method
 
 from dshpc_jupyter.examples import data_files, methods_dir
@@ -65,10 +65,8 @@ def project(home: Path, tmp_path: Path) -> Path:
 
 @pytest.fixture
 def kernel(project: Path, home: Path) -> Iterator[Kernel]:
-    kernel = Kernel(project, {"DSHPC_HOME": str(home)})
-    kernel.ok("%load_ext dshpc_jupyter\nimport dshpc_jupyter")
-    yield kernel
-    kernel.shutdown()
+    with dshpc_kernel(project, home) as kernel:
+        yield kernel
 
 
 def sweep(log: Path, extra: str = "", seconds: float = 0.0) -> str:

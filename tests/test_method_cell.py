@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from http_support import thread_server
-from kernels import Kernel
+from kernels import Kernel, dshpc_kernel
 
 from dshpc_jupyter.domain.errors import InvalidInputError
 from dshpc_jupyter.examples import data_dir
@@ -54,10 +54,8 @@ def sweep_on_a_method_cell(kernel: Kernel) -> None:
 
 @pytest.fixture
 def kernel(tmp_path: Path, home: Path) -> Iterator[Kernel]:
-    kernel = Kernel(tmp_path, {"DSHPC_HOME": str(home)})
-    kernel.ok("%load_ext dshpc_jupyter\nimport dshpc_jupyter")
-    yield kernel
-    kernel.shutdown()
+    with dshpc_kernel(tmp_path, home) as kernel:
+        yield kernel
 
 
 def test_a_method_cell_on_the_embedded_engine(kernel: Kernel) -> None:
