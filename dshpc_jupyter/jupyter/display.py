@@ -417,17 +417,22 @@ def show(batch: Batch, *, wait: bool = False, timeout: float | None = None, note
         display(static_bundle(batch), raw=True)
         return
     view = BatchView(batch)
-    _print_lines(notes)
-    handle = display(live_bundle(view), raw=True, display_id=True)
+    if not wait:  # with --wait the notes come with the final table (a front end may not honour clear_output)
+        _print_lines(notes)
+    # Dated snapshots beside the widget, re-sent as the batch moves, then the final table. With --wait, only once
+    # the wait is given up: a wait that ends clears the cell and shows the final table alone.
+    dated = [not wait]
+    handle = display(live_bundle(view) if dated[0] else widget_bundle(view), raw=True, display_id=True)
     sent = [time.monotonic()]
 
-    def resend() -> None:  # a fresh dated snapshot beside the widget: what a save or a reload keeps
-        if time.monotonic() - sent[0] >= SNAPSHOT_INTERVAL:
+    def resend() -> None:
+        if dated[0] and time.monotonic() - sent[0] >= SNAPSHOT_INTERVAL:
             sent[0] = time.monotonic()
             handle.update(live_bundle(view), raw=True)
 
-    def finish() -> None:  # the final state as plain HTML/text in the cell
-        handle.update(static_bundle(batch), raw=True)
+    def finish() -> None:
+        if dated[0]:
+            handle.update(static_bundle(batch), raw=True)
 
     view.follow(on_done=finish, setup=_keep_parent(), on_render=resend)
     if not wait:
@@ -435,6 +440,9 @@ def show(batch: Batch, *, wait: bool = False, timeout: float | None = None, note
     try:
         batch.wait(timeout)
     except (TimeoutError, KeyboardInterrupt) as exc:  # the live view above keeps following the jobs
+        dated[0] = True
+        handle.update(live_bundle(view), raw=True)
+        _print_lines(notes)
         reason = str(exc) if isinstance(exc, TimeoutError) else "stopped waiting; the jobs go on"
         print(f"{reason} (the table above stays live)")
         return
@@ -444,13 +452,18 @@ def show(batch: Batch, *, wait: bool = False, timeout: float | None = None, note
     display(static_bundle(batch), raw=True)
 
 
+def widget_bundle(view: BatchView) -> dict[str, Any]:
+    """The live widget alone (what ``--wait`` shows until it gives up, then clears for the final table)."""
+    return {WIDGET_MIME: view._repr_mimebundle_()[WIDGET_MIME]}
+
+
 def live_bundle(view: BatchView) -> dict[str, Any]:
     """The live widget and, for whatever cannot show it (a saved notebook reopened without its kernel,
     nbconvert, GitHub), a snapshot of the batch dated ``as of HH:MM:SS``.
 
     The widget is never closed once shown: after a reload of the page the widget manager restores it from the
     kernel, live again, and it ends showing the final state."""
-    return {WIDGET_MIME: view._repr_mimebundle_()[WIDGET_MIME], **static_bundle(view.batch, when=time.time())}
+    return {**widget_bundle(view), **static_bundle(view.batch, when=time.time())}
 
 
 def _keep_parent() -> Callable[[], None]:
