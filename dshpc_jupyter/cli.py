@@ -9,9 +9,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import threading
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from rich import box
@@ -23,7 +25,7 @@ from . import __version__
 from .domain import status as st
 from .domain.errors import DshpcError, InvalidInputError
 from .domain.models import BatchStatistics, JobRecord, MultiJobResult
-from .examples import data_files, methods_dir
+from .examples import data_dir, data_files, methods_dir
 from .front.batch import Batch
 from .front.connection import Connection, connect
 from .front.sweep import load_file
@@ -178,6 +180,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_examples(args: argparse.Namespace) -> int:
+    """Copy the example methods and data into a folder, so the README's paths work from wherever one stands."""
+    target = Path(args.folder)
+    for name, source in (("methods", methods_dir()), ("data", data_dir())):
+        shutil.copytree(source, target / name, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__"))
+    console.print(f"example methods in {target / 'methods'}, example data in {target / 'data'}")
+    return 0
+
+
 def cmd_submit(args: argparse.Namespace) -> int:
     with _connection(args) as connection:
         # a sweep's local files are uploaded when missing (for a dry run too: a dry run submits no job)
@@ -326,6 +337,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="register the examples, run a mixed batch, print results")
     demo.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for the batch (default 300)")
     demo.set_defaults(run=cmd_demo)
+
+    examples = commands.add_parser("examples", help="copy the example methods and data into a folder")
+    examples.add_argument("folder", nargs="?", default="examples", help="where to (default: ./examples)")
+    examples.set_defaults(run=cmd_examples)
 
     submit = commands.add_parser("submit", help="submit a batch from a YAML or JSON file")
     submit.add_argument("file", help="the seed's request ({jobs: [...]}), a list of configs, or a sweep (YAML/JSON)")

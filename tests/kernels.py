@@ -11,6 +11,8 @@ import os
 import queue
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -140,3 +142,14 @@ class Kernel:
     def shutdown(self) -> None:
         self.client.stop_channels()
         self.manager.shutdown_kernel(now=True)
+
+
+@contextmanager
+def dshpc_kernel(cwd: Path, home: Path) -> Iterator[Kernel]:
+    """A kernel in ``cwd`` on the store ``home``, with the magics loaded; shut down at exit."""
+    kernel = Kernel(cwd, {"DSHPC_HOME": str(home)})
+    try:
+        kernel.ok("%load_ext dshpc_jupyter\nimport dshpc_jupyter")
+        yield kernel
+    finally:
+        kernel.shutdown()

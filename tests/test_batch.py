@@ -166,6 +166,7 @@ def test_load_reopens_the_same_jobs(connection: Connection, hashes: dict[str, st
     assert reopened.stats.total_jobs == 4 and reopened.stats.successful_submissions == 4
     listed = batches(connection=connection)
     assert listed["batch_id"].tolist() == [batch.batch_id] and listed["total_jobs"].tolist() == [4]
+    assert (listed["state"].tolist(), listed["completed"].tolist(), listed["pending"].tolist()) == (["done"], [4], [0])
 
 
 def test_dry_run_submits_and_records_nothing(
@@ -207,7 +208,8 @@ def test_polling_asks_once_per_interval_for_all_2000_jobs_in_flight(
     finally:
         batch.stop()
         batch.cancel()
-    assert batch.wait(60).stats.failed == 2000
+    stats = batch.wait(60).stats
+    assert (stats.cancelled, stats.failed) == (2000, 0), "a cancel is counted apart from failures"
 
 
 def test_concurrency_keeps_at_most_n_jobs_in_progress(connection: Connection, hashes: dict[str, str]) -> None:
@@ -348,3 +350,35 @@ def test_closing_a_connection_stops_the_pollers_of_its_open_batches(home: Path, 
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "closed False"
     assert result.stderr == "", "nothing is left pending on the loop at exit"
+
+
+def test_plots_draw_the_states_durations_and_a_gantt(connection: Connection, hashes: dict[str, str]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from dshpc_jupyter.domain.errors import InvalidInputError
+
+    batch = Batch.submit(threshold_configs(hashes, [0.2, -1.0]), connection=connection, poll=0.1).wait(60)
+    states = batch.plot()
+    lines = {line.get_label(): line.get_ydata() for line in states.get_lines()}
+    assert set(lines) == {"pending", "running", "completed", "failed"}
+    assert (lines["completed"][-1], lines["failed"][-1]) == (2, 2), "the last moment: every job ended"
+    durations = batch.plot("durations")
+    assert durations.get_xlabel() == "threshold" and len(durations.collections[0].get_offsets()) == 4
+    gantt = batch.plot("gantt")
+    assert len(gantt.patches) == 4 and gantt.get_title() == "jobs from start to end"
+    with pytest.raises(InvalidInputError, match=r"kind: 'gant' is not one of .*\(did you mean 'gantt'\?\)"):
+        batch.plot("gant")
+    with pytest.raises(InvalidInputError, match=r"parameter: 'treshold' is not a parameter.*did you mean 'threshold'"):
+        batch.plot("durations", parameter="treshold")
+
+
+def test_a_dry_run_counts_no_errors(connection: Connection, hashes: dict[str, str]) -> None:
+    batch = Batch.submit(threshold_configs(hashes, [0.2, 0.4]), connection=connection, dry_run=True)
+    stats = batch.stats
+    assert (stats.errors, stats.dry_run_rows, stats.configs) == (0, 4, 4)
+    from dshpc_jupyter.jupyter.display import static_bundle
+
+    text = static_bundle(batch)["text/plain"]
+    assert text.startswith("dsHPC: dry run: 4 configs") and "dry run: dry run" not in text
+    assert "color:#b3261e" not in static_bundle(batch)["text/html"].split("</div>")[0]

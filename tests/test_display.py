@@ -80,3 +80,70 @@ def test_view_follows_a_running_batch_to_the_end(connection: Connection) -> None
         time.sleep(0.05)
     assert finished == [3] and view.progress.bar_style == "success"
     view.close()
+
+
+def test_rows_say_file_names_how_each_got_its_job_and_the_last_line_of_a_failure(finished: Batch) -> None:
+    again = Batch.submit(finished.configs, connection=finished.connection, poll=0.1).wait(60)
+    again.variable = "b"
+    html_table = static_bundle(again, max_rows=5)["text/html"]
+    text = static_bundle(again, max_rows=5)["text/plain"]
+    assert "readings_a.csv" in text and again.configs[0]["file_hash"][:12] not in text
+    assert "completed (cached)" in text and "failed (resubmitted)" in text and "error" in text
+    assert "every row is in b.df" in text and "every row is in <code>b.df</code>" in html_table
+    assert "37 completed · 2 failed · 1 error" in text
+
+
+def test_a_traceback_shows_as_its_last_line_and_a_cancel_apart_from_a_failure(connection: Connection) -> None:
+    poem = {f.filename: f.file_hash for f in connection.list_files()}["poem.txt"]
+    configs = [{"method_name": "Simulated Workload", "file_hash": poem, "parameters": {"memory_mb": -1}},
+               {"method_name": "Simulated Workload", "file_hash": poem, "parameters": {"seconds": 60}}]  # fmt: skip
+    batch = Batch.submit(configs, connection=connection, poll=0.1)
+    deadline = time.monotonic() + 60
+    while batch.rows()[0].state != "failed" and time.monotonic() < deadline:
+        batch.wait_for_change(batch.version, 1)
+    batch.cancel().wait(60)
+    failure, cancelled = batch.rows()
+    assert failure.error is not None and "Traceback" in failure.error, "a real traceback, several lines long"
+    text = static_bundle(batch)["text/plain"]
+    assert "ValueError: negative count" in text and "Traceback" not in text
+    assert "cancelled (new)" in text and "failed (new)" in text
+    assert cancelled.status == "CA" and (batch.stats.failed, batch.stats.cancelled) == (1, 1)
+    assert "1 failed · 1 cancelled" in batch.stats.summary()
+
+
+def test_a_snapshot_of_a_running_batch_says_when_it_was_taken(connection: Connection) -> None:
+    poem = {f.filename: f.file_hash for f in connection.list_files()}["poem.txt"]
+    batch = Batch.submit([{"method_name": "Simulated Workload", "file_hash": poem, "parameters": {"seconds": 1.0}}],
+                         connection=connection, poll=0.1)  # fmt: skip
+    from dshpc_jupyter.jupyter.display import live_bundle
+
+    view = BatchView(batch)
+    bundle = live_bundle(view)
+    assert set(bundle) == {"application/vnd.jupyter.widget-view+json", "text/html", "text/plain"}
+    assert " · as of " in bundle["text/plain"].splitlines()[0] and "dshpc-as-of" in bundle["text/html"]
+    assert "pending (new)" in bundle["text/plain"] or "running (new)" in bundle["text/plain"]
+    batch.wait(60)
+    assert " as of " not in static_bundle(batch, when=time.time())["text/plain"], "a final state is not dated"
+    view.close()
+
+
+def test_the_live_table_filters_by_state_and_pages(finished: Batch) -> None:
+    view = BatchView(finished, max_rows=10)
+    assert view.state_filter.options[:2] == ("all", "completed") and "cancelled" in view.state_filter.options
+    assert "(failures always shown; 37 completed · 2 failed · 1 error)" in view.table.value
+    assert view.page_label.value == "page 1 of 4" and view.previous_page.disabled
+    view.next_page.click()
+    assert view.page_label.value == "page 2 of 4" and 'class="dshpc-completed"' in view.table.value
+    assert view.table.value.count("<tr class=") == 10 and ">10<" in view.table.value
+    view.state_filter.value = "failed"
+    assert view.page_label.value == "page 1 of 1" and view.table.value.count("<tr class=") == 2
+    assert view.next_page.disabled
+    view.close()
+
+
+def test_stats_are_a_mapping_too(finished: Batch) -> None:
+    stats = finished.stats
+    assert stats["completed_jobs"] == stats.completed_jobs and dict(stats)["failed"] == 2
+    assert "eta" in stats and len(stats) == len(stats.as_dict())
+    with pytest.raises(KeyError, match=r"'complete': not a batch statistic \(did you mean 'completed'\?"):
+        stats["complete"]

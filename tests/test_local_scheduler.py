@@ -130,7 +130,7 @@ def _alive(pid: int) -> bool:
     [
         ("F", "Limited", "exit", "failing on purpose"),
         ("TO", "Limited", "sleep", "time limit of 2 s reached: process group stopped"),
-        ("OOM", "Limited", "memory", "memory limit of 67108864 bytes exceeded"),
+        ("OOM", "Limited", "memory", "memory limit of 64 MiB exceeded ("),
         ("CA", "Unlimited", "sleep", "cancelled: process group stopped"),
         ("NF", "Unlimited", "sleep", "runner lost"),
     ],

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kernels import Kernel
+from kernels import Kernel, dshpc_kernel
 from support import write_method
 
 from dshpc_jupyter.examples import data_files, methods_dir
@@ -65,10 +65,8 @@ def project(home: Path, tmp_path: Path) -> Path:
 
 @pytest.fixture
 def kernel(project: Path, home: Path) -> Iterator[Kernel]:
-    kernel = Kernel(project, {"DSHPC_HOME": str(home)})
-    kernel.ok("%load_ext dshpc_jupyter\nimport dshpc_jupyter")
-    yield kernel
-    kernel.shutdown()
+    with dshpc_kernel(project, home) as kernel:
+        yield kernel
 
 
 def sweep(log: Path, extra: str = "", seconds: float = 0.0) -> str:
@@ -218,11 +216,16 @@ def test_listing_magics_return_dataframes(kernel: Kernel) -> None:
 
 
 MISTAKES = [
-    ("%%dshpc_batch\nmethod: [unclosed", ("batch: invalid YAML at line 1",)),
+    ("%%dshpc_batch\nmethod: [unclosed", ("batch: invalid YAML at line 2",)),  # line 1 is the %% line
+    ("%%dshpc_batch\n\nmethod: A\nfiles: [x]\ngrid: {a: [1}", ("batch: invalid YAML at line 5",)),
+    ("%%dshpc_batch --wiat\nmethod: A", ("unrecognized arguments: --wiat (did you mean '--wait'?)",)),
+    ("%%dshpc_batch\nmethod: A\nfile: [x]", ("sweep: unknown field 'file'", "(did you mean 'files'?)")),
+    ("%%dshpc_batch\n- {method_name: A, file_hsh: x}", ("unknown field 'file_hsh'", "(did you mean 'file_hash'?)")),
+    ("%%dshpc_batch --base /nonexistent\nmethod: A\nfiles: [a.txt]", ("nor a file in /nonexistent",)),
     ("%%dshpc_batch --bogus\nmethod: A", ("unrecognized arguments: --bogus",)),
     ("%dshpc_batch --from nothing", ("--from: no variable named 'nothing'",)),
     ("%%dshpc_batch\n- {method_name: 3, file_hash: x}", ("configs[0].method_name: must be a string",)),
-    ("%%dshpc_batch\nmethod: Alpha\nfiles: [nope/*.txt]", ("sweep.files[0]: no file matches 'nope/*.txt'",)),
+    ("%%dshpc_batch\nmethod: Alpha\nfiles: [nope/*.txt]", ("sweep.files[0]: no file matches 'nope/*.txt' in /",)),
     ("%%dshpc_batch\nmethod: Alpha\nfiles: [one.txt]\ngrid: {scale: 2}", ("sweep.grid.scale: must be a non-empty",)),
     ("%%dshpc_batch\n", ("cell body is empty",)),
     ("%%dshpc_batch\n  \n", ("batch: the cell is empty",)),

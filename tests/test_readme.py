@@ -1,6 +1,6 @@
 """README.md cannot rot: every command and code block in it runs here, in document order, the way a newcomer
 following it top to bottom would run them (one working folder, one home directory, the repository's
-``dshpc_jupyter/`` and ``scripts/`` beside them).
+``scripts/`` beside them, but not the package's folder: every example works from any folder).
 
 Block kinds, by their fence and an optional marker comment on the line before:
 
@@ -101,8 +101,7 @@ def workdir(tmp_path: Path) -> Iterator[tuple[Path, dict[str, str]]]:
     """A folder as a newcomer's clone looks from the README's point of view, and their environment."""
     work = tmp_path / "work"
     work.mkdir()
-    for name in ("dshpc_jupyter", "scripts"):
-        (work / name).symlink_to(ROOT / name)
+    (work / "scripts").symlink_to(ROOT / "scripts")
     env = {
         **os.environ,
         "DSHPC_HOME": str(tmp_path / "home"),

@@ -390,3 +390,27 @@ def test_a_failing_slurm_command_is_a_scheduler_error(tmp_path: Path) -> None:
     with pytest.raises(SlurmCommandError, match="Socket timed out") as caught:
         run([str(failing)])
     assert caught.value.transient is True
+
+
+def test_a_method_cell_registered_and_swept_on_slurm(local_slurm: Path, home: Path) -> None:
+    """``%%dshpc_method``'s registration path on the Slurm scheduler: the cell's script runs as an array task."""
+    from dshpc_jupyter.front.batch import Batch
+    from dshpc_jupyter.front.connection import Connection, connect_async
+    from dshpc_jupyter.jupyter.method_cell import parse_cell, register_cell
+
+    cell = "---\nname: Cell On Slurm\nparameters: [{name: n, type: integer, default: 1}]\n---\n" + (
+        "import json, os, sys\nn = json.load(open(sys.argv[2]))['n']\n"
+        "print(json.dumps({'doubled': n * 2, 'slurm': bool(os.environ.get('SLURM_JOB_ID'))}))\n"
+    )
+    connection = Connection(connect_async(home=home, scheduler="slurm", poll_interval=0.2))
+    try:
+        method = register_cell(connection, parse_cell(cell))
+        assert register_cell(connection, parse_cell(cell)).function_hash == method.function_hash
+        poem = connection.upload_files([p for p in data_files() if p.name == "poem.txt"])[0]
+        configs = [{"method_name": "Cell On Slurm", "file_hash": poem, "parameters": {"n": n}} for n in (1, 2)]
+        batch = Batch.submit(configs, connection=connection, poll=0.2).wait(120)
+        outputs = batch.outputs()
+        assert outputs["doubled"].tolist() == [2, 4] and outputs["slurm"].tolist() == [True, True]
+        assert all(job.scheduler == "slurm" for job in connection.list_jobs())
+    finally:
+        connection.close()

@@ -17,12 +17,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..domain.errors import DshpcError
-from ..domain.models import BatchStatistics
+from ..domain.models import BatchStatistics, LiveCounts
 from .batch_files import add_input_columns, download_outputs, files_frame, input_names
 from .batch_state import BatchState, Row
 from .batch_views import BatchStats, ParameterDefaults, batch_stats, batches_frame, outputs_frame, rows_frame
 from .connection import Connection, current
 from .poller import DEFAULT_POLL, Poller
+from .sweep import did_you_mean
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -50,6 +51,10 @@ class Batch:
         self.submitted_at = submitted_at if submitted_at is not None else time.time()
         #: The methods' parameter defaults, for the per-parameter columns of :attr:`df` (fetched once).
         self.defaults = ParameterDefaults()
+        #: file_hash -> file name on the service, for displays (fetched with the defaults).
+        self.file_names: dict[str, str] = {}
+        #: The notebook variable the batch is bound to (``--out``), which a display names for ``.df``.
+        self.variable: str | None = None
 
     # --- making one ------------------------------------------------------------------------------------
 
@@ -179,6 +184,14 @@ class Batch:
         in front. Outputs that are not JSON objects land in ``value`` (other JSON) or ``text`` (not JSON)."""
         return outputs_frame(self._frame())
 
+    def plot(self, kind: str = "states", *, parameter: str | None = None, ax: Any = None) -> Any:
+        """A standard view with matplotlib (``pip install matplotlib``): ``"states"`` (jobs pending, running and
+        ended over time), ``"durations"`` (run time by ``parameter``, default the first) or ``"gantt"`` (each job
+        from start to end); draws on ``ax`` or a new figure and returns the Axes."""
+        from .batch_plots import plot
+
+        return plot(self._frame(), kind, parameter=parameter, ax=ax)
+
     # --- following the jobs ------------------------------------------------------------------------------
 
     def start(self) -> Batch:
@@ -240,6 +253,27 @@ class Batch:
             self.defaults.failed(exc)
         else:
             self.defaults.learn(methods)
+        try:
+            self.file_names = {f.file_hash: f.filename for f in self.connection.list_files() if f.filename}
+        except SERVICE_ERRORS:
+            self.file_names = {}  # names are a nicety of displays, which then show hash prefixes
+
+    def method_hints(self) -> list[str]:
+        """For each method name the service did not know, the closest registered name (one line each); asks the
+        service for its methods only when some config named an unknown one."""
+        prefix, suffix = "Method '", "' not found"
+        messages = dict.fromkeys(
+            r.result.message for r in self.rows()
+            if r.result is not None and r.result.message.startswith(prefix) and r.result.message.endswith(suffix)
+        )  # fmt: skip
+        if not messages:
+            return []
+        try:
+            names = list(dict.fromkeys(m.name for m in self.connection.list_methods()))
+        except SERVICE_ERRORS:
+            return []
+        hints = ((message, did_you_mean(message[len(prefix) : -len(suffix)], names)) for message in messages)
+        return [f"{message}{hint}" for message, hint in hints if hint]
 
     def _frame(self) -> pd.DataFrame:
         if self.defaults.error is not None:
@@ -256,8 +290,18 @@ class Batch:
 
 
 def batches(limit: int = 20, *, connection: Connection | None = None) -> pd.DataFrame:
-    """The service's most recent batches, newest first; reopen one with ``Batch.load(batch_id)``."""
-    return batches_frame((connection or current()).batches(limit))
+    """The service's most recent batches, newest first, with where each one's configs are now (one ``batch``
+    call per batch; a batch the service cannot show now keeps its counts empty); reopen one with
+    ``Batch.load(batch_id)``."""
+    connection = connection or current()
+    summaries = connection.batches(limit)
+    live: list[LiveCounts | None] = []
+    for summary in summaries:
+        try:
+            live.append(connection.batch(summary.batch_id).live)
+        except SERVICE_ERRORS:
+            live.append(None)
+    return batches_frame(summaries, live)
 
 
 __all__ = ["DEFAULT_POLL", "Batch", "BatchStats", "Row", "batches"]

@@ -5,24 +5,27 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from ..domain import status as st
-from ..domain.models import BatchStatistics, BatchSummary, MethodInfo
+from ..domain.models import BatchStatistics, BatchSummary, LiveCounts, MethodInfo
 from .batch_state import SEED_STATISTICS, Row
+from .sweep import did_you_mean
 
 if TYPE_CHECKING:
     import pandas as pd
 
 
 @dataclass(frozen=True)
-class BatchStats:
-    """The seed's six statistics (summed over every sending) and where the batch is now.
+class BatchStats(Mapping[str, Any]):
+    """The seed's six statistics (summed over every sending) and where the batch is now; also a read-only
+    mapping of the same names (``stats["completed_jobs"]``, ``dict(stats)``), as a pandas user tries first.
 
-    Live counts are per config (row): ``pending + running + completed + failed + errors + queued == configs``.
+    Live counts are per config (row): ``pending + running + completed + failed + cancelled + errors + queued +
+    dry_run_rows == configs`` (``dry_run_rows``: the rows of a dry run that would be submitted, never errors).
     ``throughput`` counts jobs that ended since the batch was submitted, per second; ``eta`` is in seconds.
     """
 
@@ -45,9 +48,24 @@ class BatchStats:
     eta: float | None
     done: bool
     dry_run: bool
+    dry_run_rows: int = 0
+    #: Configs whose job was cancelled (``CA``): counted here, not in ``failed``.
+    cancelled: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in self.__dataclass_fields__:
+            hint = did_you_mean(name, self.__dataclass_fields__).strip() or f"(one of {', '.join(self)})"
+            raise KeyError(f"{name!r}: not a batch statistic {hint}")
+        return getattr(self, name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.__dataclass_fields__)
+
+    def __len__(self) -> int:
+        return len(self.__dataclass_fields__)
 
     def summary(self) -> str:
         """One line for people."""
@@ -61,7 +79,8 @@ class BatchStats:
         parts = [f"{self.configs} configs", f"{self.completed} completed ({self.cached} cached)"]
         parts += [f"{n} {word}" for n, word in ((self.running, "running"), (self.pending, "pending"),
                                                 (self.queued, "queued")) if n]  # fmt: skip
-        parts += [f"{self.failed} failed", f"{self.errors} errors"]
+        parts += [f"{self.failed} failed", *([f"{self.cancelled} cancelled"] if self.cancelled else []),
+                  f"{self.errors} errors"]  # fmt: skip
         if self.done:
             parts.append(f"done in {_seconds(self.elapsed)}")
         else:
@@ -85,14 +104,18 @@ def batch_stats(
 ) -> BatchStats:
     """The statistics of a snapshot of rows; throughput and ETA from the jobs that ended since ``submitted_at``."""
     counts = dict.fromkeys(("pending", "running", "completed", "failed", "errors", "queued"), 0)
-    ended_since_submit = 0
+    ended_since_submit = dry_run_rows = cancelled = 0
     last_end = submitted_at
     for row in rows:
         if row.state == "in progress":
             counts[st.live_count(row.status)] += 1
         elif row.state == "queued":
             counts["queued"] += 1
-        elif row.state in ("error", "dry run"):
+        elif row.state == "failed" and row.status == st.CANCELLED:
+            cancelled += 1
+        elif row.state == "dry run":
+            dry_run_rows += 1
+        elif row.state == "error":
             counts["errors"] += 1
         else:
             counts[row.state] += 1
@@ -114,6 +137,8 @@ def batch_stats(
         eta=remaining / throughput if throughput and remaining else (0.0 if done else None),
         done=done,
         dry_run=dry_run,
+        dry_run_rows=dry_run_rows,
+        cancelled=cancelled,
     )
 
 
@@ -205,15 +230,22 @@ def outputs_frame(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([frame[keep], outputs], axis=1)
 
 
-def batches_frame(summaries: Sequence[BatchSummary]) -> pd.DataFrame:
-    """The service's batches as a table: id, creation time and the seed's six statistics."""
+def batches_frame(summaries: Sequence[BatchSummary], live: Sequence[LiveCounts | None] = ()) -> pd.DataFrame:
+    """The service's batches as a table: id, creation time, the seed's six statistics (as at submission) and,
+    where ``live`` gives them, where the batch's configs are now (``pending`` ... ``errors``; ``state``:
+    ``done`` once nothing is pending or running)."""
     import pandas as pd
 
-    columns = ["batch_id", "created_at", *SEED_STATISTICS]
+    now = list(live) + [None] * (len(summaries) - len(live))
+    current = tuple(LiveCounts.model_fields)
+    columns = ["batch_id", "created_at", "state", *current, *SEED_STATISTICS]
     frame = pd.DataFrame(
-        [{"batch_id": s.batch_id, "created_at": s.created_at, **s.statistics.model_dump()} for s in summaries],
+        [{"batch_id": s.batch_id, "created_at": s.created_at, **s.statistics.model_dump(),
+          **(counts.model_dump() if counts is not None else dict.fromkeys(current)),
+          "state": None if counts is None else ("running" if counts.pending or counts.running else "done")}
+         for s, counts in zip(summaries, now, strict=True)],
         columns=columns,
-    )
+    )  # fmt: skip
     frame["created_at"] = pd.to_datetime(frame["created_at"], utc=True)
     return frame
 

@@ -17,6 +17,7 @@ Local files are hashed and uploaded only when the service lacks them. Nothing he
 
 from __future__ import annotations
 
+import difflib
 import glob
 import itertools
 import json
@@ -54,11 +55,13 @@ class Expansion:
     #: local path -> file_hash of every local file the document named.
     files: dict[str, str] = field(default_factory=dict)
 
-    def notes(self) -> list[str]:
-        """One line per thing worth telling: local files used, duplicate configs."""
+    def notes(self, *, uploaded: bool = True) -> list[str]:
+        """One line per thing worth telling: local files used (``uploaded``: false for a dry run, which only
+        hashes them), duplicate configs."""
         lines = []
         if self.files:
-            lines.append(f"{len(self.files)} local file(s) hashed; uploaded where the service lacked them")
+            done = "uploaded where the service lacked them" if uploaded else "not uploaded (dry run)"
+            lines.append(f"{len(self.files)} local file(s) hashed; {done}")
         if self.duplicates:
             shown = ", ".join(f"#{i} = #{first}" for i, first in self.duplicates[:5])
             more = f" and {len(self.duplicates) - 5} more" if len(self.duplicates) > 5 else ""
@@ -73,8 +76,18 @@ def _type_name(value: object) -> str:
     return json_type(value, DOCUMENT_TYPES)
 
 
-def parse_text(text: str) -> Any:
-    """A document from YAML or JSON text (JSON first, for its exact error positions on JSON-looking text)."""
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """`` (did you mean 'x'?)`` for the closest of ``choices`` to a mistyped ``word``, or ``""``."""
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def parse_text(text: str, *, first_line: int = 1) -> Any:
+    """A document from YAML or JSON text (JSON first, for its exact error positions on JSON-looking text);
+    ``first_line`` is the editor's number of the text's first line (2 in a cell under its ``%%`` line), so an
+    error names the line as the editor numbers it."""
+    leading = len(text) - len(text.lstrip())
+    first_line += text[:leading].count("\n")
     stripped = text.strip()
     if not stripped:
         raise BatchSpecError('batch: the cell is empty (give a sweep, a list of configs or {"jobs": [...]})')
@@ -89,7 +102,7 @@ def parse_text(text: str) -> Any:
         return yaml.safe_load(stripped)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        where = f" at line {mark.line + first_line}, column {mark.column + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise BatchSpecError(f"batch: invalid YAML{where}: {problem}") from None
 
@@ -211,7 +224,8 @@ def _config(item: Any, where: str) -> dict[str, Any]:
                              f"{_type_name(item)}")  # fmt: skip
     unknown = [str(k) for k in item if k not in CONFIG_FIELDS]
     if unknown:
-        raise BatchSpecError(f"{where}: unknown field {unknown[0]!r} (a config has {', '.join(CONFIG_FIELDS)})")
+        hint = did_you_mean(unknown[0], CONFIG_FIELDS)
+        raise BatchSpecError(f"{where}: unknown field {unknown[0]!r} (a config has {', '.join(CONFIG_FIELDS)}){hint}")
     config = parse_config(item)  # the service's own check, so the same problem gets the same words
     if isinstance(config, ConfigError):
         raise BatchSpecError(f"{where}.{config.field}: {config.problem}")
@@ -233,6 +247,7 @@ def _sweep(spec: Mapping[str, Any], where: str, files: _Files) -> list[dict[str,
     if unknown:
         hint = " (a config uses method_name and file_hash; a sweep uses method and files)" if (
             "method_name" in spec or "file_hash" in spec) else ""  # fmt: skip
+        hint = hint or did_you_mean(unknown[0], SWEEP_FIELDS)
         raise BatchSpecError(f"{where}: unknown field {unknown[0]!r} (a sweep has {', '.join(SWEEP_FIELDS)}){hint}")
     if "method" in spec and "methods" in spec:
         raise BatchSpecError(f"{where}: give 'method' or 'methods', not both")
@@ -322,11 +337,13 @@ class _Files:
             found = sorted(glob.glob(str(pattern), root_dir=root, recursive=True))  # noqa: PTH207 (root_dir, **)
             paths = [p for p in (Path(f) if root is None else root / f for f in found) if p.is_file()]
             if not paths:
-                raise BatchSpecError(f"{where}: no file matches {entry!r}")
+                raise BatchSpecError(f"{where}: no file matches {entry!r} in {root or pattern.parent}")
             return paths
         path = pattern if absolute else self.base / pattern
         if not path.is_file():
-            raise BatchSpecError(f"{where}: {entry!r} is neither a file_hash (64 hex characters) nor a file")
+            raise BatchSpecError(
+                f"{where}: {entry!r} is neither a file_hash (64 hex characters) nor a file in {path.parent}"
+            )
         return [path]
 
     def upload_all(self, configs: list[dict[str, Any]]) -> None:

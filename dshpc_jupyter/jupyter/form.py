@@ -402,7 +402,7 @@ class JobForm(widgets.VBox):  # type: ignore[misc]
         if self._view is not None:
             self._view.close()
         self._settled.clear()
-        self._view = BatchView(batch)
+        self._view = BatchView(batch, cancel=False)
         self.results.children = [self._view]
         self.cancel_button.disabled = batch.done
         self._view.follow(on_done=lambda: self._finished(batch))

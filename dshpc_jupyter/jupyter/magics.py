@@ -1,5 +1,5 @@
-"""IPython magics: ``%load_ext dshpc_jupyter`` registers ``%dshpc_connect``, ``%%dshpc_batch``, ``%dshpc_form``,
-``%dshpc_methods``, ``%dshpc_files``, ``%dshpc_jobs`` and ``%dshpc_batches``.
+"""IPython magics: ``%load_ext dshpc_jupyter`` registers ``%dshpc_connect``, ``%%dshpc_batch``, ``%%dshpc_method``,
+``%dshpc_form``, ``%dshpc_methods``, ``%dshpc_files``, ``%dshpc_jobs`` and ``%dshpc_batches``.
 
 A mistake in a cell (bad YAML, an unknown option or variable, a malformed config, a service that says no) is
 raised as IPython's ``UsageError``: one line in the cell, no traceback, and the cell counts as failed so "run
@@ -15,15 +15,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
-from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
+from IPython.core.magic import Magics, cell_magic, line_cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
 from ..domain.errors import DshpcError
 from ..domain.hashing import sha256_file
 from ..front import connection as connections
 from ..front.batch import DEFAULT_POLL, Batch, batches
-from ..front.sweep import expand, parse_text
+from ..front.sweep import did_you_mean, expand, parse_text
 from .display import show
+from .method_cell import parse_cell, register_cell
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -44,7 +45,17 @@ def _one_line_errors() -> Iterator[None]:
 
 
 def _parse(function: Callable[..., Any], line: str) -> Any:
-    return parse_argstring(function, line)
+    """The magic's arguments; a mistyped option gets the closest real one suggested."""
+    try:
+        return parse_argstring(function, line)
+    except UsageError as exc:
+        message = str(exc)
+        if "unrecognized arguments:" not in message:
+            raise
+        options = [o for action in function.parser._actions for o in action.option_strings]  # type: ignore[attr-defined]
+        unknown = [word for word in message.split("unrecognized arguments:", 1)[1].split() if word.startswith("-")]
+        hint = did_you_mean(unknown[0].split("=", 1)[0], options) if unknown else ""
+        raise UsageError(f"{message.strip()}{hint}") from None
 
 
 def _check_out_and_poll(args: Any) -> None:
@@ -113,6 +124,8 @@ class DshpcMagics(Magics):
     @argument("--from", dest="source", metavar="VAR", help="Take the configs from a variable: a list, a DataFrame "
               "(method_name, file_hash and parameter columns) or a sweep mapping.")  # fmt: skip
     @argument("--dry-run", action="store_true", help="Show what would happen to each config; submit nothing.")
+    @argument("--base", metavar="DIR", help="The folder relative paths and globs in 'files' are taken from (default: "
+              "the current folder); e.g. --base {dshpc_jupyter.examples.data_dir()}.")  # fmt: skip
     @line_cell_magic
     def dshpc_batch(self, line: str, cell: str | None = None) -> None:
         """Submit a batch of jobs; the cell returns at once with a live table (or waits, with --wait).
@@ -147,14 +160,15 @@ class DshpcMagics(Magics):
             connection = connections.current()
             missing: list[str] = []
             upload = _hash_and_check(connection, missing) if args.dry_run else connection.upload_files
-            expansion = expand(document, upload=upload)
+            expansion = expand(document, upload=upload, base_dir=args.base)
             batch = Batch.submit(
                 expansion.configs, connection=connection, poll=args.poll, concurrency=args.concurrency,
                 dry_run=args.dry_run,
             )  # fmt: skip
         if args.out:
             self.namespace[args.out] = batch
-        notes = expansion.notes()
+            batch.variable = args.out
+        notes = expansion.notes(uploaded=not args.dry_run) + batch.method_hints()
         if missing:
             notes.append(
                 f"{len(missing)} local file(s) not on the service yet: submitting uploads them; until then their "
@@ -167,12 +181,45 @@ class DshpcMagics(Magics):
         if source is None:
             if cell is None:
                 raise UsageError("give the batch in the cell body (%%dshpc_batch) or in a variable (--from VAR)")
-            return parse_text(body)
+            return parse_text(cell, first_line=2)
         if body:
             raise UsageError("--from: give the configs either in a variable or in the cell body, not both")
         if source not in self.namespace:
             raise UsageError(f"--from: no variable named {source!r}")
         return self.namespace[source]
+
+    @magic_arguments()
+    @cell_magic
+    def dshpc_method(self, line: str, cell: str) -> None:
+        """Register the cell as a method version: a YAML header between two ``---`` lines with the fields of
+        method.json (name, description, parameters, version, resources; command defaults to python3), then the
+        script, run as a method's script file is: ``command script input_file params_file``. The version is
+        content-hashed: running the cell again unchanged registers nothing new, so its jobs stay cached.
+
+        Examples::
+
+            %%dshpc_method
+            ---
+            name: Line Lengths
+            parameters:
+              - {name: minimum, type: integer, default: 0}
+            ---
+            import json, sys
+            params = json.load(open(sys.argv[2]))
+            lengths = [len(line) for line in open(sys.argv[1]) if len(line) >= params["minimum"]]
+            print(json.dumps({"lines": len(lengths), "longest": max(lengths, default=0)}))
+        """
+        _parse(self.dshpc_method, line)
+        connection = connections.current()
+        with _one_line_errors():
+            method_cell = parse_cell(cell)
+            name = method_cell.spec.name
+            known = {m.function_hash for m in connection.list_methods(latest_only=False) if m.name == name}
+            method = register_cell(connection, method_cell)
+        known_text = "unchanged (already registered)" if method.function_hash in known else "registered"
+        print(
+            f"method {method.name!r} version {method.version}: {known_text}; function_hash {method.function_hash[:12]}"
+        )
 
     @magic_arguments()
     @argument("--out", metavar="NAME", help="Bind each submitted Batch to this variable (also form.batch).")
@@ -299,5 +346,7 @@ class DshpcMagics(Magics):
 
 
 def load_ipython_extension(ipython: Any) -> None:
-    """``%load_ext dshpc_jupyter``."""
+    """``%load_ext dshpc_jupyter``; a Batch alone on a cell's last line (``Batch.load(id)``) then shows as its
+    live table."""
     ipython.register_magics(DshpcMagics)
+    ipython.display_formatter.ipython_display_formatter.for_type(Batch, show)

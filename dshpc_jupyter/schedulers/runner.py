@@ -90,6 +90,11 @@ class Result:
     output_files: dict[str, str] = field(default_factory=dict)
 
 
+def memory(size: int) -> str:
+    """A size in bytes as people read it: MiB, or GiB from 1 GiB up."""
+    return f"{size / 2**30:.4g} GiB" if size >= 2**30 else f"{size / 2**20:.4g} MiB"
+
+
 def process_start_time(pid: int) -> str | None:
     """The kernel's start time of a live process (identifies it across pid reuse); None once it has ended."""
     try:
@@ -342,7 +347,7 @@ def _supervise(child: Any, task: Task, started: float) -> tuple[str, list[str], 
         elif task.mem_limit is not None:
             peak = max(peak, _group_rss(child.pid))
             if peak > task.mem_limit:
-                reason = (OUT_OF_MEMORY, f"memory limit of {task.mem_limit} bytes exceeded ({peak} bytes resident)")
+                reason = (OUT_OF_MEMORY, f"memory limit of {memory(task.mem_limit)} exceeded ({memory(peak)} resident)")
         if reason is not None:
             _kill_group(child.pid, signal.SIGTERM)
             try:
