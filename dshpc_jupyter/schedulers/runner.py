@@ -284,7 +284,16 @@ def _supervise(child: Any, task: Task, started: float) -> tuple[str, list[str], 
     _kill_group(child.pid, signal.SIGKILL)
     if reason is not None:
         return reason[0], [f"{reason[1]}: process group stopped"], peak
+    if child.returncode < 0:  # killed from outside (the OOM killer, an operator): say so, stderr may be empty
+        return FAILED, [f"the method's process was killed by signal {_signal_name(-child.returncode)}"], peak
     return (COMPLETED if child.returncode == 0 else FAILED), [], peak
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return str(number)
 
 
 def main(argv: list[str] | None = None) -> int:

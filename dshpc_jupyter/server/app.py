@@ -24,7 +24,7 @@ from fastapi.responses import Response
 from .. import __version__
 from ..backends.base import Backend
 from ..domain.archive import extract_archive
-from ..domain.errors import DshpcError, LimitExceededError, MethodSpecError
+from ..domain.errors import DshpcError, InvalidInputError, LimitExceededError, MethodSpecError
 from ..domain.models import (
     BatchDetail,
     BatchSummary,
@@ -46,7 +46,7 @@ from ..domain.models import (
     ServiceLimits,
     ServiceStatus,
 )
-from .guard import Guard
+from .guard import DEFAULT_BODY_TIMEOUT, Guard
 from .wire import (
     OFFLOAD_BYTES,
     OFFLOAD_ITEMS,
@@ -74,12 +74,16 @@ def create_app(
     api_key: str | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     max_configs: int = DEFAULT_MAX_CONFIGS,
+    body_timeout: float = DEFAULT_BODY_TIMEOUT,
 ) -> FastAPI:
-    """The API over ``backend``. The caller owns the backend (and closes it after the server stops)."""
+    """The API over ``backend``. The caller owns the backend (and closes it after the server stops).
+
+    With a key, only ``/health`` is open: the interactive docs and the schema describe the API to whoever
+    holds the key, and to no one else."""
     if max_body_bytes < 1 or max_configs < 1:
         raise ValueError("max_body_bytes and max_configs must be positive")
     if api_key is not None and not (api_key and api_key.isascii() and api_key.isprintable()):
-        raise ValueError("api_key: must be non-empty printable ASCII text (it travels in an HTTP header)")
+        raise InvalidInputError("api_key: must be non-empty printable ASCII text (it travels in an HTTP header)")
     app = DocumentedApp(
         title="dsHPC API",
         version=__version__,
@@ -106,8 +110,9 @@ def create_app(
         log.exception("internal error on %s %s", request.method, request.url.path)
         return error_response(500, f"internal server error ({type(exc).__name__}); the server log has the details")
 
-    open_paths = {"/health", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"}
-    app.add_middleware(Guard, api_key=api_key, max_body_bytes=max_body_bytes, open_paths=open_paths)
+    app.add_middleware(
+        Guard, api_key=api_key, max_body_bytes=max_body_bytes, open_paths={"/health"}, body_timeout=body_timeout
+    )
     return app
 
 

@@ -26,7 +26,13 @@ from typing import Any, cast, get_args
 
 from ..domain import status as st
 from ..domain.configs import Config, ConfigError
-from ..domain.errors import ConflictError, InvalidInputError, InvalidParametersError, NotFoundError
+from ..domain.errors import (
+    ConflictError,
+    InvalidInputError,
+    InvalidParametersError,
+    LimitExceededError,
+    NotFoundError,
+)
 from ..domain.hashing import canonical_json, is_sha256_hex, job_key, sha256_copy
 from ..domain.home import Home
 from ..domain.methods import ParameterSchema, find_method_dirs, install_method, load_method
@@ -105,8 +111,14 @@ def _refused(row: ResultRow, reason: str) -> ResultRow:
     return row | {"outcome": "refused", "new_status": st.FAILED, "message": f"Submission failed: {reason}"}
 
 
+#: Configs one batch may hold, appends included: beyond it a batch's detail is too big to answer in one piece.
+MAX_BATCH_CONFIGS = 50_000
+
+
 class Engine:
     """The embedded dsHPC service: files, methods, jobs and batches in one home directory."""
+
+    max_batch_configs = MAX_BATCH_CONFIGS
 
     def __init__(self, home: Home, store: Store, scheduler: Scheduler, *others: Scheduler) -> None:
         self.home = home
@@ -193,7 +205,8 @@ class Engine:
             metadata=metadata,
             upload_date=datetime.now(UTC),
         )
-        self.store.add_file(info)
+        if not self.store.add_file(info) and not exist_ok:  # another upload recorded it after our check
+            raise ConflictError(f"File '{digest}' already exists")
         return self.store.get_file(digest) or info
 
     def _stage(self, source: bytes | str | os.PathLike[str]) -> tuple[Path, str, int]:
@@ -218,7 +231,7 @@ class Engine:
         return self.store.list_files()
 
     def get_file(self, file_hash: str) -> FileInfo:
-        info = self.store.get_file(file_hash)
+        info = self.store.get_file(file_hash.lower())
         if info is None:
             raise NotFoundError(f"File '{file_hash}' not found")
         return info
@@ -310,6 +323,11 @@ class Engine:
                 offset = tx.extend_batch(append_to, statistics, results)
                 if offset < 0:
                     raise NotFoundError(f"Batch '{append_to}' not found")
+                if offset + len(results) > self.max_batch_configs:
+                    raise LimitExceededError(
+                        f"batch_id: batch '{append_to}' holds {offset} configs; {len(results)} more would pass the "
+                        f"limit of {self.max_batch_configs} per batch: start a new batch"
+                    )
             elif batch_id is not None:
                 tx.insert_batch(batch_id, now, statistics, results)
             if new_jobs:
