@@ -127,6 +127,16 @@ class Engine:
         self.schedulers: dict[str, Scheduler] = {s.name: s for s in (*others, scheduler)}
         self._schemas: dict[str, ParameterSchema] = {}
 
+    def resume(self) -> None:
+        """Pick up at once the jobs a crash left in progress: each scheduler polls its active jobs (the local one
+        starts a worker for them), instead of waiting for a client to ask about one of them."""
+        for name, scheduler in self.schedulers.items():
+            active = self.store.active_jobs(name)
+            if active:
+                updates = scheduler.poll(active)
+                if updates:
+                    self.store.apply_updates(updates)
+
     def close(self) -> None:
         for scheduler in self.schedulers.values():
             scheduler.close()

@@ -83,7 +83,8 @@ def create_scheduler(home: Home, store: Store, options: SchedulerOptions) -> Sch
 
 def build_engine(home: str | os.PathLike[str] | None = None, options: SchedulerOptions | None = None) -> Engine:
     """An engine over the store in ``home`` whose new jobs go to the scheduler ``options`` configure (the local
-    one by default); local jobs are always watched, whichever scheduler new jobs go to."""
+    one by default); local jobs are always watched, whichever scheduler new jobs go to. Jobs left in progress
+    by a crash are picked up as the engine opens (:meth:`Engine.resume`)."""
     options = options or LocalOptions()
     paths = Home.open(home)
     store = Store(paths.db_path)
@@ -93,7 +94,13 @@ def build_engine(home: str | os.PathLike[str] | None = None, options: SchedulerO
         store.close()
         raise
     others = [] if isinstance(options, LocalOptions) else [LocalScheduler(paths, store)]
-    return Engine(paths, store, chosen, *others)
+    engine = Engine(paths, store, chosen, *others)
+    try:
+        engine.resume()
+    except BaseException:
+        engine.close()
+        raise
+    return engine
 
 
 def open_engine(home: str | os.PathLike[str] | None = None, scheduler: str = "local", **options: Any) -> Engine:
