@@ -68,3 +68,25 @@ class LimitExceededError(InvalidInputError):
     """A request over one of the service's limits (body size, configs per call); split it and send again."""
 
     status_code = 413
+
+
+class StoreBusyError(BackendError):
+    """Another process held the store's write lock past the wait (``$DSHPC_BUSY_TIMEOUT``): nothing was written;
+    send the request again after ``retry_after`` seconds."""
+
+    def __init__(self, message: str, retry_after: int = 5) -> None:
+        super().__init__(message, 503)
+        self.retry_after = retry_after
+
+
+class StoreDamagedError(DshpcError):
+    """The store file is empty, truncated, not a database or has a corrupted page: refused, never re-created;
+    ``dshpc-jupyter store check | backup | restore`` are the way back."""
+
+    status_code = 503
+
+
+class DiskFullError(DshpcError, OSError):
+    """A write needed space the disk holding the home does not have; the message names the disk."""
+
+    status_code = 507

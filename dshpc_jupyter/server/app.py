@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import sqlite3
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ from fastapi.responses import Response
 from .. import __version__
 from ..backends.base import Backend
 from ..domain.archive import extract_archive
-from ..domain.errors import DshpcError, InvalidInputError, LimitExceededError, MethodSpecError
+from ..domain.errors import DshpcError, InvalidInputError, LimitExceededError, MethodSpecError, StoreBusyError
 from ..domain.models import (
     BatchDetail,
     BatchSummary,
@@ -46,6 +47,7 @@ from ..domain.models import (
     ServiceLimits,
     ServiceStatus,
 )
+from ..store.maintenance import store_error
 from .guard import DEFAULT_BODY_TIMEOUT, Guard
 from .wire import (
     OFFLOAD_BYTES,
@@ -94,7 +96,17 @@ def create_app(
 
     @app.exception_handler(DshpcError)
     async def _dshpcerror_response(request: Request, exc: DshpcError) -> Response:
-        return error_response(exc.status_code, str(exc))
+        response = error_response(exc.status_code, str(exc))
+        if isinstance(exc, StoreBusyError):
+            response.headers["Retry-After"] = str(exc.retry_after)
+        return response
+
+    @app.exception_handler(sqlite3.Error)
+    async def _store_response(request: Request, exc: sqlite3.Error) -> Response:
+        named = store_error(exc, Path(getattr(backend, "location", "the store")))
+        if named is None:
+            return await _bug(request, exc)
+        return await _dshpcerror_response(request, named)
 
     @app.exception_handler(BodyError)
     async def _bodyerror_response(request: Request, exc: BodyError) -> Response:

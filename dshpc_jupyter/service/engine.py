@@ -127,16 +127,6 @@ class Engine:
         self.schedulers: dict[str, Scheduler] = {s.name: s for s in (*others, scheduler)}
         self._schemas: dict[str, ParameterSchema] = {}
 
-    def resume(self) -> None:
-        """Pick up at once the jobs a crash left in progress: each scheduler polls its active jobs (the local one
-        starts a worker for them), instead of waiting for a client to ask about one of them."""
-        for name, scheduler in self.schedulers.items():
-            active = self.store.active_jobs(name)
-            if active:
-                updates = scheduler.poll(active)
-                if updates:
-                    self.store.apply_updates(updates)
-
     def close(self) -> None:
         for scheduler in self.schedulers.values():
             scheduler.close()
@@ -334,10 +324,8 @@ class Engine:
                 if offset < 0:
                     raise NotFoundError(f"Batch '{append_to}' not found")
                 if offset + len(results) > self.max_batch_configs:
-                    raise LimitExceededError(
-                        f"batch_id: batch '{append_to}' holds {offset} configs; {len(results)} more would pass the "
-                        f"limit of {self.max_batch_configs} per batch: start a new batch"
-                    )
+                    raise LimitExceededError(f"batch_id: {offset} + {len(results)} configs is over the limit of "
+                                             f"{self.max_batch_configs} per batch: start a new batch")  # fmt: skip
             elif batch_id is not None:
                 tx.insert_batch(batch_id, now, statistics, results)
             if new_jobs:
