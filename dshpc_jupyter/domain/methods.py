@@ -188,6 +188,7 @@ def install_method(home: Home, method: LoadedMethod) -> Path:
             destination = staging / rel
             destination.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(path, destination)
+        _make_read_only(staging)
         try:
             staging.rename(target)
         except OSError:
@@ -196,6 +197,14 @@ def install_method(home: Home, method: LoadedMethod) -> Path:
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return target
+
+
+def _make_read_only(root: Path) -> None:
+    """A frozen copy is read-only, and readable by a job run as another user (``nobody``, see the sandbox)."""
+    for path in sorted(root.rglob("*"), reverse=True):
+        executable = path.is_dir() or os.access(path, os.X_OK)
+        path.chmod(0o555 if executable else 0o444)
+    root.chmod(0o555)
 
 
 # --- resources -------------------------------------------------------------------------------------------

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from ..domain.status import CANCELLED, COMPLETED, FAILED, OUT_OF_MEMORY, TIMEOUT
+from . import sandbox
 
 RESULT_FILE = "result.json"
 RUNNER_FILE = "runner.json"
@@ -204,8 +205,7 @@ def run_task(task: Task) -> Result:
     workspace.mkdir(parents=True, exist_ok=True)
     params_file = workspace / PARAMS_FILE
     params_file.write_text(json.dumps(task.parameters), encoding="utf-8")
-    env = {
-        **os.environ,
+    job_env = {
         "JOB_ID": task.job_id,
         "JOB_WORKSPACE": str(workspace),
         "INPUT_FILE": task.input_file,
@@ -214,6 +214,7 @@ def run_task(task: Task) -> Result:
         "METHOD_NAME": task.method_name,
         "PYTHONDONTWRITEBYTECODE": "1",
     }
+    env = sandbox.job_environment(os.environ, job_env, workspace)
     runner = process_identity(os.getpid())
     _write_json_atomic(workspace / RUNNER_FILE, {"runner": runner, "method": None})
     started = time.time()
@@ -222,17 +223,25 @@ def run_task(task: Task) -> Result:
         status, notes = CANCELLED, ["cancelled before it started"]
     else:
         try:
-            argv = _argv(task, params_file)
+            mismatch = sandbox.input_mismatch(Path(task.input_file))
+            if mismatch is not None:
+                raise sandbox.ConfinementError(mismatch)
+            run = sandbox.confine(
+                _argv(task, params_file), env, workspace, Path(task.input_file), Path(task.method_dir)
+            )
             with (workspace / STDOUT_FILE).open("wb") as out, (workspace / STDERR_FILE).open("wb") as err:
                 child = subprocess.Popen(
-                    argv, cwd=workspace, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                    start_new_session=True,
+                    run.argv, cwd=workspace, env=run.env, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                    start_new_session=True, user=run.user, group=run.user, extra_groups=[] if run.user else None,
                 )  # fmt: skip
             _write_json_atomic(workspace / RUNNER_FILE, {"runner": runner, "method": process_identity(child.pid)})
             status, notes, peak = _supervise(child, task, started)
             exit_code = child.returncode
+            notes = notes or run.exit_notes(exit_code)
         except OSError as exc:
             status, exit_code, notes = FAILED, 127, [f"could not start the method: {exc}"]
+        except sandbox.ConfinementError as exc:
+            status, exit_code, notes = FAILED, None, [str(exc)]
     finished = time.time()
     output, cut = _head(workspace / STDOUT_FILE, OUTPUT_LIMIT)
     error, error_cut = _tail(workspace / STDERR_FILE, ERROR_LIMIT)
@@ -284,16 +293,7 @@ def _supervise(child: Any, task: Task, started: float) -> tuple[str, list[str], 
     _kill_group(child.pid, signal.SIGKILL)
     if reason is not None:
         return reason[0], [f"{reason[1]}: process group stopped"], peak
-    if child.returncode < 0:  # killed from outside (the OOM killer, an operator): say so, stderr may be empty
-        return FAILED, [f"the method's process was killed by signal {_signal_name(-child.returncode)}"], peak
     return (COMPLETED if child.returncode == 0 else FAILED), [], peak
-
-
-def _signal_name(number: int) -> str:
-    try:
-        return signal.Signals(number).name
-    except ValueError:
-        return str(number)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -194,6 +194,7 @@ class Engine:
                 return existing
             target = self.home.file_path(digest)
             target.parent.mkdir(parents=True, exist_ok=True)
+            staged.chmod(0o444)  # stored bytes never change; a job run as another user may read them
             staged.replace(target)
         finally:
             staged.unlink(missing_ok=True)
