@@ -37,6 +37,8 @@ from .base import ConfigLike
 T = TypeVar("T")
 DEFAULT_CONCURRENCY = 8
 #: In-process nothing limits a call: the largest size there is (a server publishes its own limits instead).
+#: Below this much free space on the home's disk, ``services_status`` reports the store degraded.
+MIN_FREE_BYTES = 1 << 20
 NO_LIMITS = ServiceLimits(max_configs=sys.maxsize, max_body_bytes=sys.maxsize)
 
 
@@ -70,8 +72,14 @@ class EmbeddedBackend:
             store = ComponentStatus(status="up" if problem is None else "down", error=problem and problem[:300])
         except Exception as exc:
             store = ComponentStatus(status="down", error=f"{type(exc).__name__}: {exc}"[:300])
+        disk = os.statvfs(self.engine.home.root)
+        free = disk.f_bavail * disk.f_frsize
+        files = store
+        if free < MIN_FREE_BYTES:  # a full disk fails every write: say so, and say which disk
+            files = ComponentStatus(status="down", error=f"no space left on the disk holding {self.location} "
+                                    f"({free} bytes free): uploads and new jobs wait")  # fmt: skip
         return ServiceStatus(
-            status="ok" if store.status == "up" else "degraded",
+            status="ok" if store.status == files.status == "up" else "degraded",
             version=__version__,
             scheduler=self.engine.scheduler.name,
             schedulers=sorted(self.engine.schedulers),
@@ -79,7 +87,7 @@ class EmbeddedBackend:
             auth_required=False,
             limits=NO_LIMITS,
             jobs_db=store,
-            files_db=store,
+            files_db=files,
         )
 
     async def register_method(self, path: str | os.PathLike[str]) -> list[MethodInfo]:

@@ -5,6 +5,8 @@ The HTTP server maps them to status codes (``status_code``); the client raises t
 
 from __future__ import annotations
 
+import errno
+
 
 class DshpcError(Exception):
     """Base of every error this package raises on purpose. ``str(error)`` is the message for a user."""
@@ -90,3 +92,16 @@ class DiskFullError(DshpcError, OSError):
     """A write needed space the disk holding the home does not have; the message names the disk."""
 
     status_code = 507
+
+
+DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
+def disk_full(exc: BaseException, where: object) -> DiskFullError | None:
+    """The DiskFullError an OSError means when it is "no space left" (or over quota), naming the disk of
+    ``where``; None for any other error."""
+    if isinstance(exc, DiskFullError):
+        return exc
+    if isinstance(exc, OSError) and exc.errno in DISK_FULL_ERRNOS:
+        return DiskFullError(f"no space left on the disk holding {where}: free some space there and try again")
+    return None

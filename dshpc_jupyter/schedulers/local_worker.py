@@ -27,8 +27,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..domain.errors import StoreBusyError
+from ..domain.errors import DiskFullError, DshpcError, StoreBusyError, disk_full
 from ..domain.home import Home
+from ..domain.jobs import ClaimedJob
 from ..domain.models import MethodSpec
 from ..domain.status import CANCELLED, NODE_FAIL, PENDING
 from ..store.sqlite import Store
@@ -154,24 +155,37 @@ class Worker:
         """Claim pending jobs up to the free slots and start a runner for each."""
         if self.stopping:
             return
-        for job in self.ledger.claim_pending("local", self.slots - len(self.running)):
-            workspace = self.home.workspace(job.job_id)
-            workspace.mkdir(parents=True, exist_ok=True)
-            task = build_task(
-                self.home, job.job_id, job.file_hash, job.function_hash, MethodSpec.model_validate_json(job.spec),
-                json.loads(job.parameters),
+        claimed = self.ledger.claim_pending("local", self.slots - len(self.running))
+        for index, job in enumerate(claimed):
+            try:
+                self._launch(job)
+            except OSError as exc:
+                full = disk_full(exc, self.home.root)
+                if full is None:
+                    raise
+                with contextlib.suppress(DshpcError):  # else the claim's lease runs out and they are requeued
+                    self.ledger.requeue([job.job_id for job in claimed[index:]])
+                raise full from None
+
+    def _launch(self, job: ClaimedJob) -> None:
+        """Start a runner for a claimed job."""
+        workspace = self.home.workspace(job.job_id)
+        workspace.mkdir(parents=True, exist_ok=True)
+        task = build_task(
+            self.home, job.job_id, job.file_hash, job.function_hash, MethodSpec.model_validate_json(job.spec),
+            json.loads(job.parameters),
+        )  # fmt: skip
+        write_manifest(workspace / MANIFEST_FILE, [[task]])
+        with (workspace / RUNNER_LOG).open("ab") as runner_log:
+            popen = subprocess.Popen(
+                [sys.executable, "-m", "dshpc_jupyter.schedulers.runner", str(workspace / MANIFEST_FILE)],
+                stdin=subprocess.DEVNULL, stdout=runner_log, stderr=subprocess.STDOUT, start_new_session=True,
             )  # fmt: skip
-            write_manifest(workspace / MANIFEST_FILE, [[task]])
-            with (workspace / RUNNER_LOG).open("ab") as runner_log:
-                popen = subprocess.Popen(
-                    [sys.executable, "-m", "dshpc_jupyter.schedulers.runner", str(workspace / MANIFEST_FILE)],
-                    stdin=subprocess.DEVNULL, stdout=runner_log, stderr=subprocess.STDOUT, start_new_session=True,
-                )  # fmt: skip
-            identity = process_identity(popen.pid) or f"{popen.pid}:"
-            runner = Runner(job.job_id, popen.pid, workspace, popen, None)
-            self._watch(runner)
-            if not self.ledger.mark_running(job.job_id, identity, time.time()):
-                os.killpg(popen.pid, signal.SIGTERM)  # cancelled while it was being started
+        identity = process_identity(popen.pid) or f"{popen.pid}:"
+        runner = Runner(job.job_id, popen.pid, workspace, popen, None)
+        self._watch(runner)
+        if not self.ledger.mark_running(job.job_id, identity, time.time()):
+            os.killpg(popen.pid, signal.SIGTERM)  # cancelled while it was being started
 
     def _cancel(self) -> None:
         for job_id, _ in self.ledger.cancel_requests("local"):
@@ -234,7 +248,7 @@ class Worker:
             try:
                 step(*args)
                 return
-            except StoreBusyError as exc:
+            except (StoreBusyError, DiskFullError) as exc:
                 log.warning("jobs wait: %s; retrying in %g s", exc, BUSY_RETRY_S)
                 time.sleep(BUSY_RETRY_S)
                 if self.stopping:

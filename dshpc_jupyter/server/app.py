@@ -25,7 +25,14 @@ from fastapi.responses import Response
 from .. import __version__
 from ..backends.base import Backend
 from ..domain.archive import extract_archive
-from ..domain.errors import DshpcError, InvalidInputError, LimitExceededError, MethodSpecError, StoreBusyError
+from ..domain.errors import (
+    DshpcError,
+    InvalidInputError,
+    LimitExceededError,
+    MethodSpecError,
+    StoreBusyError,
+    disk_full,
+)
 from ..domain.models import (
     BatchDetail,
     BatchSummary,
@@ -119,6 +126,9 @@ def create_app(
 
     @app.exception_handler(Exception)
     async def _bug(request: Request, exc: Exception) -> Response:
+        full = disk_full(exc, getattr(backend, "location", "the store"))
+        if full is not None:
+            return error_response(full.status_code, str(full))
         log.exception("internal error on %s %s", request.method, request.url.path)
         return error_response(500, f"internal server error ({type(exc).__name__}); the server log has the details")
 

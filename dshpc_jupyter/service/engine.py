@@ -12,10 +12,8 @@ The methods here are synchronous; :mod:`.embedded` exposes them as the async ``B
 
 from __future__ import annotations
 
-import io
 import mimetypes
 import os
-import tempfile
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -28,12 +26,13 @@ from ..domain import status as st
 from ..domain.configs import Config, ConfigError
 from ..domain.errors import (
     ConflictError,
+    DiskFullError,
     InvalidInputError,
     InvalidParametersError,
     LimitExceededError,
     NotFoundError,
 )
-from ..domain.hashing import canonical_json, is_sha256_hex, job_key, sha256_copy
+from ..domain.hashing import canonical_json, is_sha256_hex, job_key
 from ..domain.home import Home
 from ..domain.methods import ParameterSchema, find_method_dirs, install_method, load_method
 from ..domain.models import (
@@ -56,6 +55,7 @@ from ..domain.models import (
 from ..domain.status import Outcome
 from ..schedulers.base import JobUpdate, Scheduler, Submission
 from ..store.sqlite import LatestJob, NewJob, Store
+from .staging import stage_upload
 
 MSG_COMPLETED = "Completed job found"
 MSG_IN_PROGRESS = "Job in progress"
@@ -183,7 +183,7 @@ class Engine:
             if not path.is_file():
                 raise InvalidInputError(f"path: {str(path)!r} is not a readable file")
             filename = filename or path.name
-        staged, digest, size = self._stage(source)
+        staged, digest, size = stage_upload(self.home, source)
         try:
             if file_hash is not None and digest != file_hash:
                 raise InvalidInputError(f"file_hash: does not match the content, whose SHA-256 is {digest}")
@@ -209,16 +209,6 @@ class Engine:
         if not self.store.add_file(info) and not exist_ok:  # another upload recorded it after our check
             raise ConflictError(f"File '{digest}' already exists")
         return self.store.get_file(digest) or info
-
-    def _stage(self, source: bytes | str | os.PathLike[str]) -> tuple[Path, str, int]:
-        """Copy the content into the home's staging area, hashing it on the way."""
-        fd, name = tempfile.mkstemp(dir=self.home.tmp_dir, prefix="upload-")
-        with (
-            os.fdopen(fd, "wb") as out,
-            io.BytesIO(source) if isinstance(source, bytes) else open(source, "rb") as stream,
-        ):
-            digest, size = sha256_copy(stream, out)
-        return Path(name), digest, size
 
     def check_hashes(self, hashes: Sequence[str]) -> HashCheckResponse:
         """Which hashes the store holds, answered in the spelling asked (hashes compare case-insensitively)."""
@@ -267,7 +257,13 @@ class Engine:
         """
         if dry_run and append_to is not None:
             raise InvalidInputError("batch_id: a dry run records nothing, so it cannot add to a batch")
-        return self._simulate(configs, dry_run=dry_run, record=not dry_run, append_to=append_to)
+        try:
+            return self._simulate(configs, dry_run=dry_run, record=not dry_run, append_to=append_to)
+        except DiskFullError:  # no space to record the batch: an answer that submits nothing is still served
+            answer = self._simulate(configs, dry_run=True, record=False)
+            if dry_run or append_to is not None or answer.successful_submissions:
+                raise
+            return answer.model_copy(update={"dry_run": False})
 
     def _prepare(self, items: Sequence[object]) -> list[_Checked]:
         """Check every config and compute its job key; errors stay per config."""

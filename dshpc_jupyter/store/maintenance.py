@@ -13,7 +13,7 @@ from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..domain.errors import DshpcError, StoreBusyError, StoreDamagedError
+from ..domain.errors import DiskFullError, DshpcError, StoreBusyError, StoreDamagedError
 
 SQLITE_HEADER = b"SQLite format 3\x00"
 RECOVERY = (
@@ -60,6 +60,8 @@ def store_error(exc: sqlite3.Error, path: Path) -> DshpcError | None:
         return StoreBusyError(
             f"store {path}: another process holds the write lock; nothing was written: try again shortly"
         )
+    if code == sqlite3.SQLITE_FULL:
+        return DiskFullError(f"no space left on the disk holding the store {path}: free some space there")
     if code in _DAMAGE_CODES:
         return StoreDamagedError(f"store {path} is damaged ({exc}): {RECOVERY}")
     return None
