@@ -13,7 +13,9 @@ compute nodes with Python alone). What holds (README, "Security"):
   root runner, is uid 65534 inside its user namespace.
 
 ``DSHPC_SANDBOX``: ``auto`` (the default: bubblewrap when it works here), ``bwrap`` (required: fail the job
-otherwise), ``none`` (no bubblewrap; the clean environment, the hash check and the non-root rule still hold).
+otherwise), ``none`` (no bubblewrap; the clean environment, the hash check and the non-root rule still hold),
+``off`` (no bubblewrap and no change of user, even under root: the operator's explicit choice). Directories
+listed in ``DSHPC_SANDBOX_WRITABLE`` (``:``-separated; a shared scratch space) stay writable in the sandbox.
 """
 
 from __future__ import annotations
@@ -28,10 +30,11 @@ import signal
 import stat
 import subprocess
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 SANDBOX_ENV = "DSHPC_SANDBOX"
+WRITABLE_ENV = "DSHPC_SANDBOX_WRITABLE"
 NOBODY = 65534
 #: What a method sees of its runner's environment, besides the job's own variables.
 JOB_ENV_ALLOWED = frozenset({"PATH", "LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE", "LC_NUMERIC", "TZ", "TERM"})
@@ -54,7 +57,6 @@ class Confinement:
     argv: list[str]
     env: dict[str, str]
     user: int | None = None
-    notes: list[str] = field(default_factory=list)
     wrapped: bool = False
 
     def exit_notes(self, returncode: int) -> list[str]:
@@ -119,14 +121,14 @@ def input_mismatch(input_file: Path) -> str | None:
 def confine(argv: list[str], env: dict[str, str], workspace: Path, input_file: Path, method_dir: Path) -> Confinement:
     """The confined way to start ``argv`` for a job (see the module's docstring), or ConfinementError."""
     mode = os.environ.get(SANDBOX_ENV, "auto").strip().lower() or "auto"
-    if mode not in ("auto", "bwrap", "none"):
-        raise ConfinementError(f"{SANDBOX_ENV}: {mode!r} is not one of auto, bwrap, none")
-    if mode != "none" and bubblewrap() is not None:
+    if mode not in ("auto", "bwrap", "none", "off"):
+        raise ConfinementError(f"{SANDBOX_ENV}: {mode!r} is not one of auto, bwrap, none, off")
+    if mode in ("auto", "bwrap") and bubblewrap() is not None:
         return Confinement(_bwrap_argv(workspace, input_file, method_dir) + argv, env, wrapped=True)
     if mode == "bwrap":
         raise ConfinementError(f"{SANDBOX_ENV}=bwrap, but bubblewrap (bwrap) does not work on this machine")
-    if os.geteuid() != 0:
-        return Confinement(argv, env, notes=["no sandbox: the method ran as the server's user"])
+    if os.geteuid() != 0 or mode == "off":
+        return Confinement(argv, env)
     unreachable = [str(p) for p in (workspace, input_file, method_dir, Path(argv[0])) if not _reachable(p)]
     if unreachable:
         raise ConfinementError(
@@ -135,13 +137,16 @@ def confine(argv: list[str], env: dict[str, str], workspace: Path, input_file: P
         )
     os.chown(workspace, NOBODY, NOBODY)
     os.chown(workspace / "tmp", NOBODY, NOBODY)
-    return Confinement(argv, env, user=NOBODY, notes=["no sandbox: the method ran as nobody"])
+    return Confinement(argv, env, user=NOBODY)
 
 
 def _bwrap_argv(workspace: Path, input_file: Path, method_dir: Path) -> list[str]:
     binary = bubblewrap()
     assert binary is not None
     args = [binary, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
+    for shared in filter(None, os.environ.get(WRITABLE_ENV, "").split(os.pathsep)):
+        if Path(shared).is_dir():
+            args += ["--bind", shared, shared]
     home = workspace.parents[2] if len(workspace.parents) > 2 else None
     if home is not None and (home / "store.sqlite").exists():
         args += ["--tmpfs", str(home)]  # the store, the other workspaces and method copies: out of sight
