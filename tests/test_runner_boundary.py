@@ -57,6 +57,7 @@ def test_the_runner_imports_and_runs_with_the_standard_library_only(tmp_path: Pa
     assert report["package"] == [
         "dshpc_jupyter",
         "dshpc_jupyter.domain",
+        "dshpc_jupyter.domain.errors",
         "dshpc_jupyter.domain.status",
         "dshpc_jupyter.schedulers",
         "dshpc_jupyter.schedulers.runner",

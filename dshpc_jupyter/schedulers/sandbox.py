@@ -33,6 +33,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..domain.errors import DshpcError
+
 SANDBOX_ENV = "DSHPC_SANDBOX"
 WRITABLE_ENV = "DSHPC_SANDBOX_WRITABLE"
 NOBODY = 65534
@@ -46,7 +48,7 @@ SECRET_NAMES = frozenset({"DSHPC_API_KEY"})
 _SHA256_NAME = re.compile(r"^[0-9a-f]{64}$")
 
 
-class ConfinementError(Exception):
+class ConfinementError(DshpcError):
     """The method cannot be run confined as required; the job fails with this message."""
 
 
