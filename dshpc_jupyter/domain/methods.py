@@ -200,11 +200,14 @@ def install_method(home: Home, method: LoadedMethod) -> Path:
 
 
 def _make_read_only(root: Path) -> None:
-    """A frozen copy is read-only, and readable by a job run as another user (``nobody``, see the sandbox)."""
-    for path in sorted(root.rglob("*"), reverse=True):
-        executable = path.is_dir() or os.access(path, os.X_OK)
-        path.chmod(0o555 if executable else 0o444)
-    root.chmod(0o555)
+    """A frozen copy's files are read-only, and readable by a job run as another user (``nobody``, see the
+    sandbox); its directories stay the owner's to write, so the home can still be removed with ``rm -r``."""
+    for path in root.rglob("*"):
+        if path.is_dir():
+            path.chmod(0o755)
+        else:
+            path.chmod(0o555 if os.access(path, os.X_OK) else 0o444)
+    root.chmod(0o755)
 
 
 # --- resources -------------------------------------------------------------------------------------------
