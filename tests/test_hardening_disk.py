@@ -17,6 +17,8 @@ import pytest
 from http_support import thread_server
 from support import shutdown_home, wait_for_jobs, wait_until, write_method
 
+import dshpc_jupyter
+from dshpc_jupyter.domain.errors import DiskFullError
 from dshpc_jupyter.schedulers.local import worker_pid
 from dshpc_jupyter.service.factory import open_engine
 
@@ -91,6 +93,12 @@ def test_a_full_disk_gives_507_serves_the_cache_and_the_worker_survives(small_ho
         assert upload.status_code == 507, upload.text
         assert f"no space left on the disk holding {small_home}" in upload.json()["detail"]
         assert not list((small_home / "tmp").glob("upload-*"))
+        client = dshpc_jupyter.connect(url=url)
+        try:
+            with pytest.raises(DiskFullError, match="no space left on the disk holding"):
+                client.upload_file(b"nor for me\n" * 100)
+        finally:
+            client.close()
         answer = httpx.post(f"{url}/simulate-jobs", json={"jobs": [cached]}, timeout=30)
         assert answer.status_code == 200, answer.text
         assert answer.json()["results"][0]["message"] == "Completed job found"

@@ -38,6 +38,7 @@ from ..domain.errors import (
     AuthenticationError,
     BackendError,
     ConflictError,
+    DiskFullError,
     DshpcError,
     InvalidInputError,
     LimitExceededError,
@@ -78,6 +79,7 @@ _STATUS_ERRORS: dict[int, type[DshpcError]] = {
     413: LimitExceededError,
     422: InvalidInputError,
     503: SchedulerError,
+    507: DiskFullError,
 }
 _NO_BODY: Any = object()
 T = TypeVar("T")
