@@ -14,7 +14,9 @@ compute nodes with Python alone). What holds (README, "Security"):
 
 ``DSHPC_SANDBOX``: ``auto`` (the default: bubblewrap when it works here), ``bwrap`` (required: fail the job
 otherwise), ``none`` (no bubblewrap; the clean environment, the hash check and the non-root rule still hold),
-``off`` (no bubblewrap and no change of user, even under root: the operator's explicit choice). Directories
+``off`` (no bubblewrap and no change of user, even under root: the operator's explicit choice). In a Slurm job,
+``auto`` leaves the confinement to Slurm (the job runs as Slurm runs it, with the clean environment, its
+``SLURM_*`` variables and the hash check). Directories
 listed in ``DSHPC_SANDBOX_WRITABLE`` (``:``-separated; a shared scratch space) stay writable in the sandbox.
 """
 
@@ -38,7 +40,8 @@ from ..domain.errors import DshpcError
 SANDBOX_ENV = "DSHPC_SANDBOX"
 WRITABLE_ENV = "DSHPC_SANDBOX_WRITABLE"
 NOBODY = 65534
-#: What a method sees of its runner's environment, besides the job's own variables.
+#: What a method sees of its runner's environment, besides the job's own variables and Slurm's ``SLURM_*``
+#: (its job's id, CPUs and nodes, which Slurm also uses to find the job's processes).
 JOB_ENV_ALLOWED = frozenset({"PATH", "LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE", "LC_NUMERIC", "TZ", "TERM"})
 #: Prefixes of variables the worker (and so the runner) keeps: the package's settings, Python's, Slurm's.
 WORKER_ENV_PREFIXES = ("DSHPC_", "PYTHON", "SLURM_", "LC_")
@@ -92,7 +95,7 @@ def worker_environment(source: Mapping[str, str]) -> dict[str, str]:
 def job_environment(source: Mapping[str, str], job: Mapping[str, str], workspace: Path) -> dict[str, str]:
     """The method's environment: the allow-list from ``source``, the job's variables, home and temp in the
     workspace."""
-    env = {name: value for name, value in source.items() if name in JOB_ENV_ALLOWED}
+    env = {name: value for name, value in source.items() if name in JOB_ENV_ALLOWED or name.startswith("SLURM_")}
     env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
     scratch = workspace / "tmp"
     scratch.mkdir(exist_ok=True)
@@ -125,6 +128,10 @@ def confine(argv: list[str], env: dict[str, str], workspace: Path, input_file: P
     mode = os.environ.get(SANDBOX_ENV, "auto").strip().lower() or "auto"
     if mode not in ("auto", "bwrap", "none", "off"):
         raise ConfinementError(f"{SANDBOX_ENV}: {mode!r} is not one of auto, bwrap, none, off")
+    if mode == "auto" and "SLURM_JOB_ID" in os.environ:
+        # Slurm confines and limits its jobs itself, and runs them as their submitter; inside bubblewrap's
+        # namespaces it could no longer stop a job at its time limit.
+        return Confinement(argv, env)
     if mode in ("auto", "bwrap") and bubblewrap() is not None:
         return Confinement(_bwrap_argv(workspace, input_file, method_dir) + argv, env, wrapped=True)
     if mode == "bwrap":
