@@ -306,6 +306,33 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_store(args: argparse.Namespace) -> int:
+    """Check, back up or restore the embedded store file (SQLite's integrity check and online backup API)."""
+    from pathlib import Path
+
+    from .domain.home import Home
+    from .schedulers.local import worker_pid
+    from .store import maintenance
+
+    home = Home.open(args.home)
+    if args.action == "check":
+        report = maintenance.check(home.db_path)
+    elif args.action == "backup":
+        report = maintenance.backup(home.db_path, Path(args.file).expanduser())
+    else:
+        if worker_pid(home) is not None:
+            raise InvalidInputError("restore: the local worker is running; stop it (and the server) first")
+        kept = maintenance.restore(Path(args.file).expanduser(), home.db_path)
+        console.print(f"restored {home.db_path} from {args.file}" + (f"; the old file is {kept}" if kept else ""))
+        report = maintenance.check(home.db_path)
+    for problem in report.problems:
+        console.print(f"[red]damaged:[/] {report.path}: {problem}", soft_wrap=True)
+    if not report.problems:
+        counts = ", ".join(f"{count} {table}" for table, count in report.counts.items())
+        console.print(f"ok: {report.path} (schema version {report.schema_version}; {counts})", soft_wrap=True)
+    return 1 if report.problems else 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from .server import serve
 
@@ -396,6 +423,15 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--api-key-env", metavar="VAR", default=argparse.SUPPRESS, help="env var holding the API key")
     serve.add_argument("--scheduler", choices=["local", "slurm"], default=argparse.SUPPRESS, help="where jobs run")
     serve.set_defaults(run=cmd_serve)
+
+    store = commands.add_parser("store", help="check, back up or restore the embedded store file")
+    store_actions = store.add_subparsers(dest="action", required=True)
+    store_actions.add_parser("check", help="SQLite's integrity check, read-only (exit 1 when damaged)")
+    store_actions.add_parser("backup", help="copy the store to a new file, consistently").add_argument("file")
+    store_actions.add_parser("restore", help="put a checked backup in place (the old file is kept)").add_argument(
+        "file"
+    )
+    store.set_defaults(run=cmd_store)
 
     worker = commands.add_parser("worker", help="the local worker of the embedded store")
     worker.add_argument("action", choices=["status", "stop"])

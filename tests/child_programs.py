@@ -75,11 +75,27 @@ def open_store_together(db_path: str, go_file: str, name: str) -> None:
     store.close()
 
 
+def hold_exclusive(db_path: str, marker: str, release_file: str, seconds: str) -> None:
+    """Hold ``BEGIN EXCLUSIVE`` on a store until ``release_file`` appears (or ``seconds`` pass), as another
+    program (a backup tool, a stuck process) would."""
+    import sqlite3
+
+    conn = sqlite3.connect(db_path, isolation_level=None)
+    conn.execute("BEGIN EXCLUSIVE")
+    Path(marker).touch()
+    deadline = time.monotonic() + float(seconds)
+    while not Path(release_file).exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    conn.execute("ROLLBACK")
+    conn.close()
+
+
 if __name__ == "__main__":
     commands: dict[str, Callable[..., None]] = {
         "together": submit_together,
         "stall": submit_and_stall,
         "now": submit_now,
         "store": open_store_together,
+        "exclusive": hold_exclusive,
     }
     commands[sys.argv[1]](*sys.argv[2:])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import pytest
 from support import SLURM_MAX_ARRAY_SIZE, hold_the_slot, shutdown_home
 
 from dshpc_jupyter.examples import data_files, methods_dir
+from dshpc_jupyter.schedulers.sandbox import bubblewrap
 from dshpc_jupyter.service.engine import Engine
 from dshpc_jupyter.service.factory import open_engine
 
@@ -20,6 +22,13 @@ def _isolated_environment(tmp_path_factory: pytest.TempPathFactory, monkeypatch:
     monkeypatch.delenv("DSHPC_URL", raising=False)
     monkeypatch.delenv("DSHPC_API_KEY", raising=False)
     monkeypatch.setenv("DSHPC_WORKER_IDLE_TIMEOUT", "20")
+    # Test methods leave witnesses (a log of their runs) in the tests' temporary directories: a shared scratch
+    # space for the sandbox. As root with no working bubblewrap, "nobody" cannot reach pytest's private
+    # directories, so the suite runs its jobs unconfined there ("off"); tests/test_hardening_sandbox.py sets
+    # the mode it checks itself.
+    monkeypatch.setenv("DSHPC_SANDBOX_WRITABLE", str(tmp_path_factory.getbasetemp()))
+    if os.geteuid() == 0 and bubblewrap() is None:
+        monkeypatch.setenv("DSHPC_SANDBOX", "off")
 
 
 @pytest.fixture

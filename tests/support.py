@@ -150,3 +150,20 @@ def stop_gracefully(process: subprocess.Popen[bytes], patience: float = 30.0) ->
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait(timeout=10)
+
+
+def host_pid(inner: int, workspace: Path) -> int | None:
+    """The pid, as this process sees it, of the method that wrote ``inner`` (its own ``os.getpid()``) in its
+    ``workspace``: in a sandbox with its own PID namespace the two differ (``NSpid`` in ``/proc/PID/status``).
+    None once that process has ended."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            nspid = next(line for line in (entry / "status").read_text().splitlines() if line.startswith("NSpid:"))
+            cwd = (entry / "cwd").resolve()
+        except (OSError, StopIteration):
+            continue
+        if int(nspid.split()[-1]) == inner and cwd == workspace.resolve():
+            return int(entry.name)
+    return None

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support import wait_for_jobs, wait_until, write_method
+from support import host_pid, wait_for_jobs, wait_until, write_method
 
 from dshpc_jupyter.domain import status as st
 from dshpc_jupyter.examples import data_files
@@ -111,10 +111,10 @@ def test_missing_interpreter_fails_the_job_with_a_reason(lab: tuple[Engine, str]
     assert "command 'no-such-interpreter-xyz' of method 'No Interpreter' not found on PATH" in (record.error or "")
 
 
-def _method_pid(engine: Engine, job_id: str) -> int:
+def _method_pid(engine: Engine, job_id: str) -> int | None:
     pid_file = engine.home.workspace(job_id) / "method.pid"
     wait_until(lambda: pid_file.is_file() and pid_file.read_text().isdigit(), 20, "the method to start")
-    return int(pid_file.read_text())
+    return host_pid(int(pid_file.read_text()), engine.home.workspace(job_id))
 
 
 def _alive(pid: int) -> bool:
@@ -155,7 +155,7 @@ def test_failure_code_from_its_real_condition_then_resubmission(
     if code == "F":
         assert (record.exit_code, record.output) == (3, "partial output\n")
     # Whatever ended the job, its method does not run on: for NF the worker stops the orphaned process group.
-    wait_until(lambda: not _alive(pid), 10, "the method's process to end")
+    wait_until(lambda: pid is None or not _alive(pid), 10, "the method's process to end")
 
     again = engine.simulate_jobs([config])
     [result] = again.results

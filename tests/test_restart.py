@@ -3,6 +3,7 @@ process killed inside a submission leaves all of its batch or none of it."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -12,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from support import wait_for_jobs, wait_until, write_method
+from support import host_pid, wait_for_jobs, wait_until, write_method
 
 from dshpc_jupyter.schedulers.local import worker_pid
 from dshpc_jupyter.schedulers.runner import RESULT_FILE
@@ -25,7 +26,7 @@ CHILD = str(Path(__file__).with_name("child_programs.py"))
 HELD = """\
 import json, os, sys, time
 workspace = os.environ["JOB_WORKSPACE"]
-open(os.path.join(workspace, "method.pid"), "w").write(str(os.getpid()))
+open(os.path.join(workspace, "method.pid"), "a").write(str(os.getpid()))  # appended: a second run shows
 params = json.load(open(sys.argv[2]))
 deadline = time.time() + 60
 while params["hold"] and not os.path.exists(os.path.join(workspace, "release")) and time.time() < deadline:
@@ -58,8 +59,11 @@ def test_killed_worker_is_replaced_and_loses_nothing(home: Path, tmp_path: Path)
         os.kill(old_worker, signal.SIGKILL)
         wait_until(lambda: worker_pid(engine.home) is None, 10, "the worker to die")
         [c_record] = engine.store.get_jobs([ids["C"]])
+        c_pid = host_pid(int(pid_files["C"].read_text()), workspaces["C"])
+        assert c_pid is not None
         os.kill(int((c_record.scheduler_id or "").split(":")[0]), signal.SIGKILL)
-        os.kill(int(pid_files["C"].read_text()), signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):  # in the sandbox, the method dies with its runner
+            os.kill(c_pid, signal.SIGKILL)
         [claimed] = engine.store.claim_pending("local", 1)  # as if the dead worker had claimed D, not started it
         assert claimed.job_id == ids["D"]
         (workspaces["A"] / "release").touch()

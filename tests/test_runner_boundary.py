@@ -57,9 +57,11 @@ def test_the_runner_imports_and_runs_with_the_standard_library_only(tmp_path: Pa
     assert report["package"] == [
         "dshpc_jupyter",
         "dshpc_jupyter.domain",
+        "dshpc_jupyter.domain.errors",
         "dshpc_jupyter.domain.status",
         "dshpc_jupyter.schedulers",
         "dshpc_jupyter.schedulers.runner",
+        "dshpc_jupyter.schedulers.sandbox",
     ]
     result = report["result"]
     assert (result["status"], result["exit_code"], result["output"]) == ("CD", 0, "ababab\n")

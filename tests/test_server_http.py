@@ -171,7 +171,9 @@ def test_api_key_is_required_on_every_route_but_health(home: Path) -> None:
         assert httpx.get(url + "/files", headers=good).json() == []
         assert httpx.post(url + "/simulate-jobs", headers=good, json={"jobs": []}).json()["total_jobs"] == 0
         assert httpx.get(url + "/services/status", headers=good).json()["auth_required"] is True
-        schema = httpx.get(url + "/openapi.json").json()
+        for closed in ("/openapi.json", "/docs", "/redoc"):
+            assert httpx.get(url + closed).status_code == 401, closed
+        schema = httpx.get(url + "/openapi.json", headers=good).json()
         assert schema["components"]["securitySchemes"]["APIKey"]["name"] == "X-API-Key"
         assert "security" not in schema["paths"]["/health"]["get"]
         assert schema["paths"]["/files"]["get"]["security"] == [{"APIKey": []}]

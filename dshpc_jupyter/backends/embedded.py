@@ -1,7 +1,8 @@
 """The embedded backend: the :class:`.engine.Engine` behind the async ``Backend`` interface.
 
 The engine's work is SQLite and process management, which block; every call runs in a worker thread, at most
-``concurrency`` at once, so an event loop (a notebook's, or the HTTP server's) is never blocked by it.
+``concurrency`` at once, so an event loop (a notebook's, or the HTTP server's) is never blocked by it. Reads and
+writes have a capacity each: writes waiting for a store locked by another process never hold up a read.
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ from .base import ConfigLike
 T = TypeVar("T")
 DEFAULT_CONCURRENCY = 8
 #: In-process nothing limits a call: the largest size there is (a server publishes its own limits instead).
+#: Below this much free space on the home's disk, ``services_status`` reports the store degraded.
+MIN_FREE_BYTES = 1 << 20
 NO_LIMITS = ServiceLimits(max_configs=sys.maxsize, max_body_bytes=sys.maxsize)
 
 
@@ -51,23 +54,38 @@ class EmbeddedBackend:
     def __init__(self, engine: Engine, *, concurrency: int = DEFAULT_CONCURRENCY) -> None:
         self.engine = engine
         self.location = str(engine.home.root)
-        self._limiter: CapacityLimiter | None = None
+        self._limiters: dict[bool, CapacityLimiter] = {}
         self._concurrency = concurrency
 
     async def _run(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        if self._limiter is None:
-            self._limiter = CapacityLimiter(self._concurrency)
-        return await anyio.to_thread.run_sync(functools.partial(function, *args, **kwargs), limiter=self._limiter)
+        """``function`` in a read thread."""
+        return await self._in_thread(False, function, *args, **kwargs)
+
+    async def _write(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """``function`` in a write thread (it may wait for the store's write lock)."""
+        return await self._in_thread(True, function, *args, **kwargs)
+
+    async def _in_thread(self, write: bool, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        limiter = self._limiters.get(write)
+        if limiter is None:
+            limiter = self._limiters[write] = CapacityLimiter(self._concurrency)
+        return await anyio.to_thread.run_sync(functools.partial(function, *args, **kwargs), limiter=limiter)
 
     async def services_status(self) -> ServiceStatus:
         """The engine's schedulers and whether its store answers (a failing store is reported, not raised)."""
         try:
-            await self.batches(limit=1)
-            store = ComponentStatus(status="up")
+            problem = await self._run(self.engine.store.integrity_problem)
+            store = ComponentStatus(status="up" if problem is None else "down", error=problem and problem[:300])
         except Exception as exc:
             store = ComponentStatus(status="down", error=f"{type(exc).__name__}: {exc}"[:300])
+        disk = os.statvfs(self.engine.home.root)
+        free = disk.f_bavail * disk.f_frsize
+        files = store
+        if free < MIN_FREE_BYTES:  # a full disk fails every write: say so, and say which disk
+            files = ComponentStatus(status="down", error=f"no space left on the disk holding {self.location} "
+                                    f"({free} bytes free): uploads and new jobs wait")  # fmt: skip
         return ServiceStatus(
-            status="ok" if store.status == "up" else "degraded",
+            status="ok" if store.status == files.status == "up" else "degraded",
             version=__version__,
             scheduler=self.engine.scheduler.name,
             schedulers=sorted(self.engine.schedulers),
@@ -75,11 +93,11 @@ class EmbeddedBackend:
             auth_required=False,
             limits=NO_LIMITS,
             jobs_db=store,
-            files_db=store,
+            files_db=files,
         )
 
     async def register_method(self, path: str | os.PathLike[str]) -> list[MethodInfo]:
-        return await self._run(self.engine.register_method, path)
+        return await self._write(self.engine.register_method, path)
 
     async def list_methods(self, latest_only: bool = True) -> list[MethodInfo]:
         return await self._run(self.engine.list_methods, latest_only)
@@ -97,7 +115,7 @@ class EmbeddedBackend:
         metadata: dict[str, Any] | None = None,
         exist_ok: bool = True,
     ) -> FileInfo:
-        return await self._run(
+        return await self._write(
             self.engine.upload_file, source, file_hash=file_hash, filename=filename, content_type=content_type,
             metadata=metadata, exist_ok=exist_ok,
         )  # fmt: skip
@@ -133,12 +151,13 @@ class EmbeddedBackend:
         return await self._run(self.engine.streams.append, file_hash, offset, data, total_size, details)
 
     async def simulate_job(self, config: ConfigLike) -> JobSimulationResponse:
-        return await self._run(self.engine.simulate_job, config)
+        return await self._write(self.engine.simulate_job, config)
 
     async def simulate_jobs(
         self, configs: Sequence[ConfigLike], *, dry_run: bool = False, append_to: str | None = None
     ) -> MultiJobSimulationResponse:
-        return await self._run(self.engine.simulate_jobs, configs, dry_run=dry_run, append_to=append_to)
+        run = self._run if dry_run else self._write
+        return await run(self.engine.simulate_jobs, configs, dry_run=dry_run, append_to=append_to)
 
     async def job_statuses(self, job_ids: Sequence[str]) -> list[JobRecord]:
         return await self._run(self.engine.job_statuses, job_ids)
@@ -150,7 +169,7 @@ class EmbeddedBackend:
         return await self._run(self.engine.list_jobs, status, limit)
 
     async def cancel(self, job_ids: Sequence[str]) -> CancelResponse:
-        return await self._run(self.engine.cancel, job_ids)
+        return await self._write(self.engine.cancel, job_ids)
 
     async def batches(self, limit: int = 100) -> list[BatchSummary]:
         return await self._run(self.engine.batches, limit)
@@ -159,7 +178,7 @@ class EmbeddedBackend:
         return await self._run(self.engine.batch, batch_id)
 
     async def cancel_batch(self, batch_id: str) -> CancelResponse:
-        return await self._run(self.engine.cancel_batch, batch_id)
+        return await self._write(self.engine.cancel_batch, batch_id)
 
     async def aclose(self) -> None:
-        await self._run(self.engine.close)
+        await self._write(self.engine.close)

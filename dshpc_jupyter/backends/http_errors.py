@@ -10,6 +10,7 @@ from ..domain.errors import (
     AuthenticationError,
     BackendError,
     ConflictError,
+    DiskFullError,
     DshpcError,
     InvalidInputError,
     LimitExceededError,
@@ -26,6 +27,7 @@ _STATUS_ERRORS: dict[int, type[DshpcError]] = {
     413: LimitExceededError,
     422: InvalidInputError,
     503: SchedulerError,
+    507: DiskFullError,
 }
 
 

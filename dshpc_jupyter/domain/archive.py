@@ -1,7 +1,8 @@
 """Method directories as archives: packed by the HTTP client, unpacked by the server for ``POST /methods``.
 
 The server unpacks archives from the network, so extraction trusts nothing: the gzip stream is inflated with
-a hard cap (no decompression bombs), only regular files and directories are accepted (no links, devices or
+a hard cap as it is read (no decompression bombs), members are counted as they are written (no sparse
+files standing for huge ones), only regular files and directories are accepted (no links, devices or
 FIFOs), every name must stay inside the target (no absolute paths, no ``..``), and nothing is overwritten.
 """
 
@@ -9,11 +10,13 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
 import stat
 import tarfile
 import zlib
 from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from .errors import InvalidInputError, LimitExceededError
 from .hashing import method_files
@@ -21,6 +24,8 @@ from .hashing import method_files
 MAX_UNPACKED_BYTES = 256 << 20
 MAX_MEMBERS = 10_000
 _INFLATE_BLOCK = 1 << 20
+#: Inflated bytes allowed per member beyond its data: its header blocks and padding (pax names included).
+_HEADER_ALLOWANCE = 4096
 
 
 def pack_directory(root: Path, method_dirs: Iterable[Path]) -> bytes:
@@ -42,25 +47,36 @@ def pack_directory(root: Path, method_dirs: Iterable[Path]) -> bytes:
     return buffer.getvalue()
 
 
-def _inflate(data: bytes, limit: int) -> bytes:
-    """Decompress gzip data, refusing to produce more than ``limit`` bytes."""
-    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
-    out = bytearray()
-    pending = data
-    try:
-        while not inflater.eof:
-            chunk = inflater.decompress(pending, _INFLATE_BLOCK)
-            out += chunk
-            if len(out) > limit:
-                raise LimitExceededError(f"archive: unpacks to more than {limit} bytes, the server's limit")
-            pending = inflater.unconsumed_tail
-            if not chunk and not pending:
-                break
-    except zlib.error as exc:
-        raise InvalidInputError(f"archive: not a gzip-compressed tar ({exc})") from None
-    if not inflater.eof:
-        raise InvalidInputError("archive: the gzip data is truncated")
-    return bytes(out)
+class _CappedInflater(io.RawIOBase):
+    """The gzip stream inflated as it is read, refusing to produce more than ``limit`` bytes in all: headers
+    (a huge pax header included) and member data are read through it, so nothing unpacks past the cap."""
+
+    def __init__(self, data: bytes, limit: int) -> None:
+        self._inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        self._pending = data
+        self._limit = limit
+        self._produced = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        while not self._inflater.eof:
+            try:
+                chunk = self._inflater.decompress(self._pending, min(len(view), _INFLATE_BLOCK))
+            except zlib.error as exc:
+                raise InvalidInputError(f"archive: not a gzip-compressed tar ({exc})") from None
+            self._pending = self._inflater.unconsumed_tail
+            if chunk:
+                self._produced += len(chunk)
+                if self._produced > self._limit:
+                    raise LimitExceededError(f"archive: unpacks to more than {self._limit} bytes, the server's limit")
+                view[: len(chunk)] = chunk
+                return len(chunk)
+            if not self._pending:
+                raise InvalidInputError("archive: the gzip data is truncated")
+        return 0
 
 
 def _check_name(name: str) -> PurePosixPath:
@@ -77,20 +93,38 @@ def _check_name(name: str) -> PurePosixPath:
 def extract_archive(
     data: bytes, target: Path, *, max_bytes: int = MAX_UNPACKED_BYTES, max_members: int = MAX_MEMBERS
 ) -> None:
-    """Unpack a .tar.gz of a method directory into the empty directory ``target``, checking every member."""
-    raw = _inflate(data, max_bytes)
+    """Unpack a .tar.gz of a method directory into the empty directory ``target``, checking every member.
+
+    The archive is read as a stream, one member at a time: what is extracted is counted as it is written
+    (a member's declared size is checked before any of it is), and sparse members are refused, since their
+    few stored bytes stand for an arbitrarily large file.
+    """
+    budget = _Budget(max_bytes)
+    stream = io.BufferedReader(_CappedInflater(data, max_bytes + max_members * _HEADER_ALLOWANCE))
     try:
-        with tarfile.open(fileobj=io.BytesIO(raw), mode="r:") as tar:
-            members = tar.getmembers()
-            if len(members) > max_members:
-                raise LimitExceededError(f"archive: more than {max_members} members, the server's limit")
-            for member in members:
-                _extract_member(tar, member, target)
+        with tarfile.open(fileobj=stream, mode="r|") as tar:
+            for count, member in enumerate(tar, start=1):
+                if count > max_members:
+                    raise LimitExceededError(f"archive: more than {max_members} members, the server's limit")
+                _extract_member(tar, member, target, budget)
     except tarfile.TarError as exc:
         raise InvalidInputError(f"archive: not a valid tar archive ({exc})") from None
 
 
-def _extract_member(tar: tarfile.TarFile, member: tarfile.TarInfo, target: Path) -> None:
+class _Budget:
+    """The bytes an archive may still unpack to."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.left = limit
+
+    def take(self, size: int) -> None:
+        if size > self.left:
+            raise LimitExceededError(f"archive: unpacks to more than {self.limit} bytes, the server's limit")
+        self.left -= size
+
+
+def _extract_member(tar: tarfile.TarFile, member: tarfile.TarInfo, target: Path, budget: _Budget) -> None:
     rel = _check_name(member.name)
     if rel == PurePosixPath("."):
         return
@@ -104,13 +138,16 @@ def _extract_member(tar: tarfile.TarFile, member: tarfile.TarInfo, target: Path)
             raise InvalidInputError(
                 f"archive: member {member.name!r} is {kind}; only files and directories are allowed"
             )
+        if member.issparse():
+            raise InvalidInputError(f"archive: member {member.name!r} is a sparse file; only plain files are allowed")
+        budget.take(member.size)
         destination.parent.mkdir(parents=True, exist_ok=True)
         source = tar.extractfile(member)
         assert source is not None
         mode = 0o755 if member.mode & stat.S_IXUSR else 0o644
         fd = os.open(destination, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
         with os.fdopen(fd, "wb") as out:
-            out.write(source.read())
+            shutil.copyfileobj(source, out, _INFLATE_BLOCK)
     except FileExistsError:
         raise InvalidInputError(f"archive: member {member.name!r} appears twice") from None
     except OSError as exc:

@@ -5,6 +5,8 @@ The HTTP server maps them to status codes (``status_code``); the client raises t
 
 from __future__ import annotations
 
+import errno
+
 
 class DshpcError(Exception):
     """Base of every error this package raises on purpose. ``str(error)`` is the message for a user."""
@@ -68,3 +70,38 @@ class LimitExceededError(InvalidInputError):
     """A request over one of the service's limits (body size, configs per call); split it and send again."""
 
     status_code = 413
+
+
+class StoreBusyError(BackendError):
+    """Another process held the store's write lock past the wait (``$DSHPC_BUSY_TIMEOUT``): nothing was written;
+    send the request again after ``retry_after`` seconds."""
+
+    def __init__(self, message: str, retry_after: int = 5) -> None:
+        super().__init__(message, 503)
+        self.retry_after = retry_after
+
+
+class StoreDamagedError(DshpcError):
+    """The store file is empty, truncated, not a database or has a corrupted page: refused, never re-created;
+    ``dshpc-jupyter store check | backup | restore`` are the way back."""
+
+    status_code = 503
+
+
+class DiskFullError(DshpcError, OSError):
+    """A write needed space the disk holding the home does not have; the message names the disk."""
+
+    status_code = 507
+
+
+DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
+def disk_full(exc: BaseException, where: object) -> DiskFullError | None:
+    """The DiskFullError an OSError means when it is "no space left" (or over quota), naming the disk of
+    ``where``; None for any other error."""
+    if isinstance(exc, DiskFullError):
+        return exc
+    if isinstance(exc, OSError) and exc.errno in DISK_FULL_ERRNOS:
+        return DiskFullError(f"no space left on the disk holding {where}: free some space there and try again")
+    return None

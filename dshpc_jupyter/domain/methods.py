@@ -95,8 +95,10 @@ def load_method(directory: Path) -> LoadedMethod:
     """Read, check and hash one method directory."""
     spec_path = directory / SPEC_FILE
     try:
-        raw = json.loads(spec_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raw = json.loads(spec_path.read_text(encoding="utf-8"), parse_int=_bounded_int)
+    except RecursionError:
+        raise MethodSpecError(f"{spec_path}: cannot read JSON: nested too deeply") from None
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise MethodSpecError(f"{spec_path}: cannot read JSON: {exc}") from None
     spec = parse_spec(raw, origin=str(spec_path))
     script = directory / spec.script_path
@@ -111,6 +113,9 @@ def parse_spec(raw: object, *, origin: str = SPEC_FILE) -> MethodSpec:
     """Validate a spec document, naming the offending field in the error."""
     if not isinstance(raw, dict):
         raise MethodSpecError(f"{origin}: must be a JSON object")
+    problem = _unstorable_value(raw)
+    if problem is not None:
+        raise MethodSpecError(f"{origin}: {problem}")
     raw = dict(raw)
     params = raw.get("parameters")
     if isinstance(params, list):
@@ -151,6 +156,45 @@ def parse_spec(raw: object, *, origin: str = SPEC_FILE) -> MethodSpec:
     return spec
 
 
+#: Longest integer a spec may hold, in digits (Python's own limit for converting text to int).
+MAX_INT_DIGITS = 4300
+
+
+class _TooLongInteger(int):
+    """An integer literal with more digits than :data:`MAX_INT_DIGITS`, kept as its digit count, so the
+    spec check can name the field that holds it instead of the JSON parser failing without a place."""
+
+    digits: int
+
+
+def _bounded_int(text: str) -> int:
+    if len(text.lstrip("-")) <= MAX_INT_DIGITS:
+        return int(text)
+    marker = _TooLongInteger(0)
+    marker.digits = len(text.lstrip("-"))
+    return marker
+
+
+def _unstorable_value(raw: object) -> str | None:
+    """Where ``raw`` holds a value no store can keep (a too-long integer, text with a lone surrogate), and
+    what it is; None when it holds none. Walked without recursion, so any depth the parser allowed is fine."""
+    pending: list[tuple[str, object]] = [("", raw)]
+    while pending:
+        where, value = pending.pop()
+        if isinstance(value, _TooLongInteger):
+            return f"{where}: an integer of {value.digits} digits is too long (at most {MAX_INT_DIGITS})"
+        if isinstance(value, str) and not _is_utf8(value):
+            return f"{where or 'the spec'}: text with a lone surrogate is not valid Unicode"
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if not _is_utf8(key):
+                    return f"{where or 'the spec'}: a key with a lone surrogate is not valid Unicode"
+                pending.append((f"{where}.{key}" if where else key, item))
+        elif isinstance(value, list):
+            pending.extend((f"{where}[{index}]", item) for index, item in enumerate(value))
+    return None
+
+
 def _normalize_type(param: object) -> object:
     if isinstance(param, dict) and isinstance(param.get("type"), str):
         return {**param, "type": TYPE_ALIASES.get(param["type"].lower(), param["type"])}
@@ -176,6 +220,7 @@ def install_method(home: Home, method: LoadedMethod) -> Path:
             destination = staging / rel
             destination.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(path, destination)
+        _make_read_only(staging)
         try:
             staging.rename(target)
         except OSError:
@@ -186,10 +231,23 @@ def install_method(home: Home, method: LoadedMethod) -> Path:
     return target
 
 
+def _make_read_only(root: Path) -> None:
+    """A frozen copy's files are read-only, and readable by a job run as another user (``nobody``, see the
+    sandbox); its directories stay the owner's to write, so the home can still be removed with ``rm -r``."""
+    for path in root.rglob("*"):
+        if path.is_dir():
+            path.chmod(0o755)
+        else:
+            path.chmod(0o555 if os.access(path, os.X_OK) else 0o444)
+    root.chmod(0o755)
+
+
 # --- resources -------------------------------------------------------------------------------------------
 
-_TIME = re.compile(r"^(?:(?P<days>\d+)-)?(?P<rest>\d+(?::\d+){0,2})$")
-_MEMORY = re.compile(r"^(?P<amount>\d+(?:\.\d+)?)\s*(?P<unit>[KMGT]?)B?$", re.IGNORECASE)
+# Bounded digit counts: a year of minutes fits in 9, and an exabyte in 18 digits; more is a typo or an attack.
+_TIME = re.compile(r"^(?:(?P<days>\d{1,9})-)?(?P<rest>\d{1,9}(?::\d{1,9}){0,2})$")
+_MEMORY = re.compile(r"^(?P<amount>\d{1,18}(?:\.\d{1,9})?)\s*(?P<unit>[KMGT]?)B?$", re.IGNORECASE)
+_MAX_MEMORY = 1 << 62
 _MEMORY_UNITS = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 
 
@@ -199,7 +257,7 @@ def parse_time_limit(value: str | None) -> float | None:
         return None
     match = _TIME.match(value.strip())
     if not match:
-        raise MethodSpecError(f"resources.time: {value!r} is not a Slurm time (M, M:S, H:M:S or D-H:M:S)")
+        raise MethodSpecError(f"resources.time: {value[:40]!r} is not a Slurm time (M, M:S, H:M:S or D-H:M:S)")
     parts = [int(p) for p in match["rest"].split(":")]
     if match["days"] is not None:
         hours, minutes, seconds = ([*parts, 0, 0])[:3]
@@ -217,9 +275,12 @@ def parse_memory_limit(value: str | None) -> int | None:
         return None
     match = _MEMORY.match(value.strip())
     if not match:
-        raise MethodSpecError(f"resources.mem: {value!r} is not a memory size such as 512M or 2G")
+        raise MethodSpecError(f"resources.mem: {value[:40]!r} is not a memory size such as 512M or 2G")
     unit = (match["unit"] or "M").upper()
-    return int(float(match["amount"]) * _MEMORY_UNITS[unit])
+    amount = float(match["amount"]) * _MEMORY_UNITS[unit]
+    if amount > _MAX_MEMORY:
+        raise MethodSpecError(f"resources.mem: {value[:40]!r} is more memory than any machine has")
+    return int(amount)
 
 
 # --- parameters ------------------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from pathlib import Path
 from ..domain.home import Home
 from ..domain.models import JobRecord
 from .base import JobLedger, JobUpdate, Refusal, Submission
+from .sandbox import worker_environment
 
 SLOTS_ENV = "DSHPC_LOCAL_SLOTS"
 IDLE_ENV = "DSHPC_WORKER_IDLE_TIMEOUT"
@@ -147,6 +148,7 @@ class LocalScheduler:
                     [sys.executable, "-m", "dshpc_jupyter.schedulers.local_worker", "--home", str(self.home.root),
                      "--slots", str(self.slots), "--idle-timeout", str(self.idle_timeout)],
                     stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                    env=worker_environment(os.environ),
                 )
             )  # fmt: skip
 

@@ -22,10 +22,14 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from ..domain.errors import DiskFullError, DshpcError, StoreBusyError, disk_full
 from ..domain.home import Home
+from ..domain.jobs import ClaimedJob
 from ..domain.models import MethodSpec
 from ..domain.status import CANCELLED, NODE_FAIL, PENDING
 from ..store.sqlite import Store
@@ -42,6 +46,8 @@ from .runner import (
 )
 
 log = logging.getLogger("dshpc_jupyter.worker")
+#: Seconds between attempts while another process holds the store locked.
+BUSY_RETRY_S = 1.0
 
 MANIFEST_FILE = "task.json"
 RUNNER_LOG = "runner.log"
@@ -128,7 +134,8 @@ class Worker:
             os.close(runner.pidfd)
         if runner.popen is not None:
             runner.popen.wait()
-        self.ledger.apply_updates([self._outcome(runner.job_id, runner.workspace)])
+        # Retried here, not by the loop: the runner has left ``running``, so a retry from the top would lose it.
+        self._retrying(self.ledger.apply_updates, [self._outcome(runner.job_id, runner.workspace)])
         self.cancelling.discard(runner.job_id)
 
     def _outcome(self, job_id: str, workspace: Path) -> JobUpdate:
@@ -148,24 +155,37 @@ class Worker:
         """Claim pending jobs up to the free slots and start a runner for each."""
         if self.stopping:
             return
-        for job in self.ledger.claim_pending("local", self.slots - len(self.running)):
-            workspace = self.home.workspace(job.job_id)
-            workspace.mkdir(parents=True, exist_ok=True)
-            task = build_task(
-                self.home, job.job_id, job.file_hash, job.function_hash, MethodSpec.model_validate_json(job.spec),
-                json.loads(job.parameters), None if job.file_inputs is None else json.loads(job.file_inputs),
+        claimed = self.ledger.claim_pending("local", self.slots - len(self.running))
+        for index, job in enumerate(claimed):
+            try:
+                self._launch(job)
+            except OSError as exc:
+                full = disk_full(exc, self.home.root)
+                if full is None:
+                    raise
+                with contextlib.suppress(DshpcError):  # else the claim's lease runs out and they are requeued
+                    self.ledger.requeue([job.job_id for job in claimed[index:]])
+                raise full from None
+
+    def _launch(self, job: ClaimedJob) -> None:
+        """Start a runner for a claimed job."""
+        workspace = self.home.workspace(job.job_id)
+        workspace.mkdir(parents=True, exist_ok=True)
+        task = build_task(
+            self.home, job.job_id, job.file_hash, job.function_hash, MethodSpec.model_validate_json(job.spec),
+            json.loads(job.parameters), None if job.file_inputs is None else json.loads(job.file_inputs),
+        )  # fmt: skip
+        write_manifest(workspace / MANIFEST_FILE, [[task]])
+        with (workspace / RUNNER_LOG).open("ab") as runner_log:
+            popen = subprocess.Popen(
+                [sys.executable, "-m", "dshpc_jupyter.schedulers.runner", str(workspace / MANIFEST_FILE)],
+                stdin=subprocess.DEVNULL, stdout=runner_log, stderr=subprocess.STDOUT, start_new_session=True,
             )  # fmt: skip
-            write_manifest(workspace / MANIFEST_FILE, [[task]])
-            with (workspace / RUNNER_LOG).open("ab") as runner_log:
-                popen = subprocess.Popen(
-                    [sys.executable, "-m", "dshpc_jupyter.schedulers.runner", str(workspace / MANIFEST_FILE)],
-                    stdin=subprocess.DEVNULL, stdout=runner_log, stderr=subprocess.STDOUT, start_new_session=True,
-                )  # fmt: skip
-            identity = process_identity(popen.pid) or f"{popen.pid}:"
-            runner = Runner(job.job_id, popen.pid, workspace, popen, None)
-            self._watch(runner)
-            if not self.ledger.mark_running(job.job_id, identity, time.time()):
-                os.killpg(popen.pid, signal.SIGTERM)  # cancelled while it was being started
+        identity = process_identity(popen.pid) or f"{popen.pid}:"
+        runner = Runner(job.job_id, popen.pid, workspace, popen, None)
+        self._watch(runner)
+        if not self.ledger.mark_running(job.job_id, identity, time.time()):
+            os.killpg(popen.pid, signal.SIGTERM)  # cancelled while it was being started
 
     def _cancel(self) -> None:
         for job_id, _ in self.ledger.cancel_requests("local"):
@@ -207,19 +227,32 @@ class Worker:
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
         self._open_fifo()
-        self.recover()
+        self._retrying(self.recover)
         idle_since = time.monotonic()
         while True:
-            self._cancel()
-            self._start()
+            self._retrying(self._cancel)
+            self._retrying(self._start)
             if self.stopping:
                 break
             if self.running:
                 idle_since = time.monotonic()
             elif time.monotonic() - idle_since > self.idle_timeout:
                 break
-            self._wait(idle_since)
+            self._retrying(self._wait, idle_since)
         self._close_fifo()
+
+    def _retrying(self, step: Callable[..., object], *args: Any) -> None:
+        """Run one step of the loop; while another process holds the store's lock past the busy timeout, say
+        so in the log and try again (the jobs wait, the worker does not die)."""
+        while True:
+            try:
+                step(*args)
+                return
+            except (StoreBusyError, DiskFullError) as exc:
+                log.warning("jobs wait: %s; retrying in %g s", exc, BUSY_RETRY_S)
+                time.sleep(BUSY_RETRY_S)
+                if self.stopping:
+                    return
 
     def _wait(self, idle_since: float) -> None:
         polling = any(r.pidfd is None for r in self.running.values())
@@ -230,6 +263,16 @@ class Worker:
         for runner in list(self.running.values()):
             if self._exited(runner):
                 self._finish(runner)
+
+
+def _open_store(home: Home) -> Store:
+    """The home's store, waiting out another process's lock (the worker is the one that must not give up)."""
+    while True:
+        try:
+            return Store(home.db_path)
+        except StoreBusyError as exc:
+            log.warning("jobs wait: %s; retrying in %g s", exc, BUSY_RETRY_S)
+            time.sleep(BUSY_RETRY_S)
 
 
 def serve(home: Home, slots: int, idle_timeout: float) -> None:
@@ -243,7 +286,7 @@ def serve(home: Home, slots: int, idle_timeout: float) -> None:
                 return
             os.ftruncate(lock_fd, 0)
             os.pwrite(lock_fd, str(os.getpid()).encode(), 0)
-            store = Store(home.db_path)
+            store = _open_store(home)
             worker = Worker(home, store, slots, idle_timeout)
             worker.run()
             fcntl.flock(lock_fd, fcntl.LOCK_UN)

@@ -30,6 +30,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from ..domain.status import CANCELLED, COMPLETED, FAILED, OUT_OF_MEMORY, TIMEOUT
+from . import sandbox
 
 RESULT_FILE = "result.json"
 RUNNER_FILE = "runner.json"
@@ -167,6 +168,13 @@ def output_source(workspace: Path, name: str) -> Path:
     return workspace / STDOUT_FILE if name == STDOUT_OUTPUT else workspace / OUTPUTS_DIR / name
 
 
+def _stored_inputs(task: Task) -> list[Path]:
+    """The stored files a job reads, each checked against its hash before the method starts."""
+    if task.inputs is None:
+        return [Path(task.input_file)] if task.input_file else []
+    return [Path(v) for value in task.inputs.values() for v in ([value] if isinstance(value, str) else value)]
+
+
 def _stage_inputs(task: Task, workspace: Path) -> str:
     """Link (or copy) each named input read-only under ``inputs/`` and write their manifest; the input argument
     to pass: the manifest's path, the seed's single file, or ``""`` for a parameters-only job."""
@@ -275,8 +283,7 @@ def run_task(task: Task) -> Result:
     params_file = workspace / PARAMS_FILE
     params_file.write_text(json.dumps(task.parameters), encoding="utf-8")
     (workspace / OUTPUTS_DIR).mkdir(exist_ok=True)
-    env = {
-        **os.environ,
+    job_env = {
         "JOB_ID": task.job_id,
         "JOB_WORKSPACE": str(workspace),
         "METHOD_DIR": task.method_dir,
@@ -284,6 +291,7 @@ def run_task(task: Task) -> Result:
         "METHOD_NAME": task.method_name,
         "PYTHONDONTWRITEBYTECODE": "1",
     }
+    env = sandbox.job_environment(os.environ, job_env, workspace)
     runner = process_identity(os.getpid())
     _write_json_atomic(workspace / RUNNER_FILE, {"runner": runner, "method": None})
     started = time.time()
@@ -292,20 +300,29 @@ def run_task(task: Task) -> Result:
         status, notes = CANCELLED, ["cancelled before it started"]
     else:
         try:
+            stored = _stored_inputs(task)
+            for path in stored:
+                mismatch = sandbox.input_mismatch(path)
+                if mismatch is not None:
+                    raise sandbox.ConfinementError(mismatch)
             input_arg = _stage_inputs(task, workspace)
             if input_arg:
                 env["INPUTS_FILE" if task.inputs is not None else "INPUT_FILE"] = input_arg
             argv = _argv(task, params_file, input_arg)
+            run = sandbox.confine(argv, env, workspace, stored, Path(task.method_dir))
             with (workspace / STDOUT_FILE).open("wb") as out, (workspace / STDERR_FILE).open("wb") as err:
                 child = subprocess.Popen(
-                    argv, cwd=workspace, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                    start_new_session=True,
+                    run.argv, cwd=workspace, env=run.env, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                    start_new_session=True, user=run.user, group=run.user, extra_groups=[] if run.user else None,
                 )  # fmt: skip
             _write_json_atomic(workspace / RUNNER_FILE, {"runner": runner, "method": process_identity(child.pid)})
             status, notes, peak = _supervise(child, task, started)
             exit_code = child.returncode
+            notes = notes or run.exit_notes(exit_code)
         except OSError as exc:
             status, exit_code, notes = FAILED, 127, [f"could not start the method: {exc}"]
+        except sandbox.ConfinementError as exc:
+            status, exit_code, notes = FAILED, None, [str(exc)]
     finished = time.time()
     output, cut = _head(workspace / STDOUT_FILE, OUTPUT_LIMIT)
     error, error_cut = _tail(workspace / STDERR_FILE, ERROR_LIMIT)

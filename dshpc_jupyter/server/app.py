@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import sqlite3
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,14 @@ from fastapi.responses import Response
 from .. import __version__
 from ..backends.base import Backend
 from ..domain.archive import extract_archive
-from ..domain.errors import DshpcError, LimitExceededError, MethodSpecError
+from ..domain.errors import (
+    DshpcError,
+    InvalidInputError,
+    LimitExceededError,
+    MethodSpecError,
+    StoreBusyError,
+    disk_full,
+)
 from ..domain.models import (
     BatchDetail,
     BatchSummary,
@@ -46,8 +54,9 @@ from ..domain.models import (
     ServiceLimits,
     ServiceStatus,
 )
+from ..store.maintenance import store_error
 from .chunked import CHUNKED_REQUEST_MODELS, DEFAULT_SESSION_TTL_S, chunked_routes
-from .guard import Guard
+from .guard import DEFAULT_BODY_TIMEOUT, Guard
 from .transfer_routes import STREAM_PREFIX, transfer_routes
 from .wire import (
     OFFLOAD_BYTES,
@@ -78,14 +87,18 @@ def create_app(
     max_configs: int = DEFAULT_MAX_CONFIGS,
     sessions_dir: Path | None = None,
     session_ttl: float = DEFAULT_SESSION_TTL_S,
+    body_timeout: float = DEFAULT_BODY_TIMEOUT,
 ) -> FastAPI:
     """The API over ``backend``. The caller owns the backend (and closes it after the server stops).
     ``sessions_dir`` holds the later dsHPC's chunked-upload sessions (a new temporary folder by default),
-    removed after ``session_ttl`` seconds idle."""
+    removed after ``session_ttl`` seconds idle.
+
+    With a key, only ``/health`` is open: the interactive docs and the schema describe the API to whoever
+    holds the key, and to no one else."""
     if max_body_bytes < 1 or max_configs < 1:
         raise ValueError("max_body_bytes and max_configs must be positive")
     if api_key is not None and not (api_key and api_key.isascii() and api_key.isprintable()):
-        raise ValueError("api_key: must be non-empty printable ASCII text (it travels in an HTTP header)")
+        raise InvalidInputError("api_key: must be non-empty printable ASCII text (it travels in an HTTP header)")
     app = DocumentedApp(
         title="dsHPC API",
         version=__version__,
@@ -100,7 +113,17 @@ def create_app(
 
     @app.exception_handler(DshpcError)
     async def _dshpcerror_response(request: Request, exc: DshpcError) -> Response:
-        return error_response(exc.status_code, str(exc))
+        response = error_response(exc.status_code, str(exc))
+        if isinstance(exc, StoreBusyError):
+            response.headers["Retry-After"] = str(exc.retry_after)
+        return response
+
+    @app.exception_handler(sqlite3.Error)
+    async def _store_response(request: Request, exc: sqlite3.Error) -> Response:
+        named = store_error(exc, Path(getattr(backend, "location", "the store")))
+        if named is None:
+            return await _bug(request, exc)
+        return await _dshpcerror_response(request, named)
 
     @app.exception_handler(BodyError)
     async def _bodyerror_response(request: Request, exc: BodyError) -> Response:
@@ -113,12 +136,19 @@ def create_app(
 
     @app.exception_handler(Exception)
     async def _bug(request: Request, exc: Exception) -> Response:
+        full = disk_full(exc, getattr(backend, "location", "the store"))
+        if full is not None:
+            return error_response(full.status_code, str(full))
         log.exception("internal error on %s %s", request.method, request.url.path)
         return error_response(500, f"internal server error ({type(exc).__name__}); the server log has the details")
 
-    open_paths = {"/health", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"}
     app.add_middleware(
-        Guard, api_key=api_key, max_body_bytes=max_body_bytes, open_paths=open_paths, streamed=(STREAM_PREFIX,)
+        Guard,
+        api_key=api_key,
+        max_body_bytes=max_body_bytes,
+        open_paths={"/health"},
+        body_timeout=body_timeout,
+        streamed=(STREAM_PREFIX,),
     )
     return app
 

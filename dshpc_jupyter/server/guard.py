@@ -10,6 +10,7 @@ import hmac
 import json
 from collections.abc import Collection
 
+import anyio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 API_KEY_HEADER = "X-API-Key"
@@ -33,9 +34,13 @@ async def send_error(send: Send, status: int, detail: str) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
+#: Seconds a request's body may take to arrive in full; a client that stalls longer gets 408.
+DEFAULT_BODY_TIMEOUT = 10.0
+
+
 class Guard:
-    """Checks ``X-API-Key`` (constant-time) on every path but ``open_paths``, then buffers the body up to
-    ``max_body_bytes`` (413 beyond) and hands it to the app."""
+    """Checks ``X-API-Key`` (constant-time; exactly one) on every path but ``open_paths``, then buffers the body
+    up to ``max_body_bytes`` (413 beyond) within ``body_timeout`` seconds (408 after) and hands it to the app."""
 
     def __init__(
         self,
@@ -45,6 +50,7 @@ class Guard:
         max_body_bytes: int,
         open_paths: Collection[str] = (),
         streamed: tuple[str, ...] = (),
+        body_timeout: float = DEFAULT_BODY_TIMEOUT,
     ) -> None:
         self.app = app
         #: Path prefixes whose body is not buffered here: their route streams it and counts it to the limit.
@@ -52,6 +58,7 @@ class Guard:
         self._key = api_key.encode("utf-8") if api_key is not None else None
         self._max = max_body_bytes
         self._open = frozenset(open_paths)
+        self._body_timeout = body_timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -60,6 +67,9 @@ class Guard:
         headers = dict(scope["headers"])
         if self._key is not None and scope["path"] not in self._open:
             given = headers.get(_HEADER)
+            if sum(name == _HEADER for name, _ in scope["headers"]) > 1:
+                await send_error(send, 400, f"{API_KEY_HEADER} header: given more than once; send it once")
+                return
             if given is None:
                 await send_error(send, 401, f"Missing {API_KEY_HEADER} header: this server requires an API key")
                 return
@@ -78,8 +88,12 @@ class Guard:
             await self.app(scope, receive, send)
             return
         try:
-            body = await self._read_body(receive)
+            with anyio.fail_after(self._body_timeout):
+                body = await self._read_body(receive)
         except _ClientGoneError:
+            return
+        except TimeoutError:
+            await send_error(send, 408, f"request body: did not arrive within {self._body_timeout:g} s")
             return
         if body is None:
             await send_error(send, 413, self._too_large(None))

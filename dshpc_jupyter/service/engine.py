@@ -12,9 +12,7 @@ The methods here are synchronous; :mod:`.embedded` exposes them as the async ``B
 
 from __future__ import annotations
 
-import io
 import os
-import tempfile
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -24,8 +22,8 @@ from typing import Any, cast, get_args
 
 from ..domain import status as st
 from ..domain.configs import Config, ConfigError, FileInputs
-from ..domain.errors import InvalidInputError, InvalidParametersError, NotFoundError
-from ..domain.hashing import canonical_json, inputs_key, is_sha256_hex, job_key, sha256_copy
+from ..domain.errors import DiskFullError, InvalidInputError, InvalidParametersError, LimitExceededError, NotFoundError
+from ..domain.hashing import canonical_json, inputs_key, is_sha256_hex, job_key
 from ..domain.home import Home
 from ..domain.methods import ParameterSchema, install_method, load_method, method_dirs
 from ..domain.models import (
@@ -49,6 +47,7 @@ from ..domain.status import Outcome
 from ..schedulers.base import JobUpdate, Scheduler, Submission
 from ..store.sqlite import LatestJob, NewJob, Store
 from .inputs import declared_inputs_problem, missing_file, resolved_inputs
+from .staging import stage_upload
 from .transfers import StreamedUploads, keep_staged
 
 MSG_COMPLETED = "Completed job found"
@@ -108,8 +107,14 @@ def _refused(row: ResultRow, reason: str) -> ResultRow:
     return row | {"outcome": "refused", "new_status": st.FAILED, "message": f"Submission failed: {reason}"}
 
 
+#: Configs one batch may hold, appends included: beyond it a batch's detail is too big to answer in one piece.
+MAX_BATCH_CONFIGS = 50_000
+
+
 class Engine:
     """The embedded dsHPC service: files, methods, jobs and batches in one home directory."""
+
+    max_batch_configs = MAX_BATCH_CONFIGS
 
     def __init__(self, home: Home, store: Store, scheduler: Scheduler, *others: Scheduler) -> None:
         self.home = home
@@ -176,7 +181,7 @@ class Engine:
             if not path.is_file():
                 raise InvalidInputError(f"path: {str(path)!r} is not a readable file")
             filename = filename or path.name
-        staged, digest, size = self._stage(source)
+        staged, digest, size = stage_upload(self.home, source)
         if file_hash is not None and digest != file_hash:
             staged.unlink(missing_ok=True)
             raise InvalidInputError(f"file_hash: does not match the content, whose SHA-256 is {digest}")
@@ -184,16 +189,6 @@ class Engine:
             self.home, self.store, staged, digest, size,
             filename=filename, content_type=content_type, metadata=metadata, exist_ok=exist_ok,
         )  # fmt: skip
-
-    def _stage(self, source: bytes | str | os.PathLike[str]) -> tuple[Path, str, int]:
-        """Copy the content into the home's staging area, hashing it on the way."""
-        fd, name = tempfile.mkstemp(dir=self.home.tmp_dir, prefix="upload-")
-        with (
-            os.fdopen(fd, "wb") as out,
-            io.BytesIO(source) if isinstance(source, bytes) else open(source, "rb") as stream,
-        ):
-            digest, size = sha256_copy(stream, out)
-        return Path(name), digest, size
 
     def check_hashes(self, hashes: Sequence[str]) -> HashCheckResponse:
         """Which hashes the store holds, answered in the spelling asked (hashes compare case-insensitively)."""
@@ -207,7 +202,7 @@ class Engine:
         return self.store.list_files()
 
     def get_file(self, file_hash: str) -> FileInfo:
-        info = self.store.get_file(file_hash)
+        info = self.store.get_file(file_hash.lower())
         if info is None:
             raise NotFoundError(f"File '{file_hash}' not found")
         return info
@@ -242,7 +237,13 @@ class Engine:
         """
         if dry_run and append_to is not None:
             raise InvalidInputError("batch_id: a dry run records nothing, so it cannot add to a batch")
-        return self._simulate(configs, dry_run=dry_run, record=not dry_run, append_to=append_to)
+        try:
+            return self._simulate(configs, dry_run=dry_run, record=not dry_run, append_to=append_to)
+        except DiskFullError:  # no space to record the batch: an answer that submits nothing is still served
+            answer = self._simulate(configs, dry_run=True, record=False)
+            if dry_run or append_to is not None or answer.successful_submissions:
+                raise
+            return answer.model_copy(update={"dry_run": False})
 
     def _prepare(self, items: Sequence[object]) -> list[_Checked]:
         """Check every config and compute its job key; errors stay per config."""
@@ -314,6 +315,9 @@ class Engine:
                 offset = tx.extend_batch(append_to, statistics, results)
                 if offset < 0:
                     raise NotFoundError(f"Batch '{append_to}' not found")
+                if offset + len(results) > self.max_batch_configs:
+                    raise LimitExceededError(f"batch_id: {offset} + {len(results)} configs is over the limit of "
+                                             f"{self.max_batch_configs} per batch: start a new batch")  # fmt: skip
             elif batch_id is not None:
                 tx.insert_batch(batch_id, now, statistics, results)
             if new_jobs:

@@ -83,7 +83,8 @@ def create_scheduler(home: Home, store: Store, options: SchedulerOptions) -> Sch
 
 def build_engine(home: str | os.PathLike[str] | None = None, options: SchedulerOptions | None = None) -> Engine:
     """An engine over the store in ``home`` whose new jobs go to the scheduler ``options`` configure (the local
-    one by default); local jobs are always watched, whichever scheduler new jobs go to."""
+    one by default); local jobs are always watched, whichever scheduler new jobs go to. Jobs left in progress
+    by a crash are picked up as the engine opens (:func:`resume`)."""
     options = options or LocalOptions()
     paths = Home.open(home)
     store = Store(paths.db_path)
@@ -93,7 +94,24 @@ def build_engine(home: str | os.PathLike[str] | None = None, options: SchedulerO
         store.close()
         raise
     others = [] if isinstance(options, LocalOptions) else [LocalScheduler(paths, store)]
-    return Engine(paths, store, chosen, *others)
+    engine = Engine(paths, store, chosen, *others)
+    try:
+        resume(engine)
+    except BaseException:
+        engine.close()
+        raise
+    return engine
+
+
+def resume(engine: Engine) -> None:
+    """Pick up at once the jobs a crash left in progress: each scheduler polls its active jobs (the local one
+    starts a worker for them), instead of waiting for a client to ask about one of them."""
+    for name, scheduler in engine.schedulers.items():
+        active = engine.store.active_jobs(name)
+        if active:
+            updates = scheduler.poll(active)
+            if updates:
+                engine.store.apply_updates(updates)
 
 
 def open_engine(home: str | os.PathLike[str] | None = None, scheduler: str = "local", **options: Any) -> Engine:

@@ -52,6 +52,7 @@ def keep_staged(
             return existing
         target = home.file_path(digest)
         target.parent.mkdir(parents=True, exist_ok=True)
+        staged.chmod(0o444)  # stored bytes never change; a job run as another user may read them
         staged.replace(target)
     finally:
         staged.unlink(missing_ok=True)
@@ -63,7 +64,8 @@ def keep_staged(
         metadata=metadata,
         upload_date=datetime.now(UTC),
     )
-    store.add_file(info)
+    if not store.add_file(info) and not exist_ok:  # another upload recorded it after our check
+        raise ConflictError(f"File '{digest}' already exists")
     return store.get_file(digest) or info
 
 

@@ -13,6 +13,7 @@ once: writers take SQLite's write lock (``BEGIN IMMEDIATE``) and a partial uniqu
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -23,8 +24,10 @@ from pathlib import Path
 from typing import Any
 
 from ..domain import status as st
+from ..domain.errors import StoreDamagedError
 from ..domain.jobs import ClaimedJob, JobUpdate
 from ..domain.models import BatchStatistics, BatchSummary, FileInfo, JobRecord, MethodInfo, MethodSpec, MultiJobResult
+from .maintenance import RECOVERY, file_problem, store_error
 from .rows import (
     BATCH_COLUMNS,
     JOB_COLUMNS,
@@ -50,17 +53,30 @@ __all__ = [
     "Transaction",
 ]
 
-BUSY_TIMEOUT_S = 60.0
+BUSY_TIMEOUT_S = 30.0
+#: Seconds a write waits for another process's write lock before giving up with StoreBusyError (HTTP 503).
+BUSY_TIMEOUT_ENV = "DSHPC_BUSY_TIMEOUT"
+
+
+def busy_timeout() -> float:
+    return float(os.environ.get(BUSY_TIMEOUT_ENV) or BUSY_TIMEOUT_S)
 
 
 class Store:
-    """A SQLite store shared by threads (one connection each) and processes (WAL, busy timeout)."""
+    """A SQLite store shared by threads (one connection each) and processes (WAL, busy timeout).
+
+    A damaged file is refused with StoreDamagedError (see :mod:`.maintenance`), and a lock held past the busy
+    timeout gives StoreBusyError: both name the file, neither leaves a half-written transaction."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
+        self._timeout = busy_timeout()
+        problem = file_problem(path)
+        if problem is not None:
+            raise StoreDamagedError(f"store {path}: {problem}; refusing to open it or make a new one: {RECOVERY}")
         with self._transaction("IMMEDIATE") as conn:
             migrate(conn, path)
 
@@ -69,10 +85,14 @@ class Store:
     def _conn(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("PRAGMA foreign_keys=ON")
+            conn = sqlite3.connect(self.path, timeout=self._timeout, isolation_level=None, check_same_thread=False)
+            try:
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=NORMAL")
+                conn.execute("PRAGMA foreign_keys=ON")
+            except sqlite3.Error as exc:
+                conn.close()
+                raise store_error(exc, self.path) or exc from None
             self._local.conn = conn
             with self._lock:
                 self._connections.append(conn)
@@ -81,13 +101,27 @@ class Store:
     @contextmanager
     def _transaction(self, mode: str) -> Iterator[sqlite3.Connection]:
         conn = self._conn()
-        conn.execute(f"BEGIN {mode}")
         try:
-            yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
+            conn.execute(f"BEGIN {mode}")
+            try:
+                yield conn
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise store_error(exc, self.path) or exc from None
+
+    def integrity_problem(self) -> str | None:
+        """SQLite's quick check of the whole file (what ``/services/status`` reports): None when sound."""
+        try:
+            rows = [row[0] for row in self._conn().execute("PRAGMA quick_check(5)")]
+        except sqlite3.Error as exc:
+            return str(exc)
+        return None if rows == ["ok"] else "; ".join(rows)
 
     @contextmanager
     def write(self) -> Iterator[Transaction]:
