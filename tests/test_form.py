@@ -456,3 +456,122 @@ def test_the_magic_shows_the_form_in_a_real_kernel_and_binds_out(home: Path, tmp
         assert_one_line_error(kernel.run("%dshpc_form --poll 0"), "--poll: must be a positive number")
     finally:
         kernel.shutdown()
+
+
+MERGE_SCRIPT = r"""import json, os, sys
+inputs = json.load(open(os.environ["INPUTS_FILE"]))
+read = lambda path: open(path).read()
+text = {k: read(v) if isinstance(v, str) else [read(p) for p in v] for k, v in inputs.items()}
+print(json.dumps({"text": text, "n": json.load(open(sys.argv[2]))["n"]}))
+"""
+SHAPE_SCRIPT = r"""import json, os, sys
+print(json.dumps({"args": len(sys.argv) - 1, "named": "INPUTS_FILE" in os.environ}))
+"""
+MERGE_INPUTS = [
+    {"name": "data", "description": "one job per data file", "required": True, "multiple": False},
+    {"name": "replicates", "description": "all of them in one job", "required": False, "multiple": True},
+]
+N_PARAMETER = [{"name": "n", "type": "integer", "default": 0, "description": "A number."}]
+
+
+def register_declared(form: JobForm, root: Path, name: str, script: str, inputs: list[dict[str, Any]]) -> None:
+    """Register a method declaring these ``inputs`` in its method.json, then reload the form (as ↻ does)."""
+    directory = write_method(root, name, script, parameters=N_PARAMETER)
+    spec = json.loads((directory / "method.json").read_text())
+    (directory / "method.json").write_text(json.dumps({**spec, "inputs": inputs}))
+    form.connection.register_method(directory)
+    form.reload_button.click()
+
+
+def upload(form: JobForm, *names: str) -> dict[str, str]:
+    return {n: form.connection.upload_file(f"{n}-content".encode(), filename=n).file_hash for n in names}
+
+
+def test_one_picker_per_declared_input_builds_file_inputs_and_the_jobs_complete(form: JobForm, tmp_path: Path) -> None:
+    register_declared(form, tmp_path / "declared", "Merge", MERGE_SCRIPT, MERGE_INPUTS)
+    files = upload(form, "d1.txt", "d2.txt", "r1.txt", "r2.txt")
+    form.reload_button.click()
+    form.method.value = "Merge"
+    assert [p.declared.name for p in form.inputs.pickers] == ["data", "replicates"]
+    assert form.files not in form.inputs.children and list(form.inputs.children) == form.inputs.pickers
+    data, replicates = form.inputs.pickers
+    assert "<b>data</b>" in data.label.value and "required" in data.label.value
+    assert "one job per data file" in data.label.value and "required" not in replicates.label.value
+    form.inputs.picker("data").choose([files["d1.txt"], files["d2.txt"]])
+    form.inputs.picker("replicates").choose([files["r2.txt"], files["r1.txt"]])  # shown (and sent) by name
+    n = form.parameter("n")
+    n.mode.value = "list"
+    n.values_text.value = "1, 2"
+    form.add_button.click()
+    assert "added 4 config(s): Merge, 2 data file(s) × replicates: a list of 2 × 2 values of n" in form.add_status.value
+    reps = [files["r1.txt"], files["r2.txt"]]
+    assert form.pending == [
+        {"file_inputs": {"data": files[d], "replicates": reps}, "method_name": "Merge", "parameters": {"n": v}}
+        for d in ("d1.txt", "d2.txt") for v in (1, 2)
+    ]  # fmt: skip
+    assert (
+        "data=d1.txt " in form.pending_list.options[0][0] and "replicates=[r1.txt " in form.pending_list.options[0][0]
+    )
+    assert form.preview_counts()["new"] == 4
+    form.submit_button.click()
+    batch = form.wait(120)
+    assert batch is not None and batch.df["state"].tolist() == ["completed"] * 4
+    outputs = [json.loads(o) for o in batch.df["output"]]
+    assert outputs[0] == {"text": {"data": "d1.txt-content", "replicates": ["r1.txt-content", "r2.txt-content"]},
+                          "n": 1}  # fmt: skip
+    assert [o["text"]["data"] for o in outputs] == ["d1.txt-content"] * 2 + ["d2.txt-content"] * 2
+
+    # an optional input left empty is not sent; switching methods shows the other method's pickers
+    form.inputs.picker("replicates").clear.click()
+    form.parameter("n").mode.value = "value"
+    form.add_button.click()
+    assert [c["file_inputs"] for c in form.pending[4:]] == [{"data": files["d1.txt"]}, {"data": files["d2.txt"]}]
+    form.method.value = "Logged"
+    assert list(form.inputs.children) == [form.files] and form.inputs.pickers == []
+    form.method.value = "Merge"
+    assert form.inputs.picker("data").selected == [files["d1.txt"], files["d2.txt"]]  # kept while away
+
+
+def test_a_required_input_with_nothing_selected_is_an_error_naming_it(form: JobForm, tmp_path: Path) -> None:
+    register_declared(form, tmp_path / "declared", "Merge", MERGE_SCRIPT, MERGE_INPUTS)
+    files = upload(form, "r1.txt")
+    form.reload_button.click()
+    form.method.value = "Merge"
+    form.inputs.picker("replicates").choose([files["r1.txt"]])
+    form.add_button.click()
+    assert "data: required input, choose at least one file" in form.inputs.picker("data").error.value
+    assert form.inputs.picker("replicates").error.value == ""
+    assert "nothing added: 1 field(s) to fix" in form.add_status.value and form.pending == []
+    form.inputs.picker("data").choose([files["r1.txt"]])
+    assert form.inputs.picker("data").error.value == ""  # choosing a file clears the error
+    (new,) = form.inputs.picker("data").add_content([("new.txt", b"uploaded into one input's picker")])
+    form.add_button.click()
+    assert [c["file_inputs"] for c in form.pending] == [
+        {"data": new, "replicates": [files["r1.txt"]]},
+        {"data": files["r1.txt"], "replicates": [files["r1.txt"]]},
+    ]  # in the order shown: by name
+    assert "data=new.txt " in form.pending_list.options[0][0]  # named though only that picker has reloaded
+
+
+def test_a_parameters_only_method_shows_no_picker_and_sends_no_files(form: JobForm, tmp_path: Path) -> None:
+    register_declared(form, tmp_path / "declared", "Shape", SHAPE_SCRIPT, [])
+    form.method.value = "Shape"
+    assert form.files not in form.inputs.children and "parameters only" in form.inputs.children[0].value
+    form.parameter("n").input.value = 3
+    form.add_button.click()
+    assert form.pending == [{"method_name": "Shape", "parameters": {"n": 3}}]
+    assert "added 1 config(s): Shape, 1 config" in form.add_status.value
+    assert " · no files · " in form.pending_list.options[0][0]
+    form.submit_button.click()
+    batch = form.wait(120)
+    assert batch is not None and json.loads(batch.df["output"][0]) == {"args": 1, "named": False}
+
+
+def test_a_method_declaring_no_inputs_keeps_the_single_picker_and_file_hash(form: JobForm) -> None:
+    form.method.value = "Word Count (bash)"
+    assert list(form.inputs.children) == [form.files] and form.inputs.pickers == []
+    with pytest.raises(KeyError, match="declares no input 'data'"):
+        form.inputs.picker("data")
+    (poem,) = pick_files(form, "poem")
+    form.add_button.click()
+    assert form.pending == [{"file_hash": poem, "method_name": "Word Count (bash)", "parameters": {}}]

@@ -12,6 +12,8 @@ from dshpc_jupyter.jupyter.form_values import (
     MAX_VALUES,
     FieldError,
     build_configs,
+    build_input_configs,
+    describe_grid,
     format_size,
     parse_list,
     parse_range,
@@ -131,6 +133,17 @@ def test_configs_are_methods_x_files_x_grid_in_sweep_order() -> None:
         (1, "a"), (1, "b"), (1, "c"), (2, "a"), (2, "b"), (2, "c"),
     ]  # fmt: skip
     assert build_configs("M", [H1], {}, {}) == [{"file_hash": H1, "method_name": "M", "parameters": {}}]
+
+
+def test_named_inputs_and_parameters_only_share_the_grid() -> None:
+    named = [{"file_inputs": {"data": H1, "replicates": [H2, H1]}}, {"file_inputs": {"data": H2}}]
+    configs = build_input_configs("M", named, {}, {"x": [1, 2]}, "2 data file(s)")
+    assert [(c["file_inputs"], c["parameters"]) for c in configs] == [
+        (named[0]["file_inputs"], {"x": 1}), (named[0]["file_inputs"], {"x": 2}),
+        (named[1]["file_inputs"], {"x": 1}), (named[1]["file_inputs"], {"x": 2}),
+    ]  # fmt: skip
+    assert build_input_configs("M", [{}], {"x": 3}, {}, "") == [{"method_name": "M", "parameters": {"x": 3}}]
+    assert describe_grid("", {}) == "1 config" and describe_grid("", {"x": [1, 2]}) == "2 values of x"
 
 
 def test_a_grid_too_large_is_refused_before_it_is_built() -> None:

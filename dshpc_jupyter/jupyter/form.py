@@ -30,8 +30,8 @@ from ..front.connection import Connection, current
 from ..front.sweep import find_duplicates
 from .display import BatchView
 from .form_fields import UNSET, ParameterField, error_html
-from .form_files import FilePicker
-from .form_values import MAX_CONFIGS, FieldError, build_configs, describe_grid
+from .form_inputs import FileInputs
+from .form_values import MAX_CONFIGS, FieldError, build_input_configs, describe_grid
 
 MAX_PENDING_SHOWN: Final = 1000
 OUTCOME_WORDS: Final = {
@@ -107,7 +107,9 @@ class JobForm(widgets.VBox):  # type: ignore[misc]
         self.method_help = widgets.HTML()
         self.method_error = widgets.HTML()
         self.parameters = widgets.VBox()
-        self.files = FilePicker(self.connection)
+        #: Section 2: the single picker (``files``) or one picker per declared input (``inputs.picker(name)``).
+        self.inputs = FileInputs(self.connection)
+        self.files = self.inputs.single
         self.add_button = widgets.Button(
             description="Add", icon="plus", button_style="primary", tooltip="add the configs these choices expand to"
         )
@@ -144,7 +146,7 @@ class JobForm(widgets.VBox):  # type: ignore[misc]
                 self.method_error,
                 self.parameters,
                 _section("2 · Files"),
-                self.files,
+                self.inputs,
                 widgets.HBox([self.add_button, self.add_status], layout={"align_items": "center"}),
                 _section("3 · Pending configs"),
                 self.pending_summary,
@@ -165,7 +167,7 @@ class JobForm(widgets.VBox):  # type: ignore[misc]
         self.clear_button.on_click(self._handler(self.clear, self.add_status))
         self.submit_button.on_click(self._handler(self.submit, self.submit_status))
         self.cancel_button.on_click(self._handler(self.cancel, self.submit_status))
-        self.files.on_change = lambda: self.add_status.set_trait("value", "")
+        self.inputs.on_change = lambda: self.add_status.set_trait("value", "")
         self._load_methods()
         self._render_pending()
 
@@ -183,13 +185,14 @@ class JobForm(widgets.VBox):  # type: ignore[misc]
         """Ask the service for its methods and files again (a method registered since, a file uploaded), and
         what it would now do with the pending configs."""
         self._load_methods()
-        self.files.reload()
+        self.inputs.reload()
         self.refresh_preview()
 
     def _method_changed(self) -> None:
         self.method_error.value = ""
         self.add_status.value = ""
         info = self.methods.get(self.method.value) if self.method.value is not None else None
+        self.inputs.show_for(info)
         if info is None:
             self.method_help.value = _note(
                 "choose a method"
@@ -239,14 +242,13 @@ class JobForm(widgets.VBox):  # type: ignore[misc]
             field.set_error("")
             if value is not UNSET:
                 (grid if field.swept else fixed)[field.param.name] = value
-        if not self.files.selected:
-            self.files.set_error("files: choose at least one file (or upload one)")
-            problems += 1
+        inputs, missing = self.inputs.read()
+        problems += missing
         if problems:
             self.add_status.value = error_html(f"nothing added: {problems} field(s) to fix (marked ⚠)")
             return []
         try:
-            configs = build_configs(self.method.value, self.files.selected, fixed, grid)
+            configs = build_input_configs(self.method.value, inputs, fixed, grid, self.inputs.describe())
             with self._lock:
                 if len(self._pending) + len(configs) > MAX_CONFIGS:
                     raise FieldError(
@@ -258,7 +260,7 @@ class JobForm(widgets.VBox):  # type: ignore[misc]
         except FieldError as exc:
             self.add_status.value = error_html(f"nothing added: {exc.problem}")
             return []
-        sizes = describe_grid(len(self.files.selected), grid)
+        sizes = describe_grid(self.inputs.describe(), grid)
         self.add_status.value = _note(f"added {len(configs)} config(s): {self.method.value}, {sizes}", OK_STYLE)
         self.refresh_preview()
         return configs
@@ -339,7 +341,7 @@ class JobForm(widgets.VBox):  # type: ignore[misc]
             outcome = OUTCOME_WORDS.get(result.outcome, result.outcome)
             if result.outcome in ("invalid", "refused"):
                 outcome += f": {result.message}"
-        file_name = self.files.name_of(str(config["file_hash"]))
+        file_name = self.inputs.describe_config(config)
         parameters = _parameters_text(config.get("parameters"))
         return f"{index + 1}. {config['method_name']} · {file_name} · {parameters}" + (
             f" → {outcome}" if outcome else ""

@@ -119,6 +119,10 @@ class FilePicker(widgets.VBox):  # type: ignore[misc]
         """A file's name and short hash (the short hash alone for a file the service does not list)."""
         return self._names.get(file_hash, file_hash[:SHORT_HASH])
 
+    def knows(self, file_hash: str) -> bool:
+        """Whether the service listed this file when this picker last asked."""
+        return file_hash in self._names
+
     @property
     def selected(self) -> list[str]:
         """The hashes of the selected files, in list order (by name)."""

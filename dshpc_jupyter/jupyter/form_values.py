@@ -155,28 +155,46 @@ def count_configs(files: int, grid: Mapping[str, Sequence[Any]]) -> int:
     return files * math.prod(len(values) for values in grid.values())
 
 
-def describe_grid(files: int, grid: Mapping[str, Sequence[Any]]) -> str:
-    """ "2 file(s) × 3 values of threshold": what a number of configs is made of."""
-    return " × ".join([f"{files} file(s)", *(f"{len(v)} values of {k}" for k, v in grid.items())])
+def describe_grid(files: int | str, grid: Mapping[str, Sequence[Any]]) -> str:
+    """ "2 file(s) × 3 values of threshold": what a number of configs is made of (``files`` a count of files,
+    or the form's own words for its inputs; empty for none)."""
+    head = f"{files} file(s)" if isinstance(files, int) else files
+    return " × ".join([*([head] if head else []), *(f"{len(v)} values of {k}" for k, v in grid.items())]) or "1 config"
+
+
+_STAND_IN: Final = "0" * 64
+"""The one file the parameter grid is expanded over before it is crossed with the inputs (never sent)."""
 
 
 def build_configs(
     method: str, file_hashes: Sequence[str], fixed: Mapping[str, Any], grid: Mapping[str, Sequence[Any]]
 ) -> list[dict[str, Any]]:
-    """The configs of one "Add": the method x files x grid, expanded by the same code as a ``%%dshpc_batch``
-    sweep, after checking the count so a huge grid is refused before it is built."""
-    count = count_configs(len(file_hashes), grid)
+    """The configs of one "Add" with the single file picker: the method x files x grid, each with ``file_hash``."""
+    return build_input_configs(method, [{"file_hash": h} for h in file_hashes], fixed, grid, len(file_hashes))
+
+
+def build_input_configs(
+    method: str,
+    inputs: Sequence[Mapping[str, Any]],
+    fixed: Mapping[str, Any],
+    grid: Mapping[str, Sequence[Any]],
+    described: int | str,
+) -> list[dict[str, Any]]:
+    """The configs of one "Add": each input choice (``{"file_hash": h}``, ``{"file_inputs": {...}}`` or ``{}``)
+    x the grid, in that order. The grid is expanded by the same code as a ``%%dshpc_batch`` sweep (over one
+    stand-in file, so the three input forms share it), after checking the count so a huge grid is refused
+    before it is built; ``described`` says what the inputs are in the error."""
+    count = count_configs(len(inputs), grid)
     if count > MAX_CONFIGS:
-        raise FieldError(
-            "add", f"{describe_grid(len(file_hashes), grid)} = {count} configs; at most {MAX_CONFIGS} at once"
-        )
+        raise FieldError("add", f"{describe_grid(described, grid)} = {count} configs; at most {MAX_CONFIGS} at once")
     document = {
         "method": method,
-        "files": list(file_hashes),
+        "files": [_STAND_IN],
         "parameters": dict(fixed),
         "grid": {k: list(v) for k, v in grid.items()},
     }
-    return expand(document).configs
+    combos = [c["parameters"] for c in expand(document).configs]
+    return [{**dict(choice), "method_name": method, "parameters": dict(p)} for choice in inputs for p in combos]
 
 
 def format_size(size: int) -> str:
@@ -194,6 +212,7 @@ __all__ = [
     "MAX_VALUES",
     "FieldError",
     "build_configs",
+    "build_input_configs",
     "count_configs",
     "describe_grid",
     "format_size",
