@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from rich.console import Console
 
 from dshpc_jupyter import cli
 from dshpc_jupyter.examples import data_files, methods_dir
@@ -20,7 +19,7 @@ from dshpc_jupyter.front.batch import Batch
 @pytest.fixture
 def run(home: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Any:
     """``dshpc-jupyter --home HOME ARGS...`` in this process: its exit code and what it printed (wide lines)."""
-    monkeypatch.setattr(cli, "console", Console(highlight=False, width=200))
+    monkeypatch.setattr(cli.console, "width", 200)
 
     def run(*args: str) -> tuple[int, str]:
         capsys.readouterr()

@@ -12,200 +12,51 @@ The methods here are synchronous; :mod:`.embedded` exposes them as the async ``B
 
 from __future__ import annotations
 
-import os
 import time
 import uuid
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, cast, get_args
+from collections.abc import Sequence
+from typing import cast, get_args
 
 from ..domain import status as st
-from ..domain.configs import Config, ConfigError, FileInputs
-from ..domain.errors import DiskFullError, InvalidInputError, InvalidParametersError, LimitExceededError, NotFoundError
-from ..domain.hashing import canonical_json, inputs_key, is_sha256_hex, job_key
+from ..domain.errors import DiskFullError, InvalidInputError, LimitExceededError, NotFoundError
+from ..domain.hashing import canonical_json
 from ..domain.home import Home
-from ..domain.methods import ParameterSchema, install_method, load_method, method_dirs
 from ..domain.models import (
     BatchDetail,
-    BatchStatistics,
     BatchSummary,
     CancelResponse,
     ConfigLike,
-    FileInfo,
-    HashCheckResponse,
     JobRecord,
     JobSimulationResponse,
     LiveCounts,
-    MethodInfo,
-    MethodSpec,
     MultiJobSimulationResponse,
     ResultRow,
-    read_config,
 )
 from ..domain.status import Outcome
 from ..schedulers.base import JobUpdate, Scheduler, Submission
 from ..store.sqlite import LatestJob, NewJob, Store
-from .inputs import declared_inputs_problem, missing_file, resolved_inputs
-from .staging import stage_upload
-from .transfers import StreamedUploads, keep_staged
-
-MSG_COMPLETED = "Completed job found"
-MSG_IN_PROGRESS = "Job in progress"
-MSG_NEW = "New job submitted"
-MSG_RESUBMITTED = "New job submitted after previous failure"
-DRY_MESSAGES: dict[str, str] = {
-    "new": "Would submit a new job",
-    "resubmitted": "Would resubmit after previous failure",
-    "in_progress": MSG_IN_PROGRESS,
-    "cached": MSG_COMPLETED,
-    "shared": "Would share the job of an identical config in this batch",
-}
-LIVE_MESSAGES: dict[str, str] = {
-    "new": MSG_NEW,
-    "resubmitted": MSG_RESUBMITTED,
-    "in_progress": MSG_IN_PROGRESS,
-    "cached": MSG_COMPLETED,
-    "shared": MSG_IN_PROGRESS,
-}
-
-
-@dataclass(slots=True)
-class _Checked:
-    """One config after the engine's checks: its job key and what a new job needs, or the message saying why it
-    gets no job. ``file_hash`` is echoed as sent; the job and its key use the lower-case form."""
-
-    file_hash: str | None
-    method_name: str | None
-    parameters: Any
-    function_hash: str | None = None
-    error: str | None = None
-    key: str = ""
-    canonical: dict[str, Any] | None = None
-    file_inputs: Any = None
-    #: The named inputs the job runs on: lower-cased, a declared ``multiple`` input always an array.
-    inputs: FileInputs | None = None
-
-
-def _statistics(results: Sequence[ResultRow]) -> BatchStatistics:
-    """The seed's six statistics, from the outcomes (docs/design.md section 3: they add up)."""
-    counts = dict.fromkeys(st.OUTCOMES, 0)
-    for result in results:
-        counts[result["outcome"]] += 1
-    submitted = sum(counts[o] for o in st.SUBMITTED_OUTCOMES)
-    return BatchStatistics(
-        total_jobs=len(results),
-        completed_jobs=counts[st.CACHED],
-        in_progress_jobs=counts[st.JOINED] + submitted,
-        failed_submissions=sum(counts[o] for o in st.UNSERVED_OUTCOMES),
-        successful_submissions=submitted,
-        resubmitted_jobs=counts[st.RESUBMITTED],
-    )
-
-
-def _refused(row: ResultRow, reason: str) -> ResultRow:
-    return row | {"outcome": "refused", "new_status": st.FAILED, "message": f"Submission failed: {reason}"}
-
+from .catalog import Catalog
+from .checks import Checked, prepare
+from .outcomes import DRY_MESSAGES, LIVE_MESSAGES, refused, statistics
 
 #: Configs one batch may hold, appends included: beyond it a batch's detail is too big to answer in one piece.
 MAX_BATCH_CONFIGS = 50_000
 
 
-class Engine:
+class Engine(Catalog):
     """The embedded dsHPC service: files, methods, jobs and batches in one home directory."""
 
     max_batch_configs = MAX_BATCH_CONFIGS
 
     def __init__(self, home: Home, store: Store, scheduler: Scheduler, *others: Scheduler) -> None:
-        self.home = home
-        self.store = store
+        super().__init__(home, store)
         self.scheduler = scheduler
         self.schedulers: dict[str, Scheduler] = {s.name: s for s in (*others, scheduler)}
-        self._schemas: dict[str, ParameterSchema] = {}
-        self.streams = StreamedUploads(home, store)
 
     def close(self) -> None:
         for scheduler in self.schedulers.values():
             scheduler.close()
         self.store.close()
-
-    # --- methods ---------------------------------------------------------------------------------------
-
-    def register_method(self, path: str | os.PathLike[str]) -> list[MethodInfo]:
-        """Register a method directory (or a directory of them); each becomes the latest of its name."""
-        with method_dirs(path) as directories:
-            loaded = [load_method(directory) for directory in directories]
-            for method in loaded:
-                install_method(self.home, method)
-                self.store.add_method(method.function_hash, method.spec)
-        hashes = {m.function_hash for m in loaded}
-        return [m for m in self.store.list_methods(latest_only=False) if m.function_hash in hashes]
-
-    def list_methods(self, latest_only: bool = True) -> list[MethodInfo]:
-        return self.store.list_methods(latest_only=latest_only)
-
-    def method_versions(self, name: str) -> list[MethodInfo]:
-        versions = self.store.list_methods(name=name, latest_only=False)
-        if not versions:
-            raise NotFoundError(f"Method '{name}' not found")
-        return versions
-
-    def _schema(self, function_hash: str, spec: MethodSpec) -> ParameterSchema:
-        schema = self._schemas.get(function_hash)
-        if schema is None:
-            schema = self._schemas[function_hash] = ParameterSchema(spec, function_hash)
-        return schema
-
-    # --- files -----------------------------------------------------------------------------------------
-
-    def upload_file(
-        self,
-        source: bytes | str | os.PathLike[str],
-        *,
-        file_hash: str | None = None,
-        filename: str | None = None,
-        content_type: str | None = None,
-        metadata: dict[str, Any] | None = None,
-        exist_ok: bool = True,
-    ) -> FileInfo:
-        """Store content (bytes, or a file's path) under its SHA-256, verified against ``file_hash`` if given.
-
-        An upload of content already stored returns the stored record (or ConflictError, without
-        ``exist_ok``); the bytes are kept once whatever the number of uploads.
-        """
-        file_hash = file_hash.lower() if isinstance(file_hash, str) else file_hash
-        if file_hash is not None and not is_sha256_hex(file_hash):
-            raise InvalidInputError("file_hash: must be 64 hexadecimal characters (a SHA-256 digest)")
-        if isinstance(source, (str, os.PathLike)):
-            path = Path(source).expanduser()
-            if not path.is_file():
-                raise InvalidInputError(f"path: {str(path)!r} is not a readable file")
-            filename = filename or path.name
-        staged, digest, size = stage_upload(self.home, source)
-        if file_hash is not None and digest != file_hash:
-            staged.unlink(missing_ok=True)
-            raise InvalidInputError(f"file_hash: does not match the content, whose SHA-256 is {digest}")
-        return keep_staged(
-            self.home, self.store, staged, digest, size,
-            filename=filename, content_type=content_type, metadata=metadata, exist_ok=exist_ok,
-        )  # fmt: skip
-
-    def check_hashes(self, hashes: Sequence[str]) -> HashCheckResponse:
-        """Which hashes the store holds, answered in the spelling asked (hashes compare case-insensitively)."""
-        existing = self.store.existing_files([h.lower() for h in hashes if isinstance(h, str)])
-        return HashCheckResponse(
-            existing_hashes=[h for h in hashes if h.lower() in existing],
-            missing_hashes=[h for h in hashes if h.lower() not in existing],
-        )
-
-    def list_files(self) -> list[FileInfo]:
-        return self.store.list_files()
-
-    def get_file(self, file_hash: str) -> FileInfo:
-        info = self.store.get_file(file_hash.lower())
-        if info is None:
-            raise NotFoundError(f"File '{file_hash}' not found")
-        return info
 
     # --- jobs ------------------------------------------------------------------------------------------
 
@@ -245,52 +96,6 @@ class Engine:
                 raise
             return answer.model_copy(update={"dry_run": False})
 
-    def _prepare(self, items: Sequence[object]) -> list[_Checked]:
-        """Check every config and compute its job key; errors stay per config."""
-        configs = [read_config(item) for item in items]
-        valid = [c for c in configs if isinstance(c, Config)]
-        methods = self.store.latest_methods({c.method_name for c in valid})
-        named = (h for c in valid for v in (c.file_inputs or {}).values() for h in ([v] if isinstance(v, str) else v))
-        hashes = {c.file_hash.lower() for c in valid if c.file_hash} | {h.lower() for h in named}
-        files = self.store.existing_files(sorted(hashes))
-        return [self._check(config, methods, files) for config in configs]
-
-    def _check(
-        self, config: Config | ConfigError, methods: Mapping[str, tuple[str, MethodSpec]], files: set[str]
-    ) -> _Checked:
-        """The seed's checks of one config, in its order: the config, its method, its file, its parameters."""
-        if isinstance(config, ConfigError):
-            return _Checked(
-                config.file_hash, config.method_name, config.parameters, error=config.message,
-                file_inputs=config.file_inputs,
-            )  # fmt: skip
-        file_hash = config.file_hash or None
-        method = methods.get(config.method_name)
-        if method is None:
-            error = f"Method '{config.method_name}' not found"
-            return _Checked(
-                file_hash, config.method_name, config.parameters, error=error, file_inputs=config.file_inputs
-            )
-        checked = _Checked(
-            file_hash, config.method_name, config.parameters, function_hash=method[0], file_inputs=config.file_inputs
-        )
-        inputs_problem = declared_inputs_problem(method[1], config)
-        if inputs_problem is not None:
-            checked.error = f"Invalid inputs: {inputs_problem}"
-            return checked
-        checked.inputs = resolved_inputs(method[1], config.file_inputs)
-        missing = missing_file(config, files)
-        if missing is not None:
-            checked.error = missing
-            return checked
-        try:
-            checked.canonical, params_key = self._schema(*method).canonicalize(config.parameters)
-        except InvalidParametersError as exc:
-            checked.error = f"Invalid parameters: {exc}"
-            return checked
-        checked.key = job_key(inputs_key(config.file_hash.lower(), checked.inputs), params_key)
-        return checked
-
     def _simulate(
         self, items: Sequence[object], *, dry_run: bool, record: bool, append_to: str | None = None
     ) -> MultiJobSimulationResponse:
@@ -300,7 +105,7 @@ class Engine:
         makes submissions exactly-once between processes, and a crash leaves all of a batch or none of it. The
         scheduler hears of the jobs only once they are committed, never of a job the store does not know.
         """
-        configs = self._prepare(items)
+        configs = prepare(self.store, self._schema, items)
         leaders: dict[str, int] = {}
         for index, config in enumerate(configs):
             if config.error is None:
@@ -310,32 +115,32 @@ class Engine:
         now = time.time()
         with self.store.read() if dry_run else self.store.write() as tx:
             results, new_jobs = self._decide(configs, leaders, tx.latest_jobs(list(leaders)), dry_run, now)
-            statistics = _statistics(results)
+            stats = statistics(results)
             if append_to is not None:
-                offset = tx.extend_batch(append_to, statistics, results)
+                offset = tx.extend_batch(append_to, stats, results)
                 if offset < 0:
                     raise NotFoundError(f"Batch '{append_to}' not found")
                 if offset + len(results) > self.max_batch_configs:
                     raise LimitExceededError(f"batch_id: {offset} + {len(results)} configs is over the limit of "
                                              f"{self.max_batch_configs} per batch: start a new batch")  # fmt: skip
             elif batch_id is not None:
-                tx.insert_batch(batch_id, now, statistics, results)
+                tx.insert_batch(batch_id, now, stats, results)
             if new_jobs:
                 tx.insert_jobs(job for job, _ in new_jobs)
         if new_jobs:
             submitted = self._submit([submission for _, submission in new_jobs], results)
             if submitted is not results:
-                results, statistics = submitted, _statistics(submitted)
+                results, stats = submitted, statistics(submitted)
                 if batch_id is not None:
                     self._record_refusals(batch_id, offset, results)
         # Built by the code above, so exactly typed: strict validation is both a check and the fast path.
         return MultiJobSimulationResponse.model_validate(
-            {"results": results, "batch_id": batch_id, "dry_run": dry_run, **statistics.model_dump()}, strict=True
+            {"results": results, "batch_id": batch_id, "dry_run": dry_run, **stats.model_dump()}, strict=True
         )
 
     def _decide(
         self,
-        configs: Sequence[_Checked],
+        configs: Sequence[Checked],
         leaders: dict[str, int],
         latest: dict[str, LatestJob],
         dry_run: bool,
@@ -378,7 +183,7 @@ class Engine:
             )  # fmt: skip
         return results, new_jobs
 
-    def _new_job(self, job_id: str, config: _Checked, now: float) -> tuple[NewJob, Submission]:
+    def _new_job(self, job_id: str, config: Checked, now: float) -> tuple[NewJob, Submission]:
         """The row to insert for a new job, and what its scheduler will need to run it."""
         assert config.method_name and config.function_hash and config.canonical is not None
         file_hash = (config.file_hash or "").lower()
@@ -401,7 +206,7 @@ class Engine:
              for jid, why in refusals.items()]
         )  # fmt: skip
         reasons = ((row, refusals.get(row["job_id"] or "")) for row in results)
-        return [row if reason is None else _refused(row, reason) for row, reason in reasons]
+        return [row if reason is None else refused(row, reason) for row, reason in reasons]
 
     def _record_refusals(self, batch_id: str, offset: int, results: Sequence[ResultRow]) -> None:
         """Put the refused rows of one call (``offset`` is where it starts in the batch) into the recorded batch.
@@ -419,7 +224,7 @@ class Engine:
             for index, row in enumerate(results):
                 if row["outcome"] == "refused":
                     recorded[offset + index] = row
-            self.store.update_batch(batch_id, _statistics(recorded), recorded)
+            self.store.update_batch(batch_id, statistics(recorded), recorded)
 
     def job_statuses(self, job_ids: Sequence[str]) -> list[JobRecord]:
         """The current records of these jobs (unknown ids are left out), asking their schedulers once."""
