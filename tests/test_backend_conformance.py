@@ -21,7 +21,7 @@ OPERATIONS = {
     "services_status", "register_method", "list_methods", "method_versions", "upload_file", "check_hashes",
     "list_files", "get_file", "read_range", "read_bytes", "download", "staged_size", "append_staged",
     "simulate_job", "simulate_jobs", "job_statuses", "get_job", "list_jobs", "cancel",
-    "batches", "batch", "cancel_batch", "aclose",
+    "batches", "batch", "cancel_batch", "submit_pipeline", "pipeline", "cancel_pipeline", "aclose",
 }  # fmt: skip
 IMPLEMENTATIONS = [EmbeddedBackend, HttpBackend]
 #: The Connection's name for an operation, where it differs (a blocking ``close`` closes the backend).

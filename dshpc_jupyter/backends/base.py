@@ -8,7 +8,7 @@ checks that every implementation has every operation with exactly this signature
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -27,6 +27,7 @@ from ..domain.models import (
     StagedUpload,
 )
 from ..domain.models import ConfigLike as ConfigLike  # one config as a caller gives it (declared with the models)
+from ..domain.pipeline_models import PipelineDetail
 
 #: Where ``connect()`` and the HTTP client look for a server's URL and API key when none is given.
 URL_ENV = "DSHPC_URL"
@@ -134,5 +135,18 @@ class Backend(Protocol):
     async def batch(self, batch_id: str) -> BatchDetail: ...
 
     async def cancel_batch(self, batch_id: str) -> CancelResponse: ...
+
+    # --- pipelines (docs/design.md section 10) -------------------------------------------------------------
+
+    async def submit_pipeline(self, steps: Mapping[str, Any]) -> PipelineDetail:
+        """Check a pipeline (step name to step; InvalidInputError naming the step, nothing recorded, when one is
+        refused), record it and release the steps that depend on nothing; its state now."""
+        ...
+
+    async def pipeline(self, pipeline_id: str) -> PipelineDetail:
+        """A pipeline's state now (a look also releases the steps its finished ones allow)."""
+        ...
+
+    async def cancel_pipeline(self, pipeline_id: str) -> PipelineDetail: ...
 
     async def aclose(self) -> None: ...

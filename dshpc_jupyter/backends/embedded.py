@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -36,6 +36,7 @@ from ..domain.models import (
     ServiceStatus,
     StagedUpload,
 )
+from ..domain.pipeline_models import PipelineDetail
 from ..service.engine import Engine
 from ..service.transfers import copy_out, read_range
 from .base import ConfigLike
@@ -179,6 +180,15 @@ class EmbeddedBackend:
 
     async def cancel_batch(self, batch_id: str) -> CancelResponse:
         return await self._write(self.engine.cancel_batch, batch_id)
+
+    async def submit_pipeline(self, steps: Mapping[str, Any]) -> PipelineDetail:
+        return await self._write(self.engine.pipelines.submit, steps)
+
+    async def pipeline(self, pipeline_id: str) -> PipelineDetail:
+        return await self._write(self.engine.pipelines.detail, pipeline_id)
+
+    async def cancel_pipeline(self, pipeline_id: str) -> PipelineDetail:
+        return await self._write(self.engine.pipelines.cancel, pipeline_id)
 
     async def aclose(self) -> None:
         await self._write(self.engine.close)

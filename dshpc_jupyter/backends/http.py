@@ -61,6 +61,7 @@ from ..domain.models import (
     StagedUpload,
     adapter,
 )
+from ..domain.pipeline_models import PipelineDetail
 from .base import API_KEY_ENV, URL_ENV, ConfigLike
 from .http_errors import error_from_response
 from .http_files import (
@@ -465,6 +466,20 @@ class HttpBackend:
         path = f"/batches/{quote(batch_id, safe='')}/cancel"
         result: CancelResponse = await self._call("POST", path, CancelResponse)
         return result
+
+    async def submit_pipeline(self, steps: Mapping[str, Any]) -> PipelineDetail:
+        body = {"steps": dict(steps)}
+        detail: PipelineDetail = await self._call("POST", "/pipelines", PipelineDetail, body=body, idempotent=False)
+        return detail
+
+    async def pipeline(self, pipeline_id: str) -> PipelineDetail:
+        detail: PipelineDetail = await self._call("GET", f"/pipelines/{quote(pipeline_id, safe='')}", PipelineDetail)
+        return detail
+
+    async def cancel_pipeline(self, pipeline_id: str) -> PipelineDetail:
+        path = f"/pipelines/{quote(pipeline_id, safe='')}/cancel"
+        detail: PipelineDetail = await self._call("POST", path, PipelineDetail)
+        return detail
 
     async def aclose(self) -> None:
         if self._client is not None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import os
-from collections.abc import Callable, Coroutine, Iterable, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -28,6 +28,7 @@ from ..domain.models import (
     ServiceStatus,
     StagedUpload,
 )
+from ..domain.pipeline_models import PipelineDetail
 from .loop import LoopThread
 
 T = TypeVar("T")
@@ -160,6 +161,17 @@ class Connection:
 
     def cancel_batch(self, batch_id: str) -> CancelResponse:
         return self.run(self.backend.cancel_batch, batch_id)
+
+    # --- pipelines ---------------------------------------------------------------------------------------
+
+    def submit_pipeline(self, steps: Mapping[str, Any]) -> PipelineDetail:
+        return self.run(self.backend.submit_pipeline, steps)
+
+    def pipeline(self, pipeline_id: str) -> PipelineDetail:
+        return self.run(self.backend.pipeline, pipeline_id)
+
+    def cancel_pipeline(self, pipeline_id: str) -> PipelineDetail:
+        return self.run(self.backend.cancel_pipeline, pipeline_id)
 
     def close(self) -> None:
         """The twin of ``aclose``: close the backend and stop the loop (and the pollers on it); closing again

@@ -38,6 +38,7 @@ from ..store.sqlite import LatestJob, NewJob, Store
 from .catalog import Catalog
 from .checks import Checked, prepare
 from .outcomes import DRY_MESSAGES, LIVE_MESSAGES, refused, statistics
+from .pipelines import Inside, Pipelines
 
 #: Configs one batch may hold, appends included: beyond it a batch's detail is too big to answer in one piece.
 MAX_BATCH_CONFIGS = 50_000
@@ -52,8 +53,11 @@ class Engine(Catalog):
         super().__init__(home, store)
         self.scheduler = scheduler
         self.schedulers: dict[str, Scheduler] = {s.name: s for s in (*others, scheduler)}
+        self.pipelines = Pipelines(self)
+        self.pipelines.resume()
 
     def close(self) -> None:
+        self.pipelines.close()
         for scheduler in self.schedulers.values():
             scheduler.close()
         self.store.close()
@@ -96,9 +100,15 @@ class Engine(Catalog):
                 raise
             return answer.model_copy(update={"dry_run": False})
 
+    def submit_inside(self, configs: Sequence[ConfigLike], inside: Inside) -> MultiJobSimulationResponse:
+        """The configs decided and submitted without a batch, ``inside`` run in the write transaction that
+        records their new jobs: how a pipeline's steps get their jobs exactly once (docs/design.md section 10)."""
+        return self._simulate(configs, dry_run=False, record=False, inside=inside)
+
     def _simulate(
-        self, items: Sequence[object], *, dry_run: bool, record: bool, append_to: str | None = None
-    ) -> MultiJobSimulationResponse:
+        self, items: Sequence[object], *, dry_run: bool, record: bool, append_to: str | None = None,
+        inside: Inside | None = None,
+    ) -> MultiJobSimulationResponse:  # fmt: skip
         """Decide every config, record the new jobs with the batch, then hand the jobs to the scheduler.
 
         The lookup of every job key, the insert of the new jobs and the batch share one write transaction: that
@@ -127,6 +137,8 @@ class Engine(Catalog):
                 tx.insert_batch(batch_id, now, stats, results)
             if new_jobs:
                 tx.insert_jobs(job for job, _ in new_jobs)
+            if inside is not None:
+                inside(tx, results)
         if new_jobs:
             submitted = self._submit([submission for _, submission in new_jobs], results)
             if submitted is not results:

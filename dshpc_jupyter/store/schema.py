@@ -68,6 +68,26 @@ CREATE TABLE batches (
 CREATE INDEX batches_by_time ON batches(created_at);
 """
 
+PIPELINES_SCHEMA = """
+CREATE TABLE IF NOT EXISTS pipelines (
+    pipeline_id TEXT PRIMARY KEY,
+    created_at  REAL NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS pipeline_steps (
+    pipeline_id TEXT NOT NULL,
+    position    INTEGER NOT NULL,
+    step        TEXT NOT NULL,
+    spec        TEXT NOT NULL,
+    depends_on  TEXT NOT NULL,
+    state       TEXT NOT NULL,
+    job_id      TEXT,
+    outcome     TEXT,
+    reason      TEXT,
+    PRIMARY KEY (pipeline_id, position)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS pipeline_steps_waiting ON pipeline_steps(pipeline_id) WHERE state = 'waiting';
+"""
+
 #: The schema's history: version N is reached from N - 1 by its statements (version 1 from an empty file).
 #: A change to the tables is a new step at the end, so every store of an older version upgrades in place, in
 #: the transaction that opens it; versions may skip numbers.
@@ -75,6 +95,8 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
     (1, SCHEMA),
     # Named inputs and output files (docs/design.md section 8): JSON text, NULL for jobs that have none.
     (2, "ALTER TABLE jobs ADD COLUMN file_inputs TEXT; ALTER TABLE jobs ADD COLUMN output_files TEXT"),
+    # Pipelines (docs/design.md section 10): each step's spec, dependencies and, once released, its job.
+    (8, PIPELINES_SCHEMA),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
