@@ -14,7 +14,7 @@ from dshpc_jupyter.domain.pipeline_models import PipelineDetail
 from dshpc_jupyter.front.connection import Connection
 
 READ_INPUTS = """
-import json, os, sys
+import json, os, sys, time
 def inputs():
     with open(sys.argv[1], encoding="utf-8") as f:
         return json.load(f)
@@ -38,7 +38,7 @@ time.sleep(p["sleep"]) if p["sleep"] else None
 numbers = [p["offset"] + i for i in range(1, p["n"] + 1)]
 write("table.csv", numbers)
 print(json.dumps({"summary": {"mean": sum(numbers) / len(numbers), "n": p["n"]}}))
-""".replace("import json, os, sys", "import json, os, sys, time")
+"""
 )
 
 SCALE = (
