@@ -18,7 +18,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ..domain import status as st
@@ -36,7 +36,7 @@ from ..domain.pipelines import (
     resolve,
     waiting_reason,
 )
-from ..store.pipelines import HAS_JOB, WAITING, PipelineRows, StepRow
+from ..store.pipelines import HAS_JOB, WAITING, PipelineRows, StepPlace, StepRow
 from ..store.sqlite import Store, Transaction
 
 log = logging.getLogger("dshpc_jupyter.pipelines")
@@ -44,6 +44,9 @@ log = logging.getLogger("dshpc_jupyter.pipelines")
 Inside = Callable[[Transaction, Sequence[ResultRow]], None]
 #: Seconds between two looks of the releasing thread (the delay from an upstream's end to its dependents).
 RELEASE_INTERVAL_S = 0.02
+#: Seconds between the thread's polls of the schedulers of unfinished dependencies (what moves Slurm jobs on);
+#: between them it reads only the statuses in the store.
+SCHEDULER_POLL_S = 1.0
 CANCELLED_WITH_PIPELINE = "cancelled with the pipeline"
 #: The output file holding a stdout too long for the job's ``output`` (docs/design.md section 8.2).
 STDOUT_FILE = "@stdout"
@@ -73,10 +76,19 @@ class _LostRaceError(DshpcError):
 
 @dataclass(slots=True)
 class _Sweep:
-    """One look at a pipeline: its steps by name, the jobs of those released, and what to do."""
+    """One look at a pipeline: where each of its steps is, and the status of the jobs they depend on."""
 
-    rows: dict[str, StepRow]
-    jobs: dict[str, JobRecord]
+    rows: dict[str, StepPlace]
+    statuses: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    """What one sweep left: steps still waiting, the unfinished jobs they wait for, whether it wrote."""
+
+    waiting: int
+    unfinished: list[str]
+    wrote: bool
 
 
 class Pipelines:
@@ -108,7 +120,7 @@ class Pipelines:
     def detail(self, pipeline_id: str, *, release: bool = True) -> PipelineDetail:
         """The pipeline now, after releasing what its finished steps allow (so a poll alone moves it on)."""
         if release:
-            self.release([pipeline_id])
+            self.release([pipeline_id], poll=False)  # the look below polls the schedulers
         with self.host.store.read() as tx:
             table = PipelineRows(tx.connection)
             created, rows = table.created_at(pipeline_id), table.steps(pipeline_id)
@@ -170,64 +182,70 @@ class Pipelines:
 
     # --- release ---------------------------------------------------------------------------------------
 
-    def release(self, pipeline_ids: Sequence[str] | None = None) -> int:
+    def release(self, pipeline_ids: Sequence[str] | None = None, *, poll: bool = True) -> int:
         """Release every waiting step whose dependencies completed, cancel those whose dependency failed
-        (``dependency <step> failed``); the number of steps still waiting."""
+        (``dependency <step> failed``); the number of steps still waiting. Only statuses are read, except the
+        upstream jobs of steps being released; ``poll`` asks the schedulers of unfinished dependencies first."""
+        return self._sweep(pipeline_ids, poll).waiting
+
+    def _sweep(self, pipeline_ids: Sequence[str] | None, poll: bool) -> _Outcome:
         with self.host.store.read() as tx:
             table = PipelineRows(tx.connection)
-            ids = list(pipeline_ids) if pipeline_ids is not None else table.waiting_pipelines()
-            stored = {pid: table.steps(pid) for pid in ids}
-        sweeps = {pid: _Sweep({r.step: r for r in rows}, {}) for pid, rows in stored.items()
-                  if any(r.state == WAITING for r in rows)}  # fmt: skip
-        wanted = {d.job_id for s in sweeps.values() for r in s.rows.values() if r.state == WAITING
-                  for d in (s.rows[n] for n in r.depends_on) if d.job_id}  # fmt: skip
-        jobs = {j.job_id: j for j in self.host.job_statuses(sorted(wanted))} if wanted else {}
+            waiting = table.waiting_steps(pipeline_ids)
+            sweeps = {pid: _Sweep(table.step_states(pid), {}) for pid in {row.pipeline_id for row in waiting}}
+            wanted = {d.job_id for row in waiting for d in (sweeps[row.pipeline_id].rows[n] for n in row.depends_on)
+                      if d.job_id}  # fmt: skip
+            statuses = table.job_states(sorted(wanted))
+        unfinished = [job_id for job_id, code in statuses.items() if not st.is_final(code)]
+        if poll and unfinished:
+            statuses.update((j.job_id, j.status) for j in self.host.job_statuses(unfinished))
         ended: list[tuple[StepRow, str, str]] = []
-        ready: list[tuple[StepRow, dict[str, Any]]] = []
-        still = 0
-        for sweep in sweeps.values():
-            sweep.jobs = jobs
-            still += self._decide(sweep, ended, ready)
+        ready: list[StepRow] = []
+        for row in waiting:
+            sweep = sweeps[row.pipeline_id]
+            sweep.statuses = statuses
+            self._decide(row, sweep, ended, ready)
+        configs = self._resolve(ready, sweeps, ended)
         if ended:
             with self.host.store.write() as tx:
                 table = PipelineRows(tx.connection)
                 for row, state, reason in ended:
                     table.end(row, state, reason)
-        if ready:
-            self._submit(ready)
-        return still
+        if configs:
+            self._submit(configs)
+        still = len(waiting) - len(ready) - len(ended)
+        return _Outcome(still, [j for j in unfinished if not st.is_final(statuses[j])], bool(ended or configs))
 
-    def _decide(
-        self, sweep: _Sweep, ended: list[tuple[StepRow, str, str]], ready: list[tuple[StepRow, dict[str, Any]]]
-    ) -> int:
-        """Each waiting step of one pipeline, in dependency order: ended, ready or still waiting."""
-        still = 0
-        for row in sorted(sweep.rows.values(), key=lambda r: r.position):
-            if row.state != WAITING:
-                continue
-            states = {name: _dep_state(sweep.rows[name], sweep.jobs) for name in row.depends_on}
-            failed = next((n for n, s in states.items() if s == "failed"), None)
-            if failed is not None:
-                dep = sweep.rows[failed]
-                reason = dep.reason if dep.state == "cancelled" and dep.reason else failed_reason(failed)
-                ended.append((row, "cancelled", reason))
-                sweep.rows[row.step] = replace(row, state="cancelled", reason=reason)
-            elif all(s == "completed" for s in states.values()):
-                step = read_step(row.step, json.loads(row.spec))
-                try:
-                    config = resolve(step, {n: self._upstream(n, sweep) for n in row.depends_on})
-                except StepResolutionError as exc:
-                    ended.append((row, "error", str(exc)))
-                    sweep.rows[row.step] = replace(row, state="error", reason=str(exc))
-                    continue
-                ready.append((row, config))
-            else:
-                still += 1
-        return still
+    def _decide(self, row: StepRow, sweep: _Sweep, ended: list[tuple[StepRow, str, str]], ready: list[StepRow]) -> None:
+        """One waiting step (its pipeline's steps come in dependency order): ended, ready or still waiting."""
+        states = {name: _dep_state(sweep.rows[name], sweep.statuses) for name in row.depends_on}
+        failed = next((n for n, s in states.items() if s == "failed"), None)
+        if failed is not None:
+            dep = sweep.rows[failed]
+            reason = dep.reason if dep.state == "cancelled" and dep.reason else failed_reason(failed)
+            ended.append((row, "cancelled", reason))
+            sweep.rows[row.step] = StepPlace("cancelled", None, reason)
+        elif all(s == "completed" for s in states.values()):
+            ready.append(row)
 
-    def _upstream(self, name: str, sweep: _Sweep) -> Upstream:
-        job = sweep.jobs[sweep.rows[name].job_id or ""]
+    def _resolve(
+        self, ready: Sequence[StepRow], sweeps: Mapping[str, _Sweep], ended: list[tuple[StepRow, str, str]]
+    ) -> list[tuple[StepRow, dict[str, Any]]]:
+        """The configs of the ready steps, their references replaced by what the upstream made (its jobs read in
+        one query); a step whose reference names what the upstream did not make ends in ``error``."""
+        ids = {sweeps[r.pipeline_id].rows[n].job_id or "" for r in ready for n in r.depends_on}
+        jobs = {job.job_id: job for job in self.host.store.get_jobs(sorted(ids))} if ids else {}
+        configs = []
+        for row in ready:
+            sweep = sweeps[row.pipeline_id]
+            upstream = {n: self._upstream(n, jobs[sweep.rows[n].job_id or ""]) for n in row.depends_on}
+            try:
+                configs.append((row, resolve(read_step(row.step, json.loads(row.spec)), upstream)))
+            except StepResolutionError as exc:
+                ended.append((row, "error", str(exc)))
+        return configs
 
+    def _upstream(self, name: str, job: JobRecord) -> Upstream:
         def stdout_file() -> str:
             return self.host.upload_file((job.output or "").encode(), filename=f"{name}.out").file_hash
 
@@ -272,20 +290,46 @@ class Pipelines:
             self._thread.start()
 
     def _run(self) -> None:
+        """Sweep while steps wait. Between sweeps a look costs two cheap queries: did anyone else commit, and
+        did one of the jobs the steps wait for end (a sweep of a 1,000-step pipeline is tens of ms, and
+        running jobs would pay for it); the schedulers are polled every ``SCHEDULER_POLL_S``."""
+        polled, version = 0.0, -1
+        watch: tuple[list[str], int] | None = None
         while not self._stop.is_set():
+            poll = time.monotonic() - polled >= SCHEDULER_POLL_S
             try:
-                waiting = self.release()
+                if poll or watch is None or self._news(watch, version):
+                    version = self._data_version()
+                    polled = time.monotonic() if poll else polled
+                    outcome = self._sweep(None, poll)
+                    waiting = outcome.waiting
+                    watch = None if outcome.wrote else (outcome.unfinished, self._ended(outcome.unfinished))
             except Exception:  # a busy or closing store: the next look tries again
                 log.exception("releasing pipeline steps failed")
-                waiting = 1
+                waiting, watch = 1, None
             with self._lock:
                 if waiting == 0 and not self._kicked:
                     self._thread = None
                     return
+                if self._kicked:
+                    watch = None
                 self._kicked = False
             self._stop.wait(self.interval)
         with self._lock:
             self._thread = None
+
+    def _data_version(self) -> int:
+        with self.host.store.read() as tx:
+            return PipelineRows(tx.connection).data_version()
+
+    def _ended(self, job_ids: Sequence[str]) -> int:
+        with self.host.store.read() as tx:
+            return PipelineRows(tx.connection).ended_count(job_ids) if job_ids else 0
+
+    def _news(self, watch: tuple[list[str], int], version: int) -> bool:
+        """Whether a sweep could find anything new: another process committed, and among what the waiting steps
+        wait for, more jobs have ended than at the last sweep."""
+        return self._data_version() != version and self._ended(watch[0]) != watch[1]
 
     def close(self) -> None:
         self._stop.set()
@@ -302,16 +346,16 @@ def _literal_files(step: Step) -> list[str]:
     return [v for v in values if isinstance(v, str)]
 
 
-def _dep_state(row: StepRow, jobs: Mapping[str, JobRecord]) -> str:
+def _dep_state(row: StepPlace, statuses: Mapping[str, str]) -> str:
     """``completed``, ``failed`` (its job failed, or it ended without one) or ``waiting`` (not yet ended)."""
     if row.state == WAITING:
         return "waiting"
     if row.state != HAS_JOB:
         return "failed"
-    job = jobs.get(row.job_id or "")
-    if job is None or not st.is_final(job.status):
+    code = statuses.get(row.job_id or "")
+    if code is None or not st.is_final(code):
         return "waiting"
-    return "completed" if job.status == st.COMPLETED else "failed"
+    return "completed" if code == st.COMPLETED else "failed"
 
 
 def _step_view(row: StepRow, rows: Sequence[StepRow], jobs: Mapping[str, JobRecord]) -> PipelineStep:

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
+
+from ..domain import status as st
 
 WAITING = "waiting"
 #: A released step: its state is its job's.
@@ -25,6 +28,14 @@ class StepRow:
     state: str
     job_id: str | None
     outcome: str | None
+    reason: str | None
+
+
+class StepPlace(NamedTuple):
+    """Where one step is: ``waiting``, ``job`` (then its job's status says more), ``cancelled`` or ``error``."""
+
+    state: str
+    job_id: str | None
     reason: str | None
 
 
@@ -54,6 +65,44 @@ class PipelineRows:
             (pipeline_id,),
         )
         return [StepRow(r[0], r[1], r[2], r[3], tuple(json.loads(r[4])), *r[5:]) for r in rows]
+
+    def waiting_steps(self, pipeline_ids: Sequence[str] | None = None) -> list[StepRow]:
+        """The waiting steps of these pipelines (of every pipeline: None), in each one's dependency order."""
+        rows = self._conn.execute(
+            "SELECT pipeline_id, position, step, spec, depends_on, state, job_id, outcome, reason"
+            " FROM pipeline_steps WHERE state = ? AND (? IS NULL OR pipeline_id IN (SELECT value FROM json_each(?)))"
+            " ORDER BY pipeline_id, position",
+            (WAITING, None if pipeline_ids is None else 1, json.dumps(list(pipeline_ids or []))),
+        )
+        return [StepRow(r[0], r[1], r[2], r[3], tuple(json.loads(r[4])), *r[5:]) for r in rows]
+
+    def step_states(self, pipeline_id: str) -> dict[str, StepPlace]:
+        """Every step of a pipeline by name: where it is, without its spec (what a release looks at)."""
+        rows = self._conn.execute(
+            "SELECT step, state, job_id, reason FROM pipeline_steps WHERE pipeline_id = ?", (pipeline_id,)
+        )
+        return {r[0]: StepPlace(*r[1:]) for r in rows}
+
+    def job_states(self, job_ids: Sequence[str]) -> dict[str, str]:
+        """The status of each of these jobs, and nothing else of them (cheap enough to ask every few ms)."""
+        rows = self._conn.execute(
+            "SELECT job_id, status FROM jobs WHERE job_id IN (SELECT value FROM json_each(?))",
+            (json.dumps(list(job_ids)),),
+        )
+        return dict(rows.fetchall())
+
+    def ended_count(self, job_ids: Sequence[str]) -> int:
+        """How many of these jobs have ended: a releaser's cheap look for news between two sweeps."""
+        row = self._conn.execute(
+            "SELECT count(*) FROM jobs WHERE job_id IN (SELECT value FROM json_each(?))"
+            " AND status NOT IN (SELECT value FROM json_each(?))",
+            (json.dumps(list(job_ids)), json.dumps(st.IN_PROGRESS_ORDER)),
+        ).fetchone()
+        return int(row[0])
+
+    def data_version(self) -> int:
+        """SQLite's count of commits made by other connections (same value: nobody else wrote since)."""
+        return int(self._conn.execute("PRAGMA data_version").fetchone()[0])
 
     def waiting_pipelines(self) -> list[str]:
         """The pipelines with a step still waiting (the partial index holds only those)."""
