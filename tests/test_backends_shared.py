@@ -324,7 +324,7 @@ def test_services_status(conn: Connection, home: Path) -> None:
 
 def test_methods(conn: Connection, tmp_path: Path) -> None:
     assert sorted(m.name for m in conn.list_methods()) == sorted(
-        [EXAMPLE, WORKLOAD, "Text Statistics", "Threshold Filter", WORDS]
+        [EXAMPLE, WORKLOAD, "Summarize Tables", "Text Statistics", "Threshold Filter", WORDS]
     )
     directory = write_method(tmp_path / "src", "Echo", "print('v1')\n")
     (v1,) = conn.register_method(directory)

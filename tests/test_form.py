@@ -93,8 +93,8 @@ def runs(log: Path) -> list[dict[str, Any]]:
 
 def test_fields_follow_the_method_spec(form: JobForm) -> None:
     assert [value for _, value in form.method.options] == [
-        "Example Python Method", "Logged", "Simulated Workload", "Text Statistics", "Threshold Filter",
-        "Word Count (bash)",
+        "Example Python Method", "Logged", "Simulated Workload", "Summarize Tables", "Text Statistics",
+        "Threshold Filter", "Word Count (bash)",
     ]  # fmt: skip
     assert form.method.value is None and "choose a method" in form.method_help.value
     form.method.value = "Logged"

@@ -1,7 +1,9 @@
-"""Threshold Filter: count, mean and maximum of a CSV column's values above a threshold."""
+"""Threshold Filter: count, mean and maximum of a CSV column's values above a threshold; the rows kept (those
+above it) are written to ``outputs/kept.csv``, for a pipeline's next step."""
 
 import csv
 import json
+import os
 import sys
 
 
@@ -18,8 +20,14 @@ def main() -> int:
         if column not in (reader.fieldnames or []):
             print(f"column {column!r} not in {reader.fieldnames}", file=sys.stderr)
             return 3
-        values = [float(row[column]) for row in reader]
+        rows = list(reader)
+    values = [float(row[column]) for row in rows]
     above = [v for v in values if v > threshold]
+    os.makedirs("outputs", exist_ok=True)
+    with open(os.path.join("outputs", "kept.csv"), "w", newline="", encoding="utf-8") as stream:
+        writer = csv.DictWriter(stream, fieldnames=reader.fieldnames or [column])
+        writer.writeheader()
+        writer.writerows(row for row in rows if float(row[column]) > threshold)
     print(
         json.dumps(
             {
