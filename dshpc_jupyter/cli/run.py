@@ -12,6 +12,7 @@ from ..examples import data_dir, data_files, methods_dir
 from ..front.batch import Batch
 from ..front.sweep import load_file
 from .output import POLL_S, connection_for, console, follow, print_submitted
+from .pipelines import pipeline_document, submit_pipeline
 
 
 def demo_configs(hashes: dict[str, str]) -> list[dict[str, Any]]:
@@ -72,7 +73,10 @@ def cmd_examples(args: argparse.Namespace) -> int:
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
+    document = pipeline_document(args.file)
     with connection_for(args) as connection:
+        if document is not None:
+            return submit_pipeline(args, connection, document)
         # a sweep's local files are uploaded when missing (for a dry run too: a dry run submits no job)
         expansion = load_file(args.file, upload=connection.upload_files)
         for note in expansion.notes():
@@ -99,7 +103,9 @@ def add_commands(commands: Any) -> None:
     examples.set_defaults(run=cmd_examples)
 
     submit = commands.add_parser("submit", help="submit a batch from a YAML or JSON file")
-    submit.add_argument("file", help="the seed's request ({jobs: [...]}), a list of configs, or a sweep (YAML/JSON)")
+    submit.add_argument(
+        "file", help="the seed's request ({jobs: [...]}), a list of configs, a sweep, or a pipeline (steps:)"
+    )
     submit.add_argument("--wait", action="store_true", help="wait until every job has ended")
     submit.add_argument("--dry-run", action="store_true", help="say what would happen; submit nothing")
     submit.add_argument("--timeout", type=float, default=None, help="seconds to wait at most")

@@ -22,9 +22,12 @@ from ..domain.errors import DshpcError
 from ..domain.hashing import sha256_file
 from ..front import connection as connections
 from ..front.batch import DEFAULT_POLL, Batch, batches
+from ..front.pipeline import Pipeline
+from ..front.pipeline_sweep import is_pipeline_document
 from ..front.sweep import did_you_mean, expand, parse_text
 from .display import show
 from .method_cell import parse_cell, register_cell
+from .pipeline_display import show_pipeline
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -130,7 +133,8 @@ class DshpcMagics(Magics):
     def dshpc_batch(self, line: str, cell: str | None = None) -> None:
         """Submit a batch of jobs; the cell returns at once with a live table (or waits, with --wait).
 
-        The body is YAML or JSON: a sweep, a list of configs, or the dsHPC request ``{"jobs": [...]}``.
+        The body is YAML or JSON: a sweep, a list of configs, the dsHPC request ``{"jobs": [...]}``, or a pipeline
+        (``steps:``, each step a sweep whose inputs may be ``{$ref: step, output: name}`` or ``{$gather: step}``).
         Files in a sweep are hashes, paths or globs (hashed, uploaded only when missing). Identical jobs are
         never run twice: running the cell again attaches to the same jobs, or serves them from cache.
 
@@ -158,6 +162,9 @@ class DshpcMagics(Magics):
             if args.timeout is not None and args.timeout < 0:
                 raise UsageError(f"--timeout: must be zero or more seconds, got {args.timeout}")
             connection = connections.current()
+            if is_pipeline_document(document):
+                self._pipeline(document, args)
+                return
             missing: list[str] = []
             upload = _hash_and_check(connection, missing) if args.dry_run else connection.upload_files
             expansion = expand(document, upload=upload, base_dir=args.base)
@@ -175,6 +182,15 @@ class DshpcMagics(Magics):
                 "configs show 'File ... not found'"
             )
         show(batch, wait=args.wait or args.timeout is not None, timeout=args.timeout, notes=notes)
+
+    def _pipeline(self, document: Any, args: Any) -> None:
+        """A ``steps:`` document: submitted as a pipeline and shown as its graph (docs/design.md section 10.4)."""
+        if args.dry_run:
+            raise UsageError("--dry-run: not available for a pipeline (its later steps depend on outputs)")
+        pipeline = Pipeline.submit(document, connection=connections.current(), base=args.base)
+        if args.out:
+            self.namespace[args.out] = pipeline
+        show_pipeline(pipeline, wait=args.wait or args.timeout is not None, timeout=args.timeout)
 
     def _document(self, source: str | None, cell: str | None) -> Any:
         body = (cell or "").strip()
