@@ -65,7 +65,7 @@ def expand_pipeline(
     files = _Files(Path(base_dir) if base_dir is not None else Path.cwd(), upload)
     graph = {str(name): _dependencies(str(name), step, spec) for name, step in spec.items()}
     try:
-        ordered = list(graph_order(graph))
+        ordered = graph_order(graph)
     except graphlib.CycleError as exc:
         raise BatchSpecError(f"steps: the dependencies form a cycle: {' -> '.join(reversed(exc.args[1]))}") from None
     made: dict[str, list[str]] = {}
@@ -90,9 +90,13 @@ def expand_pipeline(
     return PipelineExpansion(steps, instances, {n: graph[n] for n in spec}, files.hashes)
 
 
-def graph_order(graph: Mapping[str, list[str]]) -> tuple[str, ...]:
-    """The document's steps, each after those it depends on."""
-    return tuple(graphlib.TopologicalSorter(graph).static_order())
+def graph_order(graph: Mapping[str, list[str]]) -> list[str]:
+    """The document's steps, each after those it depends on, otherwise as written (graphlib finds cycles)."""
+    graphlib.TopologicalSorter(graph).prepare()
+    done: dict[str, None] = {}
+    while len(done) < len(graph):
+        done.update(dict.fromkeys(n for n, deps in graph.items() if n not in done and all(d in done for d in deps)))
+    return list(done)
 
 
 def _dependencies(name: str, step: object, spec: Mapping[str, Any]) -> list[str]:
