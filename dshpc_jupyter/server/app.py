@@ -30,6 +30,7 @@ from ..domain.errors import (
     InvalidInputError,
     LimitExceededError,
     MethodSpecError,
+    NotFoundError,
     StoreBusyError,
     disk_full,
 )
@@ -180,7 +181,10 @@ def _routes(backend: Backend, auth: bool, max_body_bytes: int, max_configs: int)
     async def simulate_job(request: Request) -> Response:
         """One config, by the same rules as one config of ``/simulate-jobs`` (no batch is recorded)."""
         config: Any = await parse_body(request, Any)
-        return await respond(JobSimulationResponse, await backend.simulate_job(config))
+        result = await backend.simulate_job(config)
+        if result.job_id is None and result.outcome == "invalid" and result.message.endswith("not found"):
+            raise NotFoundError(result.message)  # the seed's answer: no job for an unknown method or file
+        return await respond(JobSimulationResponse, result)
 
     @router.post(
         "/simulate-jobs",

@@ -38,9 +38,18 @@ async def send_error(send: Send, status: int, detail: str) -> None:
 DEFAULT_BODY_TIMEOUT = 10.0
 
 
+def bearer_token(header: bytes | None) -> bytes | None:
+    """The key of an ``Authorization: Bearer <key>`` header (what the later dsHPC's R client sends), or None."""
+    if header is None:
+        return None
+    scheme, _, token = header.strip().partition(b" ")
+    return token.strip() or None if scheme.lower() == b"bearer" else None
+
+
 class Guard:
-    """Checks ``X-API-Key`` (constant-time; exactly one) on every path but ``open_paths``, then buffers the body
-    up to ``max_body_bytes`` (413 beyond) within ``body_timeout`` seconds (408 after) and hands it to the app."""
+    """Checks ``X-API-Key`` (constant-time; exactly one; else ``Authorization: Bearer``) on every path but
+    ``open_paths``, then buffers the body up to ``max_body_bytes`` (413 beyond) within ``body_timeout`` seconds
+    (408 after) and hands it to the app."""
 
     def __init__(
         self,
@@ -70,11 +79,15 @@ class Guard:
             if sum(name == _HEADER for name, _ in scope["headers"]) > 1:
                 await send_error(send, 400, f"{API_KEY_HEADER} header: given more than once; send it once")
                 return
+            where = f"the {API_KEY_HEADER} header"
             if given is None:
-                await send_error(send, 401, f"Missing {API_KEY_HEADER} header: this server requires an API key")
+                given, where = bearer_token(headers.get(b"authorization")), "the Authorization header"
+            if given is None:
+                await send_error(send, 401, f"Missing {API_KEY_HEADER} header (or Authorization: Bearer): this "
+                                 "server requires an API key")  # fmt: skip
                 return
             if not hmac.compare_digest(given, self._key):
-                await send_error(send, 401, f"Invalid API key in the {API_KEY_HEADER} header")
+                await send_error(send, 401, f"Invalid API key in {where}")
                 return
         declared = headers.get(b"content-length")
         if declared is not None:
