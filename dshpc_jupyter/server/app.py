@@ -57,6 +57,7 @@ from ..domain.models import (
 )
 from ..store.maintenance import store_error
 from .chunked import CHUNKED_REQUEST_MODELS, DEFAULT_SESSION_TTL_S, chunked_routes
+from .dshpc_routes import dshpc_routes
 from .guard import DEFAULT_BODY_TIMEOUT, Guard
 from .pipeline_routes import PIPELINE_REQUEST_MODELS, pipeline_routes
 from .transfer_routes import STREAM_PREFIX, transfer_routes
@@ -111,6 +112,7 @@ def create_app(
     app.include_router(transfer_routes(backend, max_body_bytes, documented))
     app.include_router(chunked_routes(backend, sessions_dir, session_ttl, documented))
     app.include_router(pipeline_routes(backend, documented))
+    app.include_router(dshpc_routes(backend, documented))
     app.extra_request_models = (*CHUNKED_REQUEST_MODELS, *PIPELINE_REQUEST_MODELS)
     app.include_router(_routes(backend, api_key is not None, max_body_bytes, max_configs))
 
