@@ -1,12 +1,13 @@
 """The local worker: one detached process per home directory that runs pending jobs, at most ``slots`` at once.
 
 It holds an exclusive lock on ``run/worker.lock`` while alive, so there is never a second one. Each job runs
-under its own runner process (:mod:`dshpc_jupyter.schedulers.runner`, in its own session); the worker waits on the
-runners' pidfds and a wake-up FIFO, ingests result files into the store, and passes cancellations on as
-SIGTERM. On start it recovers what a previous worker left: claimed (``STARTING``) but unstarted jobs are queued
-again, runners still alive are adopted, and jobs whose runner vanished without a result are marked ``NF``.
-Only ``serve`` opens the store; the worker itself records through the ``JobLedger`` (:mod:`.base`).
-It exits after ``idle_timeout`` seconds with nothing to do.
+under its own runner process (:mod:`dshpc_jupyter.schedulers.runner`, in its own session), forked by the worker's
+fork server (:mod:`.forkserver`) so that a tiny job does not wait for a Python start; the worker waits on the
+runners' pidfds and a wake-up FIFO, ingests the result files of the runners that ended together, and passes
+cancellations on as SIGTERM. On start it recovers what a previous worker left: claimed (``STARTING``) but
+unstarted jobs are queued again, runners still alive are adopted, and jobs whose runner vanished without a
+result are marked ``NF``. Only ``serve`` opens the store; the worker itself records through the ``JobLedger``
+(:mod:`.base`). It exits after ``idle_timeout`` seconds with nothing to do.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ import logging
 import os
 import selectors
 import signal
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -33,35 +33,28 @@ from ..domain.jobs import ClaimedJob
 from ..domain.models import MethodSpec
 from ..domain.status import CANCELLED, NODE_FAIL, PENDING
 from ..store.sqlite import Store
-from .base import JobLedger, JobUpdate, build_task, ingest_result
+from .base import JobLedger, JobUpdate, Task, build_task, ingest_result
+from .forkserver import ForkServer, Started
 from .local import fifo_path, lock_path
-from .runner import (
-    is_alive,
-    kill_orphaned_method,
-    process_identity,
-    process_start_time,
-    read_result,
-    read_runner_info,
-    write_manifest,
-)
+from .runner import is_alive, kill_orphaned_method, read_result, read_runner_info
 
 log = logging.getLogger("dshpc_jupyter.worker")
 #: Seconds between attempts while another process holds the store locked.
 BUSY_RETRY_S = 1.0
 
-MANIFEST_FILE = "task.json"
-RUNNER_LOG = "runner.log"
-
 
 @dataclass
 class Runner:
-    """A runner process the worker watches: one it started (``popen``) or one it adopted."""
+    """A runner process the worker watches (one it started, or one it adopted), by its process identity."""
 
     job_id: str
-    pid: int
+    identity: str
     workspace: Path
-    popen: subprocess.Popen[bytes] | None
-    pidfd: int | None
+    pidfd: int | None = None
+
+    @property
+    def pid(self) -> int:
+        return int(self.identity.partition(":")[0])
 
 
 class Worker:
@@ -75,6 +68,7 @@ class Worker:
         self.running: dict[str, Runner] = {}
         self.cancelling: set[str] = set()
         self.selector = selectors.DefaultSelector()
+        self.forks = ForkServer()
         self.stopping = False
         self._fifo_fds: tuple[int, int] | None = None
 
@@ -121,22 +115,18 @@ class Worker:
             self.selector.register(runner.pidfd, selectors.EVENT_READ, runner.job_id)
         self.running[runner.job_id] = runner
 
-    def _exited(self, runner: Runner) -> bool:
-        if runner.popen is not None:
-            return runner.popen.poll() is not None
-        return process_start_time(runner.pid) is None
-
-    def _finish(self, runner: Runner) -> None:
-        """Ingest a runner's result; a runner gone without one lost its job (``NF``)."""
-        del self.running[runner.job_id]
-        if runner.pidfd is not None:
-            self.selector.unregister(runner.pidfd)
-            os.close(runner.pidfd)
-        if runner.popen is not None:
-            runner.popen.wait()
-        # Retried here, not by the loop: the runner has left ``running``, so a retry from the top would lose it.
-        self._retrying(self.ledger.apply_updates, [self._outcome(runner.job_id, runner.workspace)])
-        self.cancelling.discard(runner.job_id)
+    def _finish(self, runners: list[Runner]) -> None:
+        """Ingest the results of runners that ended, in one write; a runner gone without one lost its job (``NF``)."""
+        for runner in runners:
+            del self.running[runner.job_id]
+            if runner.pidfd is not None:
+                self.selector.unregister(runner.pidfd)
+                os.close(runner.pidfd)
+        updates = [self._outcome(runner.job_id, runner.workspace) for runner in runners]
+        # Retried here, not by the loop: the runners have left ``running``, so a retry from the top would lose them.
+        self._retrying(self.ledger.apply_updates, updates)
+        for runner in runners:
+            self.cancelling.discard(runner.job_id)
 
     def _outcome(self, job_id: str, workspace: Path) -> JobUpdate:
         result = read_result(workspace)
@@ -156,44 +146,65 @@ class Worker:
         if self.stopping:
             return
         claimed = self.ledger.claim_pending("local", self.slots - len(self.running))
+        tasks: list[Task] = []
         for index, job in enumerate(claimed):
             try:
-                self._launch(job)
+                tasks.append(self._task(job))
             except OSError as exc:
-                full = disk_full(exc, self.home.root)
-                if full is None:
-                    raise
-                with contextlib.suppress(DshpcError):  # else the claim's lease runs out and they are requeued
-                    self.ledger.requeue([job.job_id for job in claimed[index:]])
-                raise full from None
+                self._give_back(claimed[index:], exc)
+        if tasks:
+            self._launch(claimed, self.forks.start(tasks))
 
-    def _launch(self, job: ClaimedJob) -> None:
-        """Start a runner for a claimed job."""
-        workspace = self.home.workspace(job.job_id)
-        workspace.mkdir(parents=True, exist_ok=True)
-        task = build_task(
+    def _give_back(self, jobs: list[ClaimedJob], exc: OSError) -> None:
+        """Jobs claimed but not started, for want of disk space: back to the queue, and say why."""
+        full = disk_full(exc, self.home.root)
+        if full is None:
+            raise exc
+        with contextlib.suppress(DshpcError):  # else the claim's lease runs out and they are requeued
+            self.ledger.requeue([job.job_id for job in jobs])
+        raise full from None
+
+    def _task(self, job: ClaimedJob) -> Task:
+        """The runner's task for a claimed job, its workspace made."""
+        self.home.workspace(job.job_id).mkdir(parents=True, exist_ok=True)
+        return build_task(
             self.home, job.job_id, job.file_hash, job.function_hash, MethodSpec.model_validate_json(job.spec),
             json.loads(job.parameters), None if job.file_inputs is None else json.loads(job.file_inputs),
         )  # fmt: skip
-        write_manifest(workspace / MANIFEST_FILE, [[task]])
-        with (workspace / RUNNER_LOG).open("ab") as runner_log:
-            popen = subprocess.Popen(
-                [sys.executable, "-m", "dshpc_jupyter.schedulers.runner", str(workspace / MANIFEST_FILE)],
-                stdin=subprocess.DEVNULL, stdout=runner_log, stderr=subprocess.STDOUT, start_new_session=True,
-            )  # fmt: skip
-        identity = process_identity(popen.pid) or f"{popen.pid}:"
-        runner = Runner(job.job_id, popen.pid, workspace, popen, None)
-        self._watch(runner)
-        if not self.ledger.mark_running(job.job_id, identity, time.time()):
-            os.killpg(popen.pid, signal.SIGTERM)  # cancelled while it was being started
+
+    def _launch(self, claimed: list[ClaimedJob], started: list[Started]) -> None:
+        """Watch the runners the fork server started and record them; put back in the queue what none runs."""
+        pairs = list(zip(claimed, started, strict=True))
+        runners = [Runner(j.job_id, s.runner, self.home.workspace(j.job_id)) for j, s in pairs if s.runner is not None]
+        for runner in runners:
+            self._watch(runner)
+        unstarted = [(job.job_id, start) for job, start in pairs if start.runner is None]
+        for job_id, start in unstarted:
+            log.warning("job %s goes back to the queue: %s", job_id, start.error)
+        self.ledger.requeue([job_id for job_id, _ in unstarted])
+        for runner in runners:
+            if not self.ledger.mark_running(runner.job_id, runner.identity, time.time()):
+                self._stop_runner(runner)  # cancelled while it was being started
+        for _, start in unstarted:
+            full = disk_full(OSError(start.errno, start.error), self.home.root) if start.errno else None
+            if full is not None:
+                raise full
 
     def _cancel(self) -> None:
         for job_id, _ in self.ledger.cancel_requests("local"):
             runner = self.running.get(job_id)
             if runner is not None:
                 self.cancelling.add(job_id)
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(runner.pid, signal.SIGTERM)
+                self._stop_runner(runner)
+
+    @staticmethod
+    def _stop_runner(runner: Runner) -> None:
+        """SIGTERM to the runner, which stops its method's process group and records ``CA``. Sent to the runner
+        itself, not its group: a runner just forked may not have made its own group yet (the method always has
+        its own, so no other process is in the runner's)."""
+        if is_alive(runner.identity):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(runner.pid, signal.SIGTERM)
 
     def recover(self) -> None:
         """Take over what a previous worker left behind (we hold the lock: it is gone).
@@ -213,7 +224,7 @@ class Worker:
                 assert identity is not None
                 log.info("adopting running job %s (runner %s)", job.job_id, identity)
                 self.ledger.mark_running(job.job_id, identity, time.time())
-                self._watch(Runner(job.job_id, int(identity.partition(":")[0]), workspace, None, None))
+                self._watch(Runner(job.job_id, identity, workspace))
             elif info is None and read_result(workspace) is None:
                 requeue.append(job.job_id)
             else:
@@ -240,6 +251,7 @@ class Worker:
                 break
             self._retrying(self._wait, idle_since)
         self._close_fifo()
+        self.forks.close()
 
     def _retrying(self, step: Callable[..., object], *args: Any) -> None:
         """Run one step of the loop; while another process holds the store's lock past the busy timeout, say
@@ -257,12 +269,19 @@ class Worker:
     def _wait(self, idle_since: float) -> None:
         polling = any(r.pidfd is None for r in self.running.values())
         timeout = 0.1 if polling else max(0.05, min(1.0, self.idle_timeout - (time.monotonic() - idle_since)))
+        signalled = set()
         for key, _ in self.selector.select(timeout):
             if key.data is None:
                 self._drain_fifo()
-        for runner in list(self.running.values()):
-            if self._exited(runner):
-                self._finish(runner)
+            else:
+                signalled.add(key.data)
+        ended = [
+            runner
+            for runner in self.running.values()
+            if (runner.pidfd is None or runner.job_id in signalled) and not is_alive(runner.identity)
+        ]
+        if ended:
+            self._finish(ended)
 
 
 def _open_store(home: Home) -> Store:

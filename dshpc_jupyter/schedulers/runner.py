@@ -20,6 +20,7 @@ import contextlib
 import hashlib
 import json
 import os
+import select
 import shlex
 import shutil
 import signal
@@ -124,6 +125,12 @@ def read_runner_info(workspace: Path) -> dict[str, str | None] | None:
     except (OSError, ValueError):
         return None
     return data
+
+
+def record_runner(workspace: Path, runner: str | None, method: str | None) -> None:
+    """Name the job's runner (and, once started, its method) in the workspace, atomically: what a later worker
+    reads to adopt the job, or to stop a method whose runner vanished."""
+    _write_json_atomic(workspace / RUNNER_FILE, {"runner": runner, "method": method})
 
 
 def kill_orphaned_method(workspace: Path) -> None:
@@ -274,8 +281,15 @@ def _head(path: Path, limit: int) -> tuple[str, bool]:
     return data[:limit].decode("utf-8", errors="replace"), len(data) > limit
 
 
-def run_task(task: Task) -> Result:
-    """Run one task to its end and write its result file; never raises for the job's own failures."""
+def install_stop_handlers() -> None:
+    """SIGTERM, SIGINT and SIGHUP ask the runner to stop: the running method is stopped, the rest cancelled."""
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, _Stop.handle)
+
+
+def run_task(task: Task, *, recorded: bool = False) -> Result:
+    """Run one task to its end and write its result file; never raises for the job's own failures.
+    ``recorded``: whoever started this process has already named it in the workspace (the fork server)."""
     import subprocess
 
     workspace = Path(task.workspace)
@@ -293,7 +307,8 @@ def run_task(task: Task) -> Result:
     }
     env = sandbox.job_environment(os.environ, job_env, workspace)
     runner = process_identity(os.getpid())
-    _write_json_atomic(workspace / RUNNER_FILE, {"runner": runner, "method": None})
+    if not recorded:
+        record_runner(workspace, runner, None)
     started = time.time()
     status, exit_code, notes, peak = FAILED, None, [], 0
     if _Stop.requested or (workspace / CANCEL_FILE).exists():
@@ -315,7 +330,7 @@ def run_task(task: Task) -> Result:
                     run.argv, cwd=workspace, env=run.env, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
                     start_new_session=True, user=run.user, group=run.user, extra_groups=[] if run.user else None,
                 )  # fmt: skip
-            _write_json_atomic(workspace / RUNNER_FILE, {"runner": runner, "method": process_identity(child.pid)})
+            record_runner(workspace, runner, process_identity(child.pid))
             status, notes, peak = _supervise(child, task, started)
             exit_code = child.returncode
             notes = notes or run.exit_notes(exit_code)
@@ -341,6 +356,20 @@ def run_task(task: Task) -> Result:
 
 def _supervise(child: Any, task: Task, started: float) -> tuple[str, list[str], int]:
     """Wait for the child, stopping its process group on cancel, time limit or memory limit."""
+    pidfd = _pidfd(child.pid)
+    try:
+        reason, peak = _watch_child(child, pidfd, task, started)
+    finally:
+        if pidfd is not None:
+            os.close(pidfd)
+    _kill_group(child.pid, signal.SIGKILL)
+    if reason is not None:
+        return reason[0], [f"{reason[1]}: process group stopped"], peak
+    return (COMPLETED if child.returncode == 0 else FAILED), [], peak
+
+
+def _watch_child(child: Any, pidfd: int | None, task: Task, started: float) -> tuple[tuple[str, str] | None, int]:
+    """Wait for the child's end, or stop it at the first reason to (cancel, time, memory): (reason, peak RSS)."""
     import subprocess
 
     peak = 0
@@ -349,11 +378,10 @@ def _supervise(child: Any, task: Task, started: float) -> tuple[str, list[str], 
     next_cancel_check = time.monotonic() + CANCEL_CHECK_S
     cancelled_alone = False
     while True:
-        try:
-            child.wait(timeout=POLL_S)
+        if _ended_within(child, pidfd, POLL_S):
+            if _Stop.requested and child.returncode != 0:  # the cancel reached the method as it was starting
+                reason = (CANCELLED, "cancelled")
             break
-        except subprocess.TimeoutExpired:
-            pass
         if time.monotonic() >= next_cancel_check:  # a stat every half second, cheap even on NFS
             next_cancel_check = time.monotonic() + CANCEL_CHECK_S
             cancelled_alone = cancel_file.exists()
@@ -373,10 +401,31 @@ def _supervise(child: Any, task: Task, started: float) -> tuple[str, list[str], 
                 _kill_group(child.pid, signal.SIGKILL)
                 child.wait()
             break
-    _kill_group(child.pid, signal.SIGKILL)
-    if reason is not None:
-        return reason[0], [f"{reason[1]}: process group stopped"], peak
-    return (COMPLETED if child.returncode == 0 else FAILED), [], peak
+    return reason, peak
+
+
+def _pidfd(pid: int) -> int | None:
+    try:
+        return os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        return None
+
+
+def _ended_within(child: Any, pidfd: int | None, timeout: float) -> bool:
+    """Wait up to ``timeout`` seconds for the child to end; on its pidfd the wait returns the moment it ends,
+    so a method that lasts a millisecond is not left waiting out a polling sleep."""
+    import subprocess
+
+    if pidfd is not None:
+        if not select.select([pidfd], [], [], timeout)[0]:
+            return False
+        child.wait()
+        return True
+    try:
+        child.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return False
+    return True
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -386,8 +435,7 @@ def main(argv: list[str] | None = None) -> int:
         "--index", type=int, default=None, help="task group to run (default: $SLURM_ARRAY_TASK_ID or 0)"
     )
     args = parser.parse_args(argv)
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(sig, _Stop.handle)
+    install_stop_handlers()
     index = args.index if args.index is not None else int(os.environ.get("SLURM_ARRAY_TASK_ID", "0"))
     groups = json.loads(args.manifest.read_text(encoding="utf-8"))["groups"]
     for data in groups[index]:
