@@ -1,10 +1,11 @@
 """The local worker: one detached process per home directory that runs pending jobs, at most ``slots`` at once.
 
 It holds an exclusive lock on ``run/worker.lock`` while alive, so there is never a second one. Each job runs
-under its own runner process (:mod:`dshpc_jupyter.schedulers.runner`, in its own session), forked by the worker's
-fork server (:mod:`.forkserver`) so that a tiny job does not wait for a Python start; the worker waits on the
-runners' pidfds and a wake-up FIFO, ingests the result files of the runners that ended together, and passes
-cancellations on as SIGTERM. On start it recovers what a previous worker left: claimed (``STARTING``) but
+under a runner (:mod:`dshpc_jupyter.schedulers.runner`, in its own session): one long-lived slot runner per
+slot (:mod:`.slot_runner`) that runs job after job, so a tiny job does not wait for a Python start; the worker
+waits on the runners' answers, adopted runners' pidfds and a wake-up FIFO, ingests the result files of the jobs
+that ended together in one write, and passes cancellations on (a job's cancel file and SIGUSR1 to its slot
+runner; SIGTERM to an adopted runner). On start it recovers what a previous worker left: claimed (``STARTING``) but
 unstarted jobs are queued again, runners still alive are adopted, and jobs whose runner vanished without a
 result are marked ``NF``. Only ``serve`` opens the store; the worker itself records through the ``JobLedger``
 (:mod:`.base`). It exits after ``idle_timeout`` seconds with nothing to do.
@@ -34,9 +35,9 @@ from ..domain.models import MethodSpec
 from ..domain.status import CANCELLED, NODE_FAIL, PENDING
 from ..store.sqlite import Store
 from .base import JobLedger, JobUpdate, Task, build_task, ingest_result
-from .forkserver import ForkServer, Started
 from .local import fifo_path, lock_path
-from .runner import is_alive, kill_orphaned_method, read_result, read_runner_info
+from .runner import CANCEL_FILE, is_alive, kill_orphaned_method, read_result, read_runner_info
+from .slot_runner import SlotPool, SlotRunner
 
 log = logging.getLogger("dshpc_jupyter.worker")
 #: Seconds between attempts while another process holds the store locked.
@@ -51,6 +52,8 @@ class Runner:
     identity: str
     workspace: Path
     pidfd: int | None = None
+    #: The worker's own slot runner that runs it; None for an adopted runner (watched by its pidfd).
+    slot: SlotRunner | None = None
 
     @property
     def pid(self) -> int:
@@ -68,7 +71,7 @@ class Worker:
         self.running: dict[str, Runner] = {}
         self.cancelling: set[str] = set()
         self.selector = selectors.DefaultSelector()
-        self.forks = ForkServer()
+        self.pool = SlotPool(self.selector)
         self.stopping = False
         self._fifo_fds: tuple[int, int] | None = None
 
@@ -107,6 +110,9 @@ class Worker:
     # --- runners ---------------------------------------------------------------------------------------
 
     def _watch(self, runner: Runner) -> None:
+        if runner.slot is not None:  # its slot runner's answers are watched instead
+            self.running[runner.job_id] = runner
+            return
         try:
             runner.pidfd = os.pidfd_open(runner.pid)
         except (AttributeError, OSError):
@@ -122,6 +128,8 @@ class Worker:
             if runner.pidfd is not None:
                 self.selector.unregister(runner.pidfd)
                 os.close(runner.pidfd)
+            if runner.slot is not None and runner.slot in self.pool.all:
+                self.pool.release(runner.slot)
         updates = [self._outcome(runner.job_id, runner.workspace) for runner in runners]
         # Retried here, not by the loop: the runners have left ``running``, so a retry from the top would lose them.
         self._retrying(self.ledger.apply_updates, updates)
@@ -152,8 +160,7 @@ class Worker:
                 tasks.append(self._task(job))
             except OSError as exc:
                 self._give_back(claimed[index:], exc)
-        if tasks:
-            self._launch(claimed, self.forks.start(tasks))
+        self._launch(claimed[: len(tasks)], tasks)
 
     def _give_back(self, jobs: list[ClaimedJob], exc: OSError) -> None:
         """Jobs claimed but not started, for want of disk space: back to the queue, and say why."""
@@ -165,30 +172,33 @@ class Worker:
         raise full from None
 
     def _task(self, job: ClaimedJob) -> Task:
-        """The runner's task for a claimed job, its workspace made."""
-        self.home.workspace(job.job_id).mkdir(parents=True, exist_ok=True)
+        """The runner's task for a claimed job, its workspace made (without a cancel file a past run left)."""
+        workspace = self.home.workspace(job.job_id)
+        workspace.mkdir(parents=True, exist_ok=True)
+        (workspace / CANCEL_FILE).unlink(missing_ok=True)
         return build_task(
             self.home, job.job_id, job.file_hash, job.function_hash, MethodSpec.model_validate_json(job.spec),
             json.loads(job.parameters), None if job.file_inputs is None else json.loads(job.file_inputs),
         )  # fmt: skip
 
-    def _launch(self, claimed: list[ClaimedJob], started: list[Started]) -> None:
-        """Watch the runners the fork server started and record them; put back in the queue what none runs."""
-        pairs = list(zip(claimed, started, strict=True))
-        runners = [Runner(j.job_id, s.runner, self.home.workspace(j.job_id)) for j, s in pairs if s.runner is not None]
-        for runner in runners:
+    def _launch(self, claimed: list[ClaimedJob], tasks: list[Task]) -> None:
+        """Hand each task to a slot runner and record it running; put back in the queue what none took."""
+        unstarted: list[str] = []
+        started: list[Runner] = []
+        for job, task in zip(claimed, tasks, strict=True):
+            slot = self.pool.start(task)
+            if slot is None:
+                unstarted.append(job.job_id)
+                continue
+            runner = Runner(job.job_id, slot.identity, Path(task.workspace), slot=slot)
             self._watch(runner)
-        unstarted = [(job.job_id, start) for job, start in pairs if start.runner is None]
-        for job_id, start in unstarted:
-            log.warning("job %s goes back to the queue: %s", job_id, start.error)
-        self.ledger.requeue([job_id for job_id, _ in unstarted])
-        for runner in runners:
+            started.append(runner)
+        if unstarted:
+            log.warning("no runner would start jobs %s: back to the queue", unstarted)
+            self.ledger.requeue(unstarted)
+        for runner in started:
             if not self.ledger.mark_running(runner.job_id, runner.identity, time.time()):
                 self._stop_runner(runner)  # cancelled while it was being started
-        for _, start in unstarted:
-            full = disk_full(OSError(start.errno, start.error), self.home.root) if start.errno else None
-            if full is not None:
-                raise full
 
     def _cancel(self) -> None:
         for job_id, _ in self.ledger.cancel_requests("local"):
@@ -199,12 +209,14 @@ class Worker:
 
     @staticmethod
     def _stop_runner(runner: Runner) -> None:
-        """SIGTERM to the runner, which stops its method's process group and records ``CA``. Sent to the runner
-        itself, not its group: a runner just forked may not have made its own group yet (the method always has
-        its own, so no other process is in the runner's)."""
-        if is_alive(runner.identity):
+        """Ask the runner to stop the job: it stops its method's process group and records ``CA``. A slot runner
+        is told through the job's cancel file, so a cancel never reaches the job it runs next; an adopted
+        runner runs this job alone, and gets SIGTERM."""
+        if runner.slot is not None:
+            runner.slot.cancel(runner.workspace)
+        elif is_alive(runner.identity):
             with contextlib.suppress(ProcessLookupError):
-                os.kill(runner.pid, signal.SIGTERM)
+                os.killpg(runner.pid, signal.SIGTERM)
 
     def recover(self) -> None:
         """Take over what a previous worker left behind (we hold the lock: it is gone).
@@ -220,7 +232,9 @@ class Worker:
             workspace = self.home.workspace(job.job_id)
             info = read_runner_info(workspace)
             identity = job.scheduler_id or (info or {}).get("runner")
-            if is_alive(identity):
+            if read_result(workspace) is not None:  # ended: a slot runner may live on, serving another job
+                ended.append(self._outcome(job.job_id, workspace))
+            elif is_alive(identity):
                 assert identity is not None
                 log.info("adopting running job %s (runner %s)", job.job_id, identity)
                 self.ledger.mark_running(job.job_id, identity, time.time())
@@ -251,7 +265,7 @@ class Worker:
                 break
             self._retrying(self._wait, idle_since)
         self._close_fifo()
-        self.forks.close()
+        self.pool.close()
 
     def _retrying(self, step: Callable[..., object], *args: Any) -> None:
         """Run one step of the loop; while another process holds the store's lock past the busy timeout, say
@@ -267,21 +281,33 @@ class Worker:
                     return
 
     def _wait(self, idle_since: float) -> None:
-        polling = any(r.pidfd is None for r in self.running.values())
+        polling = any(r.slot is None and r.pidfd is None for r in self.running.values())
         timeout = 0.1 if polling else max(0.05, min(1.0, self.idle_timeout - (time.monotonic() - idle_since)))
-        signalled = set()
+        signalled: set[str] = set()
         for key, _ in self.selector.select(timeout):
             if key.data is None:
                 self._drain_fifo()
+            elif isinstance(key.data, SlotRunner):
+                signalled.update(self._answers(key.data))
             else:
                 signalled.add(key.data)
         ended = [
             runner
-            for runner in self.running.values()
-            if (runner.pidfd is None or runner.job_id in signalled) and not is_alive(runner.identity)
+            for job_id, runner in self.running.items()
+            if job_id in signalled or (runner.slot is None and runner.pidfd is None and not is_alive(runner.identity))
         ]
         if ended:
             self._finish(ended)
+
+    def _answers(self, slot: SlotRunner) -> list[str]:
+        """The jobs a slot runner reports ended; all of its jobs when it has gone (each then ends by its result
+        file, or as lost)."""
+        ended = slot.read()
+        if ended is not None:
+            return ended
+        lost = [job_id for job_id, runner in self.running.items() if runner.slot is slot]
+        self.pool.discard(slot)
+        return lost
 
 
 def _open_store(home: Home) -> Store:

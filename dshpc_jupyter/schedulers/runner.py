@@ -161,13 +161,19 @@ def _write_json_atomic(path: Path, data: object) -> None:
 
 
 class _Stop:
-    """Set by SIGTERM/SIGINT: the scheduler cancelled us."""
+    """Set by SIGTERM/SIGINT: the scheduler cancelled us. ``look_now``, set by SIGUSR1 in a slot runner: look for
+    the running job's cancel file now, not at the next half second."""
 
     requested = False
+    look_now = False
 
     @classmethod
     def handle(cls, signum: int, frame: object) -> None:
         cls.requested = True
+
+    @classmethod
+    def look(cls, signum: int, frame: object) -> None:
+        cls.look_now = True
 
 
 def output_source(workspace: Path, name: str) -> Path:
@@ -281,10 +287,18 @@ def _head(path: Path, limit: int) -> tuple[str, bool]:
     return data[:limit].decode("utf-8", errors="replace"), len(data) > limit
 
 
-def install_stop_handlers() -> None:
-    """SIGTERM, SIGINT and SIGHUP ask the runner to stop: the running method is stopped, the rest cancelled."""
+def install_stop_handlers(*, cancel_files: bool = False) -> None:
+    """SIGTERM, SIGINT and SIGHUP ask the runner to stop: the running method is stopped, the rest cancelled.
+    ``cancel_files``: SIGUSR1 says a job's cancel file was just written (a runner that serves many jobs)."""
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, _Stop.handle)
+    if cancel_files:
+        signal.signal(signal.SIGUSR1, _Stop.look)
+
+
+def stop_requested() -> bool:
+    """Whether this runner was told to stop (it ends after the job in hand)."""
+    return _Stop.requested
 
 
 def run_task(task: Task, *, recorded: bool = False) -> Result:
@@ -382,7 +396,8 @@ def _watch_child(child: Any, pidfd: int | None, task: Task, started: float) -> t
             if _Stop.requested and child.returncode != 0:  # the cancel reached the method as it was starting
                 reason = (CANCELLED, "cancelled")
             break
-        if time.monotonic() >= next_cancel_check:  # a stat every half second, cheap even on NFS
+        if time.monotonic() >= next_cancel_check or _Stop.look_now:  # a stat every half second, cheap even on NFS
+            _Stop.look_now = False
             next_cancel_check = time.monotonic() + CANCEL_CHECK_S
             cancelled_alone = cancel_file.exists()
         if _Stop.requested or cancelled_alone:
