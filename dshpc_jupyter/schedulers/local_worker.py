@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from ..domain.errors import DiskFullError, DshpcError, StoreBusyError, disk_full
 from ..domain.home import Home
@@ -162,7 +162,7 @@ class Worker:
                 self._give_back(claimed[index:], exc)
         self._launch(claimed[: len(tasks)], tasks)
 
-    def _give_back(self, jobs: list[ClaimedJob], exc: OSError) -> None:
+    def _give_back(self, jobs: list[ClaimedJob], exc: OSError) -> NoReturn:
         """Jobs claimed but not started, for want of disk space: back to the queue, and say why."""
         full = disk_full(exc, self.home.root)
         if full is None:
@@ -185,8 +185,11 @@ class Worker:
         """Hand each task to a slot runner and record it running; put back in the queue what none took."""
         unstarted: list[str] = []
         started: list[Runner] = []
-        for job, task in zip(claimed, tasks, strict=True):
-            slot = self.pool.start(task)
+        for index, (job, task) in enumerate(zip(claimed, tasks, strict=True)):
+            try:
+                slot = self.pool.start(task)
+            except OSError as exc:  # no room for runner.json: those started run on, the rest wait
+                self._give_back(claimed[index:], exc)
             if slot is None:
                 unstarted.append(job.job_id)
                 continue

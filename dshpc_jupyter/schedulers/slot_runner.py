@@ -42,6 +42,8 @@ from .runner import (
 )
 
 READY = b"ready"
+#: Said (before the last job's id) by a runner that ends after that job: it must not be sent another.
+LEAVING = b"leaving"
 
 
 class SlotRunner:
@@ -60,6 +62,7 @@ class SlotRunner:
         #: Set once it said it listens for SIGUSR1 (before that, a signal would kill it: the cancel file is
         #: enough then, as the runner looks for it before it starts the job).
         self.ready = False
+        self.leaving = False
         self._pending = b""
 
     @property
@@ -85,9 +88,9 @@ class SlotRunner:
             return None
         self._pending += chunk
         *lines, self._pending = self._pending.split(b"\n")
-        if READY in lines:
-            self.ready = True
-        ended = [line.decode() for line in lines if line and line != READY]
+        self.ready = self.ready or READY in lines
+        self.leaving = self.leaving or LEAVING in lines
+        ended = [line.decode() for line in lines if line and line not in (READY, LEAVING)]
         if self.job_id in ended:
             self.job_id = None
         return ended
@@ -132,8 +135,11 @@ class SlotPool:
         return None
 
     def release(self, runner: SlotRunner) -> None:
-        """Its job has ended: it waits for the next."""
-        self.idle.append(runner)
+        """Its job has ended: it waits for the next (unless it said it ends)."""
+        if runner.leaving:
+            self.discard(runner)
+        else:
+            self.idle.append(runner)
 
     def discard(self, runner: SlotRunner) -> None:
         """It has gone (or must): stop watching it."""
@@ -178,9 +184,10 @@ def serve() -> int:
         _Idle.now = False
         task = Task.from_json(json.loads(line))
         run_task(task, recorded=True)  # the worker named this runner in the workspace before sending it
-        _say(task.job_id.encode())
         if stop_requested():
+            _say(LEAVING + b"\n" + task.job_id.encode())  # in one write: the worker never reads one alone
             break
+        _say(task.job_id.encode())
         _Idle.now = True
     return 0
 
