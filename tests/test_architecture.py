@@ -36,6 +36,8 @@ LAYERS: Mapping[str, int] = {
 EXEMPT_FOLDERS = frozenset({"examples"})
 MAX_LINES = 500
 RUNNER = "schedulers.runner"
+#: Every entry point that runs jobs: the runner, and the local worker's runner per slot (docs/design.md 7.6).
+RUNNERS = (RUNNER, "schedulers.slot_runner")
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,9 +272,10 @@ def test_no_module_over_500_lines(package: dict[str, Module]) -> None:
     assert not problems, "modules over the limit:\n" + "\n".join(problems)
 
 
-def test_the_runner_loads_only_the_standard_library(package: dict[str, Module]) -> None:
+@pytest.mark.parametrize("runner", RUNNERS)
+def test_the_runner_loads_only_the_standard_library(package: dict[str, Module], runner: str) -> None:
     """The compute-node boundary: what the runner loads, the package's ``__init__`` files included."""
-    loaded = runner_closure(package, imports(package), f"dshpc_jupyter.{RUNNER}")
+    loaded = runner_closure(package, imports(package), f"dshpc_jupyter.{runner}")
     assert "dshpc_jupyter.domain.status" in loaded, loaded  # the graph follows relative imports
     problems = non_stdlib_imports(package, loaded)
     assert not problems, "the runner would need more than the standard library:\n" + "\n".join(problems)

@@ -1,12 +1,14 @@
 """The local worker: one detached process per home directory that runs pending jobs, at most ``slots`` at once.
 
 It holds an exclusive lock on ``run/worker.lock`` while alive, so there is never a second one. Each job runs
-under its own runner process (:mod:`dshpc_jupyter.schedulers.runner`, in its own session); the worker waits on the
-runners' pidfds and a wake-up FIFO, ingests result files into the store, and passes cancellations on as
-SIGTERM. On start it recovers what a previous worker left: claimed (``STARTING``) but unstarted jobs are queued
-again, runners still alive are adopted, and jobs whose runner vanished without a result are marked ``NF``.
-Only ``serve`` opens the store; the worker itself records through the ``JobLedger`` (:mod:`.base`).
-It exits after ``idle_timeout`` seconds with nothing to do.
+under a runner (:mod:`dshpc_jupyter.schedulers.runner`, in its own session): one long-lived slot runner per
+slot (:mod:`.slot_runner`) that runs job after job, so a tiny job does not wait for a Python start; the worker
+waits on the runners' answers, adopted runners' pidfds and a wake-up FIFO, ingests the result files of the jobs
+that ended together in one write, and passes cancellations on (a job's cancel file and SIGUSR1 to its slot
+runner; SIGTERM to an adopted runner). On start it recovers what a previous worker left: claimed (``STARTING``) but
+unstarted jobs are queued again, runners still alive are adopted, and jobs whose runner vanished without a
+result are marked ``NF``. Only ``serve`` opens the store; the worker itself records through the ``JobLedger``
+(:mod:`.base`). It exits after ``idle_timeout`` seconds with nothing to do.
 """
 
 from __future__ import annotations
@@ -19,13 +21,12 @@ import logging
 import os
 import selectors
 import signal
-import subprocess
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from ..domain.errors import DiskFullError, DshpcError, StoreBusyError, disk_full
 from ..domain.home import Home
@@ -33,35 +34,30 @@ from ..domain.jobs import ClaimedJob
 from ..domain.models import MethodSpec
 from ..domain.status import CANCELLED, NODE_FAIL, PENDING
 from ..store.sqlite import Store
-from .base import JobLedger, JobUpdate, build_task, ingest_result
+from .base import JobLedger, JobUpdate, Task, build_task, ingest_result
 from .local import fifo_path, lock_path
-from .runner import (
-    is_alive,
-    kill_orphaned_method,
-    process_identity,
-    process_start_time,
-    read_result,
-    read_runner_info,
-    write_manifest,
-)
+from .runner import CANCEL_FILE, is_alive, kill_orphaned_method, read_result, read_runner_info
+from .slot_runner import SlotPool, SlotRunner
 
 log = logging.getLogger("dshpc_jupyter.worker")
 #: Seconds between attempts while another process holds the store locked.
 BUSY_RETRY_S = 1.0
 
-MANIFEST_FILE = "task.json"
-RUNNER_LOG = "runner.log"
-
 
 @dataclass
 class Runner:
-    """A runner process the worker watches: one it started (``popen``) or one it adopted."""
+    """A runner process the worker watches (one it started, or one it adopted), by its process identity."""
 
     job_id: str
-    pid: int
+    identity: str
     workspace: Path
-    popen: subprocess.Popen[bytes] | None
-    pidfd: int | None
+    pidfd: int | None = None
+    #: The worker's own slot runner that runs it; None for an adopted runner (watched by its pidfd).
+    slot: SlotRunner | None = None
+
+    @property
+    def pid(self) -> int:
+        return int(self.identity.partition(":")[0])
 
 
 class Worker:
@@ -75,6 +71,7 @@ class Worker:
         self.running: dict[str, Runner] = {}
         self.cancelling: set[str] = set()
         self.selector = selectors.DefaultSelector()
+        self.pool = SlotPool(self.selector)
         self.stopping = False
         self._fifo_fds: tuple[int, int] | None = None
 
@@ -113,6 +110,9 @@ class Worker:
     # --- runners ---------------------------------------------------------------------------------------
 
     def _watch(self, runner: Runner) -> None:
+        if runner.slot is not None:  # its slot runner's answers are watched instead
+            self.running[runner.job_id] = runner
+            return
         try:
             runner.pidfd = os.pidfd_open(runner.pid)
         except (AttributeError, OSError):
@@ -121,22 +121,20 @@ class Worker:
             self.selector.register(runner.pidfd, selectors.EVENT_READ, runner.job_id)
         self.running[runner.job_id] = runner
 
-    def _exited(self, runner: Runner) -> bool:
-        if runner.popen is not None:
-            return runner.popen.poll() is not None
-        return process_start_time(runner.pid) is None
-
-    def _finish(self, runner: Runner) -> None:
-        """Ingest a runner's result; a runner gone without one lost its job (``NF``)."""
-        del self.running[runner.job_id]
-        if runner.pidfd is not None:
-            self.selector.unregister(runner.pidfd)
-            os.close(runner.pidfd)
-        if runner.popen is not None:
-            runner.popen.wait()
-        # Retried here, not by the loop: the runner has left ``running``, so a retry from the top would lose it.
-        self._retrying(self.ledger.apply_updates, [self._outcome(runner.job_id, runner.workspace)])
-        self.cancelling.discard(runner.job_id)
+    def _finish(self, runners: list[Runner]) -> None:
+        """Ingest the results of runners that ended, in one write; a runner gone without one lost its job (``NF``)."""
+        for runner in runners:
+            del self.running[runner.job_id]
+            if runner.pidfd is not None:
+                self.selector.unregister(runner.pidfd)
+                os.close(runner.pidfd)
+            if runner.slot is not None and runner.slot in self.pool.all:
+                self.pool.release(runner.slot)
+        updates = [self._outcome(runner.job_id, runner.workspace) for runner in runners]
+        # Retried here, not by the loop: the runners have left ``running``, so a retry from the top would lose them.
+        self._retrying(self.ledger.apply_updates, updates)
+        for runner in runners:
+            self.cancelling.discard(runner.job_id)
 
     def _outcome(self, job_id: str, workspace: Path) -> JobUpdate:
         result = read_result(workspace)
@@ -156,44 +154,72 @@ class Worker:
         if self.stopping:
             return
         claimed = self.ledger.claim_pending("local", self.slots - len(self.running))
+        tasks: list[Task] = []
         for index, job in enumerate(claimed):
             try:
-                self._launch(job)
+                tasks.append(self._task(job))
             except OSError as exc:
-                full = disk_full(exc, self.home.root)
-                if full is None:
-                    raise
-                with contextlib.suppress(DshpcError):  # else the claim's lease runs out and they are requeued
-                    self.ledger.requeue([job.job_id for job in claimed[index:]])
-                raise full from None
+                self._give_back(claimed[index:], exc)
+        self._launch(claimed[: len(tasks)], tasks)
 
-    def _launch(self, job: ClaimedJob) -> None:
-        """Start a runner for a claimed job."""
+    def _give_back(self, jobs: list[ClaimedJob], exc: OSError) -> NoReturn:
+        """Jobs claimed but not started, for want of disk space: back to the queue, and say why."""
+        full = disk_full(exc, self.home.root)
+        if full is None:
+            raise exc
+        with contextlib.suppress(DshpcError):  # else the claim's lease runs out and they are requeued
+            self.ledger.requeue([job.job_id for job in jobs])
+        raise full from None
+
+    def _task(self, job: ClaimedJob) -> Task:
+        """The runner's task for a claimed job, its workspace made (without a cancel file a past run left)."""
         workspace = self.home.workspace(job.job_id)
         workspace.mkdir(parents=True, exist_ok=True)
-        task = build_task(
+        (workspace / CANCEL_FILE).unlink(missing_ok=True)
+        return build_task(
             self.home, job.job_id, job.file_hash, job.function_hash, MethodSpec.model_validate_json(job.spec),
             json.loads(job.parameters), None if job.file_inputs is None else json.loads(job.file_inputs),
         )  # fmt: skip
-        write_manifest(workspace / MANIFEST_FILE, [[task]])
-        with (workspace / RUNNER_LOG).open("ab") as runner_log:
-            popen = subprocess.Popen(
-                [sys.executable, "-m", "dshpc_jupyter.schedulers.runner", str(workspace / MANIFEST_FILE)],
-                stdin=subprocess.DEVNULL, stdout=runner_log, stderr=subprocess.STDOUT, start_new_session=True,
-            )  # fmt: skip
-        identity = process_identity(popen.pid) or f"{popen.pid}:"
-        runner = Runner(job.job_id, popen.pid, workspace, popen, None)
-        self._watch(runner)
-        if not self.ledger.mark_running(job.job_id, identity, time.time()):
-            os.killpg(popen.pid, signal.SIGTERM)  # cancelled while it was being started
+
+    def _launch(self, claimed: list[ClaimedJob], tasks: list[Task]) -> None:
+        """Hand each task to a slot runner and record it running; put back in the queue what none took."""
+        unstarted: list[str] = []
+        started: list[Runner] = []
+        for index, (job, task) in enumerate(zip(claimed, tasks, strict=True)):
+            try:
+                slot = self.pool.start(task)
+            except OSError as exc:  # no room for runner.json: those started run on, the rest wait
+                self._give_back(claimed[index:], exc)
+            if slot is None:
+                unstarted.append(job.job_id)
+                continue
+            runner = Runner(job.job_id, slot.identity, Path(task.workspace), slot=slot)
+            self._watch(runner)
+            started.append(runner)
+        if unstarted:
+            log.warning("no runner would start jobs %s: back to the queue", unstarted)
+            self.ledger.requeue(unstarted)
+        for runner in started:
+            if not self.ledger.mark_running(runner.job_id, runner.identity, time.time()):
+                self._stop_runner(runner)  # cancelled while it was being started
 
     def _cancel(self) -> None:
         for job_id, _ in self.ledger.cancel_requests("local"):
             runner = self.running.get(job_id)
             if runner is not None:
                 self.cancelling.add(job_id)
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(runner.pid, signal.SIGTERM)
+                self._stop_runner(runner)
+
+    @staticmethod
+    def _stop_runner(runner: Runner) -> None:
+        """Ask the runner to stop the job: it stops its method's process group and records ``CA``. A slot runner
+        is told through the job's cancel file, so a cancel never reaches the job it runs next; an adopted
+        runner runs this job alone, and gets SIGTERM."""
+        if runner.slot is not None:
+            runner.slot.cancel(runner.workspace)
+        elif is_alive(runner.identity):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(runner.pid, signal.SIGTERM)
 
     def recover(self) -> None:
         """Take over what a previous worker left behind (we hold the lock: it is gone).
@@ -209,11 +235,13 @@ class Worker:
             workspace = self.home.workspace(job.job_id)
             info = read_runner_info(workspace)
             identity = job.scheduler_id or (info or {}).get("runner")
-            if is_alive(identity):
+            if read_result(workspace) is not None:  # ended: a slot runner may live on, serving another job
+                ended.append(self._outcome(job.job_id, workspace))
+            elif is_alive(identity):
                 assert identity is not None
                 log.info("adopting running job %s (runner %s)", job.job_id, identity)
                 self.ledger.mark_running(job.job_id, identity, time.time())
-                self._watch(Runner(job.job_id, int(identity.partition(":")[0]), workspace, None, None))
+                self._watch(Runner(job.job_id, identity, workspace))
             elif info is None and read_result(workspace) is None:
                 requeue.append(job.job_id)
             else:
@@ -240,6 +268,7 @@ class Worker:
                 break
             self._retrying(self._wait, idle_since)
         self._close_fifo()
+        self.pool.close()
 
     def _retrying(self, step: Callable[..., object], *args: Any) -> None:
         """Run one step of the loop; while another process holds the store's lock past the busy timeout, say
@@ -255,14 +284,33 @@ class Worker:
                     return
 
     def _wait(self, idle_since: float) -> None:
-        polling = any(r.pidfd is None for r in self.running.values())
+        polling = any(r.slot is None and r.pidfd is None for r in self.running.values())
         timeout = 0.1 if polling else max(0.05, min(1.0, self.idle_timeout - (time.monotonic() - idle_since)))
+        signalled: set[str] = set()
         for key, _ in self.selector.select(timeout):
             if key.data is None:
                 self._drain_fifo()
-        for runner in list(self.running.values()):
-            if self._exited(runner):
-                self._finish(runner)
+            elif isinstance(key.data, SlotRunner):
+                signalled.update(self._answers(key.data))
+            else:
+                signalled.add(key.data)
+        ended = [
+            runner
+            for job_id, runner in self.running.items()
+            if job_id in signalled or (runner.slot is None and runner.pidfd is None and not is_alive(runner.identity))
+        ]
+        if ended:
+            self._finish(ended)
+
+    def _answers(self, slot: SlotRunner) -> list[str]:
+        """The jobs a slot runner reports ended; all of its jobs when it has gone (each then ends by its result
+        file, or as lost)."""
+        ended = slot.read()
+        if ended is not None:
+            return ended
+        lost = [job_id for job_id, runner in self.running.items() if runner.slot is slot]
+        self.pool.discard(slot)
+        return lost
 
 
 def _open_store(home: Home) -> Store:

@@ -20,6 +20,7 @@ import contextlib
 import hashlib
 import json
 import os
+import select
 import shlex
 import shutil
 import signal
@@ -126,6 +127,12 @@ def read_runner_info(workspace: Path) -> dict[str, str | None] | None:
     return data
 
 
+def record_runner(workspace: Path, runner: str | None, method: str | None) -> None:
+    """Name the job's runner (and, once started, its method) in the workspace, atomically: what a later worker
+    reads to adopt the job, or to stop a method whose runner vanished."""
+    _write_json_atomic(workspace / RUNNER_FILE, {"runner": runner, "method": method})
+
+
 def kill_orphaned_method(workspace: Path) -> None:
     """Stop the method's process group of a job whose runner vanished (it would run on unsupervised)."""
     info = read_runner_info(workspace) or {}
@@ -154,13 +161,19 @@ def _write_json_atomic(path: Path, data: object) -> None:
 
 
 class _Stop:
-    """Set by SIGTERM/SIGINT: the scheduler cancelled us."""
+    """Set by SIGTERM/SIGINT: the scheduler cancelled us. ``look_now``, set by SIGUSR1 in a slot runner: look for
+    the running job's cancel file now, not at the next half second."""
 
     requested = False
+    look_now = False
 
     @classmethod
     def handle(cls, signum: int, frame: object) -> None:
         cls.requested = True
+
+    @classmethod
+    def look(cls, signum: int, frame: object) -> None:
+        cls.look_now = True
 
 
 def output_source(workspace: Path, name: str) -> Path:
@@ -274,8 +287,23 @@ def _head(path: Path, limit: int) -> tuple[str, bool]:
     return data[:limit].decode("utf-8", errors="replace"), len(data) > limit
 
 
-def run_task(task: Task) -> Result:
-    """Run one task to its end and write its result file; never raises for the job's own failures."""
+def install_stop_handlers(*, cancel_files: bool = False) -> None:
+    """SIGTERM, SIGINT and SIGHUP ask the runner to stop: the running method is stopped, the rest cancelled.
+    ``cancel_files``: SIGUSR1 says a job's cancel file was just written (a runner that serves many jobs)."""
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, _Stop.handle)
+    if cancel_files:
+        signal.signal(signal.SIGUSR1, _Stop.look)
+
+
+def stop_requested() -> bool:
+    """Whether this runner was told to stop (it ends after the job in hand)."""
+    return _Stop.requested
+
+
+def run_task(task: Task, *, recorded: bool = False) -> Result:
+    """Run one task to its end and write its result file; never raises for the job's own failures.
+    ``recorded``: whoever started this process has already named it in the workspace (the fork server)."""
     import subprocess
 
     workspace = Path(task.workspace)
@@ -293,7 +321,8 @@ def run_task(task: Task) -> Result:
     }
     env = sandbox.job_environment(os.environ, job_env, workspace)
     runner = process_identity(os.getpid())
-    _write_json_atomic(workspace / RUNNER_FILE, {"runner": runner, "method": None})
+    if not recorded:
+        record_runner(workspace, runner, None)
     started = time.time()
     status, exit_code, notes, peak = FAILED, None, [], 0
     if _Stop.requested or (workspace / CANCEL_FILE).exists():
@@ -315,7 +344,7 @@ def run_task(task: Task) -> Result:
                     run.argv, cwd=workspace, env=run.env, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
                     start_new_session=True, user=run.user, group=run.user, extra_groups=[] if run.user else None,
                 )  # fmt: skip
-            _write_json_atomic(workspace / RUNNER_FILE, {"runner": runner, "method": process_identity(child.pid)})
+            record_runner(workspace, runner, process_identity(child.pid))
             status, notes, peak = _supervise(child, task, started)
             exit_code = child.returncode
             notes = notes or run.exit_notes(exit_code)
@@ -341,6 +370,20 @@ def run_task(task: Task) -> Result:
 
 def _supervise(child: Any, task: Task, started: float) -> tuple[str, list[str], int]:
     """Wait for the child, stopping its process group on cancel, time limit or memory limit."""
+    pidfd = _pidfd(child.pid)
+    try:
+        reason, peak = _watch_child(child, pidfd, task, started)
+    finally:
+        if pidfd is not None:
+            os.close(pidfd)
+    _kill_group(child.pid, signal.SIGKILL)
+    if reason is not None:
+        return reason[0], [f"{reason[1]}: process group stopped"], peak
+    return (COMPLETED if child.returncode == 0 else FAILED), [], peak
+
+
+def _watch_child(child: Any, pidfd: int | None, task: Task, started: float) -> tuple[tuple[str, str] | None, int]:
+    """Wait for the child's end, or stop it at the first reason to (cancel, time, memory): (reason, peak RSS)."""
     import subprocess
 
     peak = 0
@@ -349,12 +392,12 @@ def _supervise(child: Any, task: Task, started: float) -> tuple[str, list[str], 
     next_cancel_check = time.monotonic() + CANCEL_CHECK_S
     cancelled_alone = False
     while True:
-        try:
-            child.wait(timeout=POLL_S)
+        if _ended_within(child, pidfd, POLL_S):
+            if _Stop.requested and child.returncode != 0:  # the cancel reached the method as it was starting
+                reason = (CANCELLED, "cancelled")
             break
-        except subprocess.TimeoutExpired:
-            pass
-        if time.monotonic() >= next_cancel_check:  # a stat every half second, cheap even on NFS
+        if time.monotonic() >= next_cancel_check or _Stop.look_now:  # a stat every half second, cheap even on NFS
+            _Stop.look_now = False
             next_cancel_check = time.monotonic() + CANCEL_CHECK_S
             cancelled_alone = cancel_file.exists()
         if _Stop.requested or cancelled_alone:
@@ -373,10 +416,31 @@ def _supervise(child: Any, task: Task, started: float) -> tuple[str, list[str], 
                 _kill_group(child.pid, signal.SIGKILL)
                 child.wait()
             break
-    _kill_group(child.pid, signal.SIGKILL)
-    if reason is not None:
-        return reason[0], [f"{reason[1]}: process group stopped"], peak
-    return (COMPLETED if child.returncode == 0 else FAILED), [], peak
+    return reason, peak
+
+
+def _pidfd(pid: int) -> int | None:
+    try:
+        return os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        return None
+
+
+def _ended_within(child: Any, pidfd: int | None, timeout: float) -> bool:
+    """Wait up to ``timeout`` seconds for the child to end; on its pidfd the wait returns the moment it ends,
+    so a method that lasts a millisecond is not left waiting out a polling sleep."""
+    import subprocess
+
+    if pidfd is not None:
+        if not select.select([pidfd], [], [], timeout)[0]:
+            return False
+        child.wait()
+        return True
+    try:
+        child.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return False
+    return True
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -386,8 +450,7 @@ def main(argv: list[str] | None = None) -> int:
         "--index", type=int, default=None, help="task group to run (default: $SLURM_ARRAY_TASK_ID or 0)"
     )
     args = parser.parse_args(argv)
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(sig, _Stop.handle)
+    install_stop_handlers()
     index = args.index if args.index is not None else int(os.environ.get("SLURM_ARRAY_TASK_ID", "0"))
     groups = json.loads(args.manifest.read_text(encoding="utf-8"))["groups"]
     for data in groups[index]:

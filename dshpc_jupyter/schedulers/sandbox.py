@@ -127,7 +127,7 @@ def confine(
     argv: list[str], env: dict[str, str], workspace: Path, inputs: Sequence[Path], method_dir: Path
 ) -> Confinement:
     """The confined way to start ``argv`` for a job (see the module's docstring), or ConfinementError."""
-    mode = os.environ.get(SANDBOX_ENV, "auto").strip().lower() or "auto"
+    mode = _mode()
     if mode not in ("auto", "bwrap", "none", "off"):
         raise ConfinementError(f"{SANDBOX_ENV}: {mode!r} is not one of auto, bwrap, none, off")
     if mode == "auto" and "SLURM_JOB_ID" in os.environ:
@@ -149,6 +149,17 @@ def confine(
     os.chown(workspace, NOBODY, NOBODY)
     os.chown(workspace / "tmp", NOBODY, NOBODY)
     return Confinement(argv, env, user=NOBODY)
+
+
+def _mode() -> str:
+    return os.environ.get(SANDBOX_ENV, "auto").strip().lower() or "auto"
+
+
+def prepare() -> None:
+    """Probe bubblewrap now if jobs started from this process may use it: a fork server's runners inherit the
+    answer instead of each paying for the probe."""
+    if _mode() in ("auto", "bwrap") and "SLURM_JOB_ID" not in os.environ:
+        bubblewrap()
 
 
 def _bwrap_argv(workspace: Path, inputs: Sequence[Path], method_dir: Path) -> list[str]:
