@@ -61,6 +61,7 @@ from ..domain.models import (
     StagedUpload,
     adapter,
 )
+from ..domain.team import WhoAmI
 from .base import API_KEY_ENV, URL_ENV, ConfigLike
 from .http_errors import error_from_response
 from .http_files import (
@@ -209,6 +210,10 @@ class HttpBackend:
     async def services_status(self) -> ServiceStatus:
         status: ServiceStatus = await self._call("GET", "/services/status", ServiceStatus)
         return status
+
+    async def whoami(self) -> WhoAmI:
+        me: WhoAmI = await self._call("GET", "/whoami", WhoAmI)
+        return me
 
     async def _chunk_size(self) -> int | None:
         """Configs per ``simulate-jobs`` call: ours, else the server's limit (None for a server without one)."""

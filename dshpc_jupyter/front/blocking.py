@@ -28,6 +28,7 @@ from ..domain.models import (
     ServiceStatus,
     StagedUpload,
 )
+from ..domain.team import WhoAmI
 from .loop import LoopThread
 
 T = TypeVar("T")
@@ -60,6 +61,9 @@ class Connection:
 
     def services_status(self) -> ServiceStatus:
         return self.run(self.backend.services_status)
+
+    def whoami(self) -> WhoAmI:
+        return self.run(self.backend.whoami)
 
     # --- methods -----------------------------------------------------------------------------------------
 

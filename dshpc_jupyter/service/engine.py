@@ -35,8 +35,10 @@ from ..domain.models import (
 from ..domain.status import Outcome
 from ..schedulers.base import JobUpdate, Scheduler, Submission
 from ..store.sqlite import LatestJob, NewJob, Store
+from ..store.team import record_owner
 from .catalog import Catalog
 from .checks import Checked, prepare
+from .identity import current_caller
 from .outcomes import DRY_MESSAGES, LIVE_MESSAGES, refused, statistics
 
 #: Configs one batch may hold, appends included: beyond it a batch's detail is too big to answer in one piece.
@@ -127,6 +129,10 @@ class Engine(Catalog):
                 tx.insert_batch(batch_id, now, stats, results)
             if new_jobs:
                 tx.insert_jobs(job for job, _ in new_jobs)
+            owner = current_caller().name
+            if owner is not None and not dry_run:  # a server's user (docs/design.md section 10): theirs
+                record_owner(tx.connection, owner, batch_id if append_to is None else None,
+                             [job.job_id for job, _ in new_jobs])  # fmt: skip
         if new_jobs:
             submitted = self._submit([submission for _, submission in new_jobs], results)
             if submitted is not results:
