@@ -8,6 +8,7 @@ import sqlite3
 from pathlib import Path
 
 from support import wait_for_jobs
+from team_support import undo_team_schema
 
 from dshpc_jupyter.domain.hashing import job_key, parameters_key
 from dshpc_jupyter.examples import data_files, methods_dir
@@ -15,16 +16,6 @@ from dshpc_jupyter.service.factory import open_engine
 from dshpc_jupyter.store.schema import MIGRATIONS, SCHEMA_VERSION
 
 WORDS = "Word Count (bash)"
-
-
-def undo_team_schema(conn: sqlite3.Connection) -> None:
-    """Take migration step 6 (users, audit, owners) back out, as a store written before it."""
-    for index in ("jobs_by_owner", "batches_by_owner"):
-        conn.execute(f"DROP INDEX {index}")
-    for table in ("users", "audit", "uploads"):
-        conn.execute(f"DROP TABLE {table}")
-    conn.execute("ALTER TABLE jobs DROP COLUMN owner")
-    conn.execute("ALTER TABLE batches DROP COLUMN owner")
 
 
 def test_a_version_1_store_is_upgraded_and_its_cached_jobs_are_found(home: Path) -> None:
