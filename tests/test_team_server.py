@@ -205,3 +205,37 @@ def test_usage_shows_users_their_own_line_and_admins_everyone(server: TeamServer
         assert all("token" not in str(sorted(u)) for u in users)
         assert bob.get("/users").status_code == 403
         assert bob.get("/audit").status_code == 403
+
+
+def test_over_the_quota_new_jobs_wait_and_are_released_in_order(tmp_path: Any) -> None:
+    with team_server(tmp_path / "home", slots=4, quotas={"alice": Quotas(max_running=1)}) as server:
+        hello = server.hashes["hello.txt"]
+        configs = [{"file_hash": hello, "method_name": WORKLOAD, "parameters": {"seconds": 0.5 + i / 100}}
+                   for i in range(3)]  # fmt: skip
+        with server.client("alice") as alice, server.client("bob") as bob, server.client("root") as root:
+            answer = submit(alice, configs)
+            assert answer["quota_waiting"] == 2 and answer["successful_submissions"] == 3
+            ids = [r["job_id"] for r in answer["results"]]
+            waiting = [alice.get(f"/job/{job_id}").json() for job_id in ids[1:]]
+            assert [(j["status"], j["scheduler"]) for j in waiting] == [("PD", "quota")] * 2
+            usage = alice.get("/users/usage").json()["alice"]
+            assert usage["pending"] >= 2 and usage["running"] + usage["pending"] == 3
+
+            joined = submit(bob, [configs[2], {**configs[0], "parameters": {"seconds": 0.2}}])
+            assert joined["results"][0]["job_id"] == ids[2], "a waiting job is found by its key"
+            assert joined["quota_waiting"] == 0, "bob has no quota: his new job goes to the scheduler"
+            assert wait_done(bob, joined["results"][1]["job_id"])["status"] == "CD"
+
+            jobs = [wait_done(alice, job_id) for job_id in ids]
+            assert [j["status"] for j in jobs] == ["CD"] * 3
+            for earlier, later in zip(jobs, jobs[1:], strict=False):
+                assert later["started_at"] >= earlier["finished_at"], "one at a time, in order"
+            assert root.get("/users/usage").json()["alice"] == {"running": 0, "pending": 0, "total": 3}
+
+            held = submit(alice, [{**configs[0], "parameters": {"seconds": 30}}, {**configs[0], "parameters":
+                                                                                  {"seconds": 31}}])  # fmt: skip
+            assert held["quota_waiting"] == 1
+            last = held["results"][1]["job_id"]
+            assert alice.post("/jobs/cancel", json={"job_ids": [last]}).json()["cancelled"] == [last]
+            assert alice.get(f"/job/{last}").json()["status"] == "CA", "a waiting job is cancelled like any pending"
+            root.post(f"/batches/{held['batch_id']}/cancel")

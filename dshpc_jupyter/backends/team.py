@@ -11,8 +11,11 @@ keep their signatures; the team's own operations (``whoami``, ``users``, ``usage
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Sequence
 from typing import Any
+
+import anyio
 
 from ..domain.errors import ConflictError, ForbiddenError, LimitExceededError, NotFoundError
 from ..domain.models import (
@@ -29,9 +32,13 @@ from ..domain.models import (
 from ..domain.team import AuditEntry, Usage, UserRecord
 from ..service.engine import Engine
 from ..service.identity import current_caller
+from ..service.quotas import release
 from ..service.users import Team
 from .base import ConfigLike
 from .embedded import EmbeddedBackend
+
+#: Seconds between two releases of jobs waiting for a quota (a job ended frees room for the next).
+RELEASE_EVERY_S = 0.5
 
 
 class TeamBackend(EmbeddedBackend):
@@ -40,6 +47,30 @@ class TeamBackend(EmbeddedBackend):
     def __init__(self, engine: Engine, team: Team) -> None:
         super().__init__(engine)
         self.team = team
+        self._released_at = -RELEASE_EVERY_S
+
+    # --- jobs waiting for their owner's quota ----------------------------------------------------------
+
+    async def release_waiting(self, *, force: bool = False) -> None:
+        """Hand the jobs that waited for their owner's quota and now fit to the scheduler. Every call that
+        looks at jobs does it (at most every ``RELEASE_EVERY_S``), and the server's loop does it on its own."""
+        now = time.monotonic()
+        if not force and now - self._released_at < RELEASE_EVERY_S:
+            return
+        self._released_at = now
+        await self._write(self._release_now)
+
+    def _release_now(self) -> None:
+        def limit_of(owner: str) -> int | None:
+            return self.team.quotas(owner).max_running
+
+        self.engine.submit_released(release(self.team.table, limit_of, self.engine.scheduler.name))
+
+    async def keep_releasing(self, every: float = RELEASE_EVERY_S) -> None:
+        """Release waiting jobs every ``every`` seconds until cancelled (the server runs it beside itself)."""
+        while True:
+            await anyio.sleep(every)
+            await self.release_waiting(force=True)
 
     # --- records the caller submits --------------------------------------------------------------------
 
@@ -55,7 +86,16 @@ class TeamBackend(EmbeddedBackend):
             )
         if append_to is not None:
             await self._own_batch(append_to)
+        await self.release_waiting()  # the jobs that waited go first
         return await super().simulate_jobs(configs, dry_run=dry_run, append_to=append_to)
+
+    async def job_statuses(self, job_ids: Sequence[str]) -> list[JobRecord]:
+        await self.release_waiting()
+        return await super().job_statuses(job_ids)
+
+    async def get_job(self, job_id: str) -> JobRecord:
+        await self.release_waiting()
+        return await super().get_job(job_id)
 
     async def upload_file(
         self,
@@ -109,6 +149,7 @@ class TeamBackend(EmbeddedBackend):
 
     async def batch(self, batch_id: str) -> BatchDetail:
         await self._own_batch(batch_id)
+        await self.release_waiting()
         return await super().batch(batch_id)
 
     # --- what the caller may change --------------------------------------------------------------------

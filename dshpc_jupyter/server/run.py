@@ -11,6 +11,7 @@ import socket
 import threading
 from collections.abc import Iterable
 
+import anyio
 import uvicorn
 
 from ..backends.base import Backend
@@ -101,6 +102,10 @@ async def run_server(server: uvicorn.Server, backend: Backend, sock: socket.sock
     """Serve until told to stop (a signal, or ``server.should_exit``), then close the backend: requests in
     flight have finished by then, so nothing is cut halfway."""
     try:
-        await server.serve(sockets=[sock] if sock is not None else None)
+        async with anyio.create_task_group() as tasks:
+            if isinstance(backend, TeamBackend):  # jobs waiting for a quota are released even when no one asks
+                tasks.start_soon(backend.keep_releasing)
+            await server.serve(sockets=[sock] if sock is not None else None)
+            tasks.cancel_scope.cancel()
     finally:
         await backend.aclose()

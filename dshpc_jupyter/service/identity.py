@@ -23,11 +23,13 @@ SCOPES: tuple[Scope, ...] = ("mine", "all")
 @dataclass(frozen=True, slots=True)
 class Caller:
     """An authenticated caller. ``name`` None is the embedded engine's local user (or an open server): it owns
-    nothing, so it sees everything. ``scope`` is what a list shows: the caller's own records, or everyone's."""
+    nothing, so it sees everything. ``scope`` is what a list shows: the caller's own records, or everyone's.
+    ``max_running``: jobs of theirs in progress at once, beyond which new ones wait (None: no limit)."""
 
     name: str | None
     admin: bool
     scope: Scope = "mine"
+    max_running: int | None = None
 
     @property
     def sees_all(self) -> bool:

@@ -84,7 +84,7 @@ class Team:
             return None
         if not hmac.compare_digest(_digest(row.token_salt, match[2]), row.token_hash):
             return None
-        return Caller(name=row.name, admin=row.admin)
+        return Caller(name=row.name, admin=row.admin, max_running=self.quotas(row.name).max_running)
 
     # --- users -----------------------------------------------------------------------------------------
 

@@ -15,10 +15,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..domain import status as st
+from ..domain.jobs import ClaimedJob
 from ..domain.models import BatchSummary, JobRecord
 from .rows import BATCH_COLUMNS, JOB_COLUMNS, batch_summary, chunks, job_from_row
 from .schema import ACTIVE_SET
 from .sqlite import Store
+
+#: The ``scheduler`` of a job held back by its owner's quota: pending (``PD``), and claimed by no scheduler
+#: until :meth:`TeamStore.release_held` hands it to a real one.
+HELD = "quota"
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +46,16 @@ _USER_COLUMNS = "name, admin, token_id, token_salt, token_hash, max_running, max
 
 def _user(row: Sequence[Any]) -> UserRow:
     return UserRow(row[0], bool(row[1]), *row[2:])
+
+
+def active_jobs(conn: sqlite3.Connection, owner: str) -> tuple[int, int]:
+    """(in progress with a scheduler, held by the quota) jobs of ``owner``."""
+    row = conn.execute(
+        f"SELECT count(*) FILTER (WHERE scheduler != ?), count(*) FILTER (WHERE scheduler = ?) FROM jobs"
+        f" WHERE owner = ? AND status IN {ACTIVE_SET}",
+        (HELD, HELD, owner),
+    ).fetchone()
+    return int(row[0]), int(row[1])
 
 
 def record_owner(conn: sqlite3.Connection, owner: str, batch_id: str | None, job_ids: Sequence[str]) -> None:
@@ -170,6 +185,39 @@ class TeamStore:
                 (owner, limit),
             ).fetchall()
         return [batch_summary(row) for row in rows]
+
+    def held_owners(self) -> list[str]:
+        """Users with jobs held back by their quota."""
+        with self.store.read() as tx:
+            rows = tx.connection.execute(
+                "SELECT DISTINCT owner FROM jobs WHERE scheduler = ? AND status = ?", (HELD, st.PENDING)
+            ).fetchall()
+        return [row[0] for row in rows]
+
+    def release_held(self, limits: dict[str, int | None], scheduler: str) -> list[ClaimedJob]:
+        """Hand each owner's held jobs, oldest first, to ``scheduler`` while they are under ``limits`` (jobs in
+        progress); what the scheduler must now be given. One write transaction: no job is released twice."""
+        released: list[tuple[Any, ...]] = []
+        with self.store.write() as tx:
+            conn = tx.connection
+            for owner, limit in limits.items():
+                room = -1 if limit is None else limit - active_jobs(conn, owner)[0]
+                if room == 0 or room < -1:
+                    continue
+                released += conn.execute(
+                    "UPDATE jobs SET scheduler = ? WHERE seq IN (SELECT seq FROM jobs WHERE owner = ?"
+                    " AND scheduler = ? AND status = ? ORDER BY seq LIMIT ?)"
+                    " RETURNING seq, job_id, file_hash, method_name, function_hash, parameters, file_inputs",
+                    (scheduler, owner, HELD, st.PENDING, room),
+                ).fetchall()
+            specs = dict(
+                conn.execute(
+                    "SELECT function_hash, spec FROM methods WHERE function_hash IN (SELECT value FROM json_each(?))",
+                    (json.dumps(sorted({row[4] for row in released})),),
+                )
+            )
+        released.sort()
+        return [ClaimedJob(r[1], r[2], r[3], r[4], r[5], specs[r[4]], r[6]) for r in released]
 
     def usage(self) -> dict[str, dict[str, int]]:
         """Per owner: jobs running (started), pending (not started) and in total."""
