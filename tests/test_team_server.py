@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import itertools
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -228,7 +229,7 @@ def test_over_the_quota_new_jobs_wait_and_are_released_in_order(tmp_path: Any) -
 
             jobs = [wait_done(alice, job_id) for job_id in ids]
             assert [j["status"] for j in jobs] == ["CD"] * 3
-            for earlier, later in zip(jobs, jobs[1:], strict=False):
+            for earlier, later in itertools.pairwise(jobs):
                 assert later["started_at"] >= earlier["finished_at"], "one at a time, in order"
             assert root.get("/users/usage").json()["alice"] == {"running": 0, "pending": 0, "total": 3}
 

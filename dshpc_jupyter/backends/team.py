@@ -129,8 +129,7 @@ class TeamBackend(EmbeddedBackend):
 
     async def register_method(self, path: str | os.PathLike[str]) -> list[MethodInfo]:
         registered = await super().register_method(path)
-        versions = {m.name: m.function_hash for m in registered}
-        await self._write(self.team.audit, "method.register", ", ".join(versions), {"versions": versions})
+        await self._write(self.team.registered, registered)
         return registered
 
     # --- what the caller may see -----------------------------------------------------------------------

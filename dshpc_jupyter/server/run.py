@@ -66,8 +66,10 @@ def serve(
     backend = TeamBackend(engine, Team(engine.store, defaults=Quotas(default_max_running, default_max_configs)))
     try:
         for path in methods:
-            for method in engine.register_method(path):
+            registered = engine.register_method(path)
+            for method in registered:
                 log.info("registered method %r (%s)", method.name, method.function_hash[:12])
+            backend.team.registered(registered, actor="serve --methods")
         app = create_app(
             backend, api_key=api_key, max_body_bytes=max_body_bytes, max_configs=max_configs,
             sessions_dir=engine.home.tmp_dir / "chunked", session_ttl=session_ttl,

@@ -14,10 +14,12 @@ import hmac
 import re
 import secrets
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from ..domain.errors import ConflictError, InvalidInputError, NotFoundError
+from ..domain.models import MethodInfo
 from ..store.sqlite import Store
 from ..store.team import TeamStore, UserRow
 from .identity import Caller, current_caller
@@ -152,6 +154,11 @@ class Team:
     def audit(self, action: str, target: str | None, detail: dict[str, Any] | None = None) -> None:
         """Record an action of the current caller."""
         self._audit(None, action, target, detail)
+
+    def registered(self, methods: Sequence[MethodInfo], *, actor: str | None = None) -> None:
+        """Record a registration: each name with the ``function_hash`` it now has."""
+        versions = {m.name: m.function_hash for m in methods}
+        self._audit(actor, "method.register", ", ".join(versions), {"versions": versions})
 
     def _audit(self, actor: str | None, action: str, target: str | None, detail: dict[str, Any] | None) -> None:
         self.table.audit(actor if actor is not None else current_caller().name, action, target, detail)
