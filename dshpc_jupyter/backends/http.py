@@ -408,7 +408,7 @@ class HttpBackend:
         if size is None or len(items) <= size:
             return await self._simulate(items, dry_run, append_to)
         results = []
-        totals = dict.fromkeys(BatchStatistics.model_fields, 0)
+        totals = dict.fromkeys((*BatchStatistics.model_fields, "quota_waiting"), 0)  # counts, all summed
         batch_id = append_to
         for start in range(0, len(items), size):
             try:
