@@ -86,7 +86,7 @@ class Team:
             return None
         if not hmac.compare_digest(_digest(row.token_salt, match[2]), row.token_hash):
             return None
-        return Caller(name=row.name, admin=row.admin, max_running=self.quotas(row.name).max_running)
+        return Caller(name=row.name, admin=row.admin, max_running=self._quotas(row).max_running)
 
     # --- users -----------------------------------------------------------------------------------------
 
@@ -143,7 +143,9 @@ class Team:
 
     def quotas(self, name: str | None) -> Quotas:
         """A user's quotas with the defaults filled in (the local user and the API key have the defaults)."""
-        row = None if name is None else self.table.user(name)
+        return self._quotas(None if name is None else self.table.user(name))
+
+    def _quotas(self, row: UserRow | None) -> Quotas:
         if row is None:
             return self.defaults
         return Quotas(
