@@ -19,6 +19,7 @@ import httpx
 import uvicorn
 from support import stop_gracefully, wait_until
 
+from dshpc_jupyter.backends.base import Backend
 from dshpc_jupyter.backends.embedded import EmbeddedBackend
 from dshpc_jupyter.server import create_app, run_server
 from dshpc_jupyter.service.factory import open_engine
@@ -33,10 +34,11 @@ def url_of(sock: socket.socket) -> str:
 
 
 @contextmanager
-def thread_server(home: Path, **options: Any) -> Iterator[str]:
-    """A uvicorn server over an engine on ``home``, in a thread; its URL. Stopped (gracefully) at exit."""
-    backend = EmbeddedBackend(open_engine(home))
-    app = create_app(backend, **options)
+def thread_server(home: Path, backend: Backend | None = None, *, app: Any = None, **options: Any) -> Iterator[str]:
+    """A uvicorn server over an engine on ``home`` (or over ``backend``, with the ``app`` made for it), in a
+    thread; its URL. Stopped (gracefully) at exit, and the backend closed."""
+    backend = backend if backend is not None else EmbeddedBackend(open_engine(home))
+    app = app if app is not None else create_app(backend, **options)
     sock = listening_socket()
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
     thread = threading.Thread(target=asyncio.run, args=(run_server(server, backend, sock),), daemon=True)

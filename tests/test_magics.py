@@ -239,6 +239,8 @@ MISTAKES = [
     ("%%dshpc_batch --timeout soon\nmethod: A", ("argument --timeout: invalid float value: 'soon'",)),
     ("%dshpc_connect --scheduler cloud", ("scheduler: unknown scheduler 'cloud'",)),
     ("%dshpc_connect --url http://127.0.0.1:9 --api-key-env NO_SUCH_VARIABLE_SET", ("'NO_SUCH_VARIABLE_SET'",)),
+    ("%dshpc_connect --url http://127.0.0.1:9 --token-env NO_SUCH_TOKEN_SET", ("--token-env: the environment",)),
+    ("%dshpc_connect --url http://127.0.0.1:9 --token-env A --api-key-env B", ("give --api-key-env or --token-env",)),
     ("%dshpc_jobs --limit 0", ("--limit: must be at least 1",)),
     ("%dshpc_methods --bogus", ("unrecognized arguments: --bogus",)),
 ]

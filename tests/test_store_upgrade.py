@@ -8,6 +8,7 @@ import sqlite3
 from pathlib import Path
 
 from support import wait_for_jobs
+from team_support import undo_team_schema
 
 from dshpc_jupyter.domain.hashing import job_key, parameters_key
 from dshpc_jupyter.examples import data_files, methods_dir
@@ -29,6 +30,7 @@ def test_a_version_1_store_is_upgraded_and_its_cached_jobs_are_found(home: Path)
     with sqlite3.connect(home / "store.sqlite") as conn:  # back to version 1, as an older package left it
         conn.execute("ALTER TABLE jobs DROP COLUMN file_inputs")
         conn.execute("ALTER TABLE jobs DROP COLUMN output_files")
+        undo_team_schema(conn)
         conn.execute("PRAGMA user_version = 1")
         (key, canonical, function_hash) = conn.execute("SELECT job_key, parameters, function_hash FROM jobs").fetchone()
     assert key == job_key(poem.file_hash, parameters_key(function_hash, canonical)), "the seed's key formula"

@@ -28,6 +28,7 @@ from ..domain.models import (
 )
 from ..domain.models import ConfigLike as ConfigLike  # one config as a caller gives it (declared with the models)
 from ..domain.pipeline_models import PipelineDetail
+from ..domain.team import WhoAmI
 
 #: Where ``connect()`` and the HTTP client look for a server's URL and API key when none is given.
 URL_ENV = "DSHPC_URL"
@@ -45,6 +46,11 @@ class Backend(Protocol):
     async def services_status(self) -> ServiceStatus:
         """What the service is (version, schedulers, store) and whether its store answers. An embedded engine
         needs no key and has no limits; a server states its own in ``auth_required`` and ``limits``."""
+        ...
+
+    async def whoami(self) -> WhoAmI:
+        """Who the service takes the caller for: a server's user (name, role, quotas), or the embedded
+        engine's local user (no name, every right)."""
         ...
 
     # --- methods -----------------------------------------------------------------------------------------

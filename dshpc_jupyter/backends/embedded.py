@@ -37,6 +37,7 @@ from ..domain.models import (
     StagedUpload,
 )
 from ..domain.pipeline_models import PipelineDetail
+from ..domain.team import WhoAmI
 from ..service.engine import Engine
 from ..service.transfers import copy_out, read_range
 from .base import ConfigLike
@@ -96,6 +97,9 @@ class EmbeddedBackend:
             jobs_db=store,
             files_db=files,
         )
+
+    async def whoami(self) -> WhoAmI:
+        return WhoAmI(name=None, role="admin")
 
     async def register_method(self, path: str | os.PathLike[str]) -> list[MethodInfo]:
         return await self._write(self.engine.register_method, path)

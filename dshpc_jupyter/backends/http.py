@@ -62,6 +62,7 @@ from ..domain.models import (
     adapter,
 )
 from ..domain.pipeline_models import PipelineDetail
+from ..domain.team import WhoAmI
 from .base import API_KEY_ENV, URL_ENV, ConfigLike
 from .http_errors import error_from_response
 from .http_files import (
@@ -210,6 +211,10 @@ class HttpBackend:
     async def services_status(self) -> ServiceStatus:
         status: ServiceStatus = await self._call("GET", "/services/status", ServiceStatus)
         return status
+
+    async def whoami(self) -> WhoAmI:
+        me: WhoAmI = await self._call("GET", "/whoami", WhoAmI)
+        return me
 
     async def _chunk_size(self) -> int | None:
         """Configs per ``simulate-jobs`` call: ours, else the server's limit (None for a server without one)."""
@@ -407,7 +412,7 @@ class HttpBackend:
         if size is None or len(items) <= size:
             return await self._simulate(items, dry_run, append_to)
         results = []
-        totals = dict.fromkeys(BatchStatistics.model_fields, 0)
+        totals = dict.fromkeys((*BatchStatistics.model_fields, "quota_waiting"), 0)  # counts, all summed
         batch_id = append_to
         for start in range(0, len(items), size):
             try:

@@ -12,6 +12,7 @@ from ..domain.errors import (
     ConflictError,
     DiskFullError,
     DshpcError,
+    ForbiddenError,
     InvalidInputError,
     LimitExceededError,
     NotFoundError,
@@ -21,7 +22,7 @@ from ..domain.errors import (
 _STATUS_ERRORS: dict[int, type[DshpcError]] = {
     400: InvalidInputError,
     401: AuthenticationError,
-    403: AuthenticationError,
+    403: ForbiddenError,
     404: NotFoundError,
     409: ConflictError,
     413: LimitExceededError,

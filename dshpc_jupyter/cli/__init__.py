@@ -15,6 +15,10 @@ from . import admin, catalog, jobs, pipelines, run
 from .output import console
 
 COMMAND_GROUPS = (run, catalog, jobs, pipelines, admin)
+from . import admin, catalog, jobs, run, users
+from .output import console
+
+COMMAND_GROUPS = (run, catalog, jobs, admin, users)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -13,7 +13,8 @@ from .output import console
 def cmd_serve(args: argparse.Namespace) -> int:
     from ..server import serve
 
-    options: dict[str, Any] = {k: getattr(args, k) for k in ("host", "port", "max_configs") if hasattr(args, k)}
+    names = ("host", "port", "max_configs", "default_max_running", "default_max_configs")
+    options: dict[str, Any] = {k: getattr(args, k) for k in names if hasattr(args, k)}
     if hasattr(args, "max_body_mb"):
         options["max_body_bytes"] = int(args.max_body_mb * (1 << 20))
     if args.api_key_env:
@@ -73,6 +74,9 @@ def add_commands(commands: Any) -> None:
     serve.add_argument("--methods", action="append", default=[], metavar="DIR", help="register these methods first")
     serve.add_argument("--max-configs", type=int, default=argparse.SUPPRESS, help="configs per call (default 10000)")
     serve.add_argument("--max-body-mb", type=float, default=argparse.SUPPRESS, help="request size (default 64)")
+    for kind, metavar, what in (("running", "N", "jobs in progress at once"), ("configs", "M", "configs per call")):
+        serve.add_argument(f"--default-max-{kind}", type=int, metavar=metavar, default=argparse.SUPPRESS,
+                           help=f"a user's {what} unless set for them (default: no limit)")  # fmt: skip
     # The global options, accepted after ``serve`` too (SUPPRESS keeps a value given before it).
     serve.add_argument("--home", default=argparse.SUPPRESS, help="store directory")
     serve.add_argument("--api-key-env", metavar="VAR", default=argparse.SUPPRESS, help="env var holding the API key")

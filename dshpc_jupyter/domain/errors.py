@@ -66,6 +66,12 @@ class AuthenticationError(DshpcError, PermissionError):
     status_code = 401
 
 
+class ForbiddenError(AuthenticationError):
+    """The caller is known but their role does not allow this (an admin's route, another user's record)."""
+
+    status_code = 403
+
+
 class LimitExceededError(InvalidInputError):
     """A request over one of the service's limits (body size, configs per call); split it and send again."""
 

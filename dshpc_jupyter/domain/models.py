@@ -107,6 +107,8 @@ class MultiJobSimulationResponse(BatchStatistics):
     results: list[MultiJobResult]
     batch_id: str | None = None
     dry_run: bool = False
+    #: New jobs of this call waiting for the caller's quota of jobs in progress (a server's users, section 10).
+    quota_waiting: int = 0
 
 
 class JobSimulationRequest(JobConfig):

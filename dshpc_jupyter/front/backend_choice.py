@@ -20,6 +20,7 @@ def connect_async(
     url: str | None = None,
     *,
     api_key: str | None = None,
+    token: str | None = None,
     home: str | os.PathLike[str] | None = None,
     scheduler: str | None = None,
     **options: Any,
@@ -27,12 +28,18 @@ def connect_async(
     """The async ``Backend``: a remote service at ``url`` (or ``$DSHPC_URL``), else the embedded engine
     with its store under ``home`` (or ``$DSHPC_HOME``) and jobs on ``scheduler`` ("local", the default, or
     "slurm"). A server has its own home and scheduler: ``home`` or ``scheduler`` with a URL is refused.
+    ``token`` is a server user's token (``dshpc-jupyter users add``); ``api_key`` the server's single key: the
+    same header carries either, so give one.
 
     ``options`` are those of the backend chosen: the HTTP client's (:class:`~..backends.http.HttpOptions`:
     ``timeout``, ``retries``, ``max_configs``) or the scheduler's (:class:`~..schedulers.local.LocalOptions`:
     ``slots``, ``idle_timeout``; :class:`~..schedulers.slurm.SlurmOptions`: ``partition``, ``account``,
     ``sbatch_args``, ``workdir``, ``pack``, ...). Any other is an ``InvalidInputError`` naming it."""
     url = url or os.environ.get(URL_ENV)
+    if token is not None:
+        if api_key is not None:
+            raise InvalidInputError("token: give a user's token or the server's api_key, not both")
+        api_key = token
     if url:
         for name, value in (("home", home), ("scheduler", scheduler)):
             if value is not None:

@@ -29,6 +29,7 @@ from ..domain.models import (
     StagedUpload,
 )
 from ..domain.pipeline_models import PipelineDetail
+from ..domain.team import WhoAmI
 from .loop import LoopThread
 
 T = TypeVar("T")
@@ -61,6 +62,9 @@ class Connection:
 
     def services_status(self) -> ServiceStatus:
         return self.run(self.backend.services_status)
+
+    def whoami(self) -> WhoAmI:
+        return self.run(self.backend.whoami)
 
     # --- methods -----------------------------------------------------------------------------------------
 

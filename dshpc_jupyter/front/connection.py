@@ -22,6 +22,7 @@ def connect(
     url: str | None = None,
     *,
     api_key: str | None = None,
+    token: str | None = None,
     home: str | os.PathLike[str] | None = None,
     scheduler: str | None = None,
     **options: Any,
@@ -29,7 +30,7 @@ def connect(
     """Connect to a dsHPC service and make it the current one. Without ``url`` (or ``$DSHPC_URL``): the
     embedded engine, no server needed. ``options`` are checked as :func:`connect_async` says."""
     global _current
-    connection = Connection(connect_async(url, api_key=api_key, home=home, scheduler=scheduler, **options))
+    connection = Connection(connect_async(url, api_key=api_key, token=token, home=home, scheduler=scheduler, **options))
     with _current_lock:
         _current = connection
     return connection

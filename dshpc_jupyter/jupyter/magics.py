@@ -92,6 +92,7 @@ class DshpcMagics(Magics):
     @magic_arguments()
     @argument("--url", help="A dsHPC server (e.g. http://127.0.0.1:8001); without it, the embedded engine.")
     @argument("--api-key-env", metavar="VAR", help="The environment variable that holds the server's API key.")
+    @argument("--token-env", metavar="VAR", help="The environment variable that holds your user token.")
     @argument("--home", help="The embedded engine's home directory (default: $DSHPC_HOME or the user data dir).")
     @argument("--scheduler", help="Where the embedded engine runs jobs: local (default) or slurm.")
     @line_magic
@@ -104,14 +105,18 @@ class DshpcMagics(Magics):
             %dshpc_connect --home ~/dshpc-project            # the embedded engine, another home
             %dshpc_connect --scheduler slurm                 # embedded store, jobs on Slurm
             %dshpc_connect --url http://127.0.0.1:8001 --api-key-env DSHPC_API_KEY
+            %dshpc_connect --url http://127.0.0.1:8001 --token-env DSHPC_TOKEN    # a server's user
         """
         args = _parse(self.dshpc_connect, line)
         with _one_line_errors():
+            if args.api_key_env and args.token_env:
+                raise UsageError("--token-env: give --api-key-env or --token-env, not both")
             api_key = None
-            if args.api_key_env:
-                api_key = os.environ.get(args.api_key_env)
-                if not api_key:
-                    raise UsageError(f"--api-key-env: the environment variable {args.api_key_env!r} is not set")
+            for option, variable in (("--api-key-env", args.api_key_env), ("--token-env", args.token_env)):
+                if variable:
+                    api_key = os.environ.get(variable)
+                    if not api_key:
+                        raise UsageError(f"{option}: the environment variable {variable!r} is not set")
             if args.url and (args.home or args.scheduler):
                 raise UsageError("--url: a server has its own home and scheduler; drop --home/--scheduler")
             connection = connections.connect(args.url, api_key=api_key, home=args.home, scheduler=args.scheduler)

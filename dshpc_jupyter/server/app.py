@@ -18,12 +18,13 @@ from pathlib import Path
 from typing import Any
 
 import anyio.to_thread
-from fastapi import APIRouter, FastAPI, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 
 from .. import __version__
 from ..backends.base import Backend
+from ..backends.team import TeamBackend
 from ..domain.archive import extract_archive
 from ..domain.errors import (
     DshpcError,
@@ -55,11 +56,15 @@ from ..domain.models import (
     ServiceLimits,
     ServiceStatus,
 )
+from ..service.identity import viewing
 from ..store.maintenance import store_error
+from .auth import authenticator
 from .chunked import CHUNKED_REQUEST_MODELS, DEFAULT_SESSION_TTL_S, chunked_routes
 from .dshpc_routes import dshpc_routes
 from .guard import DEFAULT_BODY_TIMEOUT, Guard
 from .pipeline_routes import PIPELINE_REQUEST_MODELS, pipeline_routes
+from .policy import enforcer
+from .team_routes import team_routes
 from .transfer_routes import STREAM_PREFIX, transfer_routes
 from .wire import (
     OFFLOAD_BYTES,
@@ -96,25 +101,31 @@ def create_app(
     ``sessions_dir`` holds the later dsHPC's chunked-upload sessions (a new temporary folder by default),
     removed after ``session_ttl`` seconds idle.
 
-    With a key, only ``/health`` is open: the interactive docs and the schema describe the API to whoever
-    holds the key, and to no one else."""
+    With a key, or users (a :class:`~..backends.team.TeamBackend` whose store has users), only ``/health`` is
+    open: the interactive docs and the schema describe the API to whoever holds a token, and to no one else;
+    what each caller may do is :mod:`.policy`'s table."""
     if max_body_bytes < 1 or max_configs < 1:
         raise ValueError("max_body_bytes and max_configs must be positive")
     if api_key is not None and not (api_key and api_key.isascii() and api_key.isprintable()):
         raise InvalidInputError("api_key: must be non-empty printable ASCII text (it travels in an HTTP header)")
+    team = backend if isinstance(backend, TeamBackend) else None
+    authenticate = authenticator(api_key, team.team if team is not None else None)
+    auth = authenticate is not None
     app = DocumentedApp(
         title="dsHPC API",
         version=__version__,
         description="Deduplicated jobs on files with registered methods; the multi-job API POST /simulate-jobs.",
+        dependencies=[Depends(enforcer(auth))],
     )
-    app.api_key_required = api_key is not None
-    documented = errors_doc(*((401,) if api_key is not None else ()), 404, 409, 413, 416, 422)
+    app.api_key_required = auth
+    documented = errors_doc(*((401, 403) if auth else ()), 404, 409, 413, 416, 422)
     app.include_router(transfer_routes(backend, max_body_bytes, documented))
     app.include_router(chunked_routes(backend, sessions_dir, session_ttl, documented))
     app.include_router(pipeline_routes(backend, documented))
     app.include_router(dshpc_routes(backend, documented))
     app.extra_request_models = (*CHUNKED_REQUEST_MODELS, *PIPELINE_REQUEST_MODELS)
-    app.include_router(_routes(backend, api_key is not None, max_body_bytes, max_configs))
+    app.include_router(_routes(backend, auth, max_body_bytes, max_configs))
+    app.include_router(team_routes(team, auth, documented))
 
     @app.exception_handler(DshpcError)
     async def _dshpcerror_response(request: Request, exc: DshpcError) -> Response:
@@ -149,7 +160,7 @@ def create_app(
 
     app.add_middleware(
         Guard,
-        api_key=api_key,
+        authenticate=authenticate,
         max_body_bytes=max_body_bytes,
         open_paths={"/health"},
         body_timeout=body_timeout,
@@ -298,8 +309,10 @@ def _routes(backend: Backend, auth: bool, max_body_bytes: int, max_configs: int)
     async def list_jobs(
         status: str | None = Query(None, description="Only jobs with this status code (CD, PD, R, F, ...)."),
         limit: int = Query(100, ge=1, le=100_000),
+        scope: str = Query("mine", description="On a server with users: `mine` (yours) or `all` (admins)."),
     ) -> Response:
-        jobs = await backend.list_jobs(status, limit)
+        with viewing(scope):
+            jobs = await backend.list_jobs(status, limit)
         return await respond(list[JobRecord], jobs, large=len(jobs) > OFFLOAD_ITEMS)
 
     @router.post("/jobs/batch", response_model=JobsResponse, tags=["jobs"], openapi_extra=body_doc(JobIdsRequest))
@@ -318,8 +331,12 @@ def _routes(backend: Backend, auth: bool, max_body_bytes: int, max_configs: int)
         return await respond(CancelResponse, await backend.cancel(payload.job_ids))
 
     @router.get("/batches", response_model=list[BatchSummary], tags=["batches"])
-    async def list_batches(limit: int = Query(100, ge=1, le=100_000)) -> Response:
-        return await respond(list[BatchSummary], await backend.batches(limit))
+    async def list_batches(
+        limit: int = Query(100, ge=1, le=100_000),
+        scope: str = Query("mine", description="On a server with users: `mine` (yours) or `all` (admins)."),
+    ) -> Response:
+        with viewing(scope):
+            return await respond(list[BatchSummary], await backend.batches(limit))
 
     @router.get("/batches/{batch_id}", response_model=BatchDetail, tags=["batches"], responses=errors_doc(404))
     async def get_batch(batch_id: str) -> Response:

@@ -1,4 +1,4 @@
-"""The server's front door, as plain ASGI middleware: the API-key check and the request-body limit.
+"""The server's front door, as plain ASGI middleware: authentication (:mod:`.auth`) and the request-body limit.
 
 Both run before routing and before the body is read, so a caller without the key never gets a body parsed
 (or a 422 that would hint at the API), and no request can make the server buffer more than the limit.
@@ -6,15 +6,16 @@ Both run before routing and before the body is read, so a caller without the key
 
 from __future__ import annotations
 
-import hmac
 import json
 from collections.abc import Collection
 
 import anyio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-API_KEY_HEADER = "X-API-Key"
-_HEADER = API_KEY_HEADER.lower().encode("latin-1")
+from ..service.identity import set_caller
+from .auth import API_KEY_HEADER, Authenticate, CredentialError, credential
+
+__all__ = ["API_KEY_HEADER", "DEFAULT_BODY_TIMEOUT", "Guard", "send_error"]
 
 
 class _ClientGoneError(Exception):
@@ -38,24 +39,16 @@ async def send_error(send: Send, status: int, detail: str) -> None:
 DEFAULT_BODY_TIMEOUT = 10.0
 
 
-def bearer_token(header: bytes | None) -> bytes | None:
-    """The key of an ``Authorization: Bearer <key>`` header (what the later dsHPC's R client sends), or None."""
-    if header is None:
-        return None
-    scheme, _, token = header.strip().partition(b" ")
-    return token.strip() or None if scheme.lower() == b"bearer" else None
-
-
 class Guard:
-    """Checks ``X-API-Key`` (constant-time; exactly one; else ``Authorization: Bearer``) on every path but
-    ``open_paths``, then buffers the body up to ``max_body_bytes`` (413 beyond) within ``body_timeout`` seconds
-    (408 after) and hands it to the app."""
+    """Authenticates every path but ``open_paths`` (one credential, checked by ``authenticate``; the caller is
+    set for the request), then buffers the body up to ``max_body_bytes`` (413 beyond) within ``body_timeout``
+    seconds (408 after) and hands it to the app."""
 
     def __init__(
         self,
         app: ASGIApp,
         *,
-        api_key: str | None,
+        authenticate: Authenticate | None,
         max_body_bytes: int,
         open_paths: Collection[str] = (),
         streamed: tuple[str, ...] = (),
@@ -64,7 +57,7 @@ class Guard:
         self.app = app
         #: Path prefixes whose body is not buffered here: their route streams it and counts it to the limit.
         self._streamed = streamed
-        self._key = api_key.encode("utf-8") if api_key is not None else None
+        self._authenticate = authenticate
         self._max = max_body_bytes
         self._open = frozenset(open_paths)
         self._body_timeout = body_timeout
@@ -74,21 +67,17 @@ class Guard:
             await self.app(scope, receive, send)
             return
         headers = dict(scope["headers"])
-        if self._key is not None and scope["path"] not in self._open:
-            given = headers.get(_HEADER)
-            if sum(name == _HEADER for name, _ in scope["headers"]) > 1:
-                await send_error(send, 400, f"{API_KEY_HEADER} header: given more than once; send it once")
+        if self._authenticate is not None and scope["path"] not in self._open:
+            try:
+                token = credential(scope["headers"])
+            except CredentialError as exc:
+                await send_error(send, exc.status_code, str(exc))
                 return
-            where = f"the {API_KEY_HEADER} header"
-            if given is None:
-                given, where = bearer_token(headers.get(b"authorization")), "the Authorization header"
-            if given is None:
-                await send_error(send, 401, f"Missing {API_KEY_HEADER} header (or Authorization: Bearer): this "
-                                 "server requires an API key")  # fmt: skip
+            caller = await self._authenticate(token)
+            if caller is None:
+                await send_error(send, 401, f"Invalid API key or token (in {API_KEY_HEADER} or Authorization)")
                 return
-            if not hmac.compare_digest(given, self._key):
-                await send_error(send, 401, f"Invalid API key in {where}")
-                return
+            set_caller(caller)
         declared = headers.get(b"content-length")
         if declared is not None:
             if not declared.isdigit():

@@ -11,11 +11,13 @@ import socket
 import threading
 from collections.abc import Iterable
 
+import anyio
 import uvicorn
 
 from ..backends.base import Backend
-from ..backends.embedded import EmbeddedBackend
+from ..backends.team import TeamBackend
 from ..service.factory import open_engine
+from ..service.users import Quotas, Team
 from .app import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_CONFIGS, create_app
 from .chunked import DEFAULT_SESSION_TTL_S
 
@@ -47,6 +49,8 @@ def serve(
     sock: socket.socket | None = None,
     log_level: str = "info",
     session_ttl: float = DEFAULT_SESSION_TTL_S,
+    default_max_running: int | None = None,
+    default_max_configs: int | None = None,
 ) -> None:
     """Run the API until SIGINT/SIGTERM: the store under ``home``, ``methods`` registered first.
 
@@ -54,13 +58,18 @@ def serve(
     signal, uvicorn stops accepting, lets requests in flight finish, and then the engine is closed; jobs
     keep running under their scheduler (the local worker is a separate process) and are picked up again by
     the next server on the same home.
+
+    The store's users (``dshpc-jupyter users add``) sign in with their tokens, and ``api_key`` as an admin;
+    users without quotas of their own get ``default_max_running`` and ``default_max_configs`` (None: no limit).
     """
     engine = open_engine(home, scheduler)
-    backend = EmbeddedBackend(engine)
+    backend = TeamBackend(engine, Team(engine.store, defaults=Quotas(default_max_running, default_max_configs)))
     try:
         for path in methods:
-            for method in engine.register_method(path):
+            registered = engine.register_method(path)
+            for method in registered:
                 log.info("registered method %r (%s)", method.name, method.function_hash[:12])
+            backend.team.registered(registered, actor="serve --methods")
         app = create_app(
             backend, api_key=api_key, max_body_bytes=max_body_bytes, max_configs=max_configs,
             sessions_dir=engine.home.tmp_dir / "chunked", session_ttl=session_ttl,
@@ -68,7 +77,7 @@ def serve(
     except BaseException:
         engine.close()
         raise
-    if api_key is None and sock is None and not _is_loopback(host):
+    if api_key is None and not backend.team.has_users() and sock is None and not _is_loopback(host):
         log.warning("serving on %s without an API key: anyone who can reach it can run registered methods", host)
     config = uvicorn.Config(
         app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=60, lifespan="off"
@@ -95,6 +104,10 @@ async def run_server(server: uvicorn.Server, backend: Backend, sock: socket.sock
     """Serve until told to stop (a signal, or ``server.should_exit``), then close the backend: requests in
     flight have finished by then, so nothing is cut halfway."""
     try:
-        await server.serve(sockets=[sock] if sock is not None else None)
+        async with anyio.create_task_group() as tasks:
+            if isinstance(backend, TeamBackend):  # jobs waiting for a quota are released even when no one asks
+                tasks.start_soon(backend.keep_releasing)
+            await server.serve(sockets=[sock] if sock is not None else None)
+            tasks.cancel_scope.cancel()
     finally:
         await backend.aclose()

@@ -35,10 +35,13 @@ from ..domain.models import (
 from ..domain.status import Outcome
 from ..schedulers.base import JobUpdate, Scheduler, Submission
 from ..store.sqlite import LatestJob, NewJob, Store
+from ..store.team import record_owner
 from .catalog import Catalog
 from .checks import Checked, prepare
+from .identity import current_caller
 from .outcomes import DRY_MESSAGES, LIVE_MESSAGES, refused, statistics
 from .pipelines import Inside, Pipelines
+from .quotas import hold
 
 #: Configs one batch may hold, appends included: beyond it a batch's detail is too big to answer in one piece.
 MAX_BATCH_CONFIGS = 50_000
@@ -135,8 +138,13 @@ class Engine(Catalog):
                                              f"{self.max_batch_configs} per batch: start a new batch")  # fmt: skip
             elif batch_id is not None:
                 tx.insert_batch(batch_id, now, stats, results)
-            if new_jobs:
-                tx.insert_jobs(job for job, _ in new_jobs)
+            caller, held = current_caller(), list[NewJob]()
+            if new_jobs:  # over the caller's quota, some wait (docs/design.md section 11.4)
+                new_jobs, held = hold(tx.connection, caller, new_jobs)
+                tx.insert_jobs([*(job for job, _ in new_jobs), *held])
+            if caller.name is not None and not dry_run:  # a server's user (docs/design.md section 11): theirs
+                record_owner(tx.connection, caller.name, batch_id if append_to is None else None,
+                             [job.job_id for job, _ in new_jobs] + [job.job_id for job in held])  # fmt: skip
             if inside is not None:
                 inside(tx, results)
         if new_jobs:
@@ -147,8 +155,9 @@ class Engine(Catalog):
                     self._record_refusals(batch_id, offset, results)
         # Built by the code above, so exactly typed: strict validation is both a check and the fast path.
         return MultiJobSimulationResponse.model_validate(
-            {"results": results, "batch_id": batch_id, "dry_run": dry_run, **stats.model_dump()}, strict=True
-        )
+            {"results": results, "batch_id": batch_id, "dry_run": dry_run, "quota_waiting": len(held),
+             **stats.model_dump()}, strict=True,
+        )  # fmt: skip
 
     def _decide(
         self,
@@ -219,6 +228,11 @@ class Engine(Catalog):
         )  # fmt: skip
         reasons = ((row, refusals.get(row["job_id"] or "")) for row in results)
         return [row if reason is None else refused(row, reason) for row, reason in reasons]
+
+    def submit_released(self, submissions: list[Submission]) -> None:
+        """Hand jobs that waited for their owner's quota to the scheduler (:mod:`.quotas`)."""
+        if submissions:
+            self._submit(submissions, [])
 
     def _record_refusals(self, batch_id: str, offset: int, results: Sequence[ResultRow]) -> None:
         """Put the refused rows of one call (``offset`` is where it starts in the batch) into the recorded batch.

@@ -88,6 +88,40 @@ CREATE TABLE IF NOT EXISTS pipeline_steps (
 CREATE INDEX IF NOT EXISTS pipeline_steps_waiting ON pipeline_steps(pipeline_id) WHERE state = 'waiting';
 """
 
+#: Users (a token is kept only as a salted SHA-256 of its secret, found by its public ``token_id``), the audit
+#: trail, who uploaded which file, and the owner of each job and batch (NULL: the embedded engine's local user).
+TEAM_SCHEMA = """
+CREATE TABLE users (
+    name        TEXT PRIMARY KEY,
+    admin       INTEGER NOT NULL DEFAULT 0,
+    token_id    TEXT UNIQUE,
+    token_salt  BLOB,
+    token_hash  BLOB,
+    max_running INTEGER,
+    max_configs INTEGER,
+    created_at  REAL NOT NULL,
+    revoked_at  REAL
+) WITHOUT ROWID;
+CREATE TABLE audit (
+    seq    INTEGER PRIMARY KEY,
+    at     REAL NOT NULL,
+    actor  TEXT,
+    action TEXT NOT NULL,
+    target TEXT,
+    detail TEXT
+);
+CREATE TABLE uploads (
+    file_hash   TEXT NOT NULL,
+    uploaded_by TEXT NOT NULL,
+    at          REAL NOT NULL,
+    PRIMARY KEY (file_hash, uploaded_by)
+) WITHOUT ROWID;
+ALTER TABLE jobs ADD COLUMN owner TEXT;
+ALTER TABLE batches ADD COLUMN owner TEXT;
+CREATE INDEX jobs_by_owner ON jobs(owner, seq);
+CREATE INDEX batches_by_owner ON batches(owner, created_at)
+"""
+
 #: The schema's history: version N is reached from N - 1 by its statements (version 1 from an empty file).
 #: A change to the tables is a new step at the end, so every store of an older version upgrades in place, in
 #: the transaction that opens it; versions may skip numbers.
@@ -95,6 +129,8 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
     (1, SCHEMA),
     # Named inputs and output files (docs/design.md section 8): JSON text, NULL for jobs that have none.
     (2, "ALTER TABLE jobs ADD COLUMN file_inputs TEXT; ALTER TABLE jobs ADD COLUMN output_files TEXT"),
+    # A server for a team (docs/design.md section 11): users, the audit trail, who submitted what.
+    (6, TEAM_SCHEMA),
     # Pipelines (docs/design.md section 10): each step's spec, dependencies and, once released, its job.
     (8, PIPELINES_SCHEMA),
 )
