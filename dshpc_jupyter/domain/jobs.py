@@ -39,3 +39,6 @@ class ClaimedJob:
     spec: str
     #: The named inputs as the JSON text the store holds, or None (the seed's single file, or none).
     file_inputs: str | None = None
+    #: The ``time``/``mem`` a retry raised, as JSON text (None: the spec's), and which attempt this is.
+    resources: str | None = None
+    attempt: int = 1

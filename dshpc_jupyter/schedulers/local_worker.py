@@ -33,7 +33,7 @@ from ..domain.jobs import ClaimedJob
 from ..domain.models import MethodSpec
 from ..domain.status import CANCELLED, NODE_FAIL, PENDING
 from ..store.sqlite import Store
-from .base import JobLedger, JobUpdate, build_task, ingest_result
+from .base import JobLedger, JobUpdate, build_task, ingest_result, keep_attempts, with_resources
 from .local import fifo_path, lock_path
 from .runner import (
     is_alive,
@@ -170,9 +170,11 @@ class Worker:
     def _launch(self, job: ClaimedJob) -> None:
         """Start a runner for a claimed job."""
         workspace = self.home.workspace(job.job_id)
+        keep_attempts(workspace, job.attempt)
         workspace.mkdir(parents=True, exist_ok=True)
+        spec = with_resources(MethodSpec.model_validate_json(job.spec), json.loads(job.resources or "null"))
         task = build_task(
-            self.home, job.job_id, job.file_hash, job.function_hash, MethodSpec.model_validate_json(job.spec),
+            self.home, job.job_id, job.file_hash, job.function_hash, spec,
             json.loads(job.parameters), None if job.file_inputs is None else json.loads(job.file_inputs),
         )  # fmt: skip
         write_manifest(workspace / MANIFEST_FILE, [[task]])

@@ -41,7 +41,17 @@ from ..domain.errors import InvalidInputError
 from ..domain.home import Home
 from ..domain.methods import install_method, load_method
 from ..domain.models import JobRecord, MethodResources
-from .base import Claim, JobLedger, JobUpdate, Refusal, Submission, build_task, ingest_result, lost_submitter
+from .base import (
+    Claim,
+    JobLedger,
+    JobUpdate,
+    Refusal,
+    Submission,
+    build_task,
+    ingest_result,
+    keep_attempts,
+    lost_submitter,
+)
 from .runner import CANCEL_FILE, PARAMS_FILE, Result, Task, read_result, write_manifest
 from .slurm_cli import (
     SQUEUE_FORMAT,
@@ -212,6 +222,7 @@ class SlurmScheduler:
                 _copy_once(self.home.file_path(file_hash), self.workdir.file_path(file_hash), self.workdir.tmp_dir)
             if not self.workdir.method_dir(s.function_hash).is_dir():
                 install_method(self.workdir, load_method(self.home.method_dir(s.function_hash)))
+        keep_attempts(self.workdir.workspace(s.job_id), s.attempt)
         return build_task(self.workdir, s.job_id, s.file_hash, s.function_hash, s.spec, s.parameters, s.file_inputs)
 
     def _sbatch(self, stem: str, groups: list[list[Task]], resources: MethodResources) -> str:
@@ -360,7 +371,7 @@ class SlurmScheduler:
             log.warning("recovering %d job(s) whose submitter vanished (%d already in Slurm)", len(mine), len(adopted))
             specs = {j.function_hash: self.ledger.method_spec(j.function_hash) for j in jobs if j.job_id in mine}
             resubmit = [
-                Submission(j.job_id, j.file_hash or "", j.function_hash, spec, j.parameters, j.file_inputs)
+                Submission.of_record(j, spec)
                 for j in jobs if j.job_id in mine - adopted and (spec := specs[j.function_hash]) is not None
             ]  # fmt: skip
             updates += [
