@@ -12,9 +12,10 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated, Any, Final, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
 from . import status as st
+from .errors import InvalidInputError
 
 #: Codes a policy may retry: every failure but a cancel (someone decided) and a deadline (it has passed).
 RETRIABLE_CODES: Final = (st.TIMEOUT, st.OUT_OF_MEMORY, st.NODE_FAIL, st.PREEMPTED, st.BOOT_FAIL, st.FAILED)
@@ -115,8 +116,14 @@ class SubmitOptions(BaseModel):
 
     @classmethod
     def of(cls, retry: object = None, resubmit: str = "failed", force: bool = False) -> SubmitOptions:
-        """The options from keyword values as the front takes them (``retry`` a number or an object)."""
-        return cls.model_validate({"retry": retry, "resubmit": resubmit, "force": force})
+        """The options from keyword values as the front takes them (``retry`` a number or an object); a bad
+        value is an InvalidInputError naming the field."""
+        try:
+            return cls.model_validate({"retry": retry, "resubmit": resubmit, "force": force})
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(part) for part in first["loc"])
+            raise InvalidInputError(f"{where}: {first['msg']}") from None
 
     def wire(self) -> dict[str, Any]:
         """The fields a request carries: only those that differ from the seed's behaviour."""

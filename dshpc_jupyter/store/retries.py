@@ -72,8 +72,8 @@ def next_resources(used: dict[str, str], code: str, policy: RetryPolicy, *, loca
     mem = parse_memory_limit(used.get("mem"))
     if code == st.OUT_OF_MEMORY and mem is not None:
         caps = [parse_memory_limit(policy.max_mem), _physical_memory() if local else None]
-        grown = min([mem * policy.mem_factor, *(c for c in caps if c is not None)])
-        raised["mem"] = f"{max(math.ceil(grown / 2**20), 1)}M"
+        mebibytes = [math.ceil(mem * policy.mem_factor / 2**20), *(c >> 20 for c in caps if c is not None)]
+        raised["mem"] = f"{max(min(mebibytes), 1)}M"
     seconds = parse_time_limit(used.get("time"))
     if code == st.TIMEOUT and seconds is not None:
         cap = parse_time_limit(policy.max_time)
