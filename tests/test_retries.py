@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 from collections.abc import Iterator
 from pathlib import Path
@@ -85,7 +86,7 @@ def test_a_real_out_of_memory_is_retried_with_more_memory_and_completes(lab: tup
 def test_a_real_timeout_is_retried_with_more_time(lab: tuple[Engine, str]) -> None:
     engine, file_hash = lab
     retry = {"attempts": 2, "on": ["TO"], "time_factor": 3}
-    job_id, record = _run(engine, _config(file_hash, seconds=3.5), retry)
+    _, record = _run(engine, _config(file_hash, seconds=3.5), retry)
     assert (record.status, record.attempt) == (st.COMPLETED, 2), record.error
     assert [(a.status, a.resources["time"]) for a in record.attempts] == [(st.TIMEOUT, "0:02")]
     assert "time limit of 2 s reached" in (record.attempts[0].reason or "")
@@ -95,7 +96,7 @@ def test_a_real_timeout_is_retried_with_more_time(lab: tuple[Engine, str]) -> No
 def test_the_last_attempt_s_failure_is_the_job_s_and_every_attempt_is_kept(lab: tuple[Engine, str]) -> None:
     engine, file_hash = lab
     retry = {"attempts": 3, "on": ["F"], "backoff": 0.5}
-    job_id, record = _run(engine, _config(file_hash, mode="fail"), retry)
+    _, record = _run(engine, _config(file_hash, mode="fail"), retry)
     assert (record.status, record.exit_code, record.attempt) == (st.FAILED, 2, 3)
     assert [(a.attempt, a.status, a.exit_code) for a in record.attempts] == [(1, "F", 2), (2, "F", 2)]
     assert {a.reason for a in record.attempts} == {"ValueError: failing on purpose"}, "the exception line"
@@ -161,7 +162,7 @@ def test_a_cancelled_job_is_never_retried(lab: tuple[Engine, str]) -> None:
 )
 def test_a_bad_policy_is_refused_naming_the_field(lab: tuple[Engine, str], retry: object, message: str) -> None:
     engine, file_hash = lab
-    with pytest.raises(InvalidInputError, match=message.replace("(", r"\(").replace(")", r"\)")):
+    with pytest.raises(InvalidInputError, match=re.escape(message)):
         engine.simulate_jobs([_config(file_hash)], options=SubmitOptions.of(retry=retry))
     assert engine.list_jobs() == [], "nothing was submitted"
 
@@ -171,7 +172,7 @@ def test_a_bad_policy_in_method_json_is_refused_naming_the_field(lab: tuple[Engi
     directory = write_method(tmp_path / "bad", "Bad Retry", WORK)
     spec = json.loads((directory / "method.json").read_text())
     (directory / "method.json").write_text(json.dumps({**spec, "retry": {"mem_factor": 0.5}}))
-    with pytest.raises(MethodSpecError, match="retry.mem_factor: Input should be greater than or equal to 1"):
+    with pytest.raises(MethodSpecError, match=r"retry\.mem_factor: Input should be greater than or equal to 1"):
         engine.register_method(directory)
 
 
