@@ -1,9 +1,9 @@
 """Forgetting jobs (docs/design.md section 10.3): the store decides what goes, then the files go from disk.
 
 A job in progress is refused rather than cancelled on the way: forgetting is about the cache, stopping work is
-``cancel``'s decision, and a caller who wants both says so (``Batch.forget(cancel=True)``, ``jobs forget
---cancel``). The disk is cleaned only after the store has committed, so a crash in between leaves unreferenced
-files, never a record without its file.
+``cancel``'s decision, and a caller who wants both cancels, waits for the job to end, then forgets. The disk is
+cleaned only after the store has committed, so a crash in between leaves unreferenced files, never a record
+without its file.
 """
 
 from __future__ import annotations
