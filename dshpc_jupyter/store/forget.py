@@ -34,7 +34,8 @@ class Forgotten:
 def forget_jobs(conn: sqlite3.Connection, job_ids: Sequence[str]) -> Forgotten:
     """Delete the ended jobs among ``job_ids`` (in the caller's write transaction) and the records of their
     output files that no remaining job names (as an input or an output) and that no upload owns: a file's
-    record belongs to whoever stored it first, so an upload of the same bytes made earlier keeps it."""
+    record belongs to whoever stored it first, so an upload of the same bytes made earlier keeps it (one made
+    later finds the job's record and leaves it as it is, so it does not)."""
     asked = list(dict.fromkeys(job_ids))
     rows = conn.execute(
         "SELECT job_id, status, output_files FROM jobs WHERE job_id IN (SELECT value FROM json_each(?))",
@@ -47,14 +48,13 @@ def forget_jobs(conn: sqlite3.Connection, job_ids: Sequence[str]) -> Forgotten:
             (answer.in_progress if st.is_in_progress(found[job_id][0]) else answer.forgotten).append(job_id)
     if not answer.forgotten:
         return answer
-    gone = set(answer.forgotten)
     conn.execute("DELETE FROM jobs WHERE job_id IN (SELECT value FROM json_each(?))", (json.dumps(answer.forgotten),))
     candidates = dict.fromkeys(h for j in answer.forgotten for h in json.loads(found[j][1] or "{}").values())
     for file_hash in candidates:
         record = conn.execute("SELECT metadata FROM files WHERE file_hash = ?", (file_hash,)).fetchone()
         metadata = json.loads(record[0] or "null") if record is not None else None
         owner = metadata.get("job_id") if isinstance(metadata, dict) else None
-        if owner not in gone or conn.execute(_STILL_NEEDED_SQL, (file_hash,)).fetchone() is not None:
+        if owner is None or conn.execute(_STILL_NEEDED_SQL, (file_hash,)).fetchone() is not None:
             continue
         conn.execute("DELETE FROM files WHERE file_hash = ?", (file_hash,))
         answer.removed_files.append(file_hash)
