@@ -32,14 +32,14 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from ..domain import status as st
 from ..domain.errors import InvalidInputError
 from ..domain.home import Home
-from ..domain.methods import install_method, load_method
+from ..domain.methods import install_method, load_method, parse_memory_limit
 from ..domain.models import JobRecord, MethodResources
 from .base import (
     Claim,
@@ -51,6 +51,7 @@ from .base import (
     ingest_result,
     keep_attempts,
     lost_submitter,
+    with_resources,
 )
 from .runner import CANCEL_FILE, PARAMS_FILE, Result, Task, read_result, write_manifest
 from .slurm_cli import (
@@ -62,6 +63,7 @@ from .slurm_cli import (
     array_option,
     max_array_size,
     parse_config,
+    parse_node_memory,
     parse_sacct,
     parse_sbatch,
     parse_squeue,
@@ -167,6 +169,7 @@ class SlurmScheduler:
         self.lease = float(lease)
         self.result_grace = float(result_grace)
         self._config: dict[str, str] | None = None
+        self._node_memory: dict[str | None, int | None] = {}
         self._snapshot: tuple[float, dict[str, QueueEntry]] | None = None
         self._ended_at: dict[str, float] = {}
 
@@ -192,7 +195,7 @@ class SlurmScheduler:
         """One sbatch per (resources, MaxArraySize chunk); the claim's nonce names manifests and comments."""
         nonce = claim.nonce
         groups: dict[str, list[Submission]] = {}
-        for submission in submissions:
+        for submission in map(self._within_node, submissions):
             groups.setdefault(submission.spec.resources.model_dump_json(), []).append(submission)
         refusals: list[Refusal] = []
         for n, group in enumerate(groups.values()):
@@ -213,6 +216,25 @@ class SlurmScheduler:
                     continue
                 self.ledger.set_scheduler_ids((t.job_id, f"{array_id}_{i}") for i, p in enumerate(chunk) for t in p)
         return refusals
+
+    def _within_node(self, submission: Submission) -> Submission:
+        """A retry's raised memory, capped at what the partition's smallest node has (docs/design.md 10.1):
+        Slurm would refuse more. A first attempt asks for what its method says, whatever that is."""
+        memory = parse_memory_limit(submission.spec.resources.mem)
+        if submission.attempt <= 1 or memory is None:
+            return submission
+        partition = submission.spec.resources.partition or self.partition
+        if partition not in self._node_memory:
+            try:
+                sinfo = run(["sinfo", "-h", "-N", "-o", "%m", *([f"--partition={partition}"] if partition else [])])
+            except SlurmCommandError as exc:
+                log.warning("could not read the nodes' memory (the retry asks for what it needs): %s", exc)
+                return submission
+            self._node_memory[partition] = parse_node_memory(sinfo)
+        node = self._node_memory[partition]
+        if node is None or memory <= node:
+            return submission
+        return replace(submission, spec=with_resources(submission.spec, {"mem": f"{node >> 20}M"}))
 
     def _task(self, submission: Submission) -> Task:
         """The runner's task, with the input file and method copied to ``workdir`` when it is not the home."""
