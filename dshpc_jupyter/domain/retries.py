@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Annotated, Any, Final, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+from pydantic_core import PydanticCustomError
 
 from . import status as st
 from .errors import InvalidInputError
@@ -26,6 +27,11 @@ MAX_ATTEMPTS: Final = 20
 
 Resubmit = Literal["failed", "retriable", "never"]
 RESUBMIT_MODES: Final[tuple[Resubmit, ...]] = ("failed", "retriable", "never")
+
+
+def _problem(message: str) -> PydanticCustomError:
+    """A validation error whose message is ours alone (a ValueError's would read "Value error, ...")."""
+    return PydanticCustomError("retry_policy", message)
 
 
 class RetryPolicy(BaseModel):
@@ -53,7 +59,8 @@ class RetryPolicy(BaseModel):
         if isinstance(value, list | tuple):
             for code in value:
                 if code not in RETRIABLE_CODES:
-                    raise ValueError(f"{code!r} is not a code a retry can cure (one of {', '.join(RETRIABLE_CODES)})")
+                    codes = ", ".join(RETRIABLE_CODES)
+                    raise _problem(f"{code!r} is not a code a retry can cure (one of {codes})")
             return tuple(dict.fromkeys(value))
         return value
 
@@ -61,10 +68,10 @@ class RetryPolicy(BaseModel):
     def parse(cls, value: object) -> RetryPolicy:
         """A policy as a caller writes it: a number of retries (``2`` is three attempts) or the object."""
         if isinstance(value, bool):
-            raise ValueError(f"must be a number of retries or an object, got boolean {value}")
+            raise _problem(f"must be a number of retries or an object, got boolean {value}")
         if isinstance(value, int):
             if not 0 <= value < MAX_ATTEMPTS:
-                raise ValueError(f"must be between 0 and {MAX_ATTEMPTS - 1} retries, got {value}")
+                raise _problem(f"must be between 0 and {MAX_ATTEMPTS - 1} retries, got {value}")
             return cls(attempts=value + 1)
         if isinstance(value, RetryPolicy):
             return value
