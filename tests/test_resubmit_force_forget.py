@@ -88,14 +88,16 @@ def test_the_dry_run_and_the_live_table_say_how_many_failed_jobs_run_again(conn:
     config, _ = _failed(conn)
     words = {"file_hash": _hello(conn), "method_name": WORDS}
     kept = Batch.submit([config, words], connection=conn, dry_run=True, resubmit="never")
-    assert "0 failed would run again, 1 failed kept" in kept.stats.summary()
+    assert "1 new, 0 resubmitted, 0 invalid, 1 failed kept; nothing was submitted" in kept.stats.summary()
     again = Batch.submit([config, words], connection=conn, dry_run=True)
-    assert "1 failed would run again, 0 failed kept" in again.stats.summary()
+    assert "1 new, 1 resubmitted, 0 invalid; nothing was submitted" in again.stats.summary()
+    forced = Batch.submit([config, words], connection=conn, dry_run=True, force=True)
+    assert "1 new, 1 resubmitted, 0 invalid; nothing" in forced.stats.summary(), "force runs a failed job again"
     never = Batch.submit([config], connection=conn, resubmit="never").wait(30)
     assert never.stats.kept_failures == 1 and "1 failed kept" in never.stats.summary()
     assert never.df["state"].tolist() == ["failed"] and never.df["outcome"].tolist() == ["failed"]
     live = Batch.submit([config], connection=conn)
-    assert "1 failed run again" in live.stats.summary()
+    assert "1 resubmitted" in live.stats.summary()
     live.wait(30)
 
 
@@ -122,8 +124,11 @@ def test_a_forced_rerun_runs_a_cached_config_and_becomes_the_cached_job(conn: Co
     again = conn.simulate_jobs([config]).results[0]
     assert (again.outcome, again.job_id, again.output) == ("cached", new.job_id, new.output)
     assert conn.get_job(done.job_id).status == "CD", "the replaced job stays in the history"
+    dry = Batch.submit([config], connection=conn, force=True, dry_run=True)
+    assert "0 new, 0 resubmitted, 0 invalid, 1 cached rerun; nothing" in dry.stats.summary()
     rerun_batch = Batch.submit([config], connection=conn, force=True).wait(30)
     assert rerun_batch.df["outcome"].tolist() == ["rerun"] and rerun_batch.df["attempt"].tolist() == [1]
+    assert "1 cached rerun" in rerun_batch.stats.summary()
 
 
 def _write(conn: Connection, text: str, tag: str = "") -> Any:

@@ -85,19 +85,20 @@ class BatchStats(Mapping[str, Any]):
             new = self.successful_submissions - self.resubmitted_jobs
             new -= self.reruns
             invalid = self.failed_submissions - self.kept_failures
+            optional = "".join(f", {n} {word}" for n, word in ((self.kept_failures, "failed kept"),
+                                                               (self.reruns, "cached rerun")) if n)  # fmt: skip
             return (
                 f"dry run: {self.configs} configs: {self.completed_jobs} cached, {joined} in progress, {new} new, "
-                f"{self.resubmitted_jobs} failed would run again, {self.kept_failures} failed kept, "
-                f"{self.reruns} cached would run again, {invalid} invalid; nothing was submitted"
+                f"{self.resubmitted_jobs} resubmitted, {invalid} invalid{optional}; nothing was submitted"
             )
         parts = [f"{self.configs} configs", f"{self.completed} completed ({self.cached} cached)"]
         parts += [f"{n} {word}" for n, word in ((self.running, "running"), (self.pending, "pending"),
                                                 (self.queued, "queued")) if n]  # fmt: skip
         parts += [f"{self.failed} failed", *([f"{self.cancelled} cancelled"] if self.cancelled else []),
                   f"{self.errors} errors"]  # fmt: skip
-        parts += [f"{n} {word}" for n, word in ((self.resubmitted_jobs, "failed run again"),
+        parts += [f"{n} {word}" for n, word in ((self.resubmitted_jobs, "resubmitted"),
                                                 (self.kept_failures, "failed kept"),
-                                                (self.reruns, "cached run again")) if n]  # fmt: skip
+                                                (self.reruns, "cached rerun")) if n]  # fmt: skip
         if self.done:
             parts.append(f"done in {_seconds(self.elapsed)}")
         else:
