@@ -8,7 +8,7 @@ import json
 import os
 import re
 import signal
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,8 @@ from support import wait_for_jobs, wait_until, write_method
 from dshpc_jupyter.domain import status as st
 from dshpc_jupyter.domain.errors import InvalidInputError, MethodSpecError
 from dshpc_jupyter.domain.retries import DEFAULT_POLICY, RetryPolicy, SubmitOptions
+from dshpc_jupyter.schedulers.base import Refusal, Submission
+from dshpc_jupyter.schedulers.local import LocalScheduler
 from dshpc_jupyter.service.engine import Engine
 from dshpc_jupyter.service.factory import open_engine
 from dshpc_jupyter.store.retries import next_resources, slurm_time
@@ -192,3 +194,20 @@ def test_the_default_policy_retries_only_what_is_not_the_method_s_fault() -> Non
     assert (DEFAULT_POLICY.attempts, set(DEFAULT_POLICY.on)) == (2, {st.NODE_FAIL, st.PREEMPTED})
     assert RetryPolicy.parse(2) == RetryPolicy(attempts=3)
     assert st.FAILED not in RetryPolicy.parse(2).on, "an explicit number retries conditions, not the method's error"
+
+
+class Refusing(LocalScheduler):
+    """A local scheduler that refuses every job (as a full cluster queue would)."""
+
+    def submit(self, submissions: Sequence[Submission]) -> list[Refusal]:
+        return [Refusal(s.job_id, "queue is full") for s in submissions]
+
+
+def test_a_job_the_scheduler_refused_is_never_retried(lab: tuple[Engine, str]) -> None:
+    engine, file_hash = lab
+    refusing = Engine(engine.home, engine.store, Refusing(engine.home, engine.store))
+    retry = {"attempts": 3, "on": ["F"]}
+    [result] = refusing.simulate_jobs([_config(file_hash)], options=SubmitOptions.of(retry=retry)).results
+    assert (result.outcome, result.new_status) == ("refused", st.FAILED)
+    [record] = engine.store.get_jobs([result.job_id or ""])
+    assert (record.status, record.attempt) == (st.FAILED, 1) and "queue is full" in (record.error or "")

@@ -397,7 +397,13 @@ class SlurmScheduler:
                 for j in jobs if j.job_id in mine - adopted and (spec := specs[j.function_hash]) is not None
             ]  # fmt: skip
             updates += [
-                JobUpdate(r.job_id, st.FAILED, error=f"scheduler refused the job: {r.reason}", finished_at=now)
+                JobUpdate(
+                    r.job_id,
+                    st.FAILED,
+                    error=f"scheduler refused the job: {r.reason}",
+                    finished_at=now,
+                    retriable=False,
+                )
                 for r in self._submit(resubmit, claim)
             ]
         return updates

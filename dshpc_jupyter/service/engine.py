@@ -233,8 +233,8 @@ class Engine(Catalog):
         if not refusals:
             return results
         self.store.apply_updates(
-            [JobUpdate(jid, st.FAILED, error=f"scheduler refused the job: {why}", finished_at=time.time())
-             for jid, why in refusals.items()]
+            [JobUpdate(jid, st.FAILED, error=f"scheduler refused the job: {why}", finished_at=time.time(),
+                       retriable=False) for jid, why in refusals.items()]
         )  # fmt: skip
         reasons = ((row, refusals.get(row["job_id"] or "")) for row in results)
         return [row if reason is None else refused(row, reason) for row, reason in reasons]

@@ -39,7 +39,7 @@ _REQUEUE_SQL = (
 def requeue_retries(conn: sqlite3.Connection, updates: Sequence[JobUpdate]) -> list[JobUpdate]:
     """Requeue the jobs whose failure their policy retries (in the caller's transaction); the other updates,
     to apply as they are. A job flagged for cancellation is never retried: someone decided it should stop."""
-    failures = {u.job_id: u for u in updates if u.status in RETRIABLE_CODES}
+    failures = {u.job_id: u for u in updates if u.status in RETRIABLE_CODES and u.retriable}
     if not failures:
         return list(updates)
     now = time.time()
