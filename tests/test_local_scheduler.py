@@ -14,6 +14,7 @@ import pytest
 from support import host_pid, wait_for_jobs, wait_until, write_method
 
 from dshpc_jupyter.domain import status as st
+from dshpc_jupyter.domain.retries import SubmitOptions
 from dshpc_jupyter.examples import data_files
 from dshpc_jupyter.service.engine import Engine
 from dshpc_jupyter.service.factory import open_engine
@@ -140,7 +141,8 @@ def test_failure_code_from_its_real_condition_then_resubmission(
 ) -> None:
     engine, file_hash = lab
     config = {"file_hash": file_hash, "method_name": method, "parameters": {"mode": mode}}
-    job_id = engine.simulate_jobs([config]).results[0].job_id or ""
+    no_retry = SubmitOptions.of(retry=0)  # the code the condition produces, not what a retry makes of it
+    job_id = engine.simulate_jobs([config], options=no_retry).results[0].job_id or ""
     pid = _method_pid(engine, job_id)
     if code == "CA":
         assert engine.cancel([job_id]).cancelled == [job_id]

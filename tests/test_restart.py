@@ -15,6 +15,7 @@ from pathlib import Path
 
 from support import host_pid, wait_for_jobs, wait_until, write_method
 
+from dshpc_jupyter.domain.retries import SubmitOptions
 from dshpc_jupyter.schedulers.local import worker_pid
 from dshpc_jupyter.schedulers.runner import RESULT_FILE
 from dshpc_jupyter.service.engine import Engine
@@ -47,7 +48,8 @@ def test_killed_worker_is_replaced_and_loses_nothing(home: Path, tmp_path: Path)
             [
                 {"file_hash": file_hash, "method_name": "Held", "parameters": {"tag": t, "hold": h}}
                 for t, h in hold.items()
-            ]
+            ],
+            options=SubmitOptions.of(retry=0),  # C's lost runner stays NF: retries are tests/test_retries.py's
         )
         ids = dict(zip(hold, [r.job_id or "" for r in response.results], strict=True))
         workspaces = {name: engine.home.workspace(job_id) for name, job_id in ids.items()}

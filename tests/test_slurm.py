@@ -16,6 +16,7 @@ from support import SLURM_MAX_ARRAY_SIZE, wait_for_jobs, wait_until, write_metho
 from dshpc_jupyter.domain import status as st
 from dshpc_jupyter.domain.errors import DshpcError, SchedulerError
 from dshpc_jupyter.domain.models import JobRecord
+from dshpc_jupyter.domain.retries import SubmitOptions
 from dshpc_jupyter.examples import data_files, methods_dir
 from dshpc_jupyter.schedulers.base import Claim
 from dshpc_jupyter.schedulers.local import stop_worker
@@ -73,8 +74,8 @@ def squeue_states() -> dict[str, str]:
     return dict(line.split() for line in out.stdout.splitlines())
 
 
-def submit(engine: Engine, configs: list[dict[str, Any]]) -> list[str]:
-    response = engine.simulate_jobs(configs)
+def submit(engine: Engine, configs: list[dict[str, Any]], options: SubmitOptions | None = None) -> list[str]:
+    response = engine.simulate_jobs(configs, options=options)
     ids = [r.job_id for r in response.results]
     assert all(ids), response.results
     return [i for i in ids if i]
@@ -248,7 +249,7 @@ def test_a_restarted_engine_picks_up_running_slurm_jobs(slurm_engine: EngineFact
 
 def test_a_runner_that_vanishes_without_a_result_is_node_failed(slurm_engine: EngineFactory) -> None:
     engine = slurm_engine(result_grace=1)
-    [job_id] = submit(engine, [sleeper(engine, 60)])
+    [job_id] = submit(engine, [sleeper(engine, 60)], SubmitOptions.of(retry=0))
     wait_status(engine, [job_id], st.RUNNING)
     workspace = str(engine.home.workspace(job_id))
     wait_until(lambda: _pids_mentioning(workspace), timeout=20, what="the method to start")

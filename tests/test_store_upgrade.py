@@ -7,6 +7,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+from store_versions import downgrade_to_2
 from support import wait_for_jobs
 from team_support import undo_team_schema
 
@@ -28,6 +29,7 @@ def test_a_version_1_store_is_upgraded_and_its_cached_jobs_are_found(home: Path)
     (done,) = wait_for_jobs(engine, [first.job_id])
     engine.close()
     with sqlite3.connect(home / "store.sqlite") as conn:  # back to version 1, as an older package left it
+        downgrade_to_2(conn)
         conn.execute("ALTER TABLE jobs DROP COLUMN file_inputs")
         conn.execute("ALTER TABLE jobs DROP COLUMN output_files")
         undo_team_schema(conn)

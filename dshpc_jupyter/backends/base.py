@@ -18,6 +18,7 @@ from ..domain.models import (
     CancelResponse,
     FileDetails,
     FileInfo,
+    ForgetResponse,
     HashCheckResponse,
     JobRecord,
     JobSimulationResponse,
@@ -29,6 +30,7 @@ from ..domain.models import (
 from ..domain.models import ConfigLike as ConfigLike  # one config as a caller gives it (declared with the models)
 from ..domain.pipeline_models import PipelineDetail
 from ..domain.team import WhoAmI
+from ..domain.retries import SubmitOptions
 
 #: Where ``connect()`` and the HTTP client look for a server's URL and API key when none is given.
 URL_ENV = "DSHPC_URL"
@@ -118,10 +120,16 @@ class Backend(Protocol):
     async def simulate_job(self, config: ConfigLike) -> JobSimulationResponse: ...
 
     async def simulate_jobs(
-        self, configs: Sequence[ConfigLike], *, dry_run: bool = False, append_to: str | None = None
+        self,
+        configs: Sequence[ConfigLike],
+        *,
+        dry_run: bool = False,
+        append_to: str | None = None,
+        options: SubmitOptions | None = None,
     ) -> MultiJobSimulationResponse:
         """Serve each config from cache, join its running job, or submit it, and record the batch. With
-        ``dry_run`` nothing is submitted or recorded; ``append_to`` adds the configs to an earlier batch."""
+        ``dry_run`` nothing is submitted or recorded; ``append_to`` adds the configs to an earlier batch;
+        ``options`` set the retry policy and which earlier jobs run again (docs/design.md section 10)."""
         ...
 
     async def job_statuses(self, job_ids: Sequence[str]) -> list[JobRecord]:
@@ -133,6 +141,11 @@ class Backend(Protocol):
     async def list_jobs(self, status: str | None = None, limit: int = 100) -> list[JobRecord]: ...
 
     async def cancel(self, job_ids: Sequence[str]) -> CancelResponse: ...
+
+    async def forget(self, job_ids: Sequence[str]) -> ForgetResponse:
+        """Remove ended jobs from the cache with their workspaces and the output files nothing else needs;
+        jobs in progress are refused (cancel them first)."""
+        ...
 
     # --- batches -----------------------------------------------------------------------------------------
 

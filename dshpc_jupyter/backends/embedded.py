@@ -27,6 +27,7 @@ from ..domain.models import (
     ComponentStatus,
     FileDetails,
     FileInfo,
+    ForgetResponse,
     HashCheckResponse,
     JobRecord,
     JobSimulationResponse,
@@ -38,6 +39,7 @@ from ..domain.models import (
 )
 from ..domain.pipeline_models import PipelineDetail
 from ..domain.team import WhoAmI
+from ..domain.retries import SubmitOptions
 from ..service.engine import Engine
 from ..service.transfers import copy_out, read_range
 from .base import ConfigLike
@@ -159,10 +161,15 @@ class EmbeddedBackend:
         return await self._write(self.engine.simulate_job, config)
 
     async def simulate_jobs(
-        self, configs: Sequence[ConfigLike], *, dry_run: bool = False, append_to: str | None = None
+        self,
+        configs: Sequence[ConfigLike],
+        *,
+        dry_run: bool = False,
+        append_to: str | None = None,
+        options: SubmitOptions | None = None,
     ) -> MultiJobSimulationResponse:
         run = self._run if dry_run else self._write
-        return await run(self.engine.simulate_jobs, configs, dry_run=dry_run, append_to=append_to)
+        return await run(self.engine.simulate_jobs, configs, dry_run=dry_run, append_to=append_to, options=options)
 
     async def job_statuses(self, job_ids: Sequence[str]) -> list[JobRecord]:
         return await self._run(self.engine.job_statuses, job_ids)
@@ -175,6 +182,9 @@ class EmbeddedBackend:
 
     async def cancel(self, job_ids: Sequence[str]) -> CancelResponse:
         return await self._write(self.engine.cancel, job_ids)
+
+    async def forget(self, job_ids: Sequence[str]) -> ForgetResponse:
+        return await self._write(self.engine.forget, job_ids)
 
     async def batches(self, limit: int = 100) -> list[BatchSummary]:
         return await self._run(self.engine.batches, limit)

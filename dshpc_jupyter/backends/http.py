@@ -50,6 +50,7 @@ from ..domain.models import (
     CancelResponse,
     FileDetails,
     FileInfo,
+    ForgetResponse,
     HashCheckResponse,
     JobConfig,
     JobRecord,
@@ -63,6 +64,7 @@ from ..domain.models import (
 )
 from ..domain.pipeline_models import PipelineDetail
 from ..domain.team import WhoAmI
+from ..domain.retries import SubmitOptions
 from .base import API_KEY_ENV, URL_ENV, ConfigLike
 from .http_errors import error_from_response
 from .http_files import (
@@ -403,20 +405,26 @@ class HttpBackend:
         return result
 
     async def simulate_jobs(
-        self, configs: Sequence[ConfigLike], *, dry_run: bool = False, append_to: str | None = None
+        self,
+        configs: Sequence[ConfigLike],
+        *,
+        dry_run: bool = False,
+        append_to: str | None = None,
+        options: SubmitOptions | None = None,
     ) -> MultiJobSimulationResponse:
         """The seed's multi-job call, split into chunks under the server's limit when needed; ``append_to``
         is sent as ``?batch_id=``, so every chunk goes to that batch."""
         items = [c.model_dump() if isinstance(c, JobConfig) else c for c in configs]
+        extra = {} if options is None else options.wire()
         size = await self._chunk_size()
         if size is None or len(items) <= size:
-            return await self._simulate(items, dry_run, append_to)
+            return await self._simulate(items, dry_run, append_to, extra)
         results = []
         totals = dict.fromkeys((*BatchStatistics.model_fields, "quota_waiting"), 0)  # counts, all summed
         batch_id = append_to
         for start in range(0, len(items), size):
             try:
-                part = await self._simulate(items[start : start + size], dry_run, batch_id)
+                part = await self._simulate(items[start : start + size], dry_run, batch_id, extra)
             except DshpcError as exc:
                 exc.add_note(
                     f"configs {start} to {len(items) - 1} of {len(items)} were not submitted"
@@ -429,12 +437,14 @@ class HttpBackend:
                 totals[name] += getattr(part, name)
         return MultiJobSimulationResponse(results=results, batch_id=batch_id, dry_run=dry_run, **totals)
 
-    async def _simulate(self, items: list[Any], dry_run: bool, batch_id: str | None) -> MultiJobSimulationResponse:
+    async def _simulate(
+        self, items: list[Any], dry_run: bool, batch_id: str | None, extra: dict[str, Any]
+    ) -> MultiJobSimulationResponse:
         params: dict[str, str] = {"dry_run": "true"} if dry_run else {}
         if batch_id is not None:
             params["batch_id"] = batch_id
         result: MultiJobSimulationResponse = await self._call(
-            "POST", "/simulate-jobs", MultiJobSimulationResponse, body={"jobs": items}, params=params,
+            "POST", "/simulate-jobs", MultiJobSimulationResponse, body={"jobs": items, **extra}, params=params,
             idempotent=dry_run,
         )  # fmt: skip
         return result
@@ -458,6 +468,12 @@ class HttpBackend:
     async def cancel(self, job_ids: Sequence[str]) -> CancelResponse:
         body = {"job_ids": list(job_ids)}
         result: CancelResponse = await self._call("POST", "/jobs/cancel", CancelResponse, body=body)
+        return result
+
+    async def forget(self, job_ids: Sequence[str]) -> ForgetResponse:
+        """Not retried once sent: a second try would answer ``not_found`` for what the first one forgot."""
+        body = {"job_ids": list(job_ids)}
+        result: ForgetResponse = await self._call("POST", "/jobs/forget", ForgetResponse, body=body, idempotent=False)
         return result
 
     # --- batches ---------------------------------------------------------------------------------------

@@ -19,6 +19,10 @@ def cmd_jobs(args: argparse.Namespace) -> int:
         if args.action == "cancel":
             console.print_json(connection.cancel(args.job_ids).model_dump_json())
             return 0
+        if args.action == "forget":
+            forgotten = connection.forget(args.job_ids)
+            console.print_json(forgotten.model_dump_json())
+            return 1 if forgotten.in_progress or forgotten.not_found else 0
         if args.action == "outputs":
             outputs = Table("path", "file_hash", "size")
             for path, file_hash in connection.get_job(args.job_id).output_files.items():
@@ -65,6 +69,9 @@ def add_commands(commands: Any) -> None:
     jobs_actions.add_parser("show", help="one job as JSON").add_argument("job_id")
     jobs_actions.add_parser("cancel", help="cancel jobs").add_argument("job_ids", nargs="+")
     jobs_actions.add_parser("outputs", help="the output files a job wrote").add_argument("job_id")
+    jobs_actions.add_parser(
+        "forget", help="remove ended jobs from the cache, with the files nothing else needs (cancel running ones first)"
+    ).add_argument("job_ids", nargs="+")
     jobs.set_defaults(run=cmd_jobs)
 
     batches = commands.add_parser("batches", help="list, show and cancel batches")

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ..domain import status as st
+from ..domain.retries import RESUBMIT_MODES
 from ..examples import data_dir, data_files, methods_dir
 from ..front.batch import Batch
 from ..front.sweep import load_file
@@ -81,7 +82,10 @@ def cmd_submit(args: argparse.Namespace) -> int:
         expansion = load_file(args.file, upload=connection.upload_files)
         for note in expansion.notes():
             console.print(note)
-        batch = Batch.submit(expansion.configs, connection=connection, poll=POLL_S, dry_run=args.dry_run)
+        batch = Batch.submit(
+            expansion.configs, connection=connection, poll=POLL_S, dry_run=args.dry_run, retry=args.retry,
+            resubmit=args.resubmit, force=args.rerun,
+        )  # fmt: skip
         followed = args.wait and not args.dry_run
         if followed:
             follow(batch, args.timeout)
@@ -109,4 +113,9 @@ def add_commands(commands: Any) -> None:
     submit.add_argument("--wait", action="store_true", help="wait until every job has ended")
     submit.add_argument("--dry-run", action="store_true", help="say what would happen; submit nothing")
     submit.add_argument("--timeout", type=float, default=None, help="seconds to wait at most")
+    submit.add_argument("--retry", type=int, metavar="N", help="retry each new job up to N times after a time limit, "
+                        "out of memory, a lost runner, a preemption or a boot failure")  # fmt: skip
+    submit.add_argument("--resubmit", choices=RESUBMIT_MODES, default="failed",
+                        help="which failed jobs run again: failed (default), retriable or never")  # fmt: skip
+    submit.add_argument("--rerun", action="store_true", help="run every config again, even when cached")
     submit.set_defaults(run=cmd_submit)

@@ -24,6 +24,8 @@ class JobUpdate:
     scheduler_id: str | None = None
     #: Output files already stored content-addressed: relative path to file hash (docs/design.md section 8.2).
     output_files: dict[str, str] | None = None
+    #: False for a failure no retry may cure whatever the policy (a scheduler that refused the job).
+    retriable: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,3 +41,6 @@ class ClaimedJob:
     spec: str
     #: The named inputs as the JSON text the store holds, or None (the seed's single file, or none).
     file_inputs: str | None = None
+    #: The ``time``/``mem`` a retry raised, as JSON text (None: the spec's), and which attempt this is.
+    resources: str | None = None
+    attempt: int = 1

@@ -27,6 +27,7 @@ from .errors import MethodSpecError
 from .hashing import IGNORED_NAMES, canonical_json, function_hash, method_files, parameters_key
 from .home import Home
 from .models import MethodParameter, MethodSpec
+from .retries import RetryPolicy
 
 SPEC_FILE = "method.json"
 #: The seed's layout: one spec per method in ``commands/NAME.json``, its files in ``scripts/NAME/``.
@@ -151,9 +152,22 @@ def parse_spec(raw: object, *, origin: str = SPEC_FILE) -> MethodSpec:
     try:
         parse_time_limit(spec.resources.time)
         parse_memory_limit(spec.resources.mem)
+        check_retry_caps(spec.retry)
     except MethodSpecError as exc:
         raise MethodSpecError(f"{origin}: {exc}") from None
     return spec
+
+
+def check_retry_caps(policy: RetryPolicy | None) -> None:
+    """A retry policy's caps must be a Slurm time and a memory size (MethodSpecError naming the field)."""
+    if policy is None:
+        return
+    for field, value, parse in (("max_time", policy.max_time, parse_time_limit),
+                                ("max_mem", policy.max_mem, parse_memory_limit)):  # fmt: skip
+        try:
+            parse(value)
+        except MethodSpecError as exc:
+            raise MethodSpecError(f"retry.{field}: {str(exc).partition(': ')[2]}") from None
 
 
 #: Longest integer a spec may hold, in digits (Python's own limit for converting text to int).

@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal, TypedDict
 from pydantic import BaseModel, ConfigDict, Field, PlainValidator, TypeAdapter
 
 from .configs import Config, ConfigError, parse_config
+from .retries import Attempt, Resubmit, RetryField
 from .status import Outcome
 
 ParameterType = Literal["string", "integer", "number", "boolean", "array", "object"]
@@ -55,6 +56,10 @@ class MultiJobSimulationRequest(Model):
         json_schema_extra={"items": {"$ref": "#/components/schemas/JobConfig"}},
         description="Job configurations: objects with file_hash, method_name and optional parameters.",
     )
+    #: The call's options (docs/design.md section 10); absent, the seed's behaviour.
+    retry: RetryField = Field(None, description="Retry policy of the jobs this call creates: retries, or a policy.")
+    resubmit: Resubmit = Field("failed", description="Which failed jobs run again: failed, retriable or never.")
+    force: bool = Field(False, description="Run configs again even when a completed job is cached.")
 
 
 class MultiJobResult(Model):
@@ -147,6 +152,12 @@ class JobRecord(Model):
     file_inputs: dict[str, str | list[str]] | None = None
     #: Files the job wrote under ``outputs/``, stored content-addressed: relative path to file hash.
     output_files: dict[str, str] = Field(default_factory=dict)
+    #: Which attempt this is (1 until a retry), the attempts that ended before it, the resources this attempt
+    #: was given when a retry raised them (``time``, ``mem``), and when a retried job may start again.
+    attempt: int = 1
+    attempts: list[Attempt] = Field(default_factory=list)
+    resources: dict[str, str] = Field(default_factory=dict)
+    retry_at: datetime | None = None
 
 
 class JobIdsRequest(Model):
@@ -164,6 +175,17 @@ class CancelResponse(Model):
     cancelled: list[str] = Field(default_factory=list)
     already_finished: list[str] = Field(default_factory=list)
     not_found: list[str] = Field(default_factory=list)
+
+
+class ForgetResponse(Model):
+    """``POST /jobs/forget``: the jobs removed from the cache, those refused because they are still in progress
+    (cancel them first), the unknown ids, and the stored files removed with them (none another job or an
+    upload still needs)."""
+
+    forgotten: list[str] = Field(default_factory=list)
+    in_progress: list[str] = Field(default_factory=list)
+    not_found: list[str] = Field(default_factory=list)
+    removed_files: list[str] = Field(default_factory=list)
 
 
 # --- files ---------------------------------------------------------------------------------------------
@@ -256,6 +278,8 @@ class MethodSpec(Model):
     parameters: list[MethodParameter] = Field(default_factory=list)
     version: str = "1"
     resources: MethodResources = Field(default_factory=MethodResources)
+    #: The retry policy of this method's jobs when a call sets none (docs/design.md section 10).
+    retry: RetryField = None
     #: The inputs it takes by name; None when it declares none (then any of the three forms is accepted).
     inputs: list[MethodInput] | None = None
 

@@ -98,9 +98,10 @@ def sql_set(codes: tuple[str, ...]) -> str:
 
 # --- outcomes: what happened to one config of a call ----------------------------------------------------
 
-Outcome = Literal["cached", "in_progress", "new", "resubmitted", "invalid", "refused"]
+Outcome = Literal["cached", "in_progress", "new", "resubmitted", "invalid", "refused", "rerun", "failed"]
 """Served from cache, joined a running job, submitted, resubmitted after a failure, rejected (unknown
-method or file, invalid parameters), or refused by the scheduler."""
+method or file, invalid parameters), refused by the scheduler, run again although cached (``force``), or its
+failed job kept and not run again (``resubmit`` said no)."""
 
 OUTCOMES: Final[tuple[Outcome, ...]] = get_args(Outcome)
 CACHED: Final[Outcome] = "cached"
@@ -109,10 +110,14 @@ NEW: Final[Outcome] = "new"
 RESUBMITTED: Final[Outcome] = "resubmitted"
 INVALID: Final[Outcome] = "invalid"
 REFUSED: Final[Outcome] = "refused"
+RERUN: Final[Outcome] = "rerun"
+KEPT_FAILURE: Final[Outcome] = "failed"
 #: Outcomes of a config that got no job: counted as ``failed_submissions``.
 UNSERVED_OUTCOMES: Final[frozenset[Outcome]] = frozenset({INVALID, REFUSED})
 #: Outcomes that created a job in this call: counted as ``successful_submissions``.
-SUBMITTED_OUTCOMES: Final[frozenset[Outcome]] = frozenset({NEW, RESUBMITTED})
+SUBMITTED_OUTCOMES: Final[frozenset[Outcome]] = frozenset({NEW, RESUBMITTED, RERUN})
+#: Outcomes counted as ``failed_submissions``: no job, or only a failed one that does not run again.
+FAILED_SUBMISSION_OUTCOMES: Final[frozenset[Outcome]] = UNSERVED_OUTCOMES | {KEPT_FAILURE}
 
 
 # --- the state of a row of a batch (one config and where its job is now) --------------------------------
@@ -129,7 +134,9 @@ LiveCount = Literal["pending", "running", "completed", "failed", "errors"]
 """Where a batch's configs are now, as counted in ``LiveCounts`` and ``BatchStats``."""
 
 
-_DRY_RUN_STATES: Final[dict[str, RowState]] = {CACHED: "completed", JOINED: "in progress", INVALID: "error"}
+_DRY_RUN_STATES: Final[dict[str, RowState]] = {
+    CACHED: "completed", JOINED: "in progress", INVALID: "error", KEPT_FAILURE: "failed",
+}  # fmt: skip
 _CATEGORY_STATES: Final[dict[Category, RowState]] = {
     Category.COMPLETED: "completed",
     Category.IN_PROGRESS: "in progress",

@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..domain.errors import DshpcError
-from ..domain.models import BatchStatistics, LiveCounts
+from ..domain.models import BatchStatistics, ForgetResponse, LiveCounts
+from ..domain.retries import SubmitOptions
 from .batch_files import add_input_columns, download_outputs, files_frame, input_names
 from .batch_state import BatchState, Row
 from .batch_views import BatchStats, ParameterDefaults, batch_stats, batches_frame, outputs_frame, rows_frame
@@ -44,10 +45,11 @@ class Batch:
         concurrency: int | None = None,
         dry_run: bool = False,
         submitted_at: float | None = None,
+        options: SubmitOptions | None = None,
     ) -> None:
         self.connection = connection
         self.state = BatchState(configs, dry_run=dry_run)
-        self.poller = Poller(connection, self.state, poll=poll, concurrency=concurrency)
+        self.poller = Poller(connection, self.state, poll=poll, concurrency=concurrency, options=options)
         self.submitted_at = submitted_at if submitted_at is not None else time.time()
         #: The methods' parameter defaults, for the per-parameter columns of :attr:`df` (fetched once).
         self.defaults = ParameterDefaults()
@@ -67,11 +69,20 @@ class Batch:
         poll: float = DEFAULT_POLL,
         concurrency: int | None = None,
         dry_run: bool = False,
+        retry: int | Mapping[str, Any] | None = None,
+        resubmit: str = "failed",
+        force: bool = False,
     ) -> Batch:
-        """Send configs to the service and start following their jobs (a dry run sends nothing to run)."""
-        batch = cls(connection or current(), configs, poll=poll, concurrency=concurrency, dry_run=dry_run)
+        """Send configs to the service and start following their jobs (a dry run sends nothing to run).
+
+        ``retry`` is the new jobs' retry policy (a number of retries, or a policy mapping), ``resubmit`` which
+        failed jobs run again (``failed``, ``retriable``, ``never``), ``force`` runs completed ones again too
+        (docs/design.md section 10)."""
+        options = SubmitOptions.of(retry=retry, resubmit=resubmit, force=force)
+        batch = cls(connection or current(), configs, poll=poll, concurrency=concurrency, dry_run=dry_run,
+                    options=options)  # fmt: skip
         if dry_run:
-            response = batch.connection.simulate_jobs(batch.configs, dry_run=True)
+            response = batch.connection.simulate_jobs(batch.configs, dry_run=True, options=options)
             batch.state.record(batch.state.take_queued(), response)
         else:
             batch.connection.run(batch.poller.send)
@@ -230,6 +241,13 @@ class Batch:
         if ids:
             self.connection.cancel(ids)
         return self.refresh()
+
+    def forget(self) -> ForgetResponse:
+        """Remove this batch's ended jobs from the service's cache, with their workspaces and the output files
+        nothing else needs; jobs still in progress are refused (``in_progress``: cancel them first). The rows
+        keep what they last showed; the same configs submitted again run anew."""
+        ids = list(dict.fromkeys(r.result.job_id for r in self.rows() if r.result is not None and r.result.job_id))
+        return self.connection.forget(ids)
 
     def wait_for_change(self, version: int, timeout: float) -> int:
         """Block until :attr:`version` moves past ``version`` (or ``timeout``); the new version."""

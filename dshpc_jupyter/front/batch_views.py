@@ -19,6 +19,13 @@ if TYPE_CHECKING:
     import pandas as pd
 
 
+#: How a row got its job, as the live table says it after the row state ("failed (kept)", "pending (rerun)").
+OUTCOME_LABELS: dict[str, str] = {
+    "cached": "cached", "new": "new", "resubmitted": "resubmitted", "in_progress": "joined", "rerun": "rerun",
+    "failed": "kept",
+}  # fmt: skip
+
+
 @dataclass(frozen=True)
 class BatchStats(Mapping[str, Any]):
     """The seed's six statistics (summed over every sending) and where the batch is now; also a read-only
@@ -51,6 +58,10 @@ class BatchStats(Mapping[str, Any]):
     dry_run_rows: int = 0
     #: Configs whose job was cancelled (``CA``): counted here, not in ``failed``.
     cancelled: int = 0
+    #: Configs whose failed job was kept, not run again (``resubmit``; docs/design.md section 10.2).
+    kept_failures: int = 0
+    #: Configs whose completed job runs again (``force``).
+    reruns: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -72,15 +83,22 @@ class BatchStats(Mapping[str, Any]):
         if self.dry_run:
             joined = self.in_progress_jobs - self.successful_submissions
             new = self.successful_submissions - self.resubmitted_jobs
+            new -= self.reruns
+            invalid = self.failed_submissions - self.kept_failures
+            optional = "".join(f", {n} {word}" for n, word in ((self.kept_failures, "failed kept"),
+                                                               (self.reruns, "cached rerun")) if n)  # fmt: skip
             return (
                 f"dry run: {self.configs} configs: {self.completed_jobs} cached, {joined} in progress, {new} new, "
-                f"{self.resubmitted_jobs} resubmitted, {self.failed_submissions} invalid; nothing was submitted"
+                f"{self.resubmitted_jobs} resubmitted, {invalid} invalid{optional}; nothing was submitted"
             )
         parts = [f"{self.configs} configs", f"{self.completed} completed ({self.cached} cached)"]
         parts += [f"{n} {word}" for n, word in ((self.running, "running"), (self.pending, "pending"),
                                                 (self.queued, "queued")) if n]  # fmt: skip
         parts += [f"{self.failed} failed", *([f"{self.cancelled} cancelled"] if self.cancelled else []),
                   f"{self.errors} errors"]  # fmt: skip
+        parts += [f"{n} {word}" for n, word in ((self.resubmitted_jobs, "resubmitted"),
+                                                (self.kept_failures, "failed kept"),
+                                                (self.reruns, "cached rerun")) if n]  # fmt: skip
         if self.done:
             parts.append(f"done in {_seconds(self.elapsed)}")
         else:
@@ -139,6 +157,8 @@ def batch_stats(
         dry_run=dry_run,
         dry_run_rows=dry_run_rows,
         cancelled=cancelled,
+        kept_failures=sum(1 for r in rows if r.result is not None and r.result.outcome == st.KEPT_FAILURE),
+        reruns=sum(1 for r in rows if r.result is not None and r.result.outcome == st.RERUN),
     )
 
 
@@ -196,6 +216,7 @@ def rows_frame(rows: Sequence[Row], defaults: ParameterDefaults) -> pd.DataFrame
             "cached": [r.result is not None and r.result.outcome == st.CACHED for r in rows],
             "error": [r.error for r in rows],
             "exit_code": pd.array([r.job.exit_code if r.job else None for r in rows], dtype="Int64"),
+            "attempt": pd.array([r.job.attempt if r.job else None for r in rows], dtype="Int64"),
             "submitted_at": _times([r.job.created_at if r.job else None for r in rows]),
             "started_at": _times([r.job.started_at if r.job else None for r in rows]),
             "finished_at": _times([r.job.finished_at if r.job else None for r in rows]),

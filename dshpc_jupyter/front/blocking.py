@@ -20,6 +20,7 @@ from ..domain.models import (
     CancelResponse,
     FileDetails,
     FileInfo,
+    ForgetResponse,
     HashCheckResponse,
     JobRecord,
     JobSimulationResponse,
@@ -30,6 +31,7 @@ from ..domain.models import (
 )
 from ..domain.pipeline_models import PipelineDetail
 from ..domain.team import WhoAmI
+from ..domain.retries import SubmitOptions
 from .loop import LoopThread
 
 T = TypeVar("T")
@@ -139,9 +141,14 @@ class Connection:
         return self.run(self.backend.simulate_job, config)
 
     def simulate_jobs(
-        self, configs: Sequence[ConfigLike], *, dry_run: bool = False, append_to: str | None = None
+        self,
+        configs: Sequence[ConfigLike],
+        *,
+        dry_run: bool = False,
+        append_to: str | None = None,
+        options: SubmitOptions | None = None,
     ) -> MultiJobSimulationResponse:
-        return self.run(self.backend.simulate_jobs, configs, dry_run=dry_run, append_to=append_to)
+        return self.run(self.backend.simulate_jobs, configs, dry_run=dry_run, append_to=append_to, options=options)
 
     def job_statuses(self, job_ids: Sequence[str]) -> list[JobRecord]:
         return self.run(self.backend.job_statuses, job_ids)
@@ -154,6 +161,9 @@ class Connection:
 
     def cancel(self, job_ids: Sequence[str]) -> CancelResponse:
         return self.run(self.backend.cancel, job_ids)
+
+    def forget(self, job_ids: Sequence[str]) -> ForgetResponse:
+        return self.run(self.backend.forget, job_ids)
 
     # --- batches -----------------------------------------------------------------------------------------
 

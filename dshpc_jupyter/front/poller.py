@@ -14,6 +14,7 @@ import concurrent.futures
 import threading
 from typing import Final
 
+from ..domain.retries import SubmitOptions
 from .batch_state import BatchState
 from .connection import Connection
 
@@ -24,7 +25,15 @@ MAX_BACKOFF: Final = 30.0
 class Poller:
     """Follows one :class:`.BatchState` on a connection; ``last_error`` is the latest polling problem."""
 
-    def __init__(self, connection: Connection, state: BatchState, *, poll: float, concurrency: int | None) -> None:
+    def __init__(
+        self,
+        connection: Connection,
+        state: BatchState,
+        *,
+        poll: float,
+        concurrency: int | None,
+        options: SubmitOptions | None = None,
+    ) -> None:
         if poll <= 0:
             raise ValueError(f"poll: must be a positive number of seconds, got {poll}")
         if concurrency is not None and concurrency < 1:
@@ -33,6 +42,8 @@ class Poller:
         self.state = state
         self.poll = poll
         self.concurrency = concurrency
+        #: Sent with every sending (retry policy, resubmit, force: docs/design.md section 10).
+        self.options = options
         #: The last polling problem (a service that did not answer), cleared by the next good answer.
         self.last_error: str | None = None
         self._lock = threading.Lock()
@@ -58,7 +69,8 @@ class Poller:
             chunk = self.state.take_queued(room)
             if not chunk:
                 return
-            response = await self.connection.backend.simulate_jobs([self.state.configs[i] for i in chunk])
+            configs = [self.state.configs[i] for i in chunk]
+            response = await self.connection.backend.simulate_jobs(configs, options=self.options)
             self.state.record(chunk, response)
 
     async def step(self) -> None:

@@ -21,6 +21,7 @@ import ipywidgets as widgets
 
 from ..domain.errors import DshpcError
 from ..front.batch import Batch, BatchStats, Row
+from ..front.batch_views import OUTCOME_LABELS
 
 MAX_ROWS: Final = 30
 MIN_INTERVAL: Final = 0.25
@@ -87,7 +88,7 @@ def state_label(row: Row) -> str:
     elif row.state == "failed" and row.status == "CA":
         label = "cancelled"
     outcome = row.result.outcome if row.result is not None else None
-    how = {"cached": "cached", "new": "new", "resubmitted": "resubmitted", "in_progress": "joined"}.get(outcome or "")
+    how = OUTCOME_LABELS.get(outcome or "")
     return f"{label} ({how})" if how and row.state != "dry run" else label
 
 

@@ -20,6 +20,7 @@ from IPython.core.magic_arguments import argument, magic_arguments, parse_argstr
 
 from ..domain.errors import DshpcError
 from ..domain.hashing import sha256_file
+from ..domain.retries import RESUBMIT_MODES
 from ..front import connection as connections
 from ..front.batch import DEFAULT_POLL, Batch, batches
 from ..front.pipeline import Pipeline
@@ -134,6 +135,11 @@ class DshpcMagics(Magics):
     @argument("--dry-run", action="store_true", help="Show what would happen to each config; submit nothing.")
     @argument("--base", metavar="DIR", help="The folder relative paths and globs in 'files' are taken from (default: "
               "the current folder); e.g. --base {dshpc_jupyter.examples.data_dir()}.")  # fmt: skip
+    @argument("--retry", type=int, metavar="N", help="Retry each new job up to N times after a time limit, out of "
+              "memory, a lost runner, a preemption or a boot failure (more memory or time each time).")  # fmt: skip
+    @argument("--resubmit", choices=RESUBMIT_MODES, default="failed", help="Which failed jobs run again: 'failed' "
+              "(all, the default), 'retriable' (those the retry policy would retry) or 'never'.")  # fmt: skip
+    @argument("--rerun", action="store_true", help="Run every config again, even when a completed job is cached.")
     @line_cell_magic
     def dshpc_batch(self, line: str, cell: str | None = None) -> None:
         """Submit a batch of jobs; the cell returns at once with a live table (or waits, with --wait).
@@ -175,7 +181,7 @@ class DshpcMagics(Magics):
             expansion = expand(document, upload=upload, base_dir=args.base)
             batch = Batch.submit(
                 expansion.configs, connection=connection, poll=args.poll, concurrency=args.concurrency,
-                dry_run=args.dry_run,
+                dry_run=args.dry_run, retry=args.retry, resubmit=args.resubmit, force=args.rerun,
             )  # fmt: skip
         if args.out:
             self.namespace[args.out] = batch

@@ -49,7 +49,7 @@ from ..domain.home import Home
 from ..domain.jobs import ClaimedJob, JobUpdate
 from ..domain.methods import parse_memory_limit, parse_time_limit
 from ..domain.models import FileInfo, JobRecord, MethodSpec
-from .runner import STDOUT_FILE, STDOUT_OUTPUT, Result, Task, output_source, run_task
+from .runner import RUNNER_FILE, STDOUT_FILE, STDOUT_OUTPUT, Result, Task, output_source, run_task
 
 __all__ = [
     "Claim",
@@ -67,9 +67,11 @@ __all__ = [
     "Task",
     "build_task",
     "ingest_result",
+    "keep_attempts",
     "lost_submitter",
     "result_update",
     "run_task",
+    "with_resources",
 ]
 
 
@@ -84,6 +86,15 @@ class Submission:
     parameters: dict[str, Any]
     #: Named inputs (docs/design.md section 8.1); None for the seed's single ``file_hash`` or a parameters-only job.
     file_inputs: dict[str, str | list[str]] | None = None
+    #: Which attempt this is; from the second on, the workspace keeps the earlier ones (``keep_attempts``).
+    attempt: int = 1
+
+    @classmethod
+    def of_record(cls, job: JobRecord, spec: MethodSpec) -> Submission:
+        """A job recorded earlier, submitted again (a retry, or a job whose submitter vanished), with the
+        resources its attempt was given."""
+        return cls(job.job_id, job.file_hash or "", job.function_hash, with_resources(spec, job.resources),
+                   job.parameters, job.file_inputs, job.attempt)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -190,6 +201,8 @@ def lost_submitter(job: JobRecord, lease: float, now: float) -> bool:
     claim = Claim.parse(job.scheduler_id)
     if claim is not None:
         held_since = float(claim.made_at)
+    elif job.scheduler_id is None and job.attempt > 1:  # a retry waits for no submitter, only its backoff
+        return job.retry_at is None or job.retry_at.timestamp() <= now
     elif job.scheduler_id is None:
         held_since = job.created_at.timestamp() if job.created_at else now
     else:
@@ -253,6 +266,29 @@ def build_task(
         mem_limit=parse_memory_limit(spec.resources.mem),
         inputs=inputs,
     )
+
+
+def with_resources(spec: MethodSpec, raised: Mapping[str, str] | None) -> MethodSpec:
+    """The spec with the ``time``/``mem`` a retry raised (docs/design.md section 10.1)."""
+    if not raised:
+        return spec
+    return spec.model_copy(update={"resources": spec.resources.model_copy(update=dict(raised))})
+
+
+#: Where a workspace keeps the files of its earlier attempts: ``attempts/1/``, ``attempts/2/``, ...
+ATTEMPTS_DIR = "attempts"
+
+
+def keep_attempts(workspace: Path, attempt: int) -> None:
+    """Before attempt ``attempt`` (from 2) runs in ``workspace``, move what the earlier one left into
+    ``attempts/<attempt - 1>/``, so the runner starts clean and nobody ingests an old result."""
+    if attempt <= 1 or not (workspace / RUNNER_FILE).exists():  # no earlier attempt ran here (or it was kept)
+        return
+    kept = workspace / ATTEMPTS_DIR / str(attempt - 1)
+    kept.mkdir(parents=True, exist_ok=True)
+    for entry in workspace.iterdir():
+        if entry.name != ATTEMPTS_DIR:
+            entry.replace(kept / entry.name)
 
 
 def result_update(job_id: str, result: Result, output_files: dict[str, str] | None = None) -> JobUpdate:

@@ -34,7 +34,7 @@ from ..domain.jobs import ClaimedJob
 from ..domain.models import MethodSpec
 from ..domain.status import CANCELLED, NODE_FAIL, PENDING
 from ..store.sqlite import Store
-from .base import JobLedger, JobUpdate, Task, build_task, ingest_result
+from .base import JobLedger, JobUpdate, Task, build_task, ingest_result, keep_attempts, with_resources
 from .local import fifo_path, lock_path
 from .runner import CANCEL_FILE, is_alive, kill_orphaned_method, read_result, read_runner_info
 from .slot_runner import SlotPool, SlotRunner
@@ -174,10 +174,12 @@ class Worker:
     def _task(self, job: ClaimedJob) -> Task:
         """The runner's task for a claimed job, its workspace made (without a cancel file a past run left)."""
         workspace = self.home.workspace(job.job_id)
+        keep_attempts(workspace, job.attempt)
         workspace.mkdir(parents=True, exist_ok=True)
         (workspace / CANCEL_FILE).unlink(missing_ok=True)
+        spec = with_resources(MethodSpec.model_validate_json(job.spec), json.loads(job.resources or "null"))
         return build_task(
-            self.home, job.job_id, job.file_hash, job.function_hash, MethodSpec.model_validate_json(job.spec),
+            self.home, job.job_id, job.file_hash, job.function_hash, spec,
             json.loads(job.parameters), None if job.file_inputs is None else json.loads(job.file_inputs),
         )  # fmt: skip
 

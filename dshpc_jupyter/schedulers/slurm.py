@@ -32,16 +32,27 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from ..domain import status as st
 from ..domain.errors import InvalidInputError
 from ..domain.home import Home
-from ..domain.methods import install_method, load_method
+from ..domain.methods import install_method, load_method, parse_memory_limit
 from ..domain.models import JobRecord, MethodResources
-from .base import Claim, JobLedger, JobUpdate, Refusal, Submission, build_task, ingest_result, lost_submitter
+from .base import (
+    Claim,
+    JobLedger,
+    JobUpdate,
+    Refusal,
+    Submission,
+    build_task,
+    ingest_result,
+    keep_attempts,
+    lost_submitter,
+    with_resources,
+)
 from .runner import CANCEL_FILE, PARAMS_FILE, Result, Task, read_result, write_manifest
 from .slurm_cli import (
     SQUEUE_FORMAT,
@@ -52,6 +63,7 @@ from .slurm_cli import (
     array_option,
     max_array_size,
     parse_config,
+    parse_node_memory,
     parse_sacct,
     parse_sbatch,
     parse_squeue,
@@ -157,6 +169,7 @@ class SlurmScheduler:
         self.lease = float(lease)
         self.result_grace = float(result_grace)
         self._config: dict[str, str] | None = None
+        self._node_memory: dict[str | None, int | None] = {}
         self._snapshot: tuple[float, dict[str, QueueEntry]] | None = None
         self._ended_at: dict[str, float] = {}
 
@@ -182,7 +195,7 @@ class SlurmScheduler:
         """One sbatch per (resources, MaxArraySize chunk); the claim's nonce names manifests and comments."""
         nonce = claim.nonce
         groups: dict[str, list[Submission]] = {}
-        for submission in submissions:
+        for submission in map(self._within_node, submissions):
             groups.setdefault(submission.spec.resources.model_dump_json(), []).append(submission)
         refusals: list[Refusal] = []
         for n, group in enumerate(groups.values()):
@@ -204,6 +217,25 @@ class SlurmScheduler:
                 self.ledger.set_scheduler_ids((t.job_id, f"{array_id}_{i}") for i, p in enumerate(chunk) for t in p)
         return refusals
 
+    def _within_node(self, submission: Submission) -> Submission:
+        """A retry's raised memory, capped at what the partition's smallest node has (docs/design.md 10.1):
+        Slurm would refuse more. A first attempt asks for what its method says, whatever that is."""
+        memory = parse_memory_limit(submission.spec.resources.mem)
+        if submission.attempt <= 1 or memory is None:
+            return submission
+        partition = submission.spec.resources.partition or self.partition
+        if partition not in self._node_memory:
+            try:
+                sinfo = run(["sinfo", "-h", "-N", "-o", "%m", *([f"--partition={partition}"] if partition else [])])
+            except SlurmCommandError as exc:
+                log.warning("could not read the nodes' memory (the retry asks for what it needs): %s", exc)
+                return submission
+            self._node_memory[partition] = parse_node_memory(sinfo)
+        node = self._node_memory[partition]
+        if node is None or memory <= node:
+            return submission
+        return replace(submission, spec=with_resources(submission.spec, {"mem": f"{node >> 20}M"}))
+
     def _task(self, submission: Submission) -> Task:
         """The runner's task, with the input file and method copied to ``workdir`` when it is not the home."""
         s = submission
@@ -212,6 +244,7 @@ class SlurmScheduler:
                 _copy_once(self.home.file_path(file_hash), self.workdir.file_path(file_hash), self.workdir.tmp_dir)
             if not self.workdir.method_dir(s.function_hash).is_dir():
                 install_method(self.workdir, load_method(self.home.method_dir(s.function_hash)))
+        keep_attempts(self.workdir.workspace(s.job_id), s.attempt)
         return build_task(self.workdir, s.job_id, s.file_hash, s.function_hash, s.spec, s.parameters, s.file_inputs)
 
     def _sbatch(self, stem: str, groups: list[list[Task]], resources: MethodResources) -> str:
@@ -360,11 +393,17 @@ class SlurmScheduler:
             log.warning("recovering %d job(s) whose submitter vanished (%d already in Slurm)", len(mine), len(adopted))
             specs = {j.function_hash: self.ledger.method_spec(j.function_hash) for j in jobs if j.job_id in mine}
             resubmit = [
-                Submission(j.job_id, j.file_hash or "", j.function_hash, spec, j.parameters, j.file_inputs)
+                Submission.of_record(j, spec)
                 for j in jobs if j.job_id in mine - adopted and (spec := specs[j.function_hash]) is not None
             ]  # fmt: skip
             updates += [
-                JobUpdate(r.job_id, st.FAILED, error=f"scheduler refused the job: {r.reason}", finished_at=now)
+                JobUpdate(
+                    r.job_id,
+                    st.FAILED,
+                    error=f"scheduler refused the job: {r.reason}",
+                    finished_at=now,
+                    retriable=False,
+                )
                 for r in self._submit(resubmit, claim)
             ]
         return updates

@@ -107,6 +107,12 @@ def max_array_size(config: dict[str, str]) -> int:
     return int(value) if value.isdigit() and int(value) > 0 else DEFAULT_MAX_ARRAY_SIZE
 
 
+def parse_node_memory(sinfo: str) -> int | None:
+    """The memory of the smallest node in ``sinfo -h -N -o %m`` (megabytes, one a line) in bytes; None if none."""
+    sizes = [int(line.strip().rstrip("+")) for line in sinfo.splitlines() if line.strip().rstrip("+").isdigit()]
+    return min(sizes) << 20 if sizes else None
+
+
 def accounting_enabled(config: dict[str, str]) -> bool:
     return config.get("AccountingStorageType", "accounting_storage/none") != "accounting_storage/none"
 

@@ -56,11 +56,13 @@ from ..domain.models import (
     ServiceLimits,
     ServiceStatus,
 )
+from ..domain.retries import SubmitOptions
 from ..service.identity import viewing
 from ..store.maintenance import store_error
 from .auth import authenticator
 from .chunked import CHUNKED_REQUEST_MODELS, DEFAULT_SESSION_TTL_S, chunked_routes
 from .dshpc_routes import dshpc_routes
+from .forget_routes import forget_routes
 from .guard import DEFAULT_BODY_TIMEOUT, Guard
 from .pipeline_routes import PIPELINE_REQUEST_MODELS, pipeline_routes
 from .policy import enforcer
@@ -126,6 +128,7 @@ def create_app(
     app.extra_request_models = (*CHUNKED_REQUEST_MODELS, *PIPELINE_REQUEST_MODELS)
     app.include_router(_routes(backend, auth, max_body_bytes, max_configs))
     app.include_router(team_routes(team, auth, documented))
+    app.include_router(forget_routes(backend, documented))
 
     @app.exception_handler(DshpcError)
     async def _dshpcerror_response(request: Request, exc: DshpcError) -> Response:
@@ -220,7 +223,8 @@ def _routes(backend: Backend, auth: bool, max_body_bytes: int, max_configs: int)
                 f"jobs: {len(payload.jobs)} configs is over the server's limit of {max_configs} per call "
                 "(max_configs in GET /services/status); split them into several calls"
             )
-        result = await backend.simulate_jobs(payload.jobs, dry_run=dry_run, append_to=batch_id)
+        options = SubmitOptions(retry=payload.retry, resubmit=payload.resubmit, force=payload.force)
+        result = await backend.simulate_jobs(payload.jobs, dry_run=dry_run, append_to=batch_id, options=options)
         return await respond(MultiJobSimulationResponse, result, large=len(payload.jobs) > OFFLOAD_ITEMS)
 
     @router.post(

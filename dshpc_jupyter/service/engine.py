@@ -26,22 +26,29 @@ from ..domain.models import (
     BatchSummary,
     CancelResponse,
     ConfigLike,
+    ForgetResponse,
     JobRecord,
     JobSimulationResponse,
     LiveCounts,
     MultiJobSimulationResponse,
     ResultRow,
 )
+from ..domain.retries import DEFAULT_POLICY, RetryPolicy, SubmitOptions
 from ..domain.status import Outcome
 from ..schedulers.base import JobUpdate, Scheduler, Submission
 from ..store.sqlite import LatestJob, NewJob, Store
 from ..store.team import record_owner
 from .catalog import Catalog
 from .checks import Checked, prepare
+from .forget import forget
 from .identity import current_caller
 from .outcomes import DRY_MESSAGES, LIVE_MESSAGES, refused, statistics
 from .pipelines import Inside, Pipelines
 from .quotas import hold
+from .resubmission import check_options, decide
+
+_SEED_OPTIONS = SubmitOptions()
+_NONE = LatestJob("", "", "", None)
 
 #: Configs one batch may hold, appends included: beyond it a batch's detail is too big to answer in one piece.
 MAX_BATCH_CONFIGS = 50_000
@@ -86,19 +93,23 @@ class Engine(Catalog):
         *,
         dry_run: bool = False,
         append_to: str | None = None,
+        options: SubmitOptions | None = None,
     ) -> MultiJobSimulationResponse:
         """Serve each config from cache, join its running job, or submit it; record the batch.
 
         With ``dry_run`` nothing is submitted or recorded: each result says what would happen. ``append_to``
         adds the configs to a batch recorded earlier instead of a new one, so a client that sends a large batch
         in chunks still gets one batch holding every config in order (the response covers this call's configs).
+        ``options`` set the new jobs' retry policy and whether failed or completed jobs run again (section 10).
         """
         if dry_run and append_to is not None:
             raise InvalidInputError("batch_id: a dry run records nothing, so it cannot add to a batch")
+        options = options or SubmitOptions()
+        check_options(options)
         try:
-            return self._simulate(configs, dry_run=dry_run, record=not dry_run, append_to=append_to)
+            return self._simulate(configs, dry_run=dry_run, record=not dry_run, append_to=append_to, options=options)
         except DiskFullError:  # no space to record the batch: an answer that submits nothing is still served
-            answer = self._simulate(configs, dry_run=True, record=False)
+            answer = self._simulate(configs, dry_run=True, record=False, options=options)
             if dry_run or append_to is not None or answer.successful_submissions:
                 raise
             return answer.model_copy(update={"dry_run": False})
@@ -109,9 +120,15 @@ class Engine(Catalog):
         return self._simulate(configs, dry_run=False, record=False, inside=inside)
 
     def _simulate(
-        self, items: Sequence[object], *, dry_run: bool, record: bool, append_to: str | None = None,
+        self,
+        items: Sequence[object],
+        *,
+        dry_run: bool,
+        record: bool,
+        append_to: str | None = None,
+        options: SubmitOptions = _SEED_OPTIONS,
         inside: Inside | None = None,
-    ) -> MultiJobSimulationResponse:  # fmt: skip
+    ) -> MultiJobSimulationResponse:
         """Decide every config, record the new jobs with the batch, then hand the jobs to the scheduler.
 
         The lookup of every job key, the insert of the new jobs and the batch share one write transaction: that
@@ -127,7 +144,8 @@ class Engine(Catalog):
         offset = 0
         now = time.time()
         with self.store.read() if dry_run else self.store.write() as tx:
-            results, new_jobs = self._decide(configs, leaders, tx.latest_jobs(list(leaders)), dry_run, now)
+            latest = tx.latest_jobs(list(leaders))
+            results, new_jobs = self._decide(configs, leaders, latest, dry_run, now, options)
             stats = statistics(results)
             if append_to is not None:
                 offset = tx.extend_batch(append_to, stats, results)
@@ -141,6 +159,8 @@ class Engine(Catalog):
             caller, held = current_caller(), list[NewJob]()
             if new_jobs:  # over the caller's quota, some wait (docs/design.md section 11.4)
                 new_jobs, held = hold(tx.connection, caller, new_jobs)
+                tx.replace_jobs((latest[job.job_key].job_id, job.job_id) for job in [*(j for j, _ in new_jobs), *held]
+                                if latest.get(job.job_key, _NONE).status == st.COMPLETED)  # fmt: skip
                 tx.insert_jobs([*(job for job, _ in new_jobs), *held])
             if caller.name is not None and not dry_run:  # a server's user (docs/design.md section 11): theirs
                 record_owner(tx.connection, caller.name, batch_id if append_to is None else None,
@@ -166,9 +186,10 @@ class Engine(Catalog):
         latest: dict[str, LatestJob],
         dry_run: bool,
         now: float,
+        options: SubmitOptions,
     ) -> tuple[list[ResultRow], list[tuple[NewJob, Submission]]]:
-        """The seed's rule for each config, given the most recent job of each key: its result row, and the
-        new jobs to record and submit."""
+        """The seed's rule for each config, given the most recent job of each key (as ``options`` bend it:
+        section 10): its result row, and the new jobs to record and submit."""
         results: list[ResultRow] = []
         new_jobs: list[tuple[NewJob, Submission]] = []
         messages = DRY_MESSAGES if dry_run else LIVE_MESSAGES
@@ -185,17 +206,18 @@ class Engine(Catalog):
                 message = messages["shared"] if outcome == "in_progress" else leader["message"]
             else:
                 previous = latest.get(config.key)
-                if previous is not None and previous.status == st.COMPLETED:
-                    outcome, job_id, new_status, output = "cached", previous.job_id, previous.status, previous.output
-                elif previous is not None and st.is_in_progress(previous.status):
-                    outcome, job_id, new_status = "in_progress", previous.job_id, previous.status
-                else:
-                    outcome = "new" if previous is None else "resubmitted"
-                    old_status = None if previous is None else previous.status
-                    if not dry_run:
-                        job_id, new_status = uuid.uuid4().hex, st.PENDING
-                        new_jobs.append(self._new_job(job_id, config, now))
-                message = messages[outcome]
+                policy = self._policy(config, options)
+                outcome = decide(previous.status if previous else None, options, policy)
+                if outcome == "cached" and previous is not None:
+                    job_id, new_status, output = previous.job_id, previous.status, previous.output
+                elif outcome in ("in_progress", "failed") and previous is not None:
+                    job_id, new_status = previous.job_id, previous.status
+                elif not dry_run:
+                    job_id, new_status = uuid.uuid4().hex, st.PENDING
+                    new_jobs.append(self._new_job(job_id, config, now, policy))
+                if outcome in ("resubmitted", "rerun", "failed") and previous is not None:
+                    old_status = previous.status
+                message = messages[outcome].format(mode=options.resubmit)
             results.append(
                 {"job_id": job_id, "new_status": new_status, "old_status": old_status, "output": output,
                  "message": message, "file_hash": config.file_hash, "method_name": config.method_name,
@@ -204,14 +226,23 @@ class Engine(Catalog):
             )  # fmt: skip
         return results, new_jobs
 
-    def _new_job(self, job_id: str, config: Checked, now: float) -> tuple[NewJob, Submission]:
+    def _policy(self, config: Checked, options: SubmitOptions) -> RetryPolicy:
+        """The retry policy of a config's job: the call's, else its method's, else the default."""
+        if options.retry is not None:
+            return options.retry
+        schema = self._schemas.get(config.function_hash or "")
+        spec_policy = None if schema is None else schema.spec.retry
+        return DEFAULT_POLICY if spec_policy is None else spec_policy
+
+    def _new_job(self, job_id: str, config: Checked, now: float, policy: RetryPolicy) -> tuple[NewJob, Submission]:
         """The row to insert for a new job, and what its scheduler will need to run it."""
         assert config.method_name and config.function_hash and config.canonical is not None
         file_hash = (config.file_hash or "").lower()
         inputs = None if config.inputs is None else canonical_json(config.inputs)
+        retry = None if policy == DEFAULT_POLICY else policy.model_dump_json()
         row = NewJob(
             job_id, config.key, file_hash, config.method_name, config.function_hash,
-            canonical_json(config.canonical), now, self.scheduler.name, inputs,
+            canonical_json(config.canonical), now, self.scheduler.name, inputs, retry,
         )  # fmt: skip
         spec = self._schemas[config.function_hash].spec
         return row, Submission(job_id, file_hash, config.function_hash, spec, config.canonical, config.inputs)
@@ -223,8 +254,8 @@ class Engine(Catalog):
         if not refusals:
             return results
         self.store.apply_updates(
-            [JobUpdate(jid, st.FAILED, error=f"scheduler refused the job: {why}", finished_at=time.time())
-             for jid, why in refusals.items()]
+            [JobUpdate(jid, st.FAILED, error=f"scheduler refused the job: {why}", finished_at=time.time(),
+                       retriable=False) for jid, why in refusals.items()]
         )  # fmt: skip
         reasons = ((row, refusals.get(row["job_id"] or "")) for row in results)
         return [row if reason is None else refused(row, reason) for row, reason in reasons]
@@ -294,6 +325,10 @@ class Engine(Catalog):
             already_finished=[r.job_id for r in records if not st.is_in_progress(r.status)],
             not_found=[j for j in dict.fromkeys(job_ids) if j not in known],
         )
+
+    def forget(self, job_ids: Sequence[str]) -> ForgetResponse:
+        """Remove ended jobs from the cache (jobs in progress are refused: cancel them first)."""
+        return forget(self.home, self.store, job_ids)
 
     # --- batches ---------------------------------------------------------------------------------------
 

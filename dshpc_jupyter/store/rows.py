@@ -14,13 +14,16 @@ import orjson
 from pydantic import TypeAdapter
 
 from ..domain.models import BatchStatistics, BatchSummary, FileInfo, JobRecord, MultiJobResult
+from ..domain.retries import Attempt
 
 _RESULTS = TypeAdapter(list[MultiJobResult])
+_ATTEMPTS = TypeAdapter(list[Attempt])
 
 #: The columns every job query selects, in the order :func:`job_from_row` reads them.
 JOB_COLUMNS = (
     "job_id, file_hash, method_name, function_hash, parameters, status, output, error, exit_code, "
-    "created_at, started_at, finished_at, scheduler, scheduler_id, file_inputs, output_files"
+    "created_at, started_at, finished_at, scheduler, scheduler_id, file_inputs, output_files, "
+    "attempt, attempts, resources, not_before"
 )
 #: The columns every batch-summary query selects, in the order :func:`batch_summary` reads them.
 BATCH_COLUMNS = "batch_id, created_at, total_jobs, statistics"
@@ -60,6 +63,10 @@ def job_from_row(row: Sequence[Any]) -> JobRecord:
         scheduler_id=row[13],
         file_inputs=None if row[14] is None else json.loads(row[14]),
         output_files={} if row[15] is None else json.loads(row[15]),
+        attempt=row[16],
+        attempts=[] if row[17] is None else _ATTEMPTS.validate_json(row[17]),
+        resources={} if row[18] is None else json.loads(row[18]),
+        retry_at=_dt(row[19]),
     )
 
 

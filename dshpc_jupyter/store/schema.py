@@ -129,6 +129,18 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
     (1, SCHEMA),
     # Named inputs and output files (docs/design.md section 8): JSON text, NULL for jobs that have none.
     (2, "ALTER TABLE jobs ADD COLUMN file_inputs TEXT; ALTER TABLE jobs ADD COLUMN output_files TEXT"),
+    # Retries, forced reruns (docs/design.md section 12): the attempt, the attempts that ended before it (JSON),
+    # the job's retry policy (JSON, NULL: the default), this attempt's raised resources (JSON), when a retried
+    # job may start, and the job a forced rerun replaced this one by: a replaced job leaves the live index.
+    (
+        3,
+        "ALTER TABLE jobs ADD COLUMN attempt INTEGER NOT NULL DEFAULT 1; ALTER TABLE jobs ADD COLUMN attempts TEXT;"
+        " ALTER TABLE jobs ADD COLUMN retry TEXT; ALTER TABLE jobs ADD COLUMN resources TEXT;"
+        " ALTER TABLE jobs ADD COLUMN not_before REAL; ALTER TABLE jobs ADD COLUMN replaced_by TEXT;"
+        " DROP INDEX jobs_one_live_per_key;"
+        f" CREATE UNIQUE INDEX jobs_one_live_per_key ON jobs(job_key) WHERE status IN {LIVE_SET}"
+        " AND replaced_by IS NULL",
+    ),
     # A server for a team (docs/design.md section 11): users, the audit trail, who submitted what.
     (6, TEAM_SCHEMA),
     # Pipelines (docs/design.md section 10): each step's spec, dependencies and, once released, its job.

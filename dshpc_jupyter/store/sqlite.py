@@ -27,7 +27,9 @@ from ..domain import status as st
 from ..domain.errors import StoreDamagedError
 from ..domain.jobs import ClaimedJob, JobUpdate
 from ..domain.models import BatchStatistics, BatchSummary, FileInfo, JobRecord, MethodInfo, MethodSpec, MultiJobResult
+from .forget import Forgotten, forget_jobs
 from .maintenance import RECOVERY, file_problem, store_error
+from .retries import requeue_retries
 from .rows import (
     BATCH_COLUMNS,
     JOB_COLUMNS,
@@ -254,15 +256,16 @@ class Store:
 
     def claim_pending(self, scheduler: str, limit: int) -> list[ClaimedJob]:
         """Claim up to ``limit`` pending jobs for a worker that runs them itself: they move to ``STARTING``
-        (``CF``), oldest first, so no other worker takes them."""
+        (``CF``), oldest first, so no other worker takes them; a retried job once its backoff has passed."""
         if limit <= 0:
             return []
         with self._transaction("IMMEDIATE") as conn:
             rows = conn.execute(
                 "UPDATE jobs SET status = ? WHERE seq IN (SELECT seq FROM jobs"
-                " WHERE scheduler = ? AND status = ? ORDER BY seq LIMIT ?)"
-                " RETURNING seq, job_id, file_hash, method_name, function_hash, parameters, file_inputs",
-                (st.STARTING, scheduler, st.PENDING, limit),
+                " WHERE scheduler = ? AND status = ? AND (not_before IS NULL OR not_before <= ?) ORDER BY seq LIMIT ?)"
+                " RETURNING seq, job_id, file_hash, method_name, function_hash, parameters, file_inputs, resources,"
+                " attempt",
+                (st.STARTING, scheduler, st.PENDING, time.time(), limit),
             ).fetchall()
             specs = dict(
                 conn.execute(
@@ -271,7 +274,7 @@ class Store:
                 )
             )
         rows.sort()
-        return [ClaimedJob(r[1], r[2], r[3], r[4], r[5], specs[r[4]], r[6]) for r in rows]
+        return [ClaimedJob(r[1], r[2], r[3], r[4], r[5], specs[r[4]], r[6], r[7], r[8]) for r in rows]
 
     def requeue(self, job_ids: Sequence[str]) -> None:
         """Claimed jobs whose runner never started go back to the queue."""
@@ -315,6 +318,8 @@ class Store:
         if not updates:
             return 0
         with self._transaction("IMMEDIATE") as conn:
+            final = requeue_retries(conn, updates)  # the failures their policy retries go back to PD
+            retried = len(updates) - len(final)
             cursor = conn.executemany(
                 "UPDATE jobs SET status = ?, exit_code = coalesce(?, exit_code), output = coalesce(?, output),"
                 " error = coalesce(?, error), started_at = coalesce(?, started_at),"
@@ -324,10 +329,15 @@ class Store:
                 (
                     (u.status, u.exit_code, u.output, u.error, u.started_at, u.finished_at, u.scheduler_id,
                      None if u.output_files is None else json.dumps(u.output_files), u.job_id)
-                    for u in updates
+                    for u in final
                 ),
             )  # fmt: skip
-            return cursor.rowcount
+            return cursor.rowcount + retried
+
+    def forget(self, job_ids: Sequence[str]) -> Forgotten:
+        """Delete ended jobs and the records of output files nothing else needs (:mod:`.forget`)."""
+        with self._transaction("IMMEDIATE") as conn:
+            return forget_jobs(conn, job_ids)
 
     def cancel_pending(self, job_ids: Sequence[str], reason: str) -> list[str]:
         """Cancel jobs that have not started (``PD``/``STARTING``): no runner will ever pick them up."""

@@ -17,7 +17,8 @@ from ..domain.models import BatchStatistics
 from .rows import chunks, pack_results
 
 LATEST_JOBS_SQL = (
-    "SELECT job_key, job_id, status, output FROM jobs WHERE job_key IN (SELECT value FROM json_each(?)) ORDER BY seq"
+    "SELECT job_key, job_id, status, output FROM jobs WHERE job_key IN (SELECT value FROM json_each(?))"
+    " AND replaced_by IS NULL ORDER BY seq"
 )
 
 
@@ -43,6 +44,8 @@ class NewJob:
     created_at: float
     scheduler: str
     file_inputs: str | None = None
+    #: The job's retry policy as JSON (None: the default policy, docs/design.md section 10.1).
+    retry: str | None = None
 
 
 class Transaction:
@@ -67,13 +70,18 @@ class Transaction:
     def insert_jobs(self, jobs: Iterable[NewJob]) -> None:
         self._conn.executemany(
             "INSERT INTO jobs (job_id, job_key, file_hash, method_name, function_hash, parameters, status,"
-            " created_at, scheduler, file_inputs) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " created_at, scheduler, file_inputs, retry) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 (j.job_id, j.job_key, j.file_hash, j.method_name, j.function_hash, j.parameters, st.PENDING,
-                 j.created_at, j.scheduler, j.file_inputs)
+                 j.created_at, j.scheduler, j.file_inputs, j.retry)
                 for j in jobs
             ),
         )  # fmt: skip
+
+    def replace_jobs(self, pairs: Iterable[tuple[str, str]]) -> None:
+        """Mark completed jobs as replaced by the forced reruns ``(old_id, new_id)`` about to be inserted: a
+        replaced job leaves the one-live-job-per-key index, so the rerun may take its place in the cache."""
+        self._conn.executemany("UPDATE jobs SET replaced_by = ? WHERE job_id = ?", ((new, old) for old, new in pairs))
 
     def insert_batch(
         self, batch_id: str, created_at: float, statistics: BatchStatistics, results: Sequence[Mapping[str, Any]]
