@@ -8,7 +8,7 @@ checks that every implementation has every operation with exactly this signature
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import AsyncGenerator, Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -21,12 +21,14 @@ from ..domain.models import (
     HashCheckResponse,
     JobRecord,
     JobSimulationResponse,
+    LogChunk,
     MethodInfo,
     MultiJobSimulationResponse,
     ServiceStatus,
     StagedUpload,
 )
 from ..domain.models import ConfigLike as ConfigLike  # one config as a caller gives it (declared with the models)
+from .logs import FOLLOW_POLL_S
 
 #: Where ``connect()`` and the HTTP client look for a server's URL and API key when none is given.
 URL_ENV = "DSHPC_URL"
@@ -126,6 +128,17 @@ class Backend(Protocol):
     async def list_jobs(self, status: str | None = None, limit: int = 100) -> list[JobRecord]: ...
 
     async def cancel(self, job_ids: Sequence[str]) -> CancelResponse: ...
+
+    async def read_log(self, job_id: str, stream: str = "stdout", offset: int = 0) -> LogChunk:
+        """A piece of a job's ``stream`` (``stdout`` or ``stderr``) from byte ``offset``, while it runs and after."""
+        ...
+
+    def logs(
+        self, job_id: str, *, stream: str = "stdout", follow: bool = True, poll: float = FOLLOW_POLL_S
+    ) -> AsyncGenerator[str, None]:
+        """The log's text as it comes (:func:`.logs.follow_log`): what is there, then, with ``follow``, what the
+        job writes next, until it has ended."""
+        ...
 
     # --- batches -----------------------------------------------------------------------------------------
 

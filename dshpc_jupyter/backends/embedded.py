@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -30,6 +30,7 @@ from ..domain.models import (
     HashCheckResponse,
     JobRecord,
     JobSimulationResponse,
+    LogChunk,
     MethodInfo,
     MultiJobSimulationResponse,
     ServiceLimits,
@@ -37,8 +38,10 @@ from ..domain.models import (
     StagedUpload,
 )
 from ..service.engine import Engine
+from ..service.logs import read_log
 from ..service.transfers import copy_out, read_range
 from .base import ConfigLike
+from .logs import FOLLOW_POLL_S, follow_log
 
 T = TypeVar("T")
 DEFAULT_CONCURRENCY = 8
@@ -170,6 +173,14 @@ class EmbeddedBackend:
 
     async def cancel(self, job_ids: Sequence[str]) -> CancelResponse:
         return await self._write(self.engine.cancel, job_ids)
+
+    async def read_log(self, job_id: str, stream: str = "stdout", offset: int = 0) -> LogChunk:
+        return await self._run(read_log, self.engine, job_id, stream, offset)
+
+    def logs(
+        self, job_id: str, *, stream: str = "stdout", follow: bool = True, poll: float = FOLLOW_POLL_S
+    ) -> AsyncGenerator[str, None]:
+        return follow_log(self.read_log, job_id, stream, follow, poll)
 
     async def batches(self, limit: int = 100) -> list[BatchSummary]:
         return await self._run(self.engine.batches, limit)

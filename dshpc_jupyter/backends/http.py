@@ -22,7 +22,7 @@ import asyncio
 import base64
 import os
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -55,6 +55,7 @@ from ..domain.models import (
     JobRecord,
     JobSimulationResponse,
     JobsResponse,
+    LogChunk,
     MethodInfo,
     MultiJobSimulationResponse,
     ServiceStatus,
@@ -72,6 +73,7 @@ from .http_files import (
     upload_query,
     upload_streamed,
 )
+from .logs import FOLLOW_POLL_S, follow_log
 from .progress import ProgressFactory, progress_for
 
 DEFAULT_TIMEOUT_S = 60.0
@@ -450,6 +452,16 @@ class HttpBackend:
         body = {"job_ids": list(job_ids)}
         result: CancelResponse = await self._call("POST", "/jobs/cancel", CancelResponse, body=body)
         return result
+
+    async def read_log(self, job_id: str, stream: str = "stdout", offset: int = 0) -> LogChunk:
+        params = {"stream": stream, "offset": offset}
+        chunk: LogChunk = await self._call("GET", f"/job/{quote(job_id, safe='')}/logs", LogChunk, params=params)
+        return chunk
+
+    def logs(
+        self, job_id: str, *, stream: str = "stdout", follow: bool = True, poll: float = FOLLOW_POLL_S
+    ) -> AsyncGenerator[str, None]:
+        return follow_log(self.read_log, job_id, stream, follow, poll)
 
     # --- batches ---------------------------------------------------------------------------------------
 

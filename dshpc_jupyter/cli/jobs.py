@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from typing import Any
 
 from rich.table import Table
 
+from ..front.connection import Connection
 from .output import connection_for, console, print_batch, short
 
 
@@ -19,6 +21,8 @@ def cmd_jobs(args: argparse.Namespace) -> int:
         if args.action == "cancel":
             console.print_json(connection.cancel(args.job_ids).model_dump_json())
             return 0
+        if args.action == "logs":
+            return print_logs(connection, args.job_id, "stderr" if args.stderr else "stdout", args.follow)
         if args.action == "outputs":
             outputs = Table("path", "file_hash", "size")
             for path, file_hash in connection.get_job(args.job_id).output_files.items():
@@ -32,6 +36,14 @@ def cmd_jobs(args: argparse.Namespace) -> int:
                 "" if job.exit_code is None else str(job.exit_code), short(json.dumps(job.parameters), 40),
             )  # fmt: skip
         console.print(table)
+    return 0
+
+
+def print_logs(connection: Connection, job_id: str, stream: str, follow: bool) -> int:
+    """Write the log as it comes, unstyled (it is the job's own text: rich markup in it must stay as it is)."""
+    for piece in connection.logs(job_id, stream=stream, follow=follow):
+        sys.stdout.write(piece)
+        sys.stdout.flush()
     return 0
 
 
@@ -65,6 +77,10 @@ def add_commands(commands: Any) -> None:
     jobs_actions.add_parser("show", help="one job as JSON").add_argument("job_id")
     jobs_actions.add_parser("cancel", help="cancel jobs").add_argument("job_ids", nargs="+")
     jobs_actions.add_parser("outputs", help="the output files a job wrote").add_argument("job_id")
+    logs = jobs_actions.add_parser("logs", help="a job's stdout (or stderr), while it runs and after")
+    logs.add_argument("job_id")
+    logs.add_argument("--stderr", action="store_true", help="the job's stderr instead of its stdout")
+    logs.add_argument("--follow", action="store_true", help="keep printing what the job writes until it ends")
     jobs.set_defaults(run=cmd_jobs)
 
     batches = commands.add_parser("batches", help="list, show and cancel batches")

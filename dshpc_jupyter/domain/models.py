@@ -147,6 +147,18 @@ class JobRecord(Model):
     output_files: dict[str, str] = Field(default_factory=dict)
 
 
+LogStream = Literal["stdout", "stderr"]
+
+
+class LogChunk(Model):
+    """A piece of a job's stdout or stderr (``GET /job/{job_id}/logs``): ``data`` from the asked byte offset,
+    where to ask next, and ``complete`` once the job has ended and nothing is left after ``next_offset``."""
+
+    data: str
+    next_offset: int
+    complete: bool
+
+
 class JobIdsRequest(Model):
     """``POST /jobs/batch`` and ``POST /jobs/cancel`` body."""
 

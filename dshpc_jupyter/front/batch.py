@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..domain.errors import DshpcError
+from ..domain.errors import DshpcError, InvalidInputError
 from ..domain.models import BatchStatistics, LiveCounts
 from .batch_files import add_input_columns, download_outputs, files_frame, input_names
 from .batch_state import BatchState, Row
@@ -183,6 +183,27 @@ class Batch:
         one row per config (same index as :attr:`df`); an output column named like one of those gets ``output.``
         in front. Outputs that are not JSON objects land in ``value`` (other JSON) or ``text`` (not JSON)."""
         return outputs_frame(self._frame())
+
+    def logs(self, row: int, *, stream: str = "stdout", follow: bool = False) -> str:
+        """The ``stream`` (``stdout`` or ``stderr``) of the job of config ``row``, whole even after it ended; with
+        ``follow``, each piece is printed as the job writes it, until the job ends (end the cell with ``;``)."""
+        pieces = []
+        for piece in self.connection.logs(self._job_id(row), stream=stream, follow=follow):
+            if follow:
+                print(piece, end="", flush=True)
+            pieces.append(piece)
+        return "".join(pieces)
+
+    def _job_id(self, row: int) -> str:
+        rows = self.rows()
+        if not 0 <= row < len(rows):
+            raise InvalidInputError(f"row: {row} is not a row of this batch (it has rows 0 to {len(rows) - 1})")
+        chosen = rows[row]
+        job, result = chosen.job, chosen.result
+        job_id = job.job_id if job is not None else (result.job_id if result is not None else None)
+        if not job_id:
+            raise InvalidInputError(f"row: config {row} has no job ({chosen.message})")
+        return job_id
 
     def plot(self, kind: str = "states", *, parameter: str | None = None, ax: Any = None) -> Any:
         """A standard view with matplotlib (``pip install matplotlib``): ``"states"`` (jobs pending, running and

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import concurrent.futures
 import os
-from collections.abc import Callable, Coroutine, Iterable, Sequence
+from collections.abc import AsyncGenerator, Callable, Coroutine, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 from ..backends.base import Backend, ConfigLike
+from ..backends.logs import FOLLOW_POLL_S
 from ..domain.hashing import sha256_file
 from ..domain.models import (
     BatchDetail,
@@ -23,6 +24,7 @@ from ..domain.models import (
     HashCheckResponse,
     JobRecord,
     JobSimulationResponse,
+    LogChunk,
     MethodInfo,
     MultiJobSimulationResponse,
     ServiceStatus,
@@ -150,6 +152,21 @@ class Connection:
     def cancel(self, job_ids: Sequence[str]) -> CancelResponse:
         return self.run(self.backend.cancel, job_ids)
 
+    def read_log(self, job_id: str, stream: str = "stdout", offset: int = 0) -> LogChunk:
+        return self.run(self.backend.read_log, job_id, stream, offset)
+
+    def logs(
+        self, job_id: str, *, stream: str = "stdout", follow: bool = True, poll: float = FOLLOW_POLL_S
+    ) -> Iterator[str]:
+        """A job's ``stream`` as text pieces, as they come: ``"".join(connection.logs(job_id))`` waits for the
+        job's end and gives its whole stdout; ``follow=False`` gives what is there now."""
+        pieces = self.backend.logs(job_id, stream=stream, follow=follow, poll=poll)
+        try:
+            while (piece := self.run(_next_piece, pieces)) is not None:
+                yield piece
+        finally:
+            self.run(pieces.aclose)
+
     # --- batches -----------------------------------------------------------------------------------------
 
     def batches(self, limit: int = 100) -> list[BatchSummary]:
@@ -175,3 +192,8 @@ class Connection:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+async def _next_piece(pieces: AsyncGenerator[str, None]) -> str | None:
+    """The next piece of a log, None at its end (StopAsyncIteration does not cross the loop's thread)."""
+    return await anext(pieces, None)
