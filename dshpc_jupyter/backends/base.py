@@ -113,10 +113,12 @@ class Backend(Protocol):
     async def simulate_job(self, config: ConfigLike) -> JobSimulationResponse: ...
 
     async def simulate_jobs(
-        self, configs: Sequence[ConfigLike], *, dry_run: bool = False, append_to: str | None = None
-    ) -> MultiJobSimulationResponse:
+        self, configs: Sequence[ConfigLike], *, dry_run: bool = False, append_to: str | None = None,
+        priority: int = 0,
+    ) -> MultiJobSimulationResponse:  # fmt: skip
         """Serve each config from cache, join its running job, or submit it, and record the batch. With
-        ``dry_run`` nothing is submitted or recorded; ``append_to`` adds the configs to an earlier batch."""
+        ``dry_run`` nothing is submitted or recorded; ``append_to`` adds the configs to an earlier batch. New jobs
+        start by ``priority`` (higher first), equal priorities batch by batch in turn."""
         ...
 
     async def job_statuses(self, job_ids: Sequence[str]) -> list[JobRecord]:

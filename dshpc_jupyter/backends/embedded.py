@@ -157,10 +157,11 @@ class EmbeddedBackend:
         return await self._write(self.engine.simulate_job, config)
 
     async def simulate_jobs(
-        self, configs: Sequence[ConfigLike], *, dry_run: bool = False, append_to: str | None = None
-    ) -> MultiJobSimulationResponse:
+        self, configs: Sequence[ConfigLike], *, dry_run: bool = False, append_to: str | None = None,
+        priority: int = 0,
+    ) -> MultiJobSimulationResponse:  # fmt: skip
         run = self._run if dry_run else self._write
-        return await run(self.engine.simulate_jobs, configs, dry_run=dry_run, append_to=append_to)
+        return await run(self.engine.simulate_jobs, configs, dry_run=dry_run, append_to=append_to, priority=priority)
 
     async def job_statuses(self, job_ids: Sequence[str]) -> list[JobRecord]:
         return await self._run(self.engine.job_statuses, job_ids)

@@ -396,20 +396,21 @@ class HttpBackend:
         return result
 
     async def simulate_jobs(
-        self, configs: Sequence[ConfigLike], *, dry_run: bool = False, append_to: str | None = None
-    ) -> MultiJobSimulationResponse:
+        self, configs: Sequence[ConfigLike], *, dry_run: bool = False, append_to: str | None = None,
+        priority: int = 0,
+    ) -> MultiJobSimulationResponse:  # fmt: skip
         """The seed's multi-job call, split into chunks under the server's limit when needed; ``append_to``
         is sent as ``?batch_id=``, so every chunk goes to that batch."""
         items = [c.model_dump() if isinstance(c, JobConfig) else c for c in configs]
         size = await self._chunk_size()
         if size is None or len(items) <= size:
-            return await self._simulate(items, dry_run, append_to)
+            return await self._simulate(items, dry_run, append_to, priority)
         results = []
         totals = dict.fromkeys(BatchStatistics.model_fields, 0)
         batch_id = append_to
         for start in range(0, len(items), size):
             try:
-                part = await self._simulate(items[start : start + size], dry_run, batch_id)
+                part = await self._simulate(items[start : start + size], dry_run, batch_id, priority)
             except DshpcError as exc:
                 exc.add_note(
                     f"configs {start} to {len(items) - 1} of {len(items)} were not submitted"
@@ -422,12 +423,15 @@ class HttpBackend:
                 totals[name] += getattr(part, name)
         return MultiJobSimulationResponse(results=results, batch_id=batch_id, dry_run=dry_run, **totals)
 
-    async def _simulate(self, items: list[Any], dry_run: bool, batch_id: str | None) -> MultiJobSimulationResponse:
+    async def _simulate(
+        self, items: list[Any], dry_run: bool, batch_id: str | None, priority: int = 0
+    ) -> MultiJobSimulationResponse:
         params: dict[str, str] = {"dry_run": "true"} if dry_run else {}
+        body: dict[str, Any] = {"jobs": items, **({"priority": priority} if priority else {})}  # the seed's body at 0
         if batch_id is not None:
             params["batch_id"] = batch_id
         result: MultiJobSimulationResponse = await self._call(
-            "POST", "/simulate-jobs", MultiJobSimulationResponse, body={"jobs": items}, params=params,
+            "POST", "/simulate-jobs", MultiJobSimulationResponse, body=body, params=params,
             idempotent=dry_run,
         )  # fmt: skip
         return result

@@ -77,7 +77,9 @@ def cmd_submit(args: argparse.Namespace) -> int:
         expansion = load_file(args.file, upload=connection.upload_files)
         for note in expansion.notes():
             console.print(note)
-        batch = Batch.submit(expansion.configs, connection=connection, poll=POLL_S, dry_run=args.dry_run)
+        batch = Batch.submit(
+            expansion.configs, connection=connection, poll=POLL_S, dry_run=args.dry_run, priority=args.priority
+        )
         followed = args.wait and not args.dry_run
         if followed:
             follow(batch, args.timeout)
@@ -103,4 +105,5 @@ def add_commands(commands: Any) -> None:
     submit.add_argument("--wait", action="store_true", help="wait until every job has ended")
     submit.add_argument("--dry-run", action="store_true", help="say what would happen; submit nothing")
     submit.add_argument("--timeout", type=float, default=None, help="seconds to wait at most")
+    submit.add_argument("--priority", type=int, default=0, help="new jobs start by priority (higher first; default 0)")
     submit.set_defaults(run=cmd_submit)

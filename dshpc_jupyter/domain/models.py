@@ -55,6 +55,7 @@ class MultiJobSimulationRequest(Model):
         json_schema_extra={"items": {"$ref": "#/components/schemas/JobConfig"}},
         description="Job configurations: objects with file_hash, method_name and optional parameters.",
     )
+    priority: int = Field(0, description="Higher starts first; equal priorities take turns batch by batch.")
 
 
 class MultiJobResult(Model):
@@ -145,6 +146,8 @@ class JobRecord(Model):
     file_inputs: dict[str, str | list[str]] | None = None
     #: Files the job wrote under ``outputs/``, stored content-addressed: relative path to file hash.
     output_files: dict[str, str] = Field(default_factory=dict)
+    #: A pending job's place in its scheduler's queue (1 = next to start); None once it has started.
+    queue_position: int | None = None
 
 
 LogStream = Literal["stdout", "stderr"]

@@ -44,10 +44,11 @@ class Batch:
         concurrency: int | None = None,
         dry_run: bool = False,
         submitted_at: float | None = None,
+        priority: int = 0,
     ) -> None:
         self.connection = connection
         self.state = BatchState(configs, dry_run=dry_run)
-        self.poller = Poller(connection, self.state, poll=poll, concurrency=concurrency)
+        self.poller = Poller(connection, self.state, poll=poll, concurrency=concurrency, priority=priority)
         self.submitted_at = submitted_at if submitted_at is not None else time.time()
         #: The methods' parameter defaults, for the per-parameter columns of :attr:`df` (fetched once).
         self.defaults = ParameterDefaults()
@@ -67,9 +68,13 @@ class Batch:
         poll: float = DEFAULT_POLL,
         concurrency: int | None = None,
         dry_run: bool = False,
+        priority: int = 0,
     ) -> Batch:
-        """Send configs to the service and start following their jobs (a dry run sends nothing to run)."""
-        batch = cls(connection or current(), configs, poll=poll, concurrency=concurrency, dry_run=dry_run)
+        """Send configs to the service and start following their jobs (a dry run sends nothing to run); new jobs
+        start by ``priority`` (higher first; equal priorities take turns batch by batch)."""
+        batch = cls(
+            connection or current(), configs, poll=poll, concurrency=concurrency, dry_run=dry_run, priority=priority
+        )
         if dry_run:
             response = batch.connection.simulate_jobs(batch.configs, dry_run=True)
             batch.state.record(batch.state.take_queued(), response)

@@ -136,9 +136,10 @@ class Connection:
         return self.run(self.backend.simulate_job, config)
 
     def simulate_jobs(
-        self, configs: Sequence[ConfigLike], *, dry_run: bool = False, append_to: str | None = None
-    ) -> MultiJobSimulationResponse:
-        return self.run(self.backend.simulate_jobs, configs, dry_run=dry_run, append_to=append_to)
+        self, configs: Sequence[ConfigLike], *, dry_run: bool = False, append_to: str | None = None,
+        priority: int = 0,
+    ) -> MultiJobSimulationResponse:  # fmt: skip
+        return self.run(self.backend.simulate_jobs, configs, dry_run=dry_run, append_to=append_to, priority=priority)
 
     def job_statuses(self, job_ids: Sequence[str]) -> list[JobRecord]:
         return self.run(self.backend.job_statuses, job_ids)

@@ -24,7 +24,9 @@ MAX_BACKOFF: Final = 30.0
 class Poller:
     """Follows one :class:`.BatchState` on a connection; ``last_error`` is the latest polling problem."""
 
-    def __init__(self, connection: Connection, state: BatchState, *, poll: float, concurrency: int | None) -> None:
+    def __init__(
+        self, connection: Connection, state: BatchState, *, poll: float, concurrency: int | None, priority: int = 0
+    ) -> None:
         if poll <= 0:
             raise ValueError(f"poll: must be a positive number of seconds, got {poll}")
         if concurrency is not None and concurrency < 1:
@@ -33,6 +35,7 @@ class Poller:
         self.state = state
         self.poll = poll
         self.concurrency = concurrency
+        self.priority = priority
         #: The last polling problem (a service that did not answer), cleared by the next good answer.
         self.last_error: str | None = None
         self._lock = threading.Lock()
@@ -58,7 +61,8 @@ class Poller:
             chunk = self.state.take_queued(room)
             if not chunk:
                 return
-            response = await self.connection.backend.simulate_jobs([self.state.configs[i] for i in chunk])
+            configs = [self.state.configs[i] for i in chunk]
+            response = await self.connection.backend.simulate_jobs(configs, priority=self.priority)
             self.state.record(chunk, response)
 
     async def step(self) -> None:

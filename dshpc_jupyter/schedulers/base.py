@@ -84,6 +84,8 @@ class Submission:
     parameters: dict[str, Any]
     #: Named inputs (docs/design.md section 8.1); None for the seed's single ``file_hash`` or a parameters-only job.
     file_inputs: dict[str, str | list[str]] | None = None
+    #: Higher starts first (on Slurm it becomes ``--nice``).
+    priority: int = 0
 
 
 @dataclass(frozen=True)

@@ -203,7 +203,9 @@ def _routes(backend: Backend, auth: bool, max_body_bytes: int, max_configs: int)
                 f"jobs: {len(payload.jobs)} configs is over the server's limit of {max_configs} per call "
                 "(max_configs in GET /services/status); split them into several calls"
             )
-        result = await backend.simulate_jobs(payload.jobs, dry_run=dry_run, append_to=batch_id)
+        result = await backend.simulate_jobs(
+            payload.jobs, dry_run=dry_run, append_to=batch_id, priority=payload.priority
+        )
         return await respond(MultiJobSimulationResponse, result, large=len(payload.jobs) > OFFLOAD_ITEMS)
 
     @router.post(

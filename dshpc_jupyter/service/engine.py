@@ -38,6 +38,7 @@ from ..store.sqlite import LatestJob, NewJob, Store
 from .catalog import Catalog
 from .checks import Checked, prepare
 from .outcomes import DRY_MESSAGES, LIVE_MESSAGES, refused, statistics
+from .queueing import Queueing, check_priority, with_queue_positions
 
 #: Configs one batch may hold, appends included: beyond it a batch's detail is too big to answer in one piece.
 MAX_BATCH_CONFIGS = 50_000
@@ -79,6 +80,7 @@ class Engine(Catalog):
         *,
         dry_run: bool = False,
         append_to: str | None = None,
+        priority: int = 0,
     ) -> MultiJobSimulationResponse:
         """Serve each config from cache, join its running job, or submit it; record the batch.
 
@@ -88,8 +90,9 @@ class Engine(Catalog):
         """
         if dry_run and append_to is not None:
             raise InvalidInputError("batch_id: a dry run records nothing, so it cannot add to a batch")
+        check_priority(priority)
         try:
-            return self._simulate(configs, dry_run=dry_run, record=not dry_run, append_to=append_to)
+            return self._simulate(configs, dry_run=dry_run, record=not dry_run, append_to=append_to, priority=priority)
         except DiskFullError:  # no space to record the batch: an answer that submits nothing is still served
             answer = self._simulate(configs, dry_run=True, record=False)
             if dry_run or append_to is not None or answer.successful_submissions:
@@ -97,8 +100,9 @@ class Engine(Catalog):
             return answer.model_copy(update={"dry_run": False})
 
     def _simulate(
-        self, items: Sequence[object], *, dry_run: bool, record: bool, append_to: str | None = None
-    ) -> MultiJobSimulationResponse:
+        self, items: Sequence[object], *, dry_run: bool, record: bool, append_to: str | None = None,
+        priority: int = 0,
+    ) -> MultiJobSimulationResponse:  # fmt: skip
         """Decide every config, record the new jobs with the batch, then hand the jobs to the scheduler.
 
         The lookup of every job key, the insert of the new jobs and the batch share one write transaction: that
@@ -114,7 +118,8 @@ class Engine(Catalog):
         offset = 0
         now = time.time()
         with self.store.read() if dry_run else self.store.write() as tx:
-            results, new_jobs = self._decide(configs, leaders, tx.latest_jobs(list(leaders)), dry_run, now)
+            queueing = Queueing(priority, batch_id or uuid.uuid4().hex)
+            results, new_jobs = self._decide(configs, leaders, tx.latest_jobs(list(leaders)), dry_run, now, queueing)
             stats = statistics(results)
             if append_to is not None:
                 offset = tx.extend_batch(append_to, stats, results)
@@ -145,6 +150,7 @@ class Engine(Catalog):
         latest: dict[str, LatestJob],
         dry_run: bool,
         now: float,
+        queueing: Queueing,
     ) -> tuple[list[ResultRow], list[tuple[NewJob, Submission]]]:
         """The seed's rule for each config, given the most recent job of each key: its result row, and the
         new jobs to record and submit."""
@@ -173,7 +179,7 @@ class Engine(Catalog):
                     old_status = None if previous is None else previous.status
                     if not dry_run:
                         job_id, new_status = uuid.uuid4().hex, st.PENDING
-                        new_jobs.append(self._new_job(job_id, config, now))
+                        new_jobs.append(self._new_job(job_id, config, now, queueing))
                 message = messages[outcome]
             results.append(
                 {"job_id": job_id, "new_status": new_status, "old_status": old_status, "output": output,
@@ -183,17 +189,20 @@ class Engine(Catalog):
             )  # fmt: skip
         return results, new_jobs
 
-    def _new_job(self, job_id: str, config: Checked, now: float) -> tuple[NewJob, Submission]:
+    def _new_job(self, job_id: str, config: Checked, now: float, queueing: Queueing) -> tuple[NewJob, Submission]:
         """The row to insert for a new job, and what its scheduler will need to run it."""
         assert config.method_name and config.function_hash and config.canonical is not None
         file_hash = (config.file_hash or "").lower()
         inputs = None if config.inputs is None else canonical_json(config.inputs)
         row = NewJob(
             job_id, config.key, file_hash, config.method_name, config.function_hash,
-            canonical_json(config.canonical), now, self.scheduler.name, inputs,
+            canonical_json(config.canonical), now, self.scheduler.name, inputs, *queueing,
         )  # fmt: skip
         spec = self._schemas[config.function_hash].spec
-        return row, Submission(job_id, file_hash, config.function_hash, spec, config.canonical, config.inputs)
+        submission = Submission(
+            job_id, file_hash, config.function_hash, spec, config.canonical, config.inputs, queueing.priority
+        )
+        return row, submission
 
     def _submit(self, submissions: list[Submission], results: list[ResultRow]) -> list[ResultRow]:
         """Hand the new jobs to the scheduler; a refused job fails with the reason, never silently. The result
@@ -237,7 +246,7 @@ class Engine(Catalog):
                 if updates:
                     self.store.apply_updates(updates)
                     polled = True
-        return self.store.get_jobs(job_ids) if polled else records
+        return with_queue_positions(self.store, self.store.get_jobs(job_ids) if polled else records)
 
     def list_jobs(self, status: str | None = None, limit: int = 100) -> list[JobRecord]:
         return self.store.list_jobs(status=status, limit=limit)

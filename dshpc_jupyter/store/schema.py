@@ -68,6 +68,15 @@ CREATE TABLE batches (
 CREATE INDEX batches_by_time ON batches(created_at);
 """
 
+PENDING_ONLY = f"WHERE status = '{st.PENDING}'"
+QUEUE_STEP = f"""
+ALTER TABLE jobs ADD COLUMN priority INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE jobs ADD COLUMN queue_group TEXT;
+ALTER TABLE jobs ADD COLUMN queue_rank INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX jobs_queue ON jobs(scheduler, priority DESC, queue_rank, seq) {PENDING_ONLY};
+CREATE INDEX jobs_queue_group ON jobs(queue_group, queue_rank) {PENDING_ONLY}
+"""
+
 #: The schema's history: version N is reached from N - 1 by its statements (version 1 from an empty file).
 #: A change to the tables is a new step at the end, so every store of an older version upgrades in place, in
 #: the transaction that opens it; versions may skip numbers.
@@ -75,6 +84,9 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
     (1, SCHEMA),
     # Named inputs and output files (docs/design.md section 8): JSON text, NULL for jobs that have none.
     (2, "ALTER TABLE jobs ADD COLUMN file_inputs TEXT; ALTER TABLE jobs ADD COLUMN output_files TEXT"),
+    # Priorities and fair share (docs/design.md section 10.2): pending jobs start by priority, then by their
+    # rank in the round-robin of their queue group (the batch that made them), then in submission order.
+    (4, QUEUE_STEP),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
