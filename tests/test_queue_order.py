@@ -21,6 +21,7 @@ from dshpc_jupyter.front.batch import Batch
 from dshpc_jupyter.front.connection import Connection
 from dshpc_jupyter.service.engine import Engine
 from dshpc_jupyter.service.factory import open_engine
+from dshpc_jupyter.store import queue as store_queue
 from dshpc_jupyter.store.schema import SCHEMA_VERSION
 
 HOLD = "import json, sys, time\ntime.sleep(json.load(open(sys.argv[1]))['seconds'])\n"
@@ -80,18 +81,34 @@ def test_higher_priority_starts_first(one_slot: Engine) -> None:
     assert all(r.queue_position is None for r in one_slot.job_statuses(list(tags)))
 
 
-def test_batches_of_equal_priority_take_turns(one_slot: Engine) -> None:
+def test_a_small_batch_behind_a_big_one_starts_at_once(one_slot: Engine) -> None:
     hold(one_slot)
-    big = echo(one_slot, [f"big{i}" for i in range(8)])
+    big = echo(one_slot, [f"big{i}" for i in range(6)])
     small = echo(one_slot, ["small0", "small1", "small2"])
+    expected = ["small0", "small1", "small2", *big.values()]
+    assert queue(one_slot, big | small) == expected
+    assert start_order(one_slot, big | small) == expected
+
+
+def test_batches_of_equal_priority_take_turns_after_the_head_start(
+    one_slot: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With a head start of 2 turns: the newcomer's first two, then one job of each batch in turn."""
+    monkeypatch.setattr(store_queue, "HEAD_START", 2)
+    hold(one_slot)
+    big = echo(one_slot, [f"big{i}" for i in range(6)])
+    small = echo(one_slot, [f"small{i}" for i in range(5)])
     tags = big | small
-    expected = ["big0", "small0", "big1", "small1", "big2", "small2", "big3", "big4", "big5", "big6", "big7"]
+    expected = ["small0", "small1", "big0", "small2", "big1", "small3", "big2", "small4", "big3", "big4", "big5"]
     assert queue(one_slot, tags) == expected
     assert start_order(one_slot, tags) == expected
 
 
-def test_a_batch_arriving_later_joins_the_turns_where_the_queue_is(one_slot: Engine) -> None:
-    """Not at the front (it would starve the big batch) nor at the back (it would wait for all of it)."""
+def test_a_batch_arriving_later_joins_the_turns_where_the_queue_is(
+    one_slot: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not at the back (it would wait for all of the big batch), and ahead of it by its head start only."""
+    monkeypatch.setattr(store_queue, "HEAD_START", 1)
     holder = hold(one_slot)
     big = echo(one_slot, [f"big{i}" for i in range(8)])
     wait_for_jobs(one_slot, [holder])
@@ -158,6 +175,7 @@ def test_a_version_2_store_is_upgraded_with_its_pending_jobs_in_order(home: Path
     with sqlite3.connect(home / "store.sqlite") as conn:  # back to version 2, as an older package left it
         conn.execute("DROP INDEX jobs_queue")
         conn.execute("DROP INDEX jobs_queue_group")
+        conn.execute("DROP INDEX jobs_queue_age")
         for column in ("priority", "queue_group", "queue_rank"):
             conn.execute(f"ALTER TABLE jobs DROP COLUMN {column}")
         conn.execute("PRAGMA user_version = 2")

@@ -1,10 +1,13 @@
-"""Which pending job starts next (docs/design.md section 10.2): by priority, then round-robin across the queue
+"""Which pending job starts next (docs/design.md section 10.2): by priority, then fair share across the queue
 groups (batches) of equal priority, then in submission order.
 
-Round-robin is kept as a rank stored with each job when it is inserted, so claiming stays one indexed query
-however long the queue: a group's jobs get consecutive ranks starting where the queue is now (the lowest rank
-still pending at that priority), so a batch of 8 submitted behind one of 2,000 alternates with it instead of
-waiting for it; a group that adds jobs later (a batch sent in chunks) continues after its own last rank.
+Fair share is kept as a rank stored with each job when it is inserted, so claiming stays one indexed query
+however long the queue. The jobs of a group get consecutive ranks (one turn each), and groups take turns at
+equal rank: round-robin. A new group starts ``HEAD_START`` turns before the current turn (the rank of the
+oldest pending job: where the longest-waiting batch is now), so a batch of 8 submitted behind one of 2,000
+runs at once, and a big newcomer runs ``HEAD_START`` jobs and then alternates with the old batch, which is
+never held back by more than ``HEAD_START`` jobs per newcomer. A group that adds jobs later (a batch sent in
+chunks) continues after its own last rank.
 """
 
 from __future__ import annotations
@@ -21,9 +24,11 @@ QUEUE_ORDER = "priority DESC, queue_rank, seq"
 PENDING = f"status = '{st.PENDING}'"
 #: Priorities a call may give: Slurm's ``--nice`` takes far more, but a queue needs only an order.
 PRIORITY_RANGE = range(-10_000, 10_001)
+#: Turns a new batch gets before it alternates with the batches already waiting (see above).
+HEAD_START = 32
 # Spelled from the constants above, never from data (every value is a ``?`` parameter).
 FIRST_RANK_SQL = (
-    f"SELECT (SELECT MIN(queue_rank) FROM jobs WHERE scheduler = ? AND priority = ? AND {PENDING}),"  # noqa: S608
+    f"SELECT (SELECT queue_rank FROM jobs WHERE scheduler = ? AND {PENDING} AND priority = ? ORDER BY seq LIMIT 1),"  # noqa: S608
     f" (SELECT MAX(queue_rank) FROM jobs WHERE queue_group = ? AND {PENDING})"
 )
 POSITIONS_SQL = (
@@ -59,8 +64,10 @@ def assign_ranks(conn: sqlite3.Connection, jobs: Sequence[Queued]) -> list[int]:
 
 
 def _first_rank(conn: sqlite3.Connection, scheduler: str, priority: int, group: str | None) -> int:
-    now, last = conn.execute(FIRST_RANK_SQL, (scheduler, priority, group)).fetchone()
-    return max(now or 0, -1 if last is None else last + 1)
+    turn, last = conn.execute(FIRST_RANK_SQL, (scheduler, priority, group)).fetchone()
+    if last is not None:
+        return int(last) + 1
+    return 0 if turn is None else int(turn) - HEAD_START
 
 
 def queue_positions(conn: sqlite3.Connection, scheduler: str, job_ids: Sequence[str]) -> dict[str, int]:

@@ -74,7 +74,8 @@ ALTER TABLE jobs ADD COLUMN priority INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE jobs ADD COLUMN queue_group TEXT;
 ALTER TABLE jobs ADD COLUMN queue_rank INTEGER NOT NULL DEFAULT 0;
 CREATE INDEX jobs_queue ON jobs(scheduler, priority DESC, queue_rank, seq) {PENDING_ONLY};
-CREATE INDEX jobs_queue_group ON jobs(queue_group, queue_rank) {PENDING_ONLY}
+CREATE INDEX jobs_queue_group ON jobs(queue_group, queue_rank) {PENDING_ONLY};
+CREATE INDEX jobs_queue_age ON jobs(scheduler, priority, seq) {PENDING_ONLY}
 """
 
 #: The schema's history: version N is reached from N - 1 by its statements (version 1 from an empty file).
