@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -18,16 +17,6 @@ from dshpc_jupyter.service.factory import open_engine
 from dshpc_jupyter.service.users import Quotas, Team
 
 SERVER_KEY = "the-single-server-key"
-
-
-def undo_team_schema(conn: sqlite3.Connection) -> None:
-    """Take migration step 6 (users, audit, uploads, owners) back out, as a store written before it."""
-    for index in ("jobs_by_owner", "batches_by_owner"):
-        conn.execute(f"DROP INDEX {index}")
-    for table in ("users", "audit", "uploads"):
-        conn.execute(f"DROP TABLE {table}")
-    conn.execute("ALTER TABLE jobs DROP COLUMN owner")
-    conn.execute("ALTER TABLE batches DROP COLUMN owner")
 
 
 @dataclass

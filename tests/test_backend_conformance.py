@@ -21,8 +21,10 @@ OPERATIONS = {
     "services_status", "whoami", "register_method", "list_methods", "method_versions", "upload_file", "check_hashes",
     "list_files", "get_file", "read_range", "read_bytes", "download", "staged_size", "append_staged",
     "simulate_job", "simulate_jobs", "job_statuses", "get_job", "list_jobs", "cancel", "forget",
-    "batches", "batch", "cancel_batch", "submit_pipeline", "pipeline", "cancel_pipeline", "aclose",
+    "batches", "batch", "cancel_batch", "submit_pipeline", "pipeline", "cancel_pipeline", "aclose", "read_log",
 }  # fmt: skip
+#: Operations that give a stream of values (async generators; a ``Connection`` twin is a plain iterator).
+STREAMS = {"logs"}
 IMPLEMENTATIONS = [EmbeddedBackend, HttpBackend]
 #: The Connection's name for an operation, where it differs (a blocking ``close`` closes the backend).
 SYNC_NAMES = {"aclose": "close"}
@@ -37,6 +39,15 @@ def operations(kind: type) -> dict[str, Callable[..., Any]]:
     }
 
 
+def streams(kind: type) -> dict[str, Callable[..., Any]]:
+    """The stream operations a class has (each returns an async generator, or an iterator in ``Connection``)."""
+    return {name: getattr(kind, name) for name in STREAMS if callable(getattr(kind, name, None))}
+
+
+def parameters(function: Callable[..., Any]) -> list[inspect.Parameter]:
+    return list(signature(function).parameters.values())
+
+
 def signature(function: Callable[..., Any]) -> inspect.Signature:
     """With annotations evaluated, so ``str | None`` here and there compare as the same type."""
     return inspect.signature(function, eval_str=True)
@@ -44,6 +55,7 @@ def signature(function: Callable[..., Any]) -> inspect.Signature:
 
 def test_the_protocol_declares_every_operation() -> None:
     assert set(operations(Backend)) == OPERATIONS
+    assert set(streams(Backend)) == STREAMS
     assert "location" in Backend.__annotations__
 
 
@@ -53,6 +65,8 @@ def test_each_backend_has_every_operation_with_the_protocols_signature(implement
     assert set(implemented) == set(declared), "an operation missing from the backend, or not in the protocol"
     for name, function in declared.items():
         assert signature(implemented[name]) == signature(function), f"{implementation.__name__}.{name}"
+    for name, function in streams(Backend).items():
+        assert signature(getattr(implementation, name)) == signature(function), f"{implementation.__name__}.{name}"
 
 
 def test_the_connection_has_a_sync_twin_of_every_operation() -> None:
@@ -61,6 +75,10 @@ def test_the_connection_has_a_sync_twin_of_every_operation() -> None:
         assert twin is not None, f"Connection lacks {name}"
         assert not inspect.iscoroutinefunction(twin), f"Connection.{name} must block, not be awaited"
         assert signature(twin) == signature(function), f"Connection.{name}"
+    for name, function in streams(Backend).items():
+        twin = getattr(Connection, name)
+        assert inspect.isgeneratorfunction(twin), f"Connection.{name} must be a plain iterator"
+        assert parameters(twin) == parameters(function), f"Connection.{name}"
 
 
 def test_instances_are_backends_with_a_location(tmp_path: Path) -> None:

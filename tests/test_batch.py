@@ -73,10 +73,10 @@ def test_df_has_one_row_per_config_in_order_with_typed_columns(connection: Conne
     assert list(df.columns[:20]) == [
         "job_id", "method_name", "file_hash", "function_hash", "parameters", "new_status", "old_status", "message",
         "output", "outcome", "status", "state", "cached", "error", "exit_code", "attempt", "submitted_at",
-        "started_at", "finished_at", "duration",
+        "started_at", "finished_at", "queue_position", "duration",
     ]  # fmt: skip
     # one per parameter, defaults filled in; then the output files (no named inputs here, so no input columns)
-    assert list(df.columns[20:]) == ["threshold", "column", "output_files"]
+    assert list(df.columns[21:]) == ["threshold", "column", "output_files"]
     assert df["attempt"].tolist()[:4] == [1, 1, 1, 1] and pd.isna(df["attempt"].iloc[4]), "no job, no attempt"
     assert df["threshold"].iloc[:4].tolist() == [0.2, -1.0, 0.2, -1.0] and pd.isna(df["threshold"].iloc[4])
     assert df["column"].iloc[:4].tolist() == ["value"] * 4 and pd.isna(df["column"].iloc[4])

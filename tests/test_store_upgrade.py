@@ -7,9 +7,8 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from store_versions import downgrade_to_2
+from store_versions import UNDO, downgrade_to_1, downgrade_to_2
 from support import wait_for_jobs
-from team_support import undo_team_schema
 
 from dshpc_jupyter.domain.hashing import job_key, parameters_key
 from dshpc_jupyter.examples import data_files, methods_dir
@@ -29,11 +28,7 @@ def test_a_version_1_store_is_upgraded_and_its_cached_jobs_are_found(home: Path)
     (done,) = wait_for_jobs(engine, [first.job_id])
     engine.close()
     with sqlite3.connect(home / "store.sqlite") as conn:  # back to version 1, as an older package left it
-        downgrade_to_2(conn)
-        conn.execute("ALTER TABLE jobs DROP COLUMN file_inputs")
-        conn.execute("ALTER TABLE jobs DROP COLUMN output_files")
-        undo_team_schema(conn)
-        conn.execute("PRAGMA user_version = 1")
+        downgrade_to_1(conn)
         (key, canonical, function_hash) = conn.execute("SELECT job_key, parameters, function_hash FROM jobs").fetchone()
     assert key == job_key(poem.file_hash, parameters_key(function_hash, canonical)), "the seed's key formula"
     assert [step for step, _ in MIGRATIONS][:2] == [1, 2]
@@ -59,9 +54,7 @@ def test_a_version_2_store_gets_the_pipeline_tables_and_keeps_its_jobs(home: Pat
     (done,) = wait_for_jobs(engine, [engine.simulate_jobs([config]).results[0].job_id or ""])
     engine.close()
     with sqlite3.connect(home / "store.sqlite") as conn:  # as a package of schema version 2 left it
-        conn.execute("DROP TABLE pipeline_steps")
-        conn.execute("DROP TABLE pipelines")
-        conn.execute("PRAGMA user_version = 2")
+        downgrade_to_2(conn)
     assert 8 in [step for step, _ in MIGRATIONS]
 
     engine = open_engine(home)
@@ -75,3 +68,8 @@ def test_a_version_2_store_gets_the_pipeline_tables_and_keeps_its_jobs(home: Pat
         assert submitted.steps["a"].outcome == "cached" and submitted.statistics.total_steps == 2
     finally:
         engine.close()
+
+
+def test_every_step_has_an_undo() -> None:
+    """The upgrade tests start from true older stores only if every later step can be taken back out."""
+    assert sorted(UNDO) == [step for step, _ in MIGRATIONS if step > 2]

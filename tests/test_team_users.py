@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from store_versions import downgrade_to_2
 from support import wait_for_jobs
-from team_support import undo_team_schema
 
 from dshpc_jupyter import cli
 from dshpc_jupyter.domain.errors import ConflictError, InvalidInputError, NotFoundError
@@ -139,8 +139,7 @@ def test_a_store_from_before_users_is_upgraded_and_the_embedded_engine_keeps_wor
     wait_for_jobs(engine, [first.results[0].job_id])
     engine.close()
     with sqlite3.connect(home / "store.sqlite") as conn:  # back to version 2, as the package before users left it
-        undo_team_schema(conn)
-        conn.execute("PRAGMA user_version = 2")
+        downgrade_to_2(conn)
     assert 6 in [step for step, _ in MIGRATIONS]
 
     engine = open_engine(home)

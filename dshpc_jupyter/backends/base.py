@@ -8,7 +8,7 @@ checks that every implementation has every operation with exactly this signature
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -22,6 +22,7 @@ from ..domain.models import (
     HashCheckResponse,
     JobRecord,
     JobSimulationResponse,
+    LogChunk,
     MethodInfo,
     MultiJobSimulationResponse,
     ServiceStatus,
@@ -29,8 +30,9 @@ from ..domain.models import (
 )
 from ..domain.models import ConfigLike as ConfigLike  # one config as a caller gives it (declared with the models)
 from ..domain.pipeline_models import PipelineDetail
-from ..domain.team import WhoAmI
 from ..domain.retries import SubmitOptions
+from ..domain.team import WhoAmI
+from .logs import FOLLOW_POLL_S
 
 #: Where ``connect()`` and the HTTP client look for a server's URL and API key when none is given.
 URL_ENV = "DSHPC_URL"
@@ -126,10 +128,12 @@ class Backend(Protocol):
         dry_run: bool = False,
         append_to: str | None = None,
         options: SubmitOptions | None = None,
+        priority: int = 0,
     ) -> MultiJobSimulationResponse:
         """Serve each config from cache, join its running job, or submit it, and record the batch. With
         ``dry_run`` nothing is submitted or recorded; ``append_to`` adds the configs to an earlier batch;
-        ``options`` set the retry policy and which earlier jobs run again (docs/design.md section 10)."""
+        ``options`` set the retry policy and which earlier jobs run again (docs/design.md section 12). New jobs
+        start by ``priority`` (higher first), equal priorities batch by batch in turn."""
         ...
 
     async def job_statuses(self, job_ids: Sequence[str]) -> list[JobRecord]:
@@ -145,6 +149,17 @@ class Backend(Protocol):
     async def forget(self, job_ids: Sequence[str]) -> ForgetResponse:
         """Remove ended jobs from the cache with their workspaces and the output files nothing else needs;
         jobs in progress are refused (cancel them first)."""
+        ...
+
+    async def read_log(self, job_id: str, stream: str = "stdout", offset: int = 0) -> LogChunk:
+        """A piece of a job's ``stream`` (``stdout`` or ``stderr``) from byte ``offset``, while it runs and after."""
+        ...
+
+    def logs(
+        self, job_id: str, *, stream: str = "stdout", follow: bool = True, poll: float = FOLLOW_POLL_S
+    ) -> AsyncGenerator[str, None]:
+        """The log's text as it comes (:func:`.logs.follow_log`): what is there, then, with ``follow``, what the
+        job writes next, until it has ended."""
         ...
 
     # --- batches -----------------------------------------------------------------------------------------

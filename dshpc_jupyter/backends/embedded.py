@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import os
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -31,6 +31,7 @@ from ..domain.models import (
     HashCheckResponse,
     JobRecord,
     JobSimulationResponse,
+    LogChunk,
     MethodInfo,
     MultiJobSimulationResponse,
     ServiceLimits,
@@ -38,11 +39,13 @@ from ..domain.models import (
     StagedUpload,
 )
 from ..domain.pipeline_models import PipelineDetail
-from ..domain.team import WhoAmI
 from ..domain.retries import SubmitOptions
+from ..domain.team import WhoAmI
 from ..service.engine import Engine
+from ..service.logs import read_log
 from ..service.transfers import copy_out, read_range
 from .base import ConfigLike
+from .logs import FOLLOW_POLL_S, follow_log
 
 T = TypeVar("T")
 DEFAULT_CONCURRENCY = 8
@@ -167,9 +170,12 @@ class EmbeddedBackend:
         dry_run: bool = False,
         append_to: str | None = None,
         options: SubmitOptions | None = None,
+        priority: int = 0,
     ) -> MultiJobSimulationResponse:
         run = self._run if dry_run else self._write
-        return await run(self.engine.simulate_jobs, configs, dry_run=dry_run, append_to=append_to, options=options)
+        return await run(
+            self.engine.simulate_jobs, configs, dry_run=dry_run, append_to=append_to, options=options, priority=priority
+        )
 
     async def job_statuses(self, job_ids: Sequence[str]) -> list[JobRecord]:
         return await self._run(self.engine.job_statuses, job_ids)
@@ -185,6 +191,14 @@ class EmbeddedBackend:
 
     async def forget(self, job_ids: Sequence[str]) -> ForgetResponse:
         return await self._write(self.engine.forget, job_ids)
+
+    async def read_log(self, job_id: str, stream: str = "stdout", offset: int = 0) -> LogChunk:
+        return await self._run(read_log, self.engine, job_id, stream, offset)
+
+    def logs(
+        self, job_id: str, *, stream: str = "stdout", follow: bool = True, poll: float = FOLLOW_POLL_S
+    ) -> AsyncGenerator[str, None]:
+        return follow_log(self.read_log, job_id, stream, follow, poll)
 
     async def batches(self, limit: int = 100) -> list[BatchSummary]:
         return await self._run(self.engine.batches, limit)

@@ -22,7 +22,7 @@ import asyncio
 import base64
 import os
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -56,6 +56,7 @@ from ..domain.models import (
     JobRecord,
     JobSimulationResponse,
     JobsResponse,
+    LogChunk,
     MethodInfo,
     MultiJobSimulationResponse,
     ServiceStatus,
@@ -63,8 +64,8 @@ from ..domain.models import (
     adapter,
 )
 from ..domain.pipeline_models import PipelineDetail
-from ..domain.team import WhoAmI
 from ..domain.retries import SubmitOptions
+from ..domain.team import WhoAmI
 from .base import API_KEY_ENV, URL_ENV, ConfigLike
 from .http_errors import error_from_response
 from .http_files import (
@@ -76,6 +77,7 @@ from .http_files import (
     upload_query,
     upload_streamed,
 )
+from .logs import FOLLOW_POLL_S, follow_log
 from .progress import ProgressFactory, progress_for
 
 DEFAULT_TIMEOUT_S = 60.0
@@ -411,11 +413,13 @@ class HttpBackend:
         dry_run: bool = False,
         append_to: str | None = None,
         options: SubmitOptions | None = None,
+        priority: int = 0,
     ) -> MultiJobSimulationResponse:
         """The seed's multi-job call, split into chunks under the server's limit when needed; ``append_to``
         is sent as ``?batch_id=``, so every chunk goes to that batch."""
         items = [c.model_dump() if isinstance(c, JobConfig) else c for c in configs]
-        extra = {} if options is None else options.wire()
+        # only what differs from the seed's behaviour is sent, so a seed server gets the seed's body
+        extra = ({} if options is None else options.wire()) | ({"priority": priority} if priority else {})
         size = await self._chunk_size()
         if size is None or len(items) <= size:
             return await self._simulate(items, dry_run, append_to, extra)
@@ -475,6 +479,16 @@ class HttpBackend:
         body = {"job_ids": list(job_ids)}
         result: ForgetResponse = await self._call("POST", "/jobs/forget", ForgetResponse, body=body, idempotent=False)
         return result
+
+    async def read_log(self, job_id: str, stream: str = "stdout", offset: int = 0) -> LogChunk:
+        params = {"stream": stream, "offset": offset}
+        chunk: LogChunk = await self._call("GET", f"/job/{quote(job_id, safe='')}/logs", LogChunk, params=params)
+        return chunk
+
+    def logs(
+        self, job_id: str, *, stream: str = "stdout", follow: bool = True, poll: float = FOLLOW_POLL_S
+    ) -> AsyncGenerator[str, None]:
+        return follow_log(self.read_log, job_id, stream, follow, poll)
 
     # --- batches ---------------------------------------------------------------------------------------
 

@@ -29,6 +29,7 @@ from ..domain.models import (
     MultiJobSimulationResponse,
     StagedUpload,
 )
+from ..domain.retries import SubmitOptions
 from ..domain.team import AuditEntry, Usage, UserRecord
 from ..service.engine import Engine
 from ..service.identity import current_caller
@@ -75,7 +76,13 @@ class TeamBackend(EmbeddedBackend):
     # --- records the caller submits --------------------------------------------------------------------
 
     async def simulate_jobs(
-        self, configs: Sequence[ConfigLike], *, dry_run: bool = False, append_to: str | None = None
+        self,
+        configs: Sequence[ConfigLike],
+        *,
+        dry_run: bool = False,
+        append_to: str | None = None,
+        options: SubmitOptions | None = None,
+        priority: int = 0,
     ) -> MultiJobSimulationResponse:
         caller = current_caller()
         limit = (await self._run(self.team.quotas, caller.name)).max_configs
@@ -87,7 +94,9 @@ class TeamBackend(EmbeddedBackend):
         if append_to is not None:
             await self._own_batch(append_to)
         await self.release_waiting()  # the jobs that waited go first
-        return await super().simulate_jobs(configs, dry_run=dry_run, append_to=append_to)
+        return await super().simulate_jobs(
+            configs, dry_run=dry_run, append_to=append_to, options=options, priority=priority
+        )
 
     async def job_statuses(self, job_ids: Sequence[str]) -> list[JobRecord]:
         await self.release_waiting()

@@ -11,14 +11,10 @@ from collections.abc import Sequence
 
 from .. import __version__
 from ..domain.errors import DshpcError
-from . import admin, catalog, jobs, pipelines, run
+from . import admin, catalog, jobs, pipelines, run, users
 from .output import console
 
-COMMAND_GROUPS = (run, catalog, jobs, pipelines, admin)
-from . import admin, catalog, jobs, run, users
-from .output import console
-
-COMMAND_GROUPS = (run, catalog, jobs, admin, users)
+COMMAND_GROUPS = (run, catalog, jobs, pipelines, admin, users)
 
 
 def build_parser() -> argparse.ArgumentParser:

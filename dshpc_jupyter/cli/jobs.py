@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from typing import Any
 
 from rich.table import Table
 
+from ..front.connection import Connection
 from .output import connection_for, console, print_batch, short
 
 
@@ -23,6 +25,8 @@ def cmd_jobs(args: argparse.Namespace) -> int:
             forgotten = connection.forget(args.job_ids)
             console.print_json(forgotten.model_dump_json())
             return 1 if forgotten.in_progress or forgotten.not_found else 0
+        if args.action == "logs":
+            return print_logs(connection, args.job_id, "stderr" if args.stderr else "stdout", args.follow)
         if args.action == "outputs":
             outputs = Table("path", "file_hash", "size")
             for path, file_hash in connection.get_job(args.job_id).output_files.items():
@@ -36,6 +40,14 @@ def cmd_jobs(args: argparse.Namespace) -> int:
                 "" if job.exit_code is None else str(job.exit_code), short(json.dumps(job.parameters), 40),
             )  # fmt: skip
         console.print(table)
+    return 0
+
+
+def print_logs(connection: Connection, job_id: str, stream: str, follow: bool) -> int:
+    """Write the log as it comes, unstyled (it is the job's own text: rich markup in it must stay as it is)."""
+    for piece in connection.logs(job_id, stream=stream, follow=follow):
+        sys.stdout.write(piece)
+        sys.stdout.flush()
     return 0
 
 
@@ -72,6 +84,10 @@ def add_commands(commands: Any) -> None:
     jobs_actions.add_parser(
         "forget", help="remove ended jobs from the cache, with the files nothing else needs (cancel running ones first)"
     ).add_argument("job_ids", nargs="+")
+    logs = jobs_actions.add_parser("logs", help="a job's stdout (or stderr), while it runs and after")
+    logs.add_argument("job_id")
+    logs.add_argument("--stderr", action="store_true", help="the job's stderr instead of its stdout")
+    logs.add_argument("--follow", action="store_true", help="keep printing what the job writes until it ends")
     jobs.set_defaults(run=cmd_jobs)
 
     batches = commands.add_parser("batches", help="list, show and cancel batches")

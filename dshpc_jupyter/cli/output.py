@@ -14,6 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from ..domain import status as st
+from ..domain.failures import failure_line
 from ..domain.models import BatchStatistics, JobRecord, MultiJobResult
 from ..front.batch import Batch
 from ..front.connection import Connection, connect
@@ -30,10 +31,6 @@ def connection_for(args: argparse.Namespace) -> Connection:
 def short(text: str | None, width: int = 60) -> str:
     flat = " ".join((text or "").split())
     return flat if len(flat) <= width else flat[: width - 1] + "…"
-
-
-def first_line(text: str | None) -> str:
-    return next((line for line in (text or "").splitlines() if line.strip()), "")
 
 
 def statistics_table(stats: BatchStatistics) -> Table:
@@ -59,7 +56,7 @@ def results_table(
         if jobs is not None and status == st.COMPLETED:
             detail, style = short(job.output if job else result.output), ""
         elif job and st.is_final(job.status):
-            detail, style = short(first_line(job.error)), "red"
+            detail, style = short(failure_line(job.error, job.status)), "red"
         else:
             detail, style = result.message, "red" if result.outcome in st.UNSERVED_OUTCOMES else ""
         table.add_row(

@@ -84,7 +84,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
             console.print(note)
         batch = Batch.submit(
             expansion.configs, connection=connection, poll=POLL_S, dry_run=args.dry_run, retry=args.retry,
-            resubmit=args.resubmit, force=args.rerun,
+            resubmit=args.resubmit, force=args.rerun, priority=args.priority,
         )  # fmt: skip
         followed = args.wait and not args.dry_run
         if followed:
@@ -118,4 +118,5 @@ def add_commands(commands: Any) -> None:
     submit.add_argument("--resubmit", choices=RESUBMIT_MODES, default="failed",
                         help="which failed jobs run again: failed (default), retriable or never")  # fmt: skip
     submit.add_argument("--rerun", action="store_true", help="run every config again, even when cached")
+    submit.add_argument("--priority", type=int, default=0, help="new jobs start by priority (higher first; default 0)")
     submit.set_defaults(run=cmd_submit)

@@ -60,6 +60,7 @@ class MultiJobSimulationRequest(Model):
     retry: RetryField = Field(None, description="Retry policy of the jobs this call creates: retries, or a policy.")
     resubmit: Resubmit = Field("failed", description="Which failed jobs run again: failed, retriable or never.")
     force: bool = Field(False, description="Run configs again even when a completed job is cached.")
+    priority: int = Field(0, description="Higher starts first; equal priorities take turns batch by batch.")
 
 
 class MultiJobResult(Model):
@@ -158,6 +159,20 @@ class JobRecord(Model):
     attempts: list[Attempt] = Field(default_factory=list)
     resources: dict[str, str] = Field(default_factory=dict)
     retry_at: datetime | None = None
+    #: A pending job's place in its scheduler's queue (1 = next to start); None once it has started.
+    queue_position: int | None = None
+
+
+LogStream = Literal["stdout", "stderr"]
+
+
+class LogChunk(Model):
+    """A piece of a job's stdout or stderr (``GET /job/{job_id}/logs``): ``data`` from the asked byte offset,
+    where to ask next, and ``complete`` once the job has ended and nothing is left after ``next_offset``."""
+
+    data: str
+    next_offset: int
+    complete: bool
 
 
 class JobIdsRequest(Model):

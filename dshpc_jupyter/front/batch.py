@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..domain.errors import DshpcError
+from ..domain.errors import DshpcError, InvalidInputError
 from ..domain.models import BatchStatistics, ForgetResponse, LiveCounts
 from ..domain.retries import SubmitOptions
 from .batch_files import add_input_columns, download_outputs, files_frame, input_names
@@ -46,10 +46,13 @@ class Batch:
         dry_run: bool = False,
         submitted_at: float | None = None,
         options: SubmitOptions | None = None,
+        priority: int = 0,
     ) -> None:
         self.connection = connection
         self.state = BatchState(configs, dry_run=dry_run)
-        self.poller = Poller(connection, self.state, poll=poll, concurrency=concurrency, options=options)
+        self.poller = Poller(
+            connection, self.state, poll=poll, concurrency=concurrency, options=options, priority=priority
+        )
         self.submitted_at = submitted_at if submitted_at is not None else time.time()
         #: The methods' parameter defaults, for the per-parameter columns of :attr:`df` (fetched once).
         self.defaults = ParameterDefaults()
@@ -72,15 +75,17 @@ class Batch:
         retry: int | Mapping[str, Any] | None = None,
         resubmit: str = "failed",
         force: bool = False,
+        priority: int = 0,
     ) -> Batch:
         """Send configs to the service and start following their jobs (a dry run sends nothing to run).
 
         ``retry`` is the new jobs' retry policy (a number of retries, or a policy mapping), ``resubmit`` which
         failed jobs run again (``failed``, ``retriable``, ``never``), ``force`` runs completed ones again too
-        (docs/design.md section 10)."""
+        (docs/design.md section 12); new jobs start by ``priority`` (higher first; equal priorities take turns
+        batch by batch)."""
         options = SubmitOptions.of(retry=retry, resubmit=resubmit, force=force)
         batch = cls(connection or current(), configs, poll=poll, concurrency=concurrency, dry_run=dry_run,
-                    options=options)  # fmt: skip
+                    options=options, priority=priority)  # fmt: skip
         if dry_run:
             response = batch.connection.simulate_jobs(batch.configs, dry_run=True, options=options)
             batch.state.record(batch.state.take_queued(), response)
@@ -194,6 +199,27 @@ class Batch:
         one row per config (same index as :attr:`df`); an output column named like one of those gets ``output.``
         in front. Outputs that are not JSON objects land in ``value`` (other JSON) or ``text`` (not JSON)."""
         return outputs_frame(self._frame())
+
+    def logs(self, row: int, *, stream: str = "stdout", follow: bool = False) -> str:
+        """The ``stream`` (``stdout`` or ``stderr``) of the job of config ``row``, whole even after it ended; with
+        ``follow``, each piece is printed as the job writes it, until the job ends (end the cell with ``;``)."""
+        pieces = []
+        for piece in self.connection.logs(self._job_id(row), stream=stream, follow=follow):
+            if follow:
+                print(piece, end="", flush=True)
+            pieces.append(piece)
+        return "".join(pieces)
+
+    def _job_id(self, row: int) -> str:
+        rows = self.rows()
+        if not 0 <= row < len(rows):
+            raise InvalidInputError(f"row: {row} is not a row of this batch (it has rows 0 to {len(rows) - 1})")
+        chosen = rows[row]
+        job, result = chosen.job, chosen.result
+        job_id = job.job_id if job is not None else (result.job_id if result is not None else None)
+        if not job_id:
+            raise InvalidInputError(f"row: config {row} has no job ({chosen.message})")
+        return job_id
 
     def plot(self, kind: str = "states", *, parameter: str | None = None, ax: Any = None) -> Any:
         """A standard view with matplotlib (``pip install matplotlib``): ``"states"`` (jobs pending, running and

@@ -17,7 +17,7 @@ STATE_COLOURS: Final = {"pending": "#9e9e9e", "running": "#1f5fa8", "completed":
 FRAME_COLUMNS: Final = frozenset(
     ("job_id", "method_name", "file_hash", "function_hash", "parameters", "new_status", "old_status", "message",
      "output", "outcome", "status", "state", "cached", "error", "exit_code", "attempt", "submitted_at", "started_at",
-     "finished_at", "duration")
+     "finished_at", "queue_position", "duration")
 )  # fmt: skip
 
 

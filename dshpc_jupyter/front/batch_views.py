@@ -220,6 +220,7 @@ def rows_frame(rows: Sequence[Row], defaults: ParameterDefaults) -> pd.DataFrame
             "submitted_at": _times([r.job.created_at if r.job else None for r in rows]),
             "started_at": _times([r.job.started_at if r.job else None for r in rows]),
             "finished_at": _times([r.job.finished_at if r.job else None for r in rows]),
+            "queue_position": pd.array([r.job.queue_position if r.job else None for r in rows], dtype="Int64"),
             "duration": pd.array([r.duration for r in rows], dtype="Float64"),
         }
     )

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import concurrent.futures
 import os
-from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Coroutine, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 from ..backends.base import Backend, ConfigLike
+from ..backends.logs import FOLLOW_POLL_S
 from ..domain.hashing import sha256_file
 from ..domain.models import (
     BatchDetail,
@@ -24,14 +25,15 @@ from ..domain.models import (
     HashCheckResponse,
     JobRecord,
     JobSimulationResponse,
+    LogChunk,
     MethodInfo,
     MultiJobSimulationResponse,
     ServiceStatus,
     StagedUpload,
 )
 from ..domain.pipeline_models import PipelineDetail
-from ..domain.team import WhoAmI
 from ..domain.retries import SubmitOptions
+from ..domain.team import WhoAmI
 from .loop import LoopThread
 
 T = TypeVar("T")
@@ -147,8 +149,12 @@ class Connection:
         dry_run: bool = False,
         append_to: str | None = None,
         options: SubmitOptions | None = None,
+        priority: int = 0,
     ) -> MultiJobSimulationResponse:
-        return self.run(self.backend.simulate_jobs, configs, dry_run=dry_run, append_to=append_to, options=options)
+        return self.run(
+            self.backend.simulate_jobs, configs, dry_run=dry_run, append_to=append_to, options=options,
+            priority=priority,
+        )  # fmt: skip
 
     def job_statuses(self, job_ids: Sequence[str]) -> list[JobRecord]:
         return self.run(self.backend.job_statuses, job_ids)
@@ -164,6 +170,21 @@ class Connection:
 
     def forget(self, job_ids: Sequence[str]) -> ForgetResponse:
         return self.run(self.backend.forget, job_ids)
+
+    def read_log(self, job_id: str, stream: str = "stdout", offset: int = 0) -> LogChunk:
+        return self.run(self.backend.read_log, job_id, stream, offset)
+
+    def logs(
+        self, job_id: str, *, stream: str = "stdout", follow: bool = True, poll: float = FOLLOW_POLL_S
+    ) -> Iterator[str]:
+        """A job's ``stream`` as text pieces, as they come: ``"".join(connection.logs(job_id))`` waits for the
+        job's end and gives its whole stdout; ``follow=False`` gives what is there now."""
+        pieces = self.backend.logs(job_id, stream=stream, follow=follow, poll=poll)
+        try:
+            while (piece := self.run(_next_piece, pieces)) is not None:
+                yield piece
+        finally:
+            self.run(pieces.aclose)
 
     # --- batches -----------------------------------------------------------------------------------------
 
@@ -201,3 +222,8 @@ class Connection:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+async def _next_piece(pieces: AsyncGenerator[str, None]) -> str | None:
+    """The next piece of a log, None at its end (StopAsyncIteration does not cross the loop's thread)."""
+    return await anext(pieces, None)

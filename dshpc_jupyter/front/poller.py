@@ -33,6 +33,7 @@ class Poller:
         poll: float,
         concurrency: int | None,
         options: SubmitOptions | None = None,
+        priority: int = 0,
     ) -> None:
         if poll <= 0:
             raise ValueError(f"poll: must be a positive number of seconds, got {poll}")
@@ -42,8 +43,9 @@ class Poller:
         self.state = state
         self.poll = poll
         self.concurrency = concurrency
-        #: Sent with every sending (retry policy, resubmit, force: docs/design.md section 10).
+        #: Sent with every sending (retry policy, resubmit, force: docs/design.md section 12; the priority).
         self.options = options
+        self.priority = priority
         #: The last polling problem (a service that did not answer), cleared by the next good answer.
         self.last_error: str | None = None
         self._lock = threading.Lock()
@@ -70,7 +72,9 @@ class Poller:
             if not chunk:
                 return
             configs = [self.state.configs[i] for i in chunk]
-            response = await self.connection.backend.simulate_jobs(configs, options=self.options)
+            response = await self.connection.backend.simulate_jobs(
+                configs, options=self.options, priority=self.priority
+            )
             self.state.record(chunk, response)
 
     async def step(self) -> None:

@@ -20,6 +20,7 @@ from typing import Any, Final
 import ipywidgets as widgets
 
 from ..domain.errors import DshpcError
+from ..domain.failures import failure_line
 from ..front.batch import Batch, BatchStats, Row
 from ..front.batch_views import OUTCOME_LABELS
 
@@ -71,11 +72,10 @@ def _parameters(row: Row) -> str:
 
 
 def _detail(row: Row) -> str:
-    """What to show of a row: the last meaningful line of a failure's error (a traceback ends with its
-    exception), else the output, else the service's message."""
+    """What to show of a row: the line of a failure's error that names it (a traceback's exception line), else
+    the output, else the service's message."""
     if row.error:
-        lines = [line.strip() for line in row.error.splitlines() if line.strip()]
-        return lines[-1] if lines else row.error
+        return failure_line(row.error, row.status) or row.error
     return row.output or row.message
 
 

@@ -133,6 +133,8 @@ class DshpcMagics(Magics):
     @argument("--from", dest="source", metavar="VAR", help="Take the configs from a variable: a list, a DataFrame "
               "(method_name, file_hash and parameter columns) or a sweep mapping.")  # fmt: skip
     @argument("--dry-run", action="store_true", help="Show what would happen to each config; submit nothing.")
+    @argument("--priority", type=int, default=0, metavar="N", help="New jobs start by priority (higher first; "
+              "default 0); equal priorities take turns batch by batch.")  # fmt: skip
     @argument("--base", metavar="DIR", help="The folder relative paths and globs in 'files' are taken from (default: "
               "the current folder); e.g. --base {dshpc_jupyter.examples.data_dir()}.")  # fmt: skip
     @argument("--retry", type=int, metavar="N", help="Retry each new job up to N times after a time limit, out of "
@@ -182,6 +184,7 @@ class DshpcMagics(Magics):
             batch = Batch.submit(
                 expansion.configs, connection=connection, poll=args.poll, concurrency=args.concurrency,
                 dry_run=args.dry_run, retry=args.retry, resubmit=args.resubmit, force=args.rerun,
+                priority=args.priority,
             )  # fmt: skip
         if args.out:
             self.namespace[args.out] = batch

@@ -88,6 +88,8 @@ class Submission:
     file_inputs: dict[str, str | list[str]] | None = None
     #: Which attempt this is; from the second on, the workspace keeps the earlier ones (``keep_attempts``).
     attempt: int = 1
+    #: Higher starts first (on Slurm it becomes ``--nice``).
+    priority: int = 0
 
     @classmethod
     def of_record(cls, job: JobRecord, spec: MethodSpec) -> Submission:

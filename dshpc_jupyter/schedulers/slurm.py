@@ -62,6 +62,7 @@ from .slurm_cli import (
     accounting_enabled,
     array_option,
     max_array_size,
+    nice_options,
     parse_config,
     parse_node_memory,
     parse_sacct,
@@ -192,11 +193,12 @@ class SlurmScheduler:
         return self._submit([s for s in submissions if s.job_id in claimed], claim)
 
     def _submit(self, submissions: Sequence[Submission], claim: Claim) -> list[Refusal]:
-        """One sbatch per (resources, MaxArraySize chunk); the claim's nonce names manifests and comments."""
+        """One sbatch per (priority, resources, MaxArraySize chunk); the claim's nonce names manifests and comments."""
         nonce = claim.nonce
         groups: dict[str, list[Submission]] = {}
         for submission in map(self._within_node, submissions):
-            groups.setdefault(submission.spec.resources.model_dump_json(), []).append(submission)
+            key = f"{submission.priority} {submission.spec.resources.model_dump_json()}"
+            groups.setdefault(key, []).append(submission)
         refusals: list[Refusal] = []
         for n, group in enumerate(groups.values()):
             try:
@@ -210,7 +212,7 @@ class SlurmScheduler:
             for m, start in enumerate(range(0, len(packs), size)):
                 chunk = packs[start : start + size]
                 try:
-                    array_id = self._sbatch(f"{nonce}-{n}-{m}", chunk, group[0].spec.resources)
+                    array_id = self._sbatch(f"{nonce}-{n}-{m}", chunk, group[0].spec.resources, group[0].priority)
                 except SlurmCommandError as exc:
                     refusals += [Refusal(t.job_id, str(exc)) for p in chunk for t in p]
                     continue
@@ -247,7 +249,7 @@ class SlurmScheduler:
         keep_attempts(self.workdir.workspace(s.job_id), s.attempt)
         return build_task(self.workdir, s.job_id, s.file_hash, s.function_hash, s.spec, s.parameters, s.file_inputs)
 
-    def _sbatch(self, stem: str, groups: list[list[Task]], resources: MethodResources) -> str:
+    def _sbatch(self, stem: str, groups: list[list[Task]], resources: MethodResources, priority: int = 0) -> str:
         """Submit one array (task ``i`` runs ``groups[i]``), retrying transient errors with backoff."""
         manifest = self.submit_dir / f"{stem}.json"
         (self.submit_dir / "logs").mkdir(parents=True, exist_ok=True)
@@ -257,7 +259,8 @@ class SlurmScheduler:
             "sbatch", "--parsable", f"--job-name={JOB_NAME}", f"--comment={stem}",
             array_option(len(groups), self.throttle), f"--output={self.submit_dir / 'logs'}/%A_%a.log",
             f"--chdir={self.workdir.root}", *([f"--account={self.account}"] if self.account else []),
-            *resource_options(resources, self.pack, self.partition), *self.sbatch_args, f"--wrap=exec {runner}",
+            *resource_options(resources, self.pack, self.partition), *nice_options(priority), *self.sbatch_args,
+            f"--wrap=exec {runner}",
         ]  # fmt: skip
         for attempt in range(len(RETRY_DELAYS_S) + 1):
             try:

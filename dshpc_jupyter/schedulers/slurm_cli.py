@@ -178,5 +178,11 @@ def resource_options(resources: MethodResources, pack: int, partition: str | Non
     return options
 
 
+def nice_options(priority: int) -> list[str]:
+    """A priority as Slurm's ``--nice`` (higher priority, lower nice; none at 0). A negative nice, for a
+    priority above 0, needs an operator or administrator of the cluster: sbatch refuses it for anyone else."""
+    return [f"--nice={-priority}"] if priority else []
+
+
 def array_option(size: int, throttle: int | None) -> str:
     return f"--array=0-{size - 1}" + (f"%{throttle}" if throttle else "")

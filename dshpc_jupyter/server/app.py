@@ -64,6 +64,7 @@ from .chunked import CHUNKED_REQUEST_MODELS, DEFAULT_SESSION_TTL_S, chunked_rout
 from .dshpc_routes import dshpc_routes
 from .forget_routes import forget_routes
 from .guard import DEFAULT_BODY_TIMEOUT, Guard
+from .log_routes import log_routes
 from .pipeline_routes import PIPELINE_REQUEST_MODELS, pipeline_routes
 from .policy import enforcer
 from .team_routes import team_routes
@@ -125,6 +126,7 @@ def create_app(
     app.include_router(chunked_routes(backend, sessions_dir, session_ttl, documented))
     app.include_router(pipeline_routes(backend, documented))
     app.include_router(dshpc_routes(backend, documented))
+    app.include_router(log_routes(backend, documented))
     app.extra_request_models = (*CHUNKED_REQUEST_MODELS, *PIPELINE_REQUEST_MODELS)
     app.include_router(_routes(backend, auth, max_body_bytes, max_configs))
     app.include_router(team_routes(team, auth, documented))
@@ -224,7 +226,9 @@ def _routes(backend: Backend, auth: bool, max_body_bytes: int, max_configs: int)
                 "(max_configs in GET /services/status); split them into several calls"
             )
         options = SubmitOptions(retry=payload.retry, resubmit=payload.resubmit, force=payload.force)
-        result = await backend.simulate_jobs(payload.jobs, dry_run=dry_run, append_to=batch_id, options=options)
+        result = await backend.simulate_jobs(
+            payload.jobs, dry_run=dry_run, append_to=batch_id, options=options, priority=payload.priority
+        )
         return await respond(MultiJobSimulationResponse, result, large=len(payload.jobs) > OFFLOAD_ITEMS)
 
     @router.post(

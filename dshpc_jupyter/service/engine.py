@@ -44,6 +44,7 @@ from .forget import forget
 from .identity import current_caller
 from .outcomes import DRY_MESSAGES, LIVE_MESSAGES, refused, statistics
 from .pipelines import Inside, Pipelines
+from .queueing import Queueing, check_priority, with_queue_positions
 from .quotas import hold
 from .resubmission import check_options, decide
 
@@ -94,6 +95,7 @@ class Engine(Catalog):
         dry_run: bool = False,
         append_to: str | None = None,
         options: SubmitOptions | None = None,
+        priority: int = 0,
     ) -> MultiJobSimulationResponse:
         """Serve each config from cache, join its running job, or submit it; record the batch.
 
@@ -106,8 +108,11 @@ class Engine(Catalog):
             raise InvalidInputError("batch_id: a dry run records nothing, so it cannot add to a batch")
         options = options or SubmitOptions()
         check_options(options)
+        check_priority(priority)
         try:
-            return self._simulate(configs, dry_run=dry_run, record=not dry_run, append_to=append_to, options=options)
+            return self._simulate(
+                configs, dry_run=dry_run, record=not dry_run, append_to=append_to, options=options, priority=priority
+            )
         except DiskFullError:  # no space to record the batch: an answer that submits nothing is still served
             answer = self._simulate(configs, dry_run=True, record=False, options=options)
             if dry_run or append_to is not None or answer.successful_submissions:
@@ -127,6 +132,7 @@ class Engine(Catalog):
         record: bool,
         append_to: str | None = None,
         options: SubmitOptions = _SEED_OPTIONS,
+        priority: int = 0,
         inside: Inside | None = None,
     ) -> MultiJobSimulationResponse:
         """Decide every config, record the new jobs with the batch, then hand the jobs to the scheduler.
@@ -145,7 +151,8 @@ class Engine(Catalog):
         now = time.time()
         with self.store.read() if dry_run else self.store.write() as tx:
             latest = tx.latest_jobs(list(leaders))
-            results, new_jobs = self._decide(configs, leaders, latest, dry_run, now, options)
+            queueing = Queueing(priority, batch_id or uuid.uuid4().hex)
+            results, new_jobs = self._decide(configs, leaders, latest, dry_run, now, options, queueing)
             stats = statistics(results)
             if append_to is not None:
                 offset = tx.extend_batch(append_to, stats, results)
@@ -187,6 +194,7 @@ class Engine(Catalog):
         dry_run: bool,
         now: float,
         options: SubmitOptions,
+        queueing: Queueing,
     ) -> tuple[list[ResultRow], list[tuple[NewJob, Submission]]]:
         """The seed's rule for each config, given the most recent job of each key (as ``options`` bend it:
         section 10): its result row, and the new jobs to record and submit."""
@@ -214,7 +222,7 @@ class Engine(Catalog):
                     job_id, new_status = previous.job_id, previous.status
                 elif not dry_run:
                     job_id, new_status = uuid.uuid4().hex, st.PENDING
-                    new_jobs.append(self._new_job(job_id, config, now, policy))
+                    new_jobs.append(self._new_job(job_id, config, now, policy, queueing))
                 if outcome in ("resubmitted", "rerun", "failed") and previous is not None:
                     old_status = previous.status
                 message = messages[outcome].format(mode=options.resubmit)
@@ -234,7 +242,9 @@ class Engine(Catalog):
         spec_policy = None if schema is None else schema.spec.retry
         return DEFAULT_POLICY if spec_policy is None else spec_policy
 
-    def _new_job(self, job_id: str, config: Checked, now: float, policy: RetryPolicy) -> tuple[NewJob, Submission]:
+    def _new_job(
+        self, job_id: str, config: Checked, now: float, policy: RetryPolicy, queueing: Queueing
+    ) -> tuple[NewJob, Submission]:
         """The row to insert for a new job, and what its scheduler will need to run it."""
         assert config.method_name and config.function_hash and config.canonical is not None
         file_hash = (config.file_hash or "").lower()
@@ -242,10 +252,13 @@ class Engine(Catalog):
         retry = None if policy == DEFAULT_POLICY else policy.model_dump_json()
         row = NewJob(
             job_id, config.key, file_hash, config.method_name, config.function_hash,
-            canonical_json(config.canonical), now, self.scheduler.name, inputs, retry,
+            canonical_json(config.canonical), now, self.scheduler.name, inputs, retry, *queueing,
         )  # fmt: skip
         spec = self._schemas[config.function_hash].spec
-        return row, Submission(job_id, file_hash, config.function_hash, spec, config.canonical, config.inputs)
+        submission = Submission(
+            job_id, file_hash, config.function_hash, spec, config.canonical, config.inputs, priority=queueing.priority
+        )
+        return row, submission
 
     def _submit(self, submissions: list[Submission], results: list[ResultRow]) -> list[ResultRow]:
         """Hand the new jobs to the scheduler; a refused job fails with the reason, never silently. The result
@@ -294,7 +307,7 @@ class Engine(Catalog):
                 if updates:
                     self.store.apply_updates(updates)
                     polled = True
-        return self.store.get_jobs(job_ids) if polled else records
+        return with_queue_positions(self.store, self.store.get_jobs(job_ids) if polled else records)
 
     def list_jobs(self, status: str | None = None, limit: int = 100) -> list[JobRecord]:
         return self.store.list_jobs(status=status, limit=limit)

@@ -68,6 +68,16 @@ CREATE TABLE batches (
 CREATE INDEX batches_by_time ON batches(created_at);
 """
 
+PENDING_ONLY = f"WHERE status = '{st.PENDING}'"
+QUEUE_STEP = f"""
+ALTER TABLE jobs ADD COLUMN priority INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE jobs ADD COLUMN queue_group TEXT;
+ALTER TABLE jobs ADD COLUMN queue_rank INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX jobs_queue ON jobs(scheduler, priority DESC, queue_rank, seq) {PENDING_ONLY};
+CREATE INDEX jobs_queue_group ON jobs(queue_group, queue_rank) {PENDING_ONLY};
+CREATE INDEX jobs_queue_age ON jobs(scheduler, priority, seq) {PENDING_ONLY}
+"""
+
 PIPELINES_SCHEMA = """
 CREATE TABLE IF NOT EXISTS pipelines (
     pipeline_id TEXT PRIMARY KEY,
@@ -141,6 +151,9 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         f" CREATE UNIQUE INDEX jobs_one_live_per_key ON jobs(job_key) WHERE status IN {LIVE_SET}"
         " AND replaced_by IS NULL",
     ),
+    # Priorities and fair share (docs/design.md section 13.2): pending jobs start by priority, then by their
+    # rank in the round-robin of their queue group (the batch that made them), then in submission order.
+    (4, QUEUE_STEP),
     # A server for a team (docs/design.md section 11): users, the audit trail, who submitted what.
     (6, TEAM_SCHEMA),
     # Pipelines (docs/design.md section 10): each step's spec, dependencies and, once released, its job.

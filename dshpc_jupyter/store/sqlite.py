@@ -27,6 +27,7 @@ from ..domain import status as st
 from ..domain.errors import StoreDamagedError
 from ..domain.jobs import ClaimedJob, JobUpdate
 from ..domain.models import BatchStatistics, BatchSummary, FileInfo, JobRecord, MethodInfo, MethodSpec, MultiJobResult
+from . import queue
 from .forget import Forgotten, forget_jobs
 from .maintenance import RECOVERY, file_problem, store_error
 from .retries import requeue_retries
@@ -256,25 +257,31 @@ class Store:
 
     def claim_pending(self, scheduler: str, limit: int) -> list[ClaimedJob]:
         """Claim up to ``limit`` pending jobs for a worker that runs them itself: they move to ``STARTING``
-        (``CF``), oldest first, so no other worker takes them; a retried job once its backoff has passed."""
+        (``CF``), in queue order (:mod:`.queue`: priority, round-robin across batches, age), so no other worker
+        takes them; a retried job once its backoff has passed."""
         if limit <= 0:
             return []
         with self._transaction("IMMEDIATE") as conn:
             rows = conn.execute(
                 "UPDATE jobs SET status = ? WHERE seq IN (SELECT seq FROM jobs"
-                " WHERE scheduler = ? AND status = ? AND (not_before IS NULL OR not_before <= ?) ORDER BY seq LIMIT ?)"
-                " RETURNING seq, job_id, file_hash, method_name, function_hash, parameters, file_inputs, resources,"
-                " attempt",
-                (st.STARTING, scheduler, st.PENDING, time.time(), limit),
+                f" WHERE scheduler = ? AND {queue.PENDING} AND (not_before IS NULL OR not_before <= ?)"
+                f" ORDER BY {queue.QUEUE_ORDER} LIMIT ?)"
+                " RETURNING -priority, queue_rank, seq, job_id, file_hash, method_name, function_hash, parameters,"
+                " file_inputs, resources, attempt",
+                (st.STARTING, scheduler, time.time(), limit),
             ).fetchall()
             specs = dict(
                 conn.execute(
                     "SELECT function_hash, spec FROM methods WHERE function_hash IN (SELECT value FROM json_each(?))",
-                    (json.dumps(sorted({row[4] for row in rows})),),
+                    (json.dumps(sorted({row[6] for row in rows})),),
                 )
             )
         rows.sort()
-        return [ClaimedJob(r[1], r[2], r[3], r[4], r[5], specs[r[4]], r[6], r[7], r[8]) for r in rows]
+        return [ClaimedJob(r[3], r[4], r[5], r[6], r[7], specs[r[6]], r[8], r[9], r[10]) for r in rows]
+
+    def queue_positions(self, scheduler: str, job_ids: Sequence[str]) -> dict[str, int]:
+        """Where each of these pending jobs is in its scheduler's queue (1 = next to start)."""
+        return queue.queue_positions(self._conn(), scheduler, job_ids)
 
     def requeue(self, job_ids: Sequence[str]) -> None:
         """Claimed jobs whose runner never started go back to the queue."""

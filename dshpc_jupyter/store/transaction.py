@@ -14,6 +14,7 @@ from typing import Any, NamedTuple
 
 from ..domain import status as st
 from ..domain.models import BatchStatistics
+from .queue import assign_ranks
 from .rows import chunks, pack_results
 
 LATEST_JOBS_SQL = (
@@ -44,8 +45,11 @@ class NewJob:
     created_at: float
     scheduler: str
     file_inputs: str | None = None
-    #: The job's retry policy as JSON (None: the default policy, docs/design.md section 10.1).
+    #: The job's retry policy as JSON (None: the default policy, docs/design.md section 12.1).
     retry: str | None = None
+    #: Higher starts first; equal priorities take turns by ``queue_group`` (the batch), see :mod:`.queue`.
+    priority: int = 0
+    queue_group: str | None = None
 
 
 class Transaction:
@@ -68,13 +72,16 @@ class Transaction:
         return latest
 
     def insert_jobs(self, jobs: Iterable[NewJob]) -> None:
+        jobs = list(jobs)
+        ranks = assign_ranks(self._conn, jobs)
         self._conn.executemany(
             "INSERT INTO jobs (job_id, job_key, file_hash, method_name, function_hash, parameters, status,"
-            " created_at, scheduler, file_inputs, retry) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " created_at, scheduler, file_inputs, retry, priority, queue_group, queue_rank)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 (j.job_id, j.job_key, j.file_hash, j.method_name, j.function_hash, j.parameters, st.PENDING,
-                 j.created_at, j.scheduler, j.file_inputs, j.retry)
-                for j in jobs
+                 j.created_at, j.scheduler, j.file_inputs, j.retry, j.priority, j.queue_group, rank)
+                for j, rank in zip(jobs, ranks, strict=True)
             ),
         )  # fmt: skip
 

@@ -1,0 +1,38 @@
+"""A priority on Slurm becomes the array's ``--nice`` (higher priority, lower nice), seen in ``squeue``, on the
+real single-node Slurm (scripts/local-slurm.sh)."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from support import write_method
+
+from dshpc_jupyter.service.factory import open_engine
+
+SLEEPER = "import time\ntime.sleep(20)\n"
+
+
+def squeue_nice(array_id: str) -> set[int]:
+    out = subprocess.run(["squeue", "-h", "-j", array_id, "-o", "%y"], capture_output=True, text=True, check=True)
+    return {int(line) for line in out.stdout.split()}
+
+
+def test_priority_becomes_nice_in_squeue(local_slurm: Path, home: Path, tmp_path: Path) -> None:
+    engine = open_engine(home, "slurm", poll_interval=0.2)
+    submitted: dict[int, str] = {}
+    try:
+        engine.register_method(write_method(tmp_path / "m", "Sleeper", SLEEPER, parameters=[
+            {"name": "n", "type": "integer"}]))  # fmt: skip
+        for n, priority in enumerate((5, -3, 0)):
+            response = engine.simulate_jobs([{"method_name": "Sleeper", "parameters": {"n": n}}], priority=priority)
+            job_id = response.results[0].job_id
+            assert job_id and response.results[0].outcome == "new", response.results
+            submitted[priority] = job_id
+        for priority, job_id in submitted.items():
+            (record,) = engine.job_statuses([job_id])
+            assert record.scheduler_id, record
+            assert squeue_nice(record.scheduler_id.partition("_")[0]) == {-priority}, priority
+    finally:
+        engine.cancel(list(submitted.values()))
+        engine.close()
