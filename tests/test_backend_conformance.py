@@ -20,7 +20,7 @@ from dshpc_jupyter.service.factory import open_engine
 OPERATIONS = {
     "services_status", "register_method", "list_methods", "method_versions", "upload_file", "check_hashes",
     "list_files", "get_file", "read_range", "read_bytes", "download", "staged_size", "append_staged",
-    "simulate_job", "simulate_jobs", "job_statuses", "get_job", "list_jobs", "cancel",
+    "simulate_job", "simulate_jobs", "job_statuses", "job_changes", "get_job", "list_jobs", "cancel",
     "batches", "batch", "cancel_batch", "aclose",
 }  # fmt: skip
 IMPLEMENTATIONS = [EmbeddedBackend, HttpBackend]

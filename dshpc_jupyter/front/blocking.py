@@ -15,12 +15,14 @@ from typing import Any, TypeVar
 from ..backends.base import Backend, ConfigLike
 from ..domain.hashing import sha256_file
 from ..domain.models import (
+    CHANGES_LIMIT,
     BatchDetail,
     BatchSummary,
     CancelResponse,
     FileDetails,
     FileInfo,
     HashCheckResponse,
+    JobChanges,
     JobRecord,
     JobSimulationResponse,
     MethodInfo,
@@ -140,6 +142,9 @@ class Connection:
 
     def job_statuses(self, job_ids: Sequence[str]) -> list[JobRecord]:
         return self.run(self.backend.job_statuses, job_ids)
+
+    def job_changes(self, since: int | None = None, limit: int = CHANGES_LIMIT) -> JobChanges:
+        return self.run(self.backend.job_changes, since, limit)
 
     def get_job(self, job_id: str) -> JobRecord:
         return self.run(self.backend.get_job, job_id)

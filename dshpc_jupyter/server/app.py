@@ -55,6 +55,7 @@ from ..domain.models import (
     ServiceStatus,
 )
 from ..store.maintenance import store_error
+from .change_routes import change_routes
 from .chunked import CHUNKED_REQUEST_MODELS, DEFAULT_SESSION_TTL_S, chunked_routes
 from .guard import DEFAULT_BODY_TIMEOUT, Guard
 from .transfer_routes import STREAM_PREFIX, transfer_routes
@@ -107,6 +108,7 @@ def create_app(
     app.api_key_required = api_key is not None
     documented = errors_doc(*((401,) if api_key is not None else ()), 404, 409, 413, 416, 422)
     app.include_router(transfer_routes(backend, max_body_bytes, documented))
+    app.include_router(change_routes(backend, documented))
     app.include_router(chunked_routes(backend, sessions_dir, session_ttl, documented))
     app.extra_request_models = CHUNKED_REQUEST_MODELS
     app.include_router(_routes(backend, api_key is not None, max_body_bytes, max_configs))

@@ -22,10 +22,13 @@ from ..domain.errors import DiskFullError, InvalidInputError, LimitExceededError
 from ..domain.hashing import canonical_json
 from ..domain.home import Home
 from ..domain.models import (
+    CHANGES_LIMIT,
+    MAX_CHANGES_LIMIT,
     BatchDetail,
     BatchSummary,
     CancelResponse,
     ConfigLike,
+    JobChanges,
     JobRecord,
     JobSimulationResponse,
     LiveCounts,
@@ -238,6 +241,23 @@ class Engine(Catalog):
                     self.store.apply_updates(updates)
                     polled = True
         return self.store.get_jobs(job_ids) if polled else records
+
+    def job_changes(self, since: int | None = None, limit: int = CHANGES_LIMIT) -> JobChanges:
+        """The jobs changed after cursor ``since``, oldest change first (docs/design.md section 10); without
+        it, only the current cursor. The schedulers are asked first, as for ``job_statuses``."""
+        if since is not None and since < 0:
+            raise InvalidInputError(f"since: must be a cursor (0 or more), got {since}")
+        if not 1 <= limit <= MAX_CHANGES_LIMIT:
+            raise InvalidInputError(f"limit: must be between 1 and {MAX_CHANGES_LIMIT}, got {limit}")
+        if since is not None:
+            for name, scheduler in self.schedulers.items():
+                # One job tells a scheduler that records its own results (the local one) that work is waiting.
+                active = self.store.active_jobs(name, 1 if getattr(scheduler, "records_results", False) else -1)
+                updates = scheduler.poll(active) if active else []
+                if updates:
+                    self.store.apply_updates(updates)
+        cursor, jobs, more = self.store.job_changes(since, limit)
+        return JobChanges.model_construct(cursor=cursor, jobs=jobs, more=more)
 
     def list_jobs(self, status: str | None = None, limit: int = 100) -> list[JobRecord]:
         return self.store.list_jobs(status=status, limit=limit)

@@ -68,6 +68,26 @@ CREATE TABLE batches (
 CREATE INDEX batches_by_time ON batches(created_at);
 """
 
+#: The change stamp of jobs: one store-wide counter (a row of its own, so deleting jobs never hands a stamp out
+#: twice); existing rows take their ``seq`` and the counter starts above them, then triggers stamp every later
+#: insert or update that did not stamp itself, whichever statement makes it. Writers are serialized by SQLite's
+#: write lock, so stamps grow in commit order.
+CHANGE_SEQUENCE = """
+ALTER TABLE jobs ADD COLUMN change_seq INTEGER;
+UPDATE jobs SET change_seq = seq;
+CREATE INDEX jobs_by_change ON jobs(change_seq);
+CREATE TABLE change_counter (id INTEGER PRIMARY KEY CHECK (id = 1), value INTEGER NOT NULL);
+INSERT INTO change_counter VALUES (1, (SELECT coalesce(max(seq), 0) FROM jobs));
+CREATE TRIGGER jobs_stamp_insert AFTER INSERT ON jobs FOR EACH ROW WHEN NEW.change_seq IS NULL BEGIN
+    UPDATE change_counter SET value = value + 1;
+    UPDATE jobs SET change_seq = (SELECT value FROM change_counter) WHERE seq = NEW.seq;
+END;
+CREATE TRIGGER jobs_stamp_update AFTER UPDATE ON jobs FOR EACH ROW WHEN NEW.change_seq IS OLD.change_seq BEGIN
+    UPDATE change_counter SET value = value + 1;
+    UPDATE jobs SET change_seq = (SELECT value FROM change_counter) WHERE seq = NEW.seq;
+END
+"""
+
 #: The schema's history: version N is reached from N - 1 by its statements (version 1 from an empty file).
 #: A change to the tables is a new step at the end, so every store of an older version upgrades in place, in
 #: the transaction that opens it; versions may skip numbers.
@@ -75,6 +95,9 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
     (1, SCHEMA),
     # Named inputs and output files (docs/design.md section 8): JSON text, NULL for jobs that have none.
     (2, "ALTER TABLE jobs ADD COLUMN file_inputs TEXT; ALTER TABLE jobs ADD COLUMN output_files TEXT"),
+    # Polling by change (docs/design.md section 10): every insert or update of a job stamps it with the next
+    # number of one store-wide sequence, so a poll reads only the jobs changed since its last answer.
+    (7, CHANGE_SEQUENCE),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
@@ -90,7 +113,22 @@ def migrate(conn: sqlite3.Connection, path: Path) -> None:
         )
     for step, statements in MIGRATIONS:
         if step > version:
-            for statement in statements.split(";"):
-                if statement.strip():
-                    conn.execute(statement)
+            for statement in split_statements(statements):
+                conn.execute(statement)
             conn.execute(f"PRAGMA user_version = {step}")
+
+
+def split_statements(script: str) -> list[str]:
+    """The statements of a script, one by one (``executescript`` would commit the caller's transaction); a
+    trigger's body holds semicolons, so pieces are joined until SQLite calls the statement complete."""
+    statements: list[str] = []
+    pending = ""
+    for piece in script.split(";"):
+        pending += piece + ";"
+        if sqlite3.complete_statement(pending):
+            if pending.strip(" \n;"):
+                statements.append(pending)
+            pending = ""
+    if pending.strip(" \n;"):
+        statements.append(pending)
+    return statements

@@ -244,13 +244,29 @@ class Store:
         )
         return [job_from_row(row) for row in rows]
 
-    def active_jobs(self, scheduler: str) -> list[JobRecord]:
-        """Jobs of one scheduler that are pending or running, oldest first."""
+    def active_jobs(self, scheduler: str, limit: int = -1) -> list[JobRecord]:
+        """Jobs of one scheduler that are pending or running, oldest first (the first ``limit``; all with -1)."""
         rows = self._conn().execute(
-            f"SELECT {JOB_COLUMNS} FROM jobs WHERE scheduler = ? AND status IN {ACTIVE_SET} ORDER BY seq",
-            (scheduler,),
+            f"SELECT {JOB_COLUMNS} FROM jobs WHERE scheduler = ? AND status IN {ACTIVE_SET} ORDER BY seq LIMIT ?",
+            (scheduler, limit),
         )
         return [job_from_row(row) for row in rows]
+
+    def job_changes(self, since: int | None, limit: int) -> tuple[int, list[JobRecord], bool]:
+        """(cursor, records, more): the jobs whose change stamp is above ``since``, oldest change first, up to
+        ``limit``; the cursor is the last stamp returned (``since`` when none). With ``since`` None: no records
+        and the latest stamp given, where a new poller starts. One statement, so one snapshot: a later commit
+        always has higher stamps (docs/design.md section 10)."""
+        conn = self._conn()
+        if since is None:
+            return conn.execute("SELECT value FROM change_counter").fetchone()[0], [], False
+        rows = conn.execute(
+            f"SELECT {JOB_COLUMNS}, change_seq FROM jobs WHERE change_seq > ? ORDER BY change_seq LIMIT ?",
+            (since, limit + 1),
+        ).fetchall()
+        more = len(rows) > limit
+        del rows[limit:]
+        return (rows[-1][-1] if rows else since), [job_from_row(row) for row in rows], more
 
     def claim_pending(self, scheduler: str, limit: int) -> list[ClaimedJob]:
         """Claim up to ``limit`` pending jobs for a worker that runs them itself: they move to ``STARTING``
