@@ -2,8 +2,8 @@
 
 A Batch is three parts: its state (:mod:`.batch_state`: configs, answers, job records, version), its poller
 (:mod:`.poller`: one ``job_changes`` call per interval for the jobs changed since the last, the ``concurrency``
-throttle, backoff) and its views (:mod:`.batch_views`: ``df``, ``outputs()``, ``stats``). Properties only read the state;
-the service is asked by :meth:`Batch.submit`, :meth:`Batch.load`, :meth:`Batch.refresh` and the poller.
+throttle, backoff) and its views (:mod:`.batch_views`: ``df``, ``outputs()``, ``stats``). Properties only read
+the state; the service is asked by :meth:`Batch.submit`, :meth:`Batch.load`, :meth:`Batch.refresh` and the poller.
 A batch recorded on the service is reopened after a kernel restart with :meth:`Batch.load` or from
 :func:`batches`; the jobs are the service's, so nothing runs twice.
 """
