@@ -31,6 +31,8 @@ class QueueOnly:
     """A scheduler that accepts every job and runs none: the benchmark measures the engine alone."""
 
     name = "local"
+    #: As the local scheduler it stands in for: nothing to ask it about each job when polling by change.
+    records_results = True
 
     def submit(self, submissions: Sequence[Submission]) -> list[Refusal]:
         return []

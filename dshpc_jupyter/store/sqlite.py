@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ..domain import status as st
+from ..domain.bulk import no_gc_pauses
 from ..domain.errors import StoreDamagedError
 from ..domain.jobs import ClaimedJob, JobUpdate
 from ..domain.models import BatchStatistics, BatchSummary, FileInfo, JobRecord, MethodInfo, MethodSpec, MultiJobResult
@@ -227,14 +228,15 @@ class Store:
     def get_jobs(self, job_ids: Sequence[str]) -> list[JobRecord]:
         """The records of the known ids, in the order asked."""
         by_id: dict[str, JobRecord] = {}
-        for chunk in chunks(job_ids):
-            rows = self._conn().execute(
-                f"SELECT {JOB_COLUMNS} FROM jobs WHERE job_id IN (SELECT value FROM json_each(?))",
-                (json.dumps(chunk),),
-            )
-            for row in rows:
-                by_id[row[0]] = job_from_row(row)
-        return [by_id[job_id] for job_id in job_ids if job_id in by_id]
+        with no_gc_pauses():
+            for chunk in chunks(job_ids):
+                rows = self._conn().execute(
+                    f"SELECT {JOB_COLUMNS} FROM jobs WHERE job_id IN (SELECT value FROM json_each(?))",
+                    (json.dumps(chunk),),
+                )
+                for row in rows:
+                    by_id[row[0]] = job_from_row(row)
+            return [by_id[job_id] for job_id in job_ids if job_id in by_id]
 
     def list_jobs(self, status: str | None = None, limit: int = 100) -> list[JobRecord]:
         """The most recent jobs, newest first, optionally of one status."""
@@ -260,13 +262,15 @@ class Store:
         conn = self._conn()
         if since is None:
             return conn.execute("SELECT value FROM change_counter").fetchone()[0], [], False
-        rows = conn.execute(
-            f"SELECT {JOB_COLUMNS}, change_seq FROM jobs WHERE change_seq > ? ORDER BY change_seq LIMIT ?",
-            (since, limit + 1),
-        ).fetchall()
-        more = len(rows) > limit
-        del rows[limit:]
-        return (rows[-1][-1] if rows else since), [job_from_row(row) for row in rows], more
+        with no_gc_pauses():
+            rows = conn.execute(
+                f"SELECT {JOB_COLUMNS}, change_seq FROM jobs WHERE change_seq > ? ORDER BY change_seq LIMIT ?",
+                (since, limit + 1),
+            ).fetchall()
+            more = len(rows) > limit
+            del rows[limit:]
+            records = [job_from_row(row) for row in rows]
+        return (rows[-1][-1] if rows else since), records, more
 
     def claim_pending(self, scheduler: str, limit: int) -> list[ClaimedJob]:
         """Claim up to ``limit`` pending jobs for a worker that runs them itself: they move to ``STARTING``
