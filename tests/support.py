@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import sqlite3
 import subprocess
 import time
 from collections import Counter
@@ -32,6 +33,20 @@ def wait_for_jobs(engine: Engine, job_ids: Sequence[str], timeout: float = 60.0)
         if time.monotonic() > deadline:
             raise AssertionError(f"jobs still running after {timeout}s: {[(r.job_id, r.status) for r in records]}")
         time.sleep(0.05)
+
+
+def undo_step_7(conn: sqlite3.Connection) -> None:
+    """Take schema step 7 out of a store, as the package before it left one: no change stamps (polling by
+    change), and batch results inline again rather than in ``batch_payloads``."""
+    conn.execute(
+        "UPDATE batches SET results = (SELECT results FROM batch_payloads WHERE digest = payload)"
+        " WHERE payload IS NOT NULL"
+    )
+    for statement in ("DROP TRIGGER jobs_stamp_insert", "DROP TRIGGER jobs_stamp_update", "DROP INDEX jobs_by_change",
+                      "DROP TABLE change_counter", "ALTER TABLE jobs DROP COLUMN change_seq",
+                      "DROP INDEX batches_by_payload", "ALTER TABLE batches DROP COLUMN payload",
+                      "DROP TABLE batch_payloads"):  # fmt: skip
+        conn.execute(statement)
 
 
 def wait_until(condition: Callable[[], bool], timeout: float = 30.0, what: str = "condition") -> None:

@@ -12,7 +12,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
-from support import wait_for_jobs
+from support import undo_step_7, wait_for_jobs
 from test_backends_shared import BACKENDS, EXAMPLE, WORDS, open_connection
 
 from dshpc_jupyter.domain import status as st
@@ -94,10 +94,8 @@ def test_a_store_from_before_the_stamps_is_upgraded_with_every_job_stamped(engin
     path = engine.store.path
     engine.close()
     with sqlite3.connect(path) as conn:  # back to version 2, as the package before polling by change left it
-        for statement in ("DROP TRIGGER jobs_stamp_insert", "DROP TRIGGER jobs_stamp_update",
-                          "DROP INDEX jobs_by_change", "DROP TABLE change_counter",
-                          "ALTER TABLE jobs DROP COLUMN change_seq", "PRAGMA user_version = 2"):  # fmt: skip
-            conn.execute(statement)
+        undo_step_7(conn)
+        conn.execute("PRAGMA user_version = 2")
         seqs = dict(conn.execute("SELECT job_id, seq FROM jobs").fetchall())
     engine = open_engine(path.parent)
     try:

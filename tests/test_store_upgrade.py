@@ -7,7 +7,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from support import wait_for_jobs
+from support import undo_step_7, wait_for_jobs
 
 from dshpc_jupyter.domain.hashing import job_key, parameters_key
 from dshpc_jupyter.examples import data_files, methods_dir
@@ -15,13 +15,6 @@ from dshpc_jupyter.service.factory import open_engine
 from dshpc_jupyter.store.schema import MIGRATIONS, SCHEMA_VERSION
 
 WORDS = "Word Count (bash)"
-
-
-def undo_change_sequence(conn: sqlite3.Connection) -> None:
-    """Take step 7 (the change stamps of polling by change) out of a store, as a store before it was."""
-    for statement in ("DROP TRIGGER jobs_stamp_insert", "DROP TRIGGER jobs_stamp_update", "DROP INDEX jobs_by_change",
-                      "DROP TABLE change_counter", "ALTER TABLE jobs DROP COLUMN change_seq"):  # fmt: skip
-        conn.execute(statement)
 
 
 def test_a_version_1_store_is_upgraded_and_its_cached_jobs_are_found(home: Path) -> None:
@@ -34,7 +27,7 @@ def test_a_version_1_store_is_upgraded_and_its_cached_jobs_are_found(home: Path)
     (done,) = wait_for_jobs(engine, [first.job_id])
     engine.close()
     with sqlite3.connect(home / "store.sqlite") as conn:  # back to version 1, as an older package left it
-        undo_change_sequence(conn)
+        undo_step_7(conn)
         conn.execute("ALTER TABLE jobs DROP COLUMN file_inputs")
         conn.execute("ALTER TABLE jobs DROP COLUMN output_files")
         conn.execute("PRAGMA user_version = 1")

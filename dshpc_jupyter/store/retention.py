@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..domain.errors import InvalidInputError
+from . import payloads
 from .maintenance import store_error
 from .sqlite import Store, busy_timeout
 
@@ -41,6 +42,7 @@ def prune_batches(store: Store, *, older_than: float, keep: int = 0, vacuum: boo
             " (SELECT batch_id FROM batches ORDER BY created_at DESC LIMIT ?)",
             (older_than, keep),
         ).rowcount
+        payloads.release_unnamed(tx.connection)
         kept = tx.connection.execute("SELECT count(*) FROM batches").fetchone()[0]
     if vacuum:
         conn = sqlite3.connect(store.path, timeout=busy_timeout(), isolation_level=None)

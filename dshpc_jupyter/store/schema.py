@@ -85,7 +85,15 @@ END;
 CREATE TRIGGER jobs_stamp_update AFTER UPDATE ON jobs FOR EACH ROW WHEN NEW.change_seq IS OLD.change_seq BEGIN
     UPDATE change_counter SET value = value + 1;
     UPDATE jobs SET change_seq = (SELECT value FROM change_counter) WHERE seq = NEW.seq;
-END
+END;
+"""
+
+#: Batch results stored once per content (docs/design.md section 10.3): a batch names its results by digest
+#: (``payload``; its ``results`` then empty), so the same call made again adds a small row, not a copy.
+BATCH_PAYLOADS = """
+CREATE TABLE batch_payloads (digest TEXT PRIMARY KEY, results BLOB NOT NULL);
+ALTER TABLE batches ADD COLUMN payload TEXT;
+CREATE INDEX batches_by_payload ON batches(payload) WHERE payload IS NOT NULL
 """
 
 #: The schema's history: version N is reached from N - 1 by its statements (version 1 from an empty file).
@@ -95,9 +103,10 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
     (1, SCHEMA),
     # Named inputs and output files (docs/design.md section 8): JSON text, NULL for jobs that have none.
     (2, "ALTER TABLE jobs ADD COLUMN file_inputs TEXT; ALTER TABLE jobs ADD COLUMN output_files TEXT"),
-    # Polling by change (docs/design.md section 10): every insert or update of a job stamps it with the next
-    # number of one store-wide sequence, so a poll reads only the jobs changed since its last answer.
-    (7, CHANGE_SEQUENCE),
+    # Polling by change (docs/design.md section 10.1): every insert or update of a job stamps it with the next
+    # number of one store-wide sequence, so a poll reads only the jobs changed since its last answer; and batch
+    # results stored once per content (section 10.3).
+    (7, CHANGE_SEQUENCE + BATCH_PAYLOADS),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 

@@ -28,6 +28,7 @@ from ..domain.bulk import no_gc_pauses
 from ..domain.errors import StoreDamagedError
 from ..domain.jobs import ClaimedJob, JobUpdate
 from ..domain.models import BatchStatistics, BatchSummary, FileInfo, JobRecord, MethodInfo, MethodSpec, MultiJobResult
+from . import payloads
 from .maintenance import RECOVERY, file_problem, store_error
 from .rows import (
     BATCH_COLUMNS,
@@ -402,18 +403,27 @@ class Store:
         return [batch_summary(row) for row in rows]
 
     def update_batch(self, batch_id: str, statistics: BatchStatistics, results: Sequence[Mapping[str, Any]]) -> None:
-        """Rewrite a batch's results (after the scheduler refused some of its jobs)."""
-        self._conn().execute(
-            "UPDATE batches SET total_jobs = ?, statistics = ?, results = ? WHERE batch_id = ?",
-            (len(results), statistics.model_dump_json(), pack_results(results), batch_id),
+        """Rewrite a batch's results (after the scheduler refused some of its jobs), in the caller's write
+        transaction (the engine's: it read them in it)."""
+        conn = self._conn()
+        row = conn.execute("SELECT payload FROM batches WHERE batch_id = ?", (batch_id,)).fetchone()
+        conn.execute(
+            "UPDATE batches SET total_jobs = ?, statistics = ?, results = x'', payload = ? WHERE batch_id = ?",
+            (len(results), statistics.model_dump_json(), payloads.save(conn, pack_results(results)), batch_id),
         )
+        payloads.release(conn, row and row[0])
 
     def get_batch(self, batch_id: str) -> tuple[BatchSummary, list[MultiJobResult]] | None:
-        row = (
+        # One statement, so one snapshot: a payload an append replaces meanwhile is never read half-gone.
+        found = (
             self._conn()
-            .execute(f"SELECT {BATCH_COLUMNS}, results FROM batches WHERE batch_id = ?", (batch_id,))
+            .execute(
+                f"SELECT {BATCH_COLUMNS}, b.results, b.payload, p.results FROM batches AS b"
+                " LEFT JOIN batch_payloads AS p ON p.digest = b.payload WHERE batch_id = ?",
+                (batch_id,),
+            )
             .fetchone()
         )
-        if row is None:
+        if found is None:
             return None
-        return batch_summary(row), unpack_results(row[4])
+        return batch_summary(found), unpack_results(payloads.resolve(found[4], found[5], found[6]))

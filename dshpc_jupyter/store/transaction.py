@@ -14,6 +14,7 @@ from typing import Any, NamedTuple
 
 from ..domain import status as st
 from ..domain.models import BatchStatistics
+from . import payloads
 from .rows import chunks, pack_results
 
 LATEST_JOBS_SQL = (
@@ -84,24 +85,25 @@ class Transaction:
     def insert_batch(
         self, batch_id: str, created_at: float, statistics: BatchStatistics, results: Sequence[Mapping[str, Any]]
     ) -> None:
+        digest = payloads.save(self._conn, pack_results(results))
         self._conn.execute(
-            "INSERT INTO batches (batch_id, created_at, total_jobs, statistics, results) VALUES (?, ?, ?, ?, ?)",
-            (batch_id, created_at, len(results), statistics.model_dump_json(), pack_results(results)),
+            "INSERT INTO batches (batch_id, created_at, total_jobs, statistics, results, payload)"
+            " VALUES (?, ?, ?, ?, x'', ?)",
+            (batch_id, created_at, len(results), statistics.model_dump_json(), digest),
         )
 
     def extend_batch(self, batch_id: str, statistics: BatchStatistics, results: Sequence[Mapping[str, Any]]) -> int:
         """Append results to a recorded batch, adding their statistics to its own (every statistic is a
         count); the number of results it had before, or -1 when there is no such batch."""
         row = self._conn.execute(
-            "SELECT total_jobs, statistics, results FROM batches WHERE batch_id = ?", (batch_id,)
+            "SELECT total_jobs, statistics, results, payload FROM batches WHERE batch_id = ?", (batch_id,)
         ).fetchone()
         if row is None:
             return -1
         offset: int = row[0]
-        before, packed = BatchStatistics.model_validate_json(row[1]), row[2]
+        before, packed = BatchStatistics.model_validate_json(row[1]), payloads.load(self._conn, row[2], row[3])
         total = BatchStatistics(**{k: v + getattr(statistics, k) for k, v in before.model_dump().items()})
         # Both are JSON arrays: splice them rather than parse and re-encode every earlier result.
-        packed = packed.encode() if isinstance(packed, str) else bytes(packed)
         added = pack_results(results)
         if not results:
             combined = packed
@@ -110,7 +112,8 @@ class Transaction:
         else:
             combined = packed[:-1] + b"," + added[1:]
         self._conn.execute(
-            "UPDATE batches SET total_jobs = ?, statistics = ?, results = ? WHERE batch_id = ?",
-            (offset + len(results), total.model_dump_json(), combined, batch_id),
+            "UPDATE batches SET total_jobs = ?, statistics = ?, results = x'', payload = ? WHERE batch_id = ?",
+            (offset + len(results), total.model_dump_json(), payloads.save(self._conn, combined), batch_id),
         )
+        payloads.release(self._conn, row[3])
         return offset
