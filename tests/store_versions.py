@@ -41,6 +41,20 @@ def _undo_6(conn: sqlite3.Connection) -> None:
     conn.execute("ALTER TABLE batches DROP COLUMN owner")
 
 
+def _undo_7(conn: sqlite3.Connection) -> None:
+    """Step 7: no change stamps (polling by
+    change), and batch results inline again rather than in ``batch_payloads``."""
+    conn.execute(
+        "UPDATE batches SET results = (SELECT results FROM batch_payloads WHERE digest = payload)"
+        " WHERE payload IS NOT NULL"
+    )
+    for statement in ("DROP TRIGGER jobs_stamp_insert", "DROP TRIGGER jobs_stamp_update", "DROP INDEX jobs_by_change",
+                      "DROP TABLE change_counter", "ALTER TABLE jobs DROP COLUMN change_seq",
+                      "DROP INDEX batches_by_payload", "ALTER TABLE batches DROP COLUMN payload",
+                      "DROP TABLE batch_payloads"):  # fmt: skip
+        conn.execute(statement)
+
+
 def _undo_8(conn: sqlite3.Connection) -> None:
     """Step 8 (pipelines)."""
     conn.execute("DROP TABLE pipeline_steps")
@@ -48,7 +62,9 @@ def _undo_8(conn: sqlite3.Connection) -> None:
 
 
 #: Step number -> how to take it back out.
-UNDO: dict[int, Callable[[sqlite3.Connection], None]] = {3: _undo_3, 4: _undo_4, 6: _undo_6, 8: _undo_8}
+UNDO: dict[int, Callable[[sqlite3.Connection], None]] = {
+    3: _undo_3, 4: _undo_4, 6: _undo_6, 7: _undo_7, 8: _undo_8,
+}  # fmt: skip
 
 
 def downgrade_to_2(conn: sqlite3.Connection) -> None:

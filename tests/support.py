@@ -94,7 +94,8 @@ def file_hashes(engine: Engine) -> dict[str, str]:
 
 
 class CountingBackend:
-    """A real backend whose calls are counted by method name (and the ids each ``job_statuses`` asked for),
+    """A real backend whose calls are counted by method name (the ids each ``job_statuses`` asked for, and the
+    time of each poll: ``job_statuses`` or ``job_changes``),
     optionally failing the first ``fail_first`` calls of ``fail_method`` the way a service that does not
     answer would (a fault that cannot be produced on demand with the embedded backend)."""
 
@@ -114,6 +115,7 @@ class CountingBackend:
             self.calls[name] += 1
             if name == "job_statuses":
                 self.status_requests.append(list(args[0]))
+            if name in ("job_statuses", "job_changes"):
                 self.call_times.append(time.monotonic())
             if name == self._fail_method and self._failures_left > 0:
                 self._failures_left -= 1

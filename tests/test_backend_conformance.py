@@ -20,7 +20,7 @@ from dshpc_jupyter.service.factory import open_engine
 OPERATIONS = {
     "services_status", "whoami", "register_method", "list_methods", "method_versions", "upload_file", "check_hashes",
     "list_files", "get_file", "read_range", "read_bytes", "download", "staged_size", "append_staged",
-    "simulate_job", "simulate_jobs", "job_statuses", "get_job", "list_jobs", "cancel", "forget",
+    "simulate_job", "simulate_jobs", "job_statuses", "job_changes", "get_job", "list_jobs", "cancel", "forget",
     "batches", "batch", "cancel_batch", "submit_pipeline", "pipeline", "cancel_pipeline", "aclose", "read_log",
 }  # fmt: skip
 #: Operations that give a stream of values (async generators; a ``Connection`` twin is a plain iterator).

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from ..domain.models import (
+    CHANGES_LIMIT,
     BatchDetail,
     BatchSummary,
     CancelResponse,
@@ -20,6 +21,7 @@ from ..domain.models import (
     FileInfo,
     ForgetResponse,
     HashCheckResponse,
+    JobChanges,
     JobRecord,
     JobSimulationResponse,
     LogChunk,
@@ -138,6 +140,12 @@ class Backend(Protocol):
 
     async def job_statuses(self, job_ids: Sequence[str]) -> list[JobRecord]:
         """The current records of many jobs at once (unknown ids are left out): what a poller calls."""
+        ...
+
+    async def job_changes(self, since: int | None = None, limit: int = CHANGES_LIMIT) -> JobChanges:
+        """The jobs changed after cursor ``since``, oldest change first, at most ``limit`` (``more`` when others
+        wait), and the cursor to ask from next; without ``since`` only the current cursor, where a poller
+        starts. A poll costs the jobs that changed, not the jobs in flight (docs/design.md section 10)."""
         ...
 
     async def get_job(self, job_id: str) -> JobRecord: ...

@@ -21,6 +21,7 @@ from .. import __version__
 from ..domain.errors import DshpcError
 from ..domain.hashing import sha256_bytes
 from ..domain.models import (
+    CHANGES_LIMIT,
     BatchDetail,
     BatchSummary,
     CancelResponse,
@@ -29,6 +30,7 @@ from ..domain.models import (
     FileInfo,
     ForgetResponse,
     HashCheckResponse,
+    JobChanges,
     JobRecord,
     JobSimulationResponse,
     LogChunk,
@@ -179,6 +181,9 @@ class EmbeddedBackend:
 
     async def job_statuses(self, job_ids: Sequence[str]) -> list[JobRecord]:
         return await self._run(self.engine.job_statuses, job_ids)
+
+    async def job_changes(self, since: int | None = None, limit: int = CHANGES_LIMIT) -> JobChanges:
+        return await self._run(self.engine.job_changes, since, limit)
 
     async def get_job(self, job_id: str) -> JobRecord:
         return await self._run(self.engine.get_job, job_id)

@@ -44,6 +44,7 @@ from ..domain.errors import (
 from ..domain.hashing import CHUNK, is_sha256_hex, sha256_bytes, sha256_file
 from ..domain.methods import load_method, method_dirs
 from ..domain.models import (
+    CHANGES_LIMIT,
     BatchDetail,
     BatchStatistics,
     BatchSummary,
@@ -52,6 +53,7 @@ from ..domain.models import (
     FileInfo,
     ForgetResponse,
     HashCheckResponse,
+    JobChanges,
     JobConfig,
     JobRecord,
     JobSimulationResponse,
@@ -459,6 +461,12 @@ class HttpBackend:
             return []
         result: JobsResponse = await self._call("POST", "/jobs/batch", JobsResponse, body={"job_ids": list(job_ids)})
         return result.jobs
+
+    async def job_changes(self, since: int | None = None, limit: int = CHANGES_LIMIT) -> JobChanges:
+        """One ``GET /jobs/changes``: a read, retried like any other."""
+        params: dict[str, Any] = {"limit": limit} if since is None else {"limit": limit, "since": since}
+        changes: JobChanges = await self._call("GET", "/jobs/changes", JobChanges, params=params)
+        return changes
 
     async def get_job(self, job_id: str) -> JobRecord:
         record: JobRecord = await self._call("GET", f"/job/{quote(job_id, safe='')}", JobRecord)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from pathlib import Path
 from typing import Any
 
 from ..domain.errors import InvalidInputError
@@ -28,14 +29,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_store(args: argparse.Namespace) -> int:
-    """Check, back up or restore the embedded store file (SQLite's integrity check and online backup API)."""
-    from pathlib import Path
-
+    """Check, back up, restore or prune the embedded store file (SQLite's integrity check and online backup
+    API; the retention rule of batch records)."""
     from ..domain.home import Home
     from ..schedulers.local import worker_pid
     from ..store import maintenance
 
     home = Home.open(args.home)
+    if args.action == "prune":
+        return prune(home.db_path, args.older_than, args.keep, args.vacuum)
     if args.action == "check":
         report = maintenance.check(home.db_path)
     elif args.action == "backup":
@@ -52,6 +54,31 @@ def cmd_store(args: argparse.Namespace) -> int:
         counts = ", ".join(f"{count} {table}" for table, count in report.counts.items())
         console.print(f"ok: {report.path} (schema version {report.schema_version}; {counts})", soft_wrap=True)
     return 1 if report.problems else 0
+
+
+def prune(path: Path, older_than_days: float, keep: int, vacuum: bool) -> int:
+    """The retention rule of batch records (docs/design.md section 10.3): jobs stay, old batch rows go."""
+    import time
+
+    from ..store.retention import prune_batches
+    from ..store.sqlite import Store
+
+    if not older_than_days >= 0:  # also refuses NaN
+        raise InvalidInputError(f"--older-than: must be a number of days, 0 or more, got {older_than_days}")
+    if keep < 0:
+        raise InvalidInputError(f"--keep: must be 0 or more, got {keep}")
+    store = Store(path)
+    try:
+        report = prune_batches(store, older_than=time.time() - older_than_days * 86400, keep=keep, vacuum=vacuum)
+    finally:
+        store.close()
+    console.print(
+        f"pruned {report.removed} batch record(s) older than {older_than_days:g} day(s), kept {report.kept} "
+        f"(jobs are kept); {path}: {report.size_before / 1e6:.1f} MB -> {report.size_after / 1e6:.1f} MB"
+        + ("" if vacuum else " (--vacuum gives the freed space back to the disk)"),
+        soft_wrap=True,
+    )
+    return 0
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
@@ -83,13 +110,17 @@ def add_commands(commands: Any) -> None:
     serve.add_argument("--scheduler", choices=["local", "slurm"], default=argparse.SUPPRESS, help="where jobs run")
     serve.set_defaults(run=cmd_serve)
 
-    store = commands.add_parser("store", help="check, back up or restore the embedded store file")
+    store = commands.add_parser("store", help="check, back up, restore or prune the embedded store file")
     store_actions = store.add_subparsers(dest="action", required=True)
     store_actions.add_parser("check", help="SQLite's integrity check, read-only (exit 1 when damaged)")
     store_actions.add_parser("backup", help="copy the store to a new file, consistently").add_argument("file")
     store_actions.add_parser("restore", help="put a checked backup in place (the old file is kept)").add_argument(
         "file"
     )
+    pruning = store_actions.add_parser("prune", help="delete old batch records (never jobs): a retention rule")
+    pruning.add_argument("--older-than", type=float, required=True, metavar="DAYS", help="created before this")
+    pruning.add_argument("--keep", type=int, default=20, help="the most recent batches kept anyway (default 20)")
+    pruning.add_argument("--vacuum", action="store_true", help="then give the freed space back to the disk")
     store.set_defaults(run=cmd_store)
 
     worker = commands.add_parser("worker", help="the local worker of the embedded store")

@@ -186,6 +186,21 @@ class JobsResponse(Model):
     not_found: list[str] = Field(default_factory=list)
 
 
+#: Records one poll by change returns by default, and at most (more wait for the next call, ``more`` says so).
+CHANGES_LIMIT = 10_000
+MAX_CHANGES_LIMIT = 100_000
+
+
+class JobChanges(Model):
+    """``GET /jobs/changes``: the jobs changed after a cursor, oldest change first (docs/design.md section 10)."""
+
+    #: Where the next poll asks from: the change of the last record here (the store's latest with no cursor).
+    cursor: int
+    jobs: list[JobRecord] = Field(default_factory=list)
+    #: More changes wait past ``cursor`` (the answer stopped at its limit): ask again at once.
+    more: bool = False
+
+
 class CancelResponse(Model):
     cancelled: list[str] = Field(default_factory=list)
     already_finished: list[str] = Field(default_factory=list)

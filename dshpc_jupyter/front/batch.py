@@ -1,9 +1,9 @@
 """The live ``Batch``: the handle on the configs of one submission, their jobs as they run, and pandas views.
 
 A Batch is three parts: its state (:mod:`.batch_state`: configs, answers, job records, version), its poller
-(:mod:`.poller`: one ``job_statuses`` call per interval for every unfinished job, the ``concurrency`` throttle,
-backoff) and its views (:mod:`.batch_views`: ``df``, ``outputs()``, ``stats``). Properties only read the state;
-the service is asked by :meth:`Batch.submit`, :meth:`Batch.load`, :meth:`Batch.refresh` and the poller.
+(:mod:`.poller`: one ``job_changes`` call per interval for the jobs changed since the last, the ``concurrency``
+throttle, backoff) and its views (:mod:`.batch_views`: ``df``, ``outputs()``, ``stats``). Properties only read
+the state; the service is asked by :meth:`Batch.submit`, :meth:`Batch.load`, :meth:`Batch.refresh` and the poller.
 A batch recorded on the service is reopened after a kernel restart with :meth:`Batch.load` or from
 :func:`batches`; the jobs are the service's, so nothing runs twice.
 """
@@ -241,7 +241,7 @@ class Batch:
         self.poller.stop()
 
     def refresh(self) -> Batch:
-        """Ask the service now (one call for every unfinished job), instead of waiting for the next poll; the
+        """Ask the service now (what changed since the last poll), instead of waiting for the next poll; the
         parameter defaults too, if they could not be fetched or a method sent since is not among them."""
         self.connection.run(self.poller.step)
         hashes = self.state.function_hashes()

@@ -18,7 +18,8 @@ if TYPE_CHECKING:
 
 def input_names(rows: Sequence[Row]) -> list[str]:
     """Every input name the rows' configs give, in the order first met."""
-    names = (n for r in rows if isinstance(r.config.get("file_inputs"), Mapping) for n in r.config["file_inputs"])
+    given = (r.config.get("file_inputs") for r in rows)  # mostly None: the ABC check only for those that have some
+    names = (n for inputs in given if inputs and isinstance(inputs, Mapping) for n in inputs)
     return list(dict.fromkeys(names))
 
 

@@ -8,7 +8,7 @@ No I/O here: the poller (:mod:`.poller`) brings the answers, the views (:mod:`.b
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -79,6 +79,8 @@ class BatchState:
         self.batch_ids: list[str] = []
         self._results: list[MultiJobResult | None] = [None] * len(self.configs)
         self._jobs: dict[str, JobRecord] = {}
+        #: Every job id a result names: what a poll by change keeps of the store's changes.
+        self._job_ids: set[str] = set()
         self._statistics = BatchStatistics()
         self._queue = list(range(len(self.configs)))
         self._lock = threading.Lock()
@@ -121,6 +123,12 @@ class BatchState:
         with self._lock:
             return {r.function_hash for r in self._results if r is not None and r.function_hash}
 
+    @property
+    def has_unfinished(self) -> bool:
+        """Whether some job may still change (its first such job found, not the whole list built)."""
+        with self._lock:
+            return next(self._unfinished(), None) is not None
+
     def unfinished_ids(self) -> list[str]:
         """The jobs that may still change (none for a dry run), each once."""
         with self._lock:
@@ -162,6 +170,7 @@ class BatchState:
         with self._changed:
             for index, result in zip(indexes, response.results, strict=True):
                 self._results[index] = result
+            self._job_ids.update(r.job_id for r in response.results if r.job_id)
             totals = {name: getattr(self._statistics, name) + getattr(response, name) for name in SEED_STATISTICS}
             self._statistics = BatchStatistics(**totals)
             if response.batch_id:
@@ -173,6 +182,7 @@ class BatchState:
         with self._changed:
             self._queue = []
             self._results = list(detail.results)
+            self._job_ids.update(r.job_id for r in detail.results if r.job_id)
             self._statistics = detail.statistics
             self.batch_ids.append(detail.batch_id)
             self._bump()
@@ -191,6 +201,13 @@ class BatchState:
             if changed:
                 self._bump()
 
+    def apply_changes(self, records: Iterable[JobRecord]) -> None:
+        """Take the records of a poll by change: the store's changes, of which only this batch's jobs count."""
+        with self._lock:
+            mine = [record for record in records if record.job_id in self._job_ids]
+        if mine:
+            self.apply(mine)
+
     def notify(self) -> None:
         """Say something changed that the state does not hold (a polling problem), so displays re-render."""
         with self._changed:
@@ -201,7 +218,7 @@ class BatchState:
         with self._changed:
             if self._done.is_set():
                 return True
-            if self._queue or self._unfinished_ids():
+            if self._queue or next(self._unfinished(), None) is not None:
                 return False
             self._done.set()
             self._bump()
@@ -210,15 +227,17 @@ class BatchState:
     # --- under the lock --------------------------------------------------------------------------------
 
     def _unfinished_ids(self) -> list[str]:
+        return list(dict.fromkeys(self._unfinished()))
+
+    def _unfinished(self) -> Iterator[str]:
         if self.dry_run:
-            return []
-        unfinished = (
+            return iter(())
+        return (
             r.job_id
             for r in self._results
             if r is not None and r.job_id
             and not st.is_final(self._jobs[r.job_id].status if r.job_id in self._jobs else r.new_status)
         )  # fmt: skip
-        return list(dict.fromkeys(unfinished))
 
     def _bump(self) -> None:
         self._version += 1

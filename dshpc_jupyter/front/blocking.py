@@ -16,6 +16,7 @@ from ..backends.base import Backend, ConfigLike
 from ..backends.logs import FOLLOW_POLL_S
 from ..domain.hashing import sha256_file
 from ..domain.models import (
+    CHANGES_LIMIT,
     BatchDetail,
     BatchSummary,
     CancelResponse,
@@ -23,6 +24,7 @@ from ..domain.models import (
     FileInfo,
     ForgetResponse,
     HashCheckResponse,
+    JobChanges,
     JobRecord,
     JobSimulationResponse,
     LogChunk,
@@ -158,6 +160,9 @@ class Connection:
 
     def job_statuses(self, job_ids: Sequence[str]) -> list[JobRecord]:
         return self.run(self.backend.job_statuses, job_ids)
+
+    def job_changes(self, since: int | None = None, limit: int = CHANGES_LIMIT) -> JobChanges:
+        return self.run(self.backend.job_changes, since, limit)
 
     def get_job(self, job_id: str) -> JobRecord:
         return self.run(self.backend.get_job, job_id)

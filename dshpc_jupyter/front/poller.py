@@ -1,6 +1,9 @@
-"""The poller of a Batch: it sends the configs held back by ``concurrency`` as earlier jobs end, and asks for
-every unfinished job in one ``job_statuses`` call per interval (never one call per job), backing off while the
-service does not answer.
+"""The poller of a Batch: it sends the configs held back by ``concurrency`` as earlier jobs end, and asks what
+changed once per interval (never one call per job), backing off while the service does not answer.
+
+It polls by change (docs/design.md section 10): the first round takes the service's cursor, then reads every
+unfinished job once (``job_statuses``); each later round asks only for the jobs changed after the cursor of the
+last answer (``job_changes``), so a round costs the jobs that changed, not the jobs in flight.
 
 It runs as a coroutine on its connection's loop, so a kernel blocked in ``time.sleep`` does not stop it, and it
 stops by itself once the batch is done. Each sending is recorded as its own batch on the service; sending the
@@ -51,6 +54,8 @@ class Poller:
         self._lock = threading.Lock()
         self._task: concurrent.futures.Future[None] | None = None
         self._step_lock: asyncio.Lock | None = None
+        #: The service's change cursor of the last answer; None until the first round has read every job.
+        self.cursor: int | None = None
 
     def start(self) -> None:
         """Poll in the background until the batch is done (once: starting a running poller does nothing)."""
@@ -78,16 +83,34 @@ class Poller:
             self.state.record(chunk, response)
 
     async def step(self) -> None:
-        """One round: send what ``concurrency`` allows, then ask for every unfinished job in one call."""
+        """One round: send what ``concurrency`` allows, then ask what changed since the last round."""
         if self._step_lock is None:
             self._step_lock = asyncio.Lock()
         async with self._step_lock:
             await self.send()
-            ids = self.state.unfinished_ids()
-            if ids:
-                self.state.apply(await self.connection.backend.job_statuses(ids))
+            if self.state.has_unfinished:
+                await (self._start() if self.cursor is None else self._follow(self.cursor))
             await self.send()
             self.state.finish_if_done()
+
+    async def _start(self) -> None:
+        """The cursor first, then every unfinished job once: a change made in between is read again next
+        round (records never go back), none is missed."""
+        backend = self.connection.backend
+        cursor = (await backend.job_changes()).cursor
+        self.state.apply(await backend.job_statuses(self.state.unfinished_ids()))
+        self.cursor = cursor
+
+    async def _follow(self, cursor: int) -> None:
+        """Every change after ``cursor``: one call, or more while the answers say more are waiting (each moves
+        the cursor on, and one that does not ends the round)."""
+        while True:
+            changes = await self.connection.backend.job_changes(cursor)
+            self.state.apply_changes(changes.jobs)
+            moved, cursor = changes.cursor > cursor, max(cursor, changes.cursor)
+            self.cursor = cursor
+            if not (changes.more and moved):
+                return
 
     async def _loop(self) -> None:
         delay = self.poll

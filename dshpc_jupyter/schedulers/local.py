@@ -114,6 +114,8 @@ class LocalScheduler:
     """Runs jobs as local subprocesses through the home directory's worker."""
 
     name = "local"
+    #: Its worker writes every result to the store itself: a poll only needs to know some job is waiting.
+    records_results = True
 
     def __init__(self, home: Home, ledger: JobLedger, options: LocalOptions | None = None) -> None:
         options = options or LocalOptions()

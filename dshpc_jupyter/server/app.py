@@ -60,6 +60,7 @@ from ..domain.retries import SubmitOptions
 from ..service.identity import viewing
 from ..store.maintenance import store_error
 from .auth import authenticator
+from .change_routes import change_routes
 from .chunked import CHUNKED_REQUEST_MODELS, DEFAULT_SESSION_TTL_S, chunked_routes
 from .dshpc_routes import dshpc_routes
 from .forget_routes import forget_routes
@@ -123,6 +124,7 @@ def create_app(
     app.api_key_required = auth
     documented = errors_doc(*((401, 403) if auth else ()), 404, 409, 413, 416, 422)
     app.include_router(transfer_routes(backend, max_body_bytes, documented))
+    app.include_router(change_routes(backend, documented))
     app.include_router(chunked_routes(backend, sessions_dir, session_ttl, documented))
     app.include_router(pipeline_routes(backend, documented))
     app.include_router(dshpc_routes(backend, documented))

@@ -18,15 +18,19 @@ from collections.abc import Sequence
 from typing import cast, get_args
 
 from ..domain import status as st
+from ..domain.bulk import no_gc_pauses
 from ..domain.errors import DiskFullError, InvalidInputError, LimitExceededError, NotFoundError
 from ..domain.hashing import canonical_json
 from ..domain.home import Home
 from ..domain.models import (
+    CHANGES_LIMIT,
+    MAX_CHANGES_LIMIT,
     BatchDetail,
     BatchSummary,
     CancelResponse,
     ConfigLike,
     ForgetResponse,
+    JobChanges,
     JobRecord,
     JobSimulationResponse,
     LiveCounts,
@@ -110,9 +114,11 @@ class Engine(Catalog):
         check_options(options)
         check_priority(priority)
         try:
-            return self._simulate(
-                configs, dry_run=dry_run, record=not dry_run, append_to=append_to, options=options, priority=priority
-            )
+            with no_gc_pauses():  # per-config cost stays flat up to 100,000 configs (docs/design.md section 14.2)
+                return self._simulate(
+                    configs, dry_run=dry_run, record=not dry_run, append_to=append_to, options=options,
+                    priority=priority,
+                )  # fmt: skip
         except DiskFullError:  # no space to record the batch: an answer that submits nothing is still served
             answer = self._simulate(configs, dry_run=True, record=False, options=options)
             if dry_run or append_to is not None or answer.successful_submissions:
@@ -150,7 +156,7 @@ class Engine(Catalog):
         offset = 0
         now = time.time()
         with self.store.read() if dry_run else self.store.write() as tx:
-            latest = tx.latest_jobs(list(leaders))
+            latest = tx.latest_jobs(sorted(leaders))
             queueing = Queueing(priority, batch_id or uuid.uuid4().hex)
             results, new_jobs = self._decide(configs, leaders, latest, dry_run, now, options, queueing)
             stats = statistics(results)
@@ -308,6 +314,23 @@ class Engine(Catalog):
                     self.store.apply_updates(updates)
                     polled = True
         return with_queue_positions(self.store, self.store.get_jobs(job_ids) if polled else records)
+
+    def job_changes(self, since: int | None = None, limit: int = CHANGES_LIMIT) -> JobChanges:
+        """The jobs changed after cursor ``since``, oldest change first (docs/design.md section 10); without
+        it, only the current cursor. The schedulers are asked first, as for ``job_statuses``."""
+        if since is not None and since < 0:
+            raise InvalidInputError(f"since: must be a cursor (0 or more), got {since}")
+        if not 1 <= limit <= MAX_CHANGES_LIMIT:
+            raise InvalidInputError(f"limit: must be between 1 and {MAX_CHANGES_LIMIT}, got {limit}")
+        if since is not None:
+            for name, scheduler in self.schedulers.items():
+                # One job tells a scheduler that records its own results (the local one) that work is waiting.
+                active = self.store.active_jobs(name, 1 if getattr(scheduler, "records_results", False) else -1)
+                updates = scheduler.poll(active) if active else []
+                if updates:
+                    self.store.apply_updates(updates)
+        cursor, jobs, more = self.store.job_changes(since, limit)
+        return JobChanges.model_construct(cursor=cursor, jobs=jobs, more=more)
 
     def list_jobs(self, status: str | None = None, limit: int = 100) -> list[JobRecord]:
         return self.store.list_jobs(status=status, limit=limit)

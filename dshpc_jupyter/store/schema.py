@@ -132,6 +132,34 @@ CREATE INDEX jobs_by_owner ON jobs(owner, seq);
 CREATE INDEX batches_by_owner ON batches(owner, created_at)
 """
 
+#: The change stamp of jobs: one store-wide counter (a row of its own, so deleting jobs never hands a stamp out
+#: twice); existing rows take their ``seq`` and the counter starts above them, then triggers stamp every later
+#: insert or update that did not stamp itself, whichever statement makes it. Writers are serialized by SQLite's
+#: write lock, so stamps grow in commit order.
+CHANGE_SEQUENCE = """
+ALTER TABLE jobs ADD COLUMN change_seq INTEGER;
+UPDATE jobs SET change_seq = seq;
+CREATE INDEX jobs_by_change ON jobs(change_seq);
+CREATE TABLE change_counter (id INTEGER PRIMARY KEY CHECK (id = 1), value INTEGER NOT NULL);
+INSERT INTO change_counter VALUES (1, (SELECT coalesce(max(seq), 0) FROM jobs));
+CREATE TRIGGER jobs_stamp_insert AFTER INSERT ON jobs FOR EACH ROW WHEN NEW.change_seq IS NULL BEGIN
+    UPDATE change_counter SET value = value + 1;
+    UPDATE jobs SET change_seq = (SELECT value FROM change_counter) WHERE seq = NEW.seq;
+END;
+CREATE TRIGGER jobs_stamp_update AFTER UPDATE ON jobs FOR EACH ROW WHEN NEW.change_seq IS OLD.change_seq BEGIN
+    UPDATE change_counter SET value = value + 1;
+    UPDATE jobs SET change_seq = (SELECT value FROM change_counter) WHERE seq = NEW.seq;
+END;
+"""
+
+#: Batch results stored once per content (docs/design.md section 14.3): a batch names its results by digest
+#: (``payload``; its ``results`` then empty), so the same call made again adds a small row, not a copy.
+BATCH_PAYLOADS = """
+CREATE TABLE batch_payloads (digest TEXT PRIMARY KEY, results BLOB NOT NULL);
+ALTER TABLE batches ADD COLUMN payload TEXT;
+CREATE INDEX batches_by_payload ON batches(payload) WHERE payload IS NOT NULL
+"""
+
 #: The schema's history: version N is reached from N - 1 by its statements (version 1 from an empty file).
 #: A change to the tables is a new step at the end, so every store of an older version upgrades in place, in
 #: the transaction that opens it; versions may skip numbers.
@@ -156,6 +184,10 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
     (4, QUEUE_STEP),
     # A server for a team (docs/design.md section 11): users, the audit trail, who submitted what.
     (6, TEAM_SCHEMA),
+    # Polling by change (docs/design.md section 14.1): every insert or update of a job stamps it with the next
+    # number of one store-wide sequence, so a poll reads only the jobs changed since its last answer; and batch
+    # results stored once per content (section 14.3).
+    (7, CHANGE_SEQUENCE + BATCH_PAYLOADS),
     # Pipelines (docs/design.md section 10): each step's spec, dependencies and, once released, its job.
     (8, PIPELINES_SCHEMA),
 )
@@ -173,7 +205,22 @@ def migrate(conn: sqlite3.Connection, path: Path) -> None:
         )
     for step, statements in MIGRATIONS:
         if step > version:
-            for statement in statements.split(";"):
-                if statement.strip():
-                    conn.execute(statement)
+            for statement in split_statements(statements):
+                conn.execute(statement)
             conn.execute(f"PRAGMA user_version = {step}")
+
+
+def split_statements(script: str) -> list[str]:
+    """The statements of a script, one by one (``executescript`` would commit the caller's transaction); a
+    trigger's body holds semicolons, so pieces are joined until SQLite calls the statement complete."""
+    statements: list[str] = []
+    pending = ""
+    for piece in script.split(";"):
+        pending += piece + ";"
+        if sqlite3.complete_statement(pending):
+            if pending.strip(" \n;"):
+                statements.append(pending)
+            pending = ""
+    if pending.strip(" \n;"):
+        statements.append(pending)
+    return statements

@@ -24,10 +24,11 @@ from pathlib import Path
 from typing import Any
 
 from ..domain import status as st
+from ..domain.bulk import no_gc_pauses
 from ..domain.errors import StoreDamagedError
 from ..domain.jobs import ClaimedJob, JobUpdate
 from ..domain.models import BatchStatistics, BatchSummary, FileInfo, JobRecord, MethodInfo, MethodSpec, MultiJobResult
-from . import queue
+from . import payloads, queue
 from .forget import Forgotten, forget_jobs
 from .maintenance import RECOVERY, file_problem, store_error
 from .retries import requeue_retries
@@ -230,14 +231,15 @@ class Store:
     def get_jobs(self, job_ids: Sequence[str]) -> list[JobRecord]:
         """The records of the known ids, in the order asked."""
         by_id: dict[str, JobRecord] = {}
-        for chunk in chunks(job_ids):
-            rows = self._conn().execute(
-                f"SELECT {JOB_COLUMNS} FROM jobs WHERE job_id IN (SELECT value FROM json_each(?))",
-                (json.dumps(chunk),),
-            )
-            for row in rows:
-                by_id[row[0]] = job_from_row(row)
-        return [by_id[job_id] for job_id in job_ids if job_id in by_id]
+        with no_gc_pauses():
+            for chunk in chunks(job_ids):
+                rows = self._conn().execute(
+                    f"SELECT {JOB_COLUMNS} FROM jobs WHERE job_id IN (SELECT value FROM json_each(?))",
+                    (json.dumps(chunk),),
+                )
+                for row in rows:
+                    by_id[row[0]] = job_from_row(row)
+            return [by_id[job_id] for job_id in job_ids if job_id in by_id]
 
     def list_jobs(self, status: str | None = None, limit: int = 100) -> list[JobRecord]:
         """The most recent jobs, newest first, optionally of one status."""
@@ -247,13 +249,31 @@ class Store:
         )
         return [job_from_row(row) for row in rows]
 
-    def active_jobs(self, scheduler: str) -> list[JobRecord]:
-        """Jobs of one scheduler that are pending or running, oldest first."""
+    def active_jobs(self, scheduler: str, limit: int = -1) -> list[JobRecord]:
+        """Jobs of one scheduler that are pending or running, oldest first (the first ``limit``; all with -1)."""
         rows = self._conn().execute(
-            f"SELECT {JOB_COLUMNS} FROM jobs WHERE scheduler = ? AND status IN {ACTIVE_SET} ORDER BY seq",
-            (scheduler,),
+            f"SELECT {JOB_COLUMNS} FROM jobs WHERE scheduler = ? AND status IN {ACTIVE_SET} ORDER BY seq LIMIT ?",
+            (scheduler, limit),
         )
         return [job_from_row(row) for row in rows]
+
+    def job_changes(self, since: int | None, limit: int) -> tuple[int, list[JobRecord], bool]:
+        """(cursor, records, more): the jobs whose change stamp is above ``since``, oldest change first, up to
+        ``limit``; the cursor is the last stamp returned (``since`` when none). With ``since`` None: no records
+        and the latest stamp given, where a new poller starts. One statement, so one snapshot: a later commit
+        always has higher stamps (docs/design.md section 10)."""
+        conn = self._conn()
+        if since is None:
+            return conn.execute("SELECT value FROM change_counter").fetchone()[0], [], False
+        with no_gc_pauses():
+            rows = conn.execute(
+                f"SELECT {JOB_COLUMNS}, change_seq FROM jobs WHERE change_seq > ? ORDER BY change_seq LIMIT ?",
+                (since, limit + 1),
+            ).fetchall()
+            more = len(rows) > limit
+            del rows[limit:]
+            records = [job_from_row(row) for row in rows]
+        return (rows[-1][-1] if rows else since), records, more
 
     def claim_pending(self, scheduler: str, limit: int) -> list[ClaimedJob]:
         """Claim up to ``limit`` pending jobs for a worker that runs them itself: they move to ``STARTING``
@@ -399,18 +419,27 @@ class Store:
         return [batch_summary(row) for row in rows]
 
     def update_batch(self, batch_id: str, statistics: BatchStatistics, results: Sequence[Mapping[str, Any]]) -> None:
-        """Rewrite a batch's results (after the scheduler refused some of its jobs)."""
-        self._conn().execute(
-            "UPDATE batches SET total_jobs = ?, statistics = ?, results = ? WHERE batch_id = ?",
-            (len(results), statistics.model_dump_json(), pack_results(results), batch_id),
+        """Rewrite a batch's results (after the scheduler refused some of its jobs), in the caller's write
+        transaction (the engine's: it read them in it)."""
+        conn = self._conn()
+        row = conn.execute("SELECT payload FROM batches WHERE batch_id = ?", (batch_id,)).fetchone()
+        conn.execute(
+            "UPDATE batches SET total_jobs = ?, statistics = ?, results = x'', payload = ? WHERE batch_id = ?",
+            (len(results), statistics.model_dump_json(), payloads.save(conn, pack_results(results)), batch_id),
         )
+        payloads.release(conn, row and row[0])
 
     def get_batch(self, batch_id: str) -> tuple[BatchSummary, list[MultiJobResult]] | None:
-        row = (
+        # One statement, so one snapshot: a payload an append replaces meanwhile is never read half-gone.
+        found = (
             self._conn()
-            .execute(f"SELECT {BATCH_COLUMNS}, results FROM batches WHERE batch_id = ?", (batch_id,))
+            .execute(
+                f"SELECT {BATCH_COLUMNS}, b.results, b.payload, p.results FROM batches AS b"
+                " LEFT JOIN batch_payloads AS p ON p.digest = b.payload WHERE batch_id = ?",
+                (batch_id,),
+            )
             .fetchone()
         )
-        if row is None:
+        if found is None:
             return None
-        return batch_summary(row), unpack_results(row[4])
+        return batch_summary(found), unpack_results(payloads.resolve(found[4], found[5], found[6]))

@@ -14,6 +14,7 @@ from typing import Any, NamedTuple
 
 from ..domain import status as st
 from ..domain.models import BatchStatistics
+from . import payloads
 from .queue import assign_ranks
 from .rows import chunks, pack_results
 
@@ -72,16 +73,21 @@ class Transaction:
         return latest
 
     def insert_jobs(self, jobs: Iterable[NewJob]) -> None:
-        jobs = list(jobs)
-        ranks = assign_ranks(self._conn, jobs)
+        """Insert new jobs, stamped with the next change numbers here (the insert trigger would cost a second
+        write of every row); the write lock this transaction holds keeps the numbers unique."""
+        rows = list(jobs)
+        ranks = assign_ranks(self._conn, rows)
+        base = self._conn.execute(
+            "UPDATE change_counter SET value = value + ? RETURNING value - ?", (len(rows), len(rows))
+        ).fetchall()[0][0]
         self._conn.executemany(
             "INSERT INTO jobs (job_id, job_key, file_hash, method_name, function_hash, parameters, status,"
-            " created_at, scheduler, file_inputs, retry, priority, queue_group, queue_rank)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " created_at, scheduler, file_inputs, retry, priority, queue_group, queue_rank, change_seq)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 (j.job_id, j.job_key, j.file_hash, j.method_name, j.function_hash, j.parameters, st.PENDING,
-                 j.created_at, j.scheduler, j.file_inputs, j.retry, j.priority, j.queue_group, rank)
-                for j, rank in zip(jobs, ranks, strict=True)
+                 j.created_at, j.scheduler, j.file_inputs, j.retry, j.priority, j.queue_group, rank, stamp)
+                for stamp, j, rank in zip(range(base + 1, base + 1 + len(rows)), rows, ranks, strict=True)
             ),
         )  # fmt: skip
 
@@ -93,24 +99,25 @@ class Transaction:
     def insert_batch(
         self, batch_id: str, created_at: float, statistics: BatchStatistics, results: Sequence[Mapping[str, Any]]
     ) -> None:
+        digest = payloads.save(self._conn, pack_results(results))
         self._conn.execute(
-            "INSERT INTO batches (batch_id, created_at, total_jobs, statistics, results) VALUES (?, ?, ?, ?, ?)",
-            (batch_id, created_at, len(results), statistics.model_dump_json(), pack_results(results)),
+            "INSERT INTO batches (batch_id, created_at, total_jobs, statistics, results, payload)"
+            " VALUES (?, ?, ?, ?, x'', ?)",
+            (batch_id, created_at, len(results), statistics.model_dump_json(), digest),
         )
 
     def extend_batch(self, batch_id: str, statistics: BatchStatistics, results: Sequence[Mapping[str, Any]]) -> int:
         """Append results to a recorded batch, adding their statistics to its own (every statistic is a
         count); the number of results it had before, or -1 when there is no such batch."""
         row = self._conn.execute(
-            "SELECT total_jobs, statistics, results FROM batches WHERE batch_id = ?", (batch_id,)
+            "SELECT total_jobs, statistics, results, payload FROM batches WHERE batch_id = ?", (batch_id,)
         ).fetchone()
         if row is None:
             return -1
         offset: int = row[0]
-        before, packed = BatchStatistics.model_validate_json(row[1]), row[2]
+        before, packed = BatchStatistics.model_validate_json(row[1]), payloads.load(self._conn, row[2], row[3])
         total = BatchStatistics(**{k: v + getattr(statistics, k) for k, v in before.model_dump().items()})
         # Both are JSON arrays: splice them rather than parse and re-encode every earlier result.
-        packed = packed.encode() if isinstance(packed, str) else bytes(packed)
         added = pack_results(results)
         if not results:
             combined = packed
@@ -119,7 +126,8 @@ class Transaction:
         else:
             combined = packed[:-1] + b"," + added[1:]
         self._conn.execute(
-            "UPDATE batches SET total_jobs = ?, statistics = ?, results = ? WHERE batch_id = ?",
-            (offset + len(results), total.model_dump_json(), combined, batch_id),
+            "UPDATE batches SET total_jobs = ?, statistics = ?, results = x'', payload = ? WHERE batch_id = ?",
+            (offset + len(results), total.model_dump_json(), payloads.save(self._conn, combined), batch_id),
         )
+        payloads.release(self._conn, row[3])
         return offset

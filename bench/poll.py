@@ -1,0 +1,166 @@
+"""Polling by change: 100,000 jobs in flight, one poll after 100 of them changed, and one after all changed.
+
+One home is prepared with ``--jobs`` pending jobs (queued, never run: the scheduler here does nothing), and a
+poller's cursor is taken. Then ``--changed`` of the jobs start (``R``) and, best of ``--repeat``:
+- ``job_changes(cursor)`` in-process (``Engine``) and over HTTP (``HttpBackend`` against a real uvicorn server
+  in its own process on 127.0.0.1, over an engine on the same home), timed alternately;
+- the poll it replaces, ``job_statuses`` of every job in flight, on both paths, as the baseline.
+Then every job changes, and ``job_changes(cursor, limit=all)`` is compared with the raw SQL read of the same
+rows (one indexed range query, rows fetched and nothing else done with them).
+
+Run: ``python bench/poll.py [--jobs 100000] [--changed 100] [--repeat 5]``
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# bench/ holds an http.py: keep it off the import path, or it would shadow the standard library's http package.
+sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != Path(__file__).resolve().parent]
+
+import argparse
+import asyncio
+import importlib.util
+import socket
+import statistics
+import subprocess
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from types import ModuleType
+
+from dshpc_jupyter.backends.http import HttpBackend, HttpOptions
+from dshpc_jupyter.domain import status as st
+from dshpc_jupyter.domain.models import MAX_CHANGES_LIMIT
+from dshpc_jupyter.examples import methods_dir
+from dshpc_jupyter.service.engine import Engine
+from dshpc_jupyter.store.rows import JOB_COLUMNS
+from dshpc_jupyter.store.sqlite import JobUpdate
+
+METHOD = "Example Python Method"
+RAW_SQL = f"SELECT {JOB_COLUMNS}, change_seq FROM jobs WHERE change_seq > ? ORDER BY change_seq"
+
+
+def _load(name: str) -> ModuleType:
+    """bench/http.py, whose engine (queue-only scheduler) and server process this benchmark shares."""
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", Path(__file__).with_name(f"{name}.py"))
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+bench_http = _load("http")
+
+
+def prepare(root: Path, jobs: int, files: int) -> tuple[Engine, list[str]]:
+    """An engine on a home holding ``jobs`` pending jobs; their ids."""
+    engine: Engine = bench_http.open_engine(root)
+    engine.register_method(methods_dir() / "example_python")
+    hashes = [engine.upload_file(f"input {i}\n".encode()).file_hash for i in range(files)]
+    configs = [
+        {"file_hash": h, "method_name": METHOD, "parameters": {"prefix": f"p{v}"}}
+        for v in range(jobs // files)
+        for h in hashes
+    ]
+    response = engine.simulate_jobs(configs)
+    return engine, [r.job_id for r in response.results if r.job_id]
+
+
+async def timed(call: Callable[[], Awaitable[object]]) -> float:
+    began = time.perf_counter()
+    await call()
+    return time.perf_counter() - began
+
+
+async def measure(
+    engine: Engine, url: str, cursor: int, ids: list[str], repeat: int, limit: int
+) -> dict[str, list[float]]:
+    """Wall times of each path, alternating so that all of them see the same machine load."""
+    backend = HttpBackend(url, options=HttpOptions(timeout=600))
+    times: dict[str, list[float]] = {}
+
+    async def local_changes() -> object:
+        return engine.job_changes(cursor, limit)
+
+    async def local_statuses() -> object:
+        return engine.job_statuses(ids)
+
+    paths = {
+        "in-process job_changes": local_changes,
+        "HTTP job_changes": lambda: backend.job_changes(cursor, limit),
+        "in-process job_statuses (all)": local_statuses,
+        "HTTP job_statuses (all)": lambda: backend.job_statuses(ids),
+    }
+    try:
+        for _ in range(repeat):
+            for label, call in paths.items():
+                times.setdefault(label, []).append(await timed(call))
+    finally:
+        await backend.aclose()
+    return times
+
+
+def raw_read(engine: Engine, cursor: int, repeat: int) -> list[float]:
+    times = []
+    for _ in range(repeat):
+        began = time.perf_counter()
+        with engine.store.read() as tx:
+            tx.connection.execute(RAW_SQL, (cursor,)).fetchall()
+        times.append(time.perf_counter() - began)
+    return times
+
+
+def report(title: str, times: dict[str, list[float]]) -> None:
+    print(title)
+    for label, values in times.items():
+        print(f"  {label:32s} {min(values) * 1e3:9.1f} ms ({statistics.median(values) * 1e3:.1f})")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--jobs", type=int, default=100_000)
+    parser.add_argument("--changed", type=int, default=100)
+    parser.add_argument("--files", type=int, default=100)
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        engine, ids = prepare(root, args.jobs, args.files)
+        cursor = engine.job_changes().cursor
+        step = max(len(ids) // args.changed, 1)
+        now = time.time()
+        engine.store.apply_updates([JobUpdate(j, st.RUNNING, started_at=now) for j in ids[::step][: args.changed]])
+        sock = socket.create_server(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        command = [sys.executable, bench_http.__file__, "--serve", str(root), str(sock.fileno())]
+        process = subprocess.Popen(command, pass_fds=[sock.fileno()])
+        sock.close()
+        try:
+            bench_http.wait_healthy(url, process)
+            few = asyncio.run(measure(engine, url, cursor, ids, args.repeat, 10_000))
+            few["raw SQL read of the changed rows"] = raw_read(engine, cursor, args.repeat)
+            engine.store.apply_updates([JobUpdate(j, st.RUNNING, started_at=now) for j in ids])
+            limit = min(len(ids), MAX_CHANGES_LIMIT)
+            every = asyncio.run(measure(engine, url, cursor, ids, args.repeat, limit))
+            every["raw SQL read of the changed rows"] = raw_read(engine, cursor, args.repeat)
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+            engine.close()
+
+    n, changed = len(ids), min(args.changed, len(ids))
+    report(f"{n} jobs in flight, {changed} changed since the cursor: best of {args.repeat} (median)", few)
+    local, remote = min(few["in-process job_changes"]), min(few["HTTP job_changes"])
+    print(f"  targets: in-process under 50 ms ({local * 1e3:.1f}), HTTP under 100 ms ({remote * 1e3:.1f}); "
+          f"{min(few['in-process job_statuses (all)']) / local:.0f}x faster than reading all in-process")  # fmt: skip
+    report(f"{n} jobs in flight, all {n} changed: best of {args.repeat} (median)", every)
+    bound = min(every["raw SQL read of the changed rows"])
+    print(f"  in-process job_changes / raw SQL read: {min(every['in-process job_changes']) / bound:.2f} "
+          f"(target: within 2x); HTTP / raw SQL: {min(every['HTTP job_changes']) / bound:.2f}")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

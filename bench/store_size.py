@@ -1,0 +1,104 @@
+"""Store size: a store of ``--jobs`` completed jobs, before and after ``--calls`` all-cached calls of
+``--configs`` configs each (the same cell run again and again: each call records a batch).
+
+Baseline of the same run: the store's size before the calls; the figure is the growth, against the target of
+10%, and against what the same calls would have added with each batch's results recorded inline (one copy of
+the packed results per call: ``calls x`` the payload's size). Jobs are never run: the scheduler here does
+nothing, and one SQL statement completes them all.
+
+Run: ``python bench/store_size.py [--jobs 1000000] [--calls 100] [--configs 10000]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import tempfile
+import time
+from pathlib import Path
+from types import ModuleType
+
+from dshpc_jupyter.domain.home import Home
+from dshpc_jupyter.examples import methods_dir
+from dshpc_jupyter.service.engine import Engine
+from dshpc_jupyter.store.retention import disk_size
+from dshpc_jupyter.store.sqlite import Store
+
+METHOD = "Example Python Method"
+CHUNK = 100_000
+
+
+def _load_engine_bench() -> ModuleType:
+    """bench/engine.py, whose queue-only scheduler this benchmark shares (bench is not a package)."""
+    spec = importlib.util.spec_from_file_location("bench_engine", Path(__file__).with_name("engine.py"))
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def checkpointed_size(store: Store) -> int:
+    """The store's bytes on disk once its write-ahead log is folded into the file."""
+    with store.read() as tx:
+        tx.connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    return disk_size(store.path)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--jobs", type=int, default=1_000_000)
+    parser.add_argument("--calls", type=int, default=100)
+    parser.add_argument("--configs", type=int, default=10_000)
+    parser.add_argument("--files", type=int, default=100)
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        home = Home.open(Path(tmp))
+        store = Store(home.db_path)
+        engine = Engine(home, store, _load_engine_bench().QueueOnly())
+        engine.register_method(methods_dir() / "example_python")
+        hashes = [engine.upload_file(f"input {i}\n".encode()).file_hash for i in range(args.files)]
+        configs = [
+            {"file_hash": h, "method_name": METHOD, "parameters": {"prefix": f"p{v}"}}
+            for v in range(args.jobs // args.files)
+            for h in hashes
+        ]
+        started = time.perf_counter()
+        for start in range(0, len(configs), CHUNK):
+            engine.simulate_jobs(configs[start : start + CHUNK])
+        output = json.dumps({"result": "x" * 40, "lines": 1})
+        with store.write() as tx:
+            tx.connection.execute(
+                "UPDATE jobs SET status = 'CD', exit_code = 0, output = ?, finished_at = ?", (output, time.time())
+            )
+        with store.write() as tx:  # the batches that made the jobs are not what is measured
+            tx.connection.execute("DELETE FROM batches")
+            tx.connection.execute("DELETE FROM batch_payloads")
+        with store.read() as tx:  # VACUUM needs no open transaction: this one's connection commits first
+            connection = tx.connection
+        connection.execute("VACUUM")
+        before = checkpointed_size(store)
+        prepared = time.perf_counter() - started
+
+        cell = configs[: args.configs]
+        for _ in range(args.calls):
+            response = engine.simulate_jobs(cell)
+            assert response.completed_jobs == len(cell), response.model_dump(exclude={"results"})
+        after = checkpointed_size(store)
+        with store.read() as tx:
+            payload = tx.connection.execute("SELECT sum(length(results)) FROM batch_payloads").fetchone()[0]
+        engine.close()
+
+    growth = after - before
+    print(f"{len(configs):,} completed jobs (prepared in {prepared:.0f} s); {args.calls} all-cached calls of "
+          f"{len(cell):,} configs")  # fmt: skip
+    print(f"  store before the calls: {before / 1e6:9.1f} MB")
+    print(f"  store after the calls:  {after / 1e6:9.1f} MB  (+{growth / 1e6:.1f} MB, {growth / before:.1%}; "
+          f"target: at most 10%)")  # fmt: skip
+    print(f"  recorded inline, each call's results ({payload / 1e6:.1f} MB) would add "
+          f"{args.calls * payload / 1e6:.0f} MB: {args.calls * payload / before:.0%}")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
