@@ -87,5 +87,5 @@ def test_a_route_without_a_rule_is_refused(tmp_path: Path) -> None:
 
 def test_the_design_documents_the_rule_table() -> None:
     assert markdown_table() in DESIGN.read_text(encoding="utf-8"), (
-        "docs/design.md section 10.2 is out of date: paste server.policy.markdown_table() there"
+        "docs/design.md section 11.2 is out of date: paste server.policy.markdown_table() there"
     )

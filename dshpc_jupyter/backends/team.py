@@ -19,12 +19,16 @@ import anyio
 
 from ..domain.errors import ConflictError, ForbiddenError, LimitExceededError, NotFoundError
 from ..domain.models import (
+    CHANGES_LIMIT,
     BatchDetail,
     BatchSummary,
     CancelResponse,
     FileDetails,
     FileInfo,
+    ForgetResponse,
+    JobChanges,
     JobRecord,
+    LogChunk,
     MethodInfo,
     MultiJobSimulationResponse,
     StagedUpload,
@@ -149,6 +153,19 @@ class TeamBackend(EmbeddedBackend):
             return await super().list_jobs(status, limit)
         return await self._run(self.team.table.owned_jobs, caller.name, status, limit)
 
+    async def job_changes(self, since: int | None = None, limit: int = CHANGES_LIMIT) -> JobChanges:
+        """Every job's changes, for those who see every job; a user is answered as by a server without the
+        route (404), so their client polls the jobs it follows by id (what it may see of others' jobs)."""
+        if not current_caller().sees_all:
+            raise NotFoundError("jobs/changes: answered to admins only on a server for a team; poll jobs by id")
+        return await super().job_changes(since, limit)
+
+    async def read_log(self, job_id: str, stream: str = "stdout", offset: int = 0) -> LogChunk:
+        owner = (await self._run(self.team.table.job_owners, [job_id])).get(job_id)
+        if not current_caller().may_touch(owner):
+            raise NotFoundError(f"Job '{job_id}' not found")
+        return await super().read_log(job_id, stream, offset)
+
     async def batches(self, limit: int = 100) -> list[BatchSummary]:
         caller = current_caller()
         if caller.sees_all:
@@ -163,16 +180,15 @@ class TeamBackend(EmbeddedBackend):
     # --- what the caller may change --------------------------------------------------------------------
 
     async def cancel(self, job_ids: Sequence[str]) -> CancelResponse:
-        caller = current_caller()
-        owners = await self._run(self.team.table.job_owners, job_ids)
-        others = [job_id for job_id, owner in owners.items() if not caller.may_touch(owner)]
-        if others:
-            raise ForbiddenError(
-                f"job_ids: {len(others)} of these jobs are not yours ({', '.join(others[:3])}"
-                f"{', ...' if len(others) > 3 else ''}); only an admin cancels another user's jobs"
-            )
+        await self._own_jobs(job_ids, "cancels")
         answer = await super().cancel(job_ids)
         await self._write(self.team.audit, "jobs.cancel", None, {"cancelled": answer.cancelled})
+        return answer
+
+    async def forget(self, job_ids: Sequence[str]) -> ForgetResponse:
+        await self._own_jobs(job_ids, "forgets")
+        answer = await super().forget(job_ids)
+        await self._write(self.team.audit, "jobs.forget", None, {"forgotten": answer.forgotten})
         return answer
 
     async def cancel_batch(self, batch_id: str) -> CancelResponse:
@@ -212,6 +228,17 @@ class TeamBackend(EmbeddedBackend):
             AuditEntry(at=at, actor=actor, action=act, target=target, detail=detail)
             for at, actor, act, target, detail in entries
         ]
+
+    async def _own_jobs(self, job_ids: Sequence[str], verb: str) -> None:
+        """ForbiddenError naming the jobs of another user among these (admins touch anyone's)."""
+        caller = current_caller()
+        owners = await self._run(self.team.table.job_owners, job_ids)
+        others = [job_id for job_id, owner in owners.items() if not caller.may_touch(owner)]
+        if others:
+            raise ForbiddenError(
+                f"job_ids: {len(others)} of these jobs are not yours ({', '.join(others[:3])}"
+                f"{', ...' if len(others) > 3 else ''}); only an admin {verb} another user's jobs"
+            )
 
     async def _own_batch(self, batch_id: str) -> None:
         """NotFoundError for a batch the caller may not see, the same answer as for none: ids are not probed."""

@@ -65,6 +65,20 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/users"): Rule("admin", "names, roles and quotas; never tokens"),
     ("GET", "/users/usage"): Rule("user", "jobs running, pending and in total: users their own, admins everyone's"),
     ("GET", "/audit"): Rule("admin", "registrations, cancels, forgets and user changes, with who and when"),
+    ("GET", "/jobs/changes"): Rule("user", "admins only see every job's changes; a user is answered 404, so their"
+                                           " client polls their jobs by id"),
+    ("POST", "/jobs/forget"): Rule("user", _OWN + " (audited)"),
+    ("DELETE", "/job/{job_id}"): Rule("user", _OWN + " (audited)"),
+    ("GET", "/job/{job_id}/logs"): Rule("user", _OWN + "; others' logs are not found (404)"),
+    ("POST", "/pipelines"): Rule("user", "a step's job is shared by content like any job"),
+    ("GET", "/pipelines/{pipeline_id}"): Rule("user", "by id (pipelines record no owner yet)"),
+    ("POST", "/pipelines/{pipeline_id}/cancel"): Rule("user", "by id (pipelines record no owner yet)"),
+    ("POST", "/query-job"): Rule("user", "the later dsHPC's single-job route, as `POST /simulate-job`"),
+    ("POST", "/submit-meta-job"): Rule("user", "the later dsHPC's chain: a pipeline"),
+    ("GET", "/meta-job/{meta_job_hash}"): Rule("user", "by id, as `GET /pipelines/{pipeline_id}`"),
+    ("POST", "/pipeline/submit"): Rule("user", "the later dsHPC's DAG: a pipeline"),
+    ("GET", "/pipeline/{pipeline_hash}"): Rule("user", "by id, as `GET /pipelines/{pipeline_id}`"),
+    ("DELETE", "/pipeline/{pipeline_hash}"): Rule("user", "by id, as `POST /pipelines/{pipeline_id}/cancel`"),
 }  # fmt: skip
 
 
