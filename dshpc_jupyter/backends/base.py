@@ -111,10 +111,12 @@ class Backend(Protocol):
     async def simulate_job(self, config: ConfigLike) -> JobSimulationResponse: ...
 
     async def simulate_jobs(
-        self, configs: Sequence[ConfigLike], *, dry_run: bool = False, append_to: str | None = None
-    ) -> MultiJobSimulationResponse:
+        self, configs: Sequence[ConfigLike], *, dry_run: bool = False, append_to: str | None = None,
+        name: str | None = None,
+    ) -> MultiJobSimulationResponse:  # fmt: skip
         """Serve each config from cache, join its running job, or submit it, and record the batch. With
-        ``dry_run`` nothing is submitted or recorded; ``append_to`` adds the configs to an earlier batch."""
+        ``dry_run`` nothing is submitted or recorded; ``append_to`` adds the configs to an earlier batch;
+        ``name`` is recorded with a new batch, to find it again by."""
         ...
 
     async def job_statuses(self, job_ids: Sequence[str]) -> list[JobRecord]:
@@ -129,7 +131,9 @@ class Backend(Protocol):
 
     # --- batches -----------------------------------------------------------------------------------------
 
-    async def batches(self, limit: int = 100) -> list[BatchSummary]: ...
+    async def batches(self, limit: int = 100, *, name: str | None = None) -> list[BatchSummary]:
+        """The newest batches first; ``name``: only those of that name."""
+        ...
 
     async def batch(self, batch_id: str) -> BatchDetail: ...
 

@@ -154,10 +154,11 @@ class EmbeddedBackend:
         return await self._write(self.engine.simulate_job, config)
 
     async def simulate_jobs(
-        self, configs: Sequence[ConfigLike], *, dry_run: bool = False, append_to: str | None = None
-    ) -> MultiJobSimulationResponse:
+        self, configs: Sequence[ConfigLike], *, dry_run: bool = False, append_to: str | None = None,
+        name: str | None = None,
+    ) -> MultiJobSimulationResponse:  # fmt: skip
         run = self._run if dry_run else self._write
-        return await run(self.engine.simulate_jobs, configs, dry_run=dry_run, append_to=append_to)
+        return await run(self.engine.simulate_jobs, configs, dry_run=dry_run, append_to=append_to, name=name)
 
     async def job_statuses(self, job_ids: Sequence[str]) -> list[JobRecord]:
         return await self._run(self.engine.job_statuses, job_ids)
@@ -171,8 +172,8 @@ class EmbeddedBackend:
     async def cancel(self, job_ids: Sequence[str]) -> CancelResponse:
         return await self._write(self.engine.cancel, job_ids)
 
-    async def batches(self, limit: int = 100) -> list[BatchSummary]:
-        return await self._run(self.engine.batches, limit)
+    async def batches(self, limit: int = 100, *, name: str | None = None) -> list[BatchSummary]:
+        return await self._run(self.engine.batches, limit, name=name)
 
     async def batch(self, batch_id: str) -> BatchDetail:
         return await self._run(self.engine.batch, batch_id)

@@ -394,20 +394,21 @@ class HttpBackend:
         return result
 
     async def simulate_jobs(
-        self, configs: Sequence[ConfigLike], *, dry_run: bool = False, append_to: str | None = None
-    ) -> MultiJobSimulationResponse:
+        self, configs: Sequence[ConfigLike], *, dry_run: bool = False, append_to: str | None = None,
+        name: str | None = None,
+    ) -> MultiJobSimulationResponse:  # fmt: skip
         """The seed's multi-job call, split into chunks under the server's limit when needed; ``append_to``
-        is sent as ``?batch_id=``, so every chunk goes to that batch."""
+        is sent as ``?batch_id=``, so every chunk goes to that batch; ``name`` goes with the first chunk."""
         items = [c.model_dump() if isinstance(c, JobConfig) else c for c in configs]
         size = await self._chunk_size()
         if size is None or len(items) <= size:
-            return await self._simulate(items, dry_run, append_to)
+            return await self._simulate(items, dry_run, append_to, name)
         results = []
         totals = dict.fromkeys(BatchStatistics.model_fields, 0)
         batch_id = append_to
         for start in range(0, len(items), size):
             try:
-                part = await self._simulate(items[start : start + size], dry_run, batch_id)
+                part = await self._simulate(items[start : start + size], dry_run, batch_id, None if start else name)
             except DshpcError as exc:
                 exc.add_note(
                     f"configs {start} to {len(items) - 1} of {len(items)} were not submitted"
@@ -420,12 +421,15 @@ class HttpBackend:
                 totals[name] += getattr(part, name)
         return MultiJobSimulationResponse(results=results, batch_id=batch_id, dry_run=dry_run, **totals)
 
-    async def _simulate(self, items: list[Any], dry_run: bool, batch_id: str | None) -> MultiJobSimulationResponse:
+    async def _simulate(
+        self, items: list[Any], dry_run: bool, batch_id: str | None, name: str | None = None
+    ) -> MultiJobSimulationResponse:
         params: dict[str, str] = {"dry_run": "true"} if dry_run else {}
         if batch_id is not None:
             params["batch_id"] = batch_id
+        body: dict[str, Any] = {"jobs": items} if name is None else {"jobs": items, "name": name}
         result: MultiJobSimulationResponse = await self._call(
-            "POST", "/simulate-jobs", MultiJobSimulationResponse, body={"jobs": items}, params=params,
+            "POST", "/simulate-jobs", MultiJobSimulationResponse, body=body, params=params,
             idempotent=dry_run,
         )  # fmt: skip
         return result
@@ -453,8 +457,9 @@ class HttpBackend:
 
     # --- batches ---------------------------------------------------------------------------------------
 
-    async def batches(self, limit: int = 100) -> list[BatchSummary]:
-        found: list[BatchSummary] = await self._call("GET", "/batches", list[BatchSummary], params={"limit": limit})
+    async def batches(self, limit: int = 100, *, name: str | None = None) -> list[BatchSummary]:
+        params: dict[str, Any] = {"limit": limit} if name is None else {"limit": limit, "name": name}
+        found: list[BatchSummary] = await self._call("GET", "/batches", list[BatchSummary], params=params)
         return found
 
     async def batch(self, batch_id: str) -> BatchDetail:

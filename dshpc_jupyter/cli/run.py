@@ -77,14 +77,16 @@ def cmd_submit(args: argparse.Namespace) -> int:
         expansion = load_file(args.file, upload=connection.upload_files)
         for note in expansion.notes():
             console.print(note)
-        batch = Batch.submit(expansion.configs, connection=connection, poll=POLL_S, dry_run=args.dry_run)
+        batch = Batch.submit(
+            expansion.configs, connection=connection, poll=POLL_S, dry_run=args.dry_run, name=args.name
+        )
         followed = args.wait and not args.dry_run
         if followed:
             follow(batch, args.timeout)
         else:
             batch.stop()  # the jobs go on; the tables show what the service answered
         if batch.batch_id:
-            console.print(f"batch {batch.batch_id}")
+            console.print(f"batch {batch.batch_id}" + (f" named {batch.name!r}" if batch.name else ""))
         print_submitted(batch, followed=followed)
     return 0
 
@@ -103,4 +105,5 @@ def add_commands(commands: Any) -> None:
     submit.add_argument("--wait", action="store_true", help="wait until every job has ended")
     submit.add_argument("--dry-run", action="store_true", help="say what would happen; submit nothing")
     submit.add_argument("--timeout", type=float, default=None, help="seconds to wait at most")
+    submit.add_argument("--name", help="record the batch under this name ('batches show NAME' finds it)")
     submit.set_defaults(run=cmd_submit)

@@ -55,6 +55,7 @@ class MultiJobSimulationRequest(Model):
         json_schema_extra={"items": {"$ref": "#/components/schemas/JobConfig"}},
         description="Job configurations: objects with file_hash, method_name and optional parameters.",
     )
+    name: str | None = Field(None, description="A name for the batch, to find it again by (an addition to the seed).")
 
 
 class MultiJobResult(Model):
@@ -281,6 +282,8 @@ class LiveCounts(Model):
 
 class BatchSummary(Model):
     batch_id: str
+    #: The name it was given (``None``: none), docs/design.md section 6.1.
+    name: str | None = None
     created_at: datetime
     total_jobs: int
     statistics: BatchStatistics

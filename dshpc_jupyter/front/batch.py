@@ -16,9 +16,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..domain.batch_names import check_batch_name
 from ..domain.errors import DshpcError
 from ..domain.models import BatchStatistics, LiveCounts
 from .batch_files import add_input_columns, download_outputs, files_frame, input_names
+from .batch_lookup import load_detail
 from .batch_state import BatchState, Row
 from .batch_views import BatchStats, ParameterDefaults, batch_stats, batches_frame, outputs_frame, rows_frame
 from .connection import Connection, current
@@ -67,11 +69,14 @@ class Batch:
         poll: float = DEFAULT_POLL,
         concurrency: int | None = None,
         dry_run: bool = False,
+        name: str | None = None,
     ) -> Batch:
-        """Send configs to the service and start following their jobs (a dry run sends nothing to run)."""
+        """Send configs to the service and start following their jobs (a dry run sends nothing to run);
+        ``name`` is recorded with the batch, to find it again by (``Batch.load(name)``)."""
         batch = cls(connection or current(), configs, poll=poll, concurrency=concurrency, dry_run=dry_run)
+        batch.poller.name = check_batch_name(name)
         if dry_run:
-            response = batch.connection.simulate_jobs(batch.configs, dry_run=True)
+            response = batch.connection.simulate_jobs(batch.configs, dry_run=True, name=batch.name)
             batch.state.record(batch.state.take_queued(), response)
         else:
             batch.connection.run(batch.poller.send)
@@ -82,13 +87,15 @@ class Batch:
 
     @classmethod
     def load(cls, batch_id: str, *, connection: Connection | None = None, poll: float = DEFAULT_POLL) -> Batch:
-        """Reopen a batch recorded on the service (after a kernel restart, or from another notebook)."""
+        """Reopen a batch recorded on the service (after a kernel restart, or from another notebook), by its id
+        or by its name while only one batch has that name."""
         connection = connection or current()
-        detail = connection.batch(batch_id)
+        detail = load_detail(connection, batch_id)
         configs = [
             {"file_hash": r.file_hash, "method_name": r.method_name, "parameters": r.parameters} for r in detail.results
         ]
         batch = cls(connection, configs, poll=poll, submitted_at=detail.created_at.timestamp())
+        batch.poller.name = detail.name
         batch.state.restore(detail)
         batch._first_defaults()
         batch.state.finish_if_done()
@@ -112,6 +119,11 @@ class Batch:
     @property
     def concurrency(self) -> int | None:
         return self.poller.concurrency
+
+    @property
+    def name(self) -> str | None:
+        """The name given at submission (``None``: none)."""
+        return self.poller.name
 
     @property
     def batch_ids(self) -> list[str]:
@@ -236,7 +248,8 @@ class Batch:
         return self.state.wait_for_change(version, timeout)
 
     def __repr__(self) -> str:
-        return f"<dshpc_jupyter.Batch {self.batch_id or 'dry run'}: {self.stats.summary()}>"
+        named = f"{self.name!r} " if self.name else ""
+        return f"<dshpc_jupyter.Batch {named}{self.batch_id or 'dry run'}: {self.stats.summary()}>"
 
     # --- internals ---------------------------------------------------------------------------------------
 

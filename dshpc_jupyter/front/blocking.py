@@ -134,9 +134,10 @@ class Connection:
         return self.run(self.backend.simulate_job, config)
 
     def simulate_jobs(
-        self, configs: Sequence[ConfigLike], *, dry_run: bool = False, append_to: str | None = None
-    ) -> MultiJobSimulationResponse:
-        return self.run(self.backend.simulate_jobs, configs, dry_run=dry_run, append_to=append_to)
+        self, configs: Sequence[ConfigLike], *, dry_run: bool = False, append_to: str | None = None,
+        name: str | None = None,
+    ) -> MultiJobSimulationResponse:  # fmt: skip
+        return self.run(self.backend.simulate_jobs, configs, dry_run=dry_run, append_to=append_to, name=name)
 
     def job_statuses(self, job_ids: Sequence[str]) -> list[JobRecord]:
         return self.run(self.backend.job_statuses, job_ids)
@@ -152,8 +153,8 @@ class Connection:
 
     # --- batches -----------------------------------------------------------------------------------------
 
-    def batches(self, limit: int = 100) -> list[BatchSummary]:
-        return self.run(self.backend.batches, limit)
+    def batches(self, limit: int = 100, *, name: str | None = None) -> list[BatchSummary]:
+        return self.run(self.backend.batches, limit, name=name)
 
     def batch(self, batch_id: str) -> BatchDetail:
         return self.run(self.backend.batch, batch_id)

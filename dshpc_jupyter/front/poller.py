@@ -35,6 +35,8 @@ class Poller:
         self.concurrency = concurrency
         #: The last polling problem (a service that did not answer), cleared by the next good answer.
         self.last_error: str | None = None
+        #: The batch's name, sent with the first sending (the later ones of a ``concurrency`` are unnamed).
+        self.name: str | None = None
         self._lock = threading.Lock()
         self._task: concurrent.futures.Future[None] | None = None
         self._step_lock: asyncio.Lock | None = None
@@ -58,7 +60,8 @@ class Poller:
             chunk = self.state.take_queued(room)
             if not chunk:
                 return
-            response = await self.connection.backend.simulate_jobs([self.state.configs[i] for i in chunk])
+            name = None if self.state.batch_ids else self.name
+            response = await self.connection.backend.simulate_jobs([self.state.configs[i] for i in chunk], name=name)
             self.state.record(chunk, response)
 
     async def step(self) -> None:

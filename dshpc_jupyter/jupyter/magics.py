@@ -18,6 +18,7 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
+from ..domain.batch_names import check_batch_name
 from ..domain.errors import DshpcError
 from ..domain.hashing import sha256_file
 from ..front import connection as connections
@@ -56,6 +57,13 @@ def _parse(function: Callable[..., Any], line: str) -> Any:
         unknown = [word for word in message.split("unrecognized arguments:", 1)[1].split() if word.startswith("-")]
         hint = did_you_mean(unknown[0].split("=", 1)[0], options) if unknown else ""
         raise UsageError(f"{message.strip()}{hint}") from None
+
+
+def _unquoted(text: str | None) -> str | None:
+    """An option's value without the quotes that grouped its words (IPython's splitting keeps them)."""
+    if text is not None and len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
+        return text[1:-1]
+    return text
 
 
 def _check_out_and_poll(args: Any) -> None:
@@ -124,6 +132,7 @@ class DshpcMagics(Magics):
     @argument("--from", dest="source", metavar="VAR", help="Take the configs from a variable: a list, a DataFrame "
               "(method_name, file_hash and parameter columns) or a sweep mapping.")  # fmt: skip
     @argument("--dry-run", action="store_true", help="Show what would happen to each config; submit nothing.")
+    @argument("--name", metavar="TEXT", help="Record the batch under this name (Batch.load(name) finds it again).")
     @argument("--base", metavar="DIR", help="The folder relative paths and globs in 'files' are taken from (default: "
               "the current folder); e.g. --base {dshpc_jupyter.examples.data_dir()}.")  # fmt: skip
     @line_cell_magic
@@ -157,13 +166,14 @@ class DshpcMagics(Magics):
             _check_out_and_poll(args)
             if args.timeout is not None and args.timeout < 0:
                 raise UsageError(f"--timeout: must be zero or more seconds, got {args.timeout}")
+            name = check_batch_name(_unquoted(args.name))  # before any file is hashed or uploaded
             connection = connections.current()
             missing: list[str] = []
             upload = _hash_and_check(connection, missing) if args.dry_run else connection.upload_files
             expansion = expand(document, upload=upload, base_dir=args.base)
             batch = Batch.submit(
                 expansion.configs, connection=connection, poll=args.poll, concurrency=args.concurrency,
-                dry_run=args.dry_run,
+                dry_run=args.dry_run, name=name,
             )  # fmt: skip
         if args.out:
             self.namespace[args.out] = batch
@@ -330,7 +340,8 @@ class DshpcMagics(Magics):
     @argument("--limit", type=int, default=20, help="At most this many, newest first (default 20).")
     @line_magic
     def dshpc_batches(self, line: str) -> pd.DataFrame:
-        """The service's recent batches, newest first; reopen one with ``Batch.load(batch_id)``.
+        """The service's recent batches, newest first, with their names; reopen one with ``Batch.load(batch_id)``
+        (or ``Batch.load(name)``).
 
         Examples::
 

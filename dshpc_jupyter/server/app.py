@@ -201,7 +201,7 @@ def _routes(backend: Backend, auth: bool, max_body_bytes: int, max_configs: int)
                 f"jobs: {len(payload.jobs)} configs is over the server's limit of {max_configs} per call "
                 "(max_configs in GET /services/status); split them into several calls"
             )
-        result = await backend.simulate_jobs(payload.jobs, dry_run=dry_run, append_to=batch_id)
+        result = await backend.simulate_jobs(payload.jobs, dry_run=dry_run, append_to=batch_id, name=payload.name)
         return await respond(MultiJobSimulationResponse, result, large=len(payload.jobs) > OFFLOAD_ITEMS)
 
     @router.post(
@@ -310,8 +310,11 @@ def _routes(backend: Backend, auth: bool, max_body_bytes: int, max_configs: int)
         return await respond(CancelResponse, await backend.cancel(payload.job_ids))
 
     @router.get("/batches", response_model=list[BatchSummary], tags=["batches"])
-    async def list_batches(limit: int = Query(100, ge=1, le=100_000)) -> Response:
-        return await respond(list[BatchSummary], await backend.batches(limit))
+    async def list_batches(
+        limit: int = Query(100, ge=1, le=100_000),
+        name: str | None = Query(None, description="Only the batches of this name (newest first)."),
+    ) -> Response:
+        return await respond(list[BatchSummary], await backend.batches(limit, name=name))
 
     @router.get("/batches/{batch_id}", response_model=BatchDetail, tags=["batches"], responses=errors_doc(404))
     async def get_batch(batch_id: str) -> Response:

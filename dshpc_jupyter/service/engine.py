@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from typing import cast, get_args
 
 from ..domain import status as st
+from ..domain.batch_names import check_batch_name
 from ..domain.errors import DiskFullError, InvalidInputError, LimitExceededError, NotFoundError
 from ..domain.hashing import canonical_json
 from ..domain.home import Home
@@ -79,17 +80,22 @@ class Engine(Catalog):
         *,
         dry_run: bool = False,
         append_to: str | None = None,
+        name: str | None = None,
     ) -> MultiJobSimulationResponse:
         """Serve each config from cache, join its running job, or submit it; record the batch.
 
         With ``dry_run`` nothing is submitted or recorded: each result says what would happen. ``append_to``
         adds the configs to a batch recorded earlier instead of a new one, so a client that sends a large batch
         in chunks still gets one batch holding every config in order (the response covers this call's configs).
+        ``name`` is recorded with a new batch (docs/design.md section 6.1).
         """
         if dry_run and append_to is not None:
             raise InvalidInputError("batch_id: a dry run records nothing, so it cannot add to a batch")
+        name = check_batch_name(name)
+        if name is not None and append_to is not None:
+            raise InvalidInputError(f"name: names a new batch; configs added to batch {append_to} keep its name")
         try:
-            return self._simulate(configs, dry_run=dry_run, record=not dry_run, append_to=append_to)
+            return self._simulate(configs, dry_run=dry_run, record=not dry_run, append_to=append_to, name=name)
         except DiskFullError:  # no space to record the batch: an answer that submits nothing is still served
             answer = self._simulate(configs, dry_run=True, record=False)
             if dry_run or append_to is not None or answer.successful_submissions:
@@ -97,8 +103,9 @@ class Engine(Catalog):
             return answer.model_copy(update={"dry_run": False})
 
     def _simulate(
-        self, items: Sequence[object], *, dry_run: bool, record: bool, append_to: str | None = None
-    ) -> MultiJobSimulationResponse:
+        self, items: Sequence[object], *, dry_run: bool, record: bool, append_to: str | None = None,
+        name: str | None = None,
+    ) -> MultiJobSimulationResponse:  # fmt: skip
         """Decide every config, record the new jobs with the batch, then hand the jobs to the scheduler.
 
         The lookup of every job key, the insert of the new jobs and the batch share one write transaction: that
@@ -124,7 +131,7 @@ class Engine(Catalog):
                     raise LimitExceededError(f"batch_id: {offset} + {len(results)} configs is over the limit of "
                                              f"{self.max_batch_configs} per batch: start a new batch")  # fmt: skip
             elif batch_id is not None:
-                tx.insert_batch(batch_id, now, stats, results)
+                tx.insert_batch(batch_id, now, stats, results, name)
             if new_jobs:
                 tx.insert_jobs(job for job, _ in new_jobs)
         if new_jobs:
@@ -271,8 +278,9 @@ class Engine(Catalog):
 
     # --- batches ---------------------------------------------------------------------------------------
 
-    def batches(self, limit: int = 100) -> list[BatchSummary]:
-        return self.store.list_batches(limit=limit)
+    def batches(self, limit: int = 100, *, name: str | None = None) -> list[BatchSummary]:
+        """The newest batches first; ``name``: only those of that name."""
+        return self.store.list_batches(limit=limit, name=name)
 
     def batch(self, batch_id: str) -> BatchDetail:
         """A recorded batch with the current record of every job in it and live counts."""

@@ -75,6 +75,12 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
     (1, SCHEMA),
     # Named inputs and output files (docs/design.md section 8): JSON text, NULL for jobs that have none.
     (2, "ALTER TABLE jobs ADD COLUMN file_inputs TEXT; ALTER TABLE jobs ADD COLUMN output_files TEXT"),
+    # Batch names (docs/design.md section 6.1): NULL for a batch sent without one; looked up by name, newest first.
+    (
+        5,
+        "ALTER TABLE batches ADD COLUMN name TEXT;"
+        " CREATE INDEX batches_by_name ON batches(name, created_at) WHERE name IS NOT NULL",
+    ),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 

@@ -374,10 +374,12 @@ class Store:
 
     # --- batches ---------------------------------------------------------------------------------------
 
-    def list_batches(self, limit: int = 100) -> list[BatchSummary]:
+    def list_batches(self, limit: int = 100, *, name: str | None = None) -> list[BatchSummary]:
+        """The newest batches first; ``name``: only the batches of that name."""
+        where, args = ("WHERE name = ? ", (name, limit)) if name is not None else ("", (limit,))
         rows = self._conn().execute(
-            f"SELECT {BATCH_COLUMNS} FROM batches ORDER BY created_at DESC LIMIT ?",
-            (limit,),
+            f"SELECT {BATCH_COLUMNS} FROM batches {where}ORDER BY created_at DESC LIMIT ?",
+            args,
         )
         return [batch_summary(row) for row in rows]
 
@@ -396,4 +398,4 @@ class Store:
         )
         if row is None:
             return None
-        return batch_summary(row), unpack_results(row[4])
+        return batch_summary(row), unpack_results(row[5])

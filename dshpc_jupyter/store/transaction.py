@@ -76,11 +76,13 @@ class Transaction:
         )  # fmt: skip
 
     def insert_batch(
-        self, batch_id: str, created_at: float, statistics: BatchStatistics, results: Sequence[Mapping[str, Any]]
-    ) -> None:
+        self, batch_id: str, created_at: float, statistics: BatchStatistics, results: Sequence[Mapping[str, Any]],
+        name: str | None = None,
+    ) -> None:  # fmt: skip
         self._conn.execute(
-            "INSERT INTO batches (batch_id, created_at, total_jobs, statistics, results) VALUES (?, ?, ?, ?, ?)",
-            (batch_id, created_at, len(results), statistics.model_dump_json(), pack_results(results)),
+            "INSERT INTO batches (batch_id, created_at, total_jobs, statistics, results, name)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (batch_id, created_at, len(results), statistics.model_dump_json(), pack_results(results), name),
         )
 
     def extend_batch(self, batch_id: str, statistics: BatchStatistics, results: Sequence[Mapping[str, Any]]) -> int:
