@@ -78,6 +78,7 @@ class Batch:
         if dry_run:
             response = batch.connection.simulate_jobs(batch.configs, dry_run=True, name=batch.name)
             batch.state.record(batch.state.take_queued(), response)
+            batch.connection.run(batch.poller.fetch_ended)
         else:
             batch.connection.run(batch.poller.send)
         batch._first_defaults()

@@ -63,6 +63,13 @@ class Poller:
             name = None if self.state.batch_ids else self.name
             response = await self.connection.backend.simulate_jobs([self.state.configs[i] for i in chunk], name=name)
             self.state.record(chunk, response)
+            await self.fetch_ended()
+
+    async def fetch_ended(self) -> None:
+        """The records of the jobs served from cache (one call), so their rows show when they ran."""
+        ids = self.state.unrecorded_ids()
+        if ids:
+            self.state.apply(await self.connection.backend.job_statuses(ids))
 
     async def step(self) -> None:
         """One round: send what ``concurrency`` allows, then ask for every unfinished job in one call."""

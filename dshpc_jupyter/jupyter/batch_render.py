@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from ..front.batch import Batch, BatchStats, Row
+from .outcome_bar import bar_html
 
 MAX_ROWS: Final = 30
 ROW_COLOURS: Final = {"failed": "#fde2e1", "error": "#fff1d6", "in progress": "#eef4fb", "queued": "#f4f4f4"}
@@ -222,6 +223,6 @@ def static_bundle(batch: Batch, max_rows: int = MAX_ROWS, *, when: float | None 
     stats, rows = batch.stats, batch.rows()
     labels = Labels.of(batch)
     return {
-        "text/html": summary_html(batch, stats, when) + table_html(rows, max_rows, labels=labels),
+        "text/html": summary_html(batch, stats, when) + bar_html(stats) + table_html(rows, max_rows, labels=labels),
         "text/plain": summary_text(batch, stats, when) + "\n" + table_text(rows, max_rows, labels=labels),
     }

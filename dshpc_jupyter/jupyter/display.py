@@ -31,6 +31,7 @@ from .batch_render import (
     summary_text,
     table_html,
 )
+from .outcome_bar import bar_html
 
 MIN_INTERVAL: Final = 0.25
 IDLE_REFRESH: Final = 1.0
@@ -63,7 +64,8 @@ class BatchView(widgets.VBox):  # type: ignore[misc]
         self.max_rows = max_rows
         self.min_interval = min_interval
         self.summary = widgets.HTML()
-        self.progress = widgets.IntProgress(min=0, max=max(1, len(batch.configs)), layout={"width": "98%"})
+        #: The bar split by outcome (:mod:`.outcome_bar`): completed, failed, cancelled, errors, running, pending.
+        self.progress = widgets.HTML(layout={"width": "98%"})
         # every state, always (options that change under a person's choice would reset the page's menu)
         self.state_filter = widgets.Dropdown(options=[ALL_STATES, *STATE_ORDER], value=ALL_STATES,
                                              description="show", layout={"width": "auto"})  # fmt: skip
@@ -80,6 +82,7 @@ class BatchView(widgets.VBox):  # type: ignore[misc]
         extra = [self.cancel_button, self.cancel_note] if cancel and not batch.dry_run else []
         controls = widgets.HBox([self.state_filter, self.previous_page, self.page_label, self.next_page, *extra])
         super().__init__([self.summary, self.progress, controls, self.table])
+        self.add_class("dshpc-live")  # a snapshot beside it is hidden while it renders (SNAPSHOT_STYLE)
         self.state_filter.observe(lambda _: self._turn_to(0), names="value")
         self.previous_page.on_click(lambda _: self._turn_to(self.page - 1))
         self.next_page.on_click(lambda _: self._turn_to(self.page + 1))
@@ -130,11 +133,9 @@ class BatchView(widgets.VBox):  # type: ignore[misc]
         stats, rows = self.batch.stats, self.batch.rows()
         shown, kept = self.shown_rows(rows)
         pages = max(1, -(-kept // self.max_rows))
-        ended = stats.completed + stats.failed + stats.cancelled + stats.errors
-        style = "danger" if stats.failed or stats.errors else ("success" if stats.done else "info")
         values: dict[Any, dict[str, Any]] = {
             self.summary: {"value": summary_html(self.batch, stats)},
-            self.progress: {"value": ended, "bar_style": style, "description": f"{ended}/{stats.configs}"},
+            self.progress: {"value": bar_html(stats)},
             self.page_label: {"value": f"page {self.page + 1} of {pages}"},
             self.previous_page: {"disabled": self.page == 0},
             self.next_page: {"disabled": self.page >= pages - 1},
@@ -204,8 +205,11 @@ def _print_lines(lines: Iterable[str]) -> None:
 def show(batch: Batch, *, wait: bool = False, timeout: float | None = None, notes: Sequence[str] = ()) -> None:
     """Show a Batch in the current cell: live while it runs, as static HTML/text once it is done.
 
-    With ``wait`` the cell blocks until every job has ended (or ``timeout``); the live view is then replaced by
-    the final table, so a notebook run from top to bottom (nbconvert, nbval) keeps only the final state.
+    While it runs the cell holds two outputs: the live widget, and a dated snapshot of the batch (HTML and text)
+    re-sent every :data:`SNAPSHOT_INTERVAL` seconds, which the page hides while the widget lives and shows where
+    the widget cannot render (:func:`snapshot_bundle`). With ``wait`` the cell blocks until every job has ended
+    (or ``timeout``); the cell is then cleared for the final table, so a notebook run from top to bottom
+    (nbconvert, nbval) keeps only the final state.
     """
     if not has_kernel():
         _show_text(batch, wait=wait, timeout=timeout, notes=notes)
@@ -219,20 +223,24 @@ def show(batch: Batch, *, wait: bool = False, timeout: float | None = None, note
     view = BatchView(batch)
     if not wait:  # with --wait the notes come with the final table (a front end may not honour clear_output)
         _print_lines(notes)
-    # Dated snapshots beside the widget, re-sent as the batch moves, then the final table. With --wait, only once
-    # the wait is given up: a wait that ends clears the cell and shows the final table alone.
-    dated = [not wait]
-    handle = display(live_bundle(view) if dated[0] else widget_bundle(view), raw=True, display_id=True)
+    handle = display(widget_bundle(view), raw=True, display_id=True)
+    snapshot = display(snapshot_bundle(batch, when=time.time()), raw=True, display_id=True)
     sent = [time.monotonic()]
+    # With --wait the final table is the main thread's (after clearing the cell), unless the wait is given up.
+    waiting, finished, lock = [wait], [False], threading.Lock()
 
     def resend() -> None:
-        if dated[0] and time.monotonic() - sent[0] >= SNAPSHOT_INTERVAL:
+        if time.monotonic() - sent[0] >= SNAPSHOT_INTERVAL:
             sent[0] = time.monotonic()
-            handle.update(live_bundle(view), raw=True)
+            snapshot.update(snapshot_bundle(batch, when=time.time()), raw=True)
 
     def finish() -> None:
-        if dated[0]:
-            handle.update(static_bundle(batch), raw=True)
+        with lock:
+            if waiting[0] or finished[0]:
+                return
+            finished[0] = True
+        handle.update({}, raw=True)  # the widget's output goes (an empty output shows nothing)...
+        snapshot.update(static_bundle(batch), raw=True)  # ...and the snapshot's becomes the final table
 
     view.follow(on_done=finish, setup=_keep_parent(), on_render=resend)
     if not wait:
@@ -240,8 +248,10 @@ def show(batch: Batch, *, wait: bool = False, timeout: float | None = None, note
     try:
         batch.wait(timeout)
     except (TimeoutError, KeyboardInterrupt) as exc:  # the live view above keeps following the jobs
-        dated[0] = True
-        handle.update(live_bundle(view), raw=True)
+        with lock:
+            waiting[0] = False
+        if batch.done:  # it ended as the wait gave up, and the view thread may have passed its end already
+            finish()
         _print_lines(notes)
         reason = str(exc) if isinstance(exc, TimeoutError) else "stopped waiting; the jobs go on"
         print(f"{reason} (the table above stays live)")
@@ -253,17 +263,34 @@ def show(batch: Batch, *, wait: bool = False, timeout: float | None = None, note
 
 
 def widget_bundle(view: BatchView) -> dict[str, Any]:
-    """The live widget alone (what ``--wait`` shows until it gives up, then clears for the final table)."""
+    """The live widget alone. It is never closed once shown: after a reload of the page the widget manager
+    restores it from the kernel, live again, and it ends showing the final state."""
     return {WIDGET_MIME: view._repr_mimebundle_()[WIDGET_MIME]}
 
 
-def live_bundle(view: BatchView) -> dict[str, Any]:
-    """The live widget and, for whatever cannot show it (a saved notebook reopened without its kernel,
-    nbconvert, GitHub), a snapshot of the batch dated ``as of HH:MM:SS``.
+#: The rules a snapshot carries (a trusted output keeps its <style>; an untrusted one renders no widget at all):
+#: the snapshot is hidden while a live view of the batch is in the same output area, and a widget output there
+#: without one (a notebook reopened without its kernel: "model not found", or "Loading widget...") is hidden, so
+#: the snapshot shows instead. JupyterLab marks every rendered output with its data-mime-type but a widget's;
+#: :has() does not nest, so the second rule hides the widget's output node itself.
+SNAPSHOT_STYLE: Final = (
+    "<style>.jp-OutputArea:has(.dshpc-live) .dshpc-snapshot{display:none}"
+    ".jp-OutputArea:has(.dshpc-snapshot) .jp-OutputArea-output:not([data-mime-type]):not(:has(.dshpc-live))"
+    "{display:none}</style>"
+)
 
-    The widget is never closed once shown: after a reload of the page the widget manager restores it from the
-    kernel, live again, and it ends showing the final state."""
-    return {**widget_bundle(view), **static_bundle(view.batch, when=time.time())}
+
+def snapshot_bundle(batch: Batch, *, when: float | None = None) -> dict[str, str]:
+    """The batch as it is now, dated ``as of HH:MM:SS`` while it runs, for whatever cannot show the live widget:
+    a saved notebook reopened without its kernel (also after a reload, whose page no longer receives the final
+    table), nbconvert, GitHub. A page with the live widget hides it (:data:`SNAPSHOT_STYLE`)."""
+    bundle = static_bundle(batch, when=when)
+    return {**bundle, "text/html": f'<div class="dshpc-snapshot">{SNAPSHOT_STYLE}{bundle["text/html"]}</div>'}
+
+
+def live_bundle(view: BatchView) -> dict[str, Any]:
+    """The two outputs of a running batch as one bundle (the widget and a snapshot dated now), for measuring."""
+    return {**widget_bundle(view), **snapshot_bundle(view.batch, when=time.time())}
 
 
 def _keep_parent() -> Callable[[], None]:
@@ -294,4 +321,6 @@ def _show_text(batch: Batch, *, wait: bool, timeout: float | None, notes: Sequen
     print(bundle["text/plain"] if batch.done else summary_text(batch, batch.stats))
 
 
-__all__ = ["MAX_ROWS", "BatchView", "has_kernel", "live_bundle", "pick_rows", "show", "static_bundle"]
+__all__ = [
+    "MAX_ROWS", "BatchView", "has_kernel", "live_bundle", "pick_rows", "show", "snapshot_bundle", "static_bundle",
+]  # fmt: skip
