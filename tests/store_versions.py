@@ -31,6 +31,12 @@ def _undo_4(conn: sqlite3.Connection) -> None:
         conn.execute(f"ALTER TABLE jobs DROP COLUMN {column}")
 
 
+def _undo_5(conn: sqlite3.Connection) -> None:
+    """Step 5 (batch names)."""
+    conn.execute("DROP INDEX batches_by_name")
+    conn.execute("ALTER TABLE batches DROP COLUMN name")
+
+
 def _undo_6(conn: sqlite3.Connection) -> None:
     """Step 6 (users, audit, uploads, owners)."""
     for index in ("jobs_by_owner", "batches_by_owner"):
@@ -63,7 +69,7 @@ def _undo_8(conn: sqlite3.Connection) -> None:
 
 #: Step number -> how to take it back out.
 UNDO: dict[int, Callable[[sqlite3.Connection], None]] = {
-    3: _undo_3, 4: _undo_4, 6: _undo_6, 7: _undo_7, 8: _undo_8,
+    3: _undo_3, 4: _undo_4, 5: _undo_5, 6: _undo_6, 7: _undo_7, 8: _undo_8,
 }  # fmt: skip
 
 

@@ -49,11 +49,11 @@ def test_live_display_follows_the_batch_while_the_kernel_sleeps(tmp_path: Path, 
 
         cells = page.locator(".jp-Notebook .jp-Cell")
         output = cells.nth(1).locator(".jp-OutputArea")
-        summary = output.locator(".dshpc-summary")
+        summary = output.locator(".dshpc-summary:visible")
         expect(summary).to_contain_text("8 configs", timeout=90 * SECONDS)
         # mid-run: some jobs have ended, others not yet; the failing one is marked as it happens
-        expect(output.locator(".widget-hprogress")).to_be_visible(timeout=30 * SECONDS)
-        expect(output.locator("tr.dshpc-failed").first).to_be_visible(timeout=60 * SECONDS)
+        expect(output.locator(".dshpc-live .dshpc-bar")).to_be_visible(timeout=30 * SECONDS)
+        expect(output.locator("tr.dshpc-failed:visible").first).to_be_visible(timeout=60 * SECONDS)
         expect(summary).to_contain_text("running", timeout=60 * SECONDS)
         output.screenshot(path=str(tmp_path / "live-batch.png"))
 
@@ -61,8 +61,8 @@ def test_live_display_follows_the_batch_while_the_kernel_sleeps(tmp_path: Path, 
         expect(summary).to_contain_text("done in", timeout=30 * SECONDS)
         sleeping = cells.nth(2).locator(".jp-OutputArea-output")
         assert sleeping.count() == 0, "the display finished while the next cell still blocked the kernel"
-        expect(output.locator("tr.dshpc-failed")).to_have_count(2)
-        expect(output.locator("tr.dshpc-failed").first).to_contain_text("threshold must be non-negative")
+        expect(output.locator("tr.dshpc-failed:visible")).to_have_count(2)
+        expect(output.locator("tr.dshpc-failed:visible").first).to_contain_text("threshold must be non-negative")
         expect(sleeping).to_contain_text("slept: 8 configs", timeout=(SLEEP_S + 60) * SECONDS)
         assert errors == []
 

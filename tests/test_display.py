@@ -12,6 +12,7 @@ from dshpc_jupyter import Batch, BatchView
 from dshpc_jupyter.examples import data_files, methods_dir
 from dshpc_jupyter.front.connection import Connection, connect_async
 from dshpc_jupyter.jupyter.display import pick_rows, static_bundle
+from dshpc_jupyter.jupyter.outcome_bar import segments
 
 
 @pytest.fixture
@@ -36,8 +37,10 @@ def finished(connection: Connection) -> Batch:
 def test_widget_shows_the_final_state_and_failures_stand_out(finished: Batch) -> None:
     view = BatchView(finished, max_rows=10)
     try:
-        assert view.progress.value == 40 and view.progress.max == 40 and view.progress.bar_style == "danger"
-        assert view.progress.description == "40/40"
+        assert segments(finished.stats) == [("completed", 37), ("failed", 2), ("errors", 1)]  # split by outcome
+        bar = view.progress.value
+        assert ">40/40<" in bar and 'class="dshpc-bar-completed" title="37 completed" style="width:92.5%' in bar
+        assert 'title="2 failed" style="width:5%' in bar and 'title="1 errors" style="width:2.5%' in bar
         assert "37 completed (0 cached)" in view.summary.value and "2 failed" in view.summary.value
         assert "1 errors" in view.summary.value and "done in" in view.summary.value
         table = view.table.value
@@ -71,14 +74,15 @@ def test_view_follows_a_running_batch_to_the_end(connection: Connection) -> None
                for i in range(3)]  # fmt: skip
     batch = Batch.submit(configs, connection=connection, poll=0.1)
     view = BatchView(batch, min_interval=0.05)
-    assert view.progress.value == 0 and view.progress.bar_style == "info"
+    assert ">0/3<" in view.progress.value and "dshpc-bar-completed" not in view.progress.value
+    assert "dshpc-bar-pending" in view.progress.value or "dshpc-bar-running" in view.progress.value
     finished = []
     view.follow(on_done=lambda: finished.append(view.progress.value))
     batch.wait(60)
     deadline = time.monotonic() + 10
     while not finished and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert finished == [3] and view.progress.bar_style == "success"
+    assert len(finished) == 1 and ">3/3<" in finished[0] and 'title="3 completed" style="width:100%' in finished[0]
     view.close()
 
 

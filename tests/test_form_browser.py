@@ -45,17 +45,26 @@ def test_build_submit_and_follow_a_batch_in_jupyterlab(tmp_path: Path, home: Pat
         form.wait_for(timeout=90 * SECONDS)
 
         form.locator(".dshpc-form-method select").select_option("Threshold Filter")
+        add = form.locator(".dshpc-form-add")
         threshold = form.locator(".dshpc-param-threshold")
+        form.locator(".dshpc-form-files select").select_option(label="readings_a.csv · 776 B · 111b4e46")
+        expect(add).to_have_text("Add (1 config)", timeout=30 * SECONDS)  # the count shows before Add
+        threshold.locator(".widget-toggle-button", has_text="range").click()
+        expect(add).to_have_text("Add (3 configs)", timeout=30 * SECONDS)  # a range's defaults sweep three values
         threshold.locator(".widget-toggle-button", has_text="list").click()
         threshold.locator("input[type=text]").fill("0.2, 0.5, 0.8")
-        form.locator(".dshpc-form-files select").select_option(label="readings_a.csv · 776 B · 111b4e46")
+        expect(add).to_have_text("Add (3 configs)", timeout=30 * SECONDS)
+        upload = form.locator(".dshpc-form-upload")
+        expect(upload).to_have_text("Upload (0)")
         with page.expect_file_chooser() as chooser:
-            form.locator(".dshpc-form-upload").click()
+            upload.click()
         chooser.value.set_files(str(extra))
         expect(form).to_contain_text("readings_c.csv uploaded", timeout=30 * SECONDS)
         expect(form).to_contain_text("2 selected · 3 of 3 files match", timeout=30 * SECONDS)
+        expect(upload).to_have_text("Upload (1)")  # counts the file sent with it, not 0 once it is sent
+        expect(add).to_have_text("Add (6 configs)")
 
-        form.locator(".dshpc-form-add").click()
+        add.click()
         preview = form.locator(".dshpc-form-preview")
         expect(preview).to_contain_text("6 pending config(s) · preview: 0 cached · 0 in progress · 6 new · 0 invalid",
                                         timeout=30 * SECONDS)  # fmt: skip
@@ -64,6 +73,7 @@ def test_build_submit_and_follow_a_batch_in_jupyterlab(tmp_path: Path, home: Pat
         form.locator(".dshpc-form-submit").click()
         status = form.locator(".dshpc-form-submit-status")
         expect(status).to_contain_text("6 config(s) → 6 new job(s)", timeout=30 * SECONDS)
+        expect(form.locator(".dshpc-form-submitted")).to_contain_text("these 6 config(s) were sent as batch")
         summary = form.locator(".dshpc-form-results .dshpc-summary")
         expect(summary).to_contain_text("6 configs · 6 completed (0 cached) · 0 failed · 0 errors · done in",
                                         timeout=120 * SECONDS)  # fmt: skip

@@ -160,23 +160,25 @@ def test_the_live_display_updates_while_another_cell_sleeps(kernel: Kernel, tmp_
     log = tmp_path / "runs.log"
     body = f'method: Alpha\nfiles: [one.txt]\nparameters: {{log: "{log}", seconds: 1.0}}\ngrid: {{tag: [a, b, c]}}'
     submitted = kernel.ok("%%dshpc_batch --out b --poll 0.2\n" + body)
-    live = submitted.displays[-1]
-    assert "application/vnd.jupyter.widget-view+json" in live["data"]
-    assert "3 pending" in live["data"]["text/plain"] or "running" in live["data"]["text/plain"]
-    display_id = live["transient"]["display_id"]
-    progress_id = next(m["content"]["comm_id"] for m in submitted.messages if m["msg_type"] == "comm_open"
-                       and m["content"]["data"]["state"].get("_model_name") == "IntProgressModel")  # fmt: skip
+    widget, snapshot = submitted.displays[-2:]  # the live widget, and a dated snapshot for what cannot show it
+    assert set(widget["data"]) == {"application/vnd.jupyter.widget-view+json"}
+    assert "3 pending" in snapshot["data"]["text/plain"] or "running" in snapshot["data"]["text/plain"]
+    assert " · as of " in snapshot["data"]["text/plain"] and 'class="dshpc-snapshot"' in snapshot["data"]["text/html"]
+    ids = (widget["transient"]["display_id"], snapshot["transient"]["display_id"])
+    progress_id = next(m["content"]["comm_id"] for m in submitted.messages if m["msg_type"] in ("comm_open", "comm_msg")
+                       and 'class="dshpc-bar"' in str(m["content"]["data"].get("state", {}).get("value")))  # fmt: skip
     assert kernel.value("b.done") is False
     sleeping = kernel.ok("import time; time.sleep(8)")  # the jobs end while this cell blocks
     during = [m for m in sleeping.messages if m["msg_type"] in ("comm_msg", "update_display_data")]
-    progress = [m["content"]["data"]["state"] for m in during if m["msg_type"] == "comm_msg"
+    progress = [str(m["content"]["data"]["state"].get("value")) for m in during if m["msg_type"] == "comm_msg"
                 and m["content"]["comm_id"] == progress_id]  # fmt: skip
-    assert any(state.get("value") == 3 for state in progress), progress
-    assert any(state.get("bar_style") == "success" for state in progress), progress
+    assert any(">3/3<" in bar and 'title="3 completed"' in bar for bar in progress), progress
     updates = [m["content"] for m in during if m["msg_type"] == "update_display_data"]
-    assert updates and updates[-1]["transient"]["display_id"] == display_id
+    assert [u["transient"]["display_id"] for u in updates[-2:]] == list(ids)  # the widget's goes, then the final
+    assert updates[-2]["data"] == {}
     assert "3 completed" in updates[-1]["data"]["text/plain"] and "text/html" in updates[-1]["data"]
-    assert "application/vnd.jupyter.widget-view+json" not in updates[-1]["data"]  # static from now on
+    final = updates[-1]["data"]
+    assert "dshpc-snapshot" not in final["text/html"] and " as of " not in final["text/plain"]
     assert kernel.value("(b.done, b.stats.completed, b.df.state.tolist())") == (True, 3, ["completed"] * 3)
 
 

@@ -31,7 +31,7 @@ def test_a_version_1_store_is_upgraded_and_its_cached_jobs_are_found(home: Path)
         downgrade_to_1(conn)
         (key, canonical, function_hash) = conn.execute("SELECT job_key, parameters, function_hash FROM jobs").fetchone()
     assert key == job_key(poem.file_hash, parameters_key(function_hash, canonical)), "the seed's key formula"
-    assert [step for step, _ in MIGRATIONS][:2] == [1, 2]
+    assert [step for step, _ in MIGRATIONS][:2] == [1, 2] and MIGRATIONS[-1][0] == SCHEMA_VERSION
 
     engine = open_engine(home)
     try:

@@ -131,11 +131,13 @@ class Backend(Protocol):
         append_to: str | None = None,
         options: SubmitOptions | None = None,
         priority: int = 0,
+        name: str | None = None,
     ) -> MultiJobSimulationResponse:
         """Serve each config from cache, join its running job, or submit it, and record the batch. With
         ``dry_run`` nothing is submitted or recorded; ``append_to`` adds the configs to an earlier batch;
         ``options`` set the retry policy and which earlier jobs run again (docs/design.md section 12). New jobs
-        start by ``priority`` (higher first), equal priorities batch by batch in turn."""
+        start by ``priority`` (higher first), equal priorities batch by batch in turn. ``name`` is recorded
+        with a new batch, to find it again by."""
         ...
 
     async def job_statuses(self, job_ids: Sequence[str]) -> list[JobRecord]:
@@ -172,7 +174,9 @@ class Backend(Protocol):
 
     # --- batches -----------------------------------------------------------------------------------------
 
-    async def batches(self, limit: int = 100) -> list[BatchSummary]: ...
+    async def batches(self, limit: int = 100, *, name: str | None = None) -> list[BatchSummary]:
+        """The newest batches first; ``name``: only those of that name."""
+        ...
 
     async def batch(self, batch_id: str) -> BatchDetail: ...
 

@@ -173,11 +173,13 @@ class EmbeddedBackend:
         append_to: str | None = None,
         options: SubmitOptions | None = None,
         priority: int = 0,
+        name: str | None = None,
     ) -> MultiJobSimulationResponse:
         run = self._run if dry_run else self._write
         return await run(
-            self.engine.simulate_jobs, configs, dry_run=dry_run, append_to=append_to, options=options, priority=priority
-        )
+            self.engine.simulate_jobs, configs, dry_run=dry_run, append_to=append_to, options=options,
+            priority=priority, name=name,
+        )  # fmt: skip
 
     async def job_statuses(self, job_ids: Sequence[str]) -> list[JobRecord]:
         return await self._run(self.engine.job_statuses, job_ids)
@@ -205,8 +207,8 @@ class EmbeddedBackend:
     ) -> AsyncGenerator[str, None]:
         return follow_log(self.read_log, job_id, stream, follow, poll)
 
-    async def batches(self, limit: int = 100) -> list[BatchSummary]:
-        return await self._run(self.engine.batches, limit)
+    async def batches(self, limit: int = 100, *, name: str | None = None) -> list[BatchSummary]:
+        return await self._run(self.engine.batches, limit, name=name)
 
     async def batch(self, batch_id: str) -> BatchDetail:
         return await self._run(self.engine.batch, batch_id)

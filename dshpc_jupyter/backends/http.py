@@ -416,21 +416,24 @@ class HttpBackend:
         append_to: str | None = None,
         options: SubmitOptions | None = None,
         priority: int = 0,
+        name: str | None = None,
     ) -> MultiJobSimulationResponse:
         """The seed's multi-job call, split into chunks under the server's limit when needed; ``append_to``
-        is sent as ``?batch_id=``, so every chunk goes to that batch."""
+        is sent as ``?batch_id=``, so every chunk goes to that batch; ``name`` goes with the first chunk."""
         items = [c.model_dump() if isinstance(c, JobConfig) else c for c in configs]
         # only what differs from the seed's behaviour is sent, so a seed server gets the seed's body
         extra = ({} if options is None else options.wire()) | ({"priority": priority} if priority else {})
+        named = {} if name is None else {"name": name}  # a new batch's name, sent with its first chunk
         size = await self._chunk_size()
         if size is None or len(items) <= size:
-            return await self._simulate(items, dry_run, append_to, extra)
+            return await self._simulate(items, dry_run, append_to, extra | named)
         results = []
         totals = dict.fromkeys((*BatchStatistics.model_fields, "quota_waiting"), 0)  # counts, all summed
         batch_id = append_to
         for start in range(0, len(items), size):
             try:
-                part = await self._simulate(items[start : start + size], dry_run, batch_id, extra)
+                chunk_extra = extra | ({} if start else named)
+                part = await self._simulate(items[start : start + size], dry_run, batch_id, chunk_extra)
             except DshpcError as exc:
                 exc.add_note(
                     f"configs {start} to {len(items) - 1} of {len(items)} were not submitted"
@@ -439,8 +442,8 @@ class HttpBackend:
                 raise
             batch_id = batch_id or part.batch_id
             results.extend(part.results)
-            for name in totals:
-                totals[name] += getattr(part, name)
+            for field in totals:
+                totals[field] += getattr(part, field)
         return MultiJobSimulationResponse(results=results, batch_id=batch_id, dry_run=dry_run, **totals)
 
     async def _simulate(
@@ -500,8 +503,9 @@ class HttpBackend:
 
     # --- batches ---------------------------------------------------------------------------------------
 
-    async def batches(self, limit: int = 100) -> list[BatchSummary]:
-        found: list[BatchSummary] = await self._call("GET", "/batches", list[BatchSummary], params={"limit": limit})
+    async def batches(self, limit: int = 100, *, name: str | None = None) -> list[BatchSummary]:
+        params: dict[str, Any] = {"limit": limit} if name is None else {"limit": limit, "name": name}
+        found: list[BatchSummary] = await self._call("GET", "/batches", list[BatchSummary], params=params)
         return found
 
     async def batch(self, batch_id: str) -> BatchDetail:

@@ -87,6 +87,7 @@ class TeamBackend(EmbeddedBackend):
         append_to: str | None = None,
         options: SubmitOptions | None = None,
         priority: int = 0,
+        name: str | None = None,
     ) -> MultiJobSimulationResponse:
         caller = current_caller()
         limit = (await self._run(self.team.quotas, caller.name)).max_configs
@@ -99,7 +100,7 @@ class TeamBackend(EmbeddedBackend):
             await self._own_batch(append_to)
         await self.release_waiting()  # the jobs that waited go first
         return await super().simulate_jobs(
-            configs, dry_run=dry_run, append_to=append_to, options=options, priority=priority
+            configs, dry_run=dry_run, append_to=append_to, options=options, priority=priority, name=name
         )
 
     async def job_statuses(self, job_ids: Sequence[str]) -> list[JobRecord]:
@@ -166,11 +167,11 @@ class TeamBackend(EmbeddedBackend):
             raise NotFoundError(f"Job '{job_id}' not found")
         return await super().read_log(job_id, stream, offset)
 
-    async def batches(self, limit: int = 100) -> list[BatchSummary]:
+    async def batches(self, limit: int = 100, *, name: str | None = None) -> list[BatchSummary]:
         caller = current_caller()
         if caller.sees_all:
-            return await super().batches(limit)
-        return await self._run(self.team.table.owned_batches, caller.name, limit)
+            return await super().batches(limit, name=name)
+        return await self._run(self.team.table.owned_batches, caller.name, limit, name)
 
     async def batch(self, batch_id: str) -> BatchDetail:
         await self._own_batch(batch_id)

@@ -9,6 +9,7 @@ from typing import Any
 
 from rich.table import Table
 
+from ..front.batch_lookup import load_detail
 from ..front.connection import Connection
 from .output import connection_for, console, print_batch, short
 
@@ -54,18 +55,18 @@ def print_logs(connection: Connection, job_id: str, stream: str, follow: bool) -
 def cmd_batches(args: argparse.Namespace) -> int:
     with connection_for(args) as connection:
         if args.action == "show":
-            detail = connection.batch(args.batch_id)
+            detail = load_detail(connection, args.batch_id)
             print_batch(connection, detail.results, detail.statistics, {j.job_id: j for j in detail.jobs})
             console.print(f"now: {detail.live.model_dump()}")
             return 0
         if args.action == "cancel":
             console.print_json(connection.cancel_batch(args.batch_id).model_dump_json())
             return 0
-        table = Table("batch_id", "created", "configs", "completed", "in progress", "failed submissions")
+        table = Table("batch_id", "name", "created", "configs", "completed", "in progress", "failed submissions")
         for b in connection.batches(limit=args.limit):
             s = b.statistics
             table.add_row(
-                b.batch_id, f"{b.created_at:%Y-%m-%d %H:%M:%S}", str(b.total_jobs), str(s.completed_jobs),
+                b.batch_id, b.name or "", f"{b.created_at:%Y-%m-%d %H:%M:%S}", str(b.total_jobs), str(s.completed_jobs),
                 str(s.in_progress_jobs), str(s.failed_submissions),
             )  # fmt: skip
         console.print(table)
@@ -93,6 +94,7 @@ def add_commands(commands: Any) -> None:
     batches = commands.add_parser("batches", help="list, show and cancel batches")
     batches_actions = batches.add_subparsers(dest="action", required=True)
     batches_actions.add_parser("list", help="the most recent batches").add_argument("--limit", type=int, default=50)
-    batches_actions.add_parser("show", help="a batch with its jobs' current state").add_argument("batch_id")
+    show = batches_actions.add_parser("show", help="a batch with its jobs' current state")
+    show.add_argument("batch_id", help="its id, or its name while only one batch has it")
     batches_actions.add_parser("cancel", help="cancel every job of a batch").add_argument("batch_id")
     batches.set_defaults(run=cmd_batches)

@@ -84,7 +84,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
             console.print(note)
         batch = Batch.submit(
             expansion.configs, connection=connection, poll=POLL_S, dry_run=args.dry_run, retry=args.retry,
-            resubmit=args.resubmit, force=args.rerun, priority=args.priority,
+            resubmit=args.resubmit, force=args.rerun, priority=args.priority, name=args.name,
         )  # fmt: skip
         followed = args.wait and not args.dry_run
         if followed:
@@ -92,7 +92,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
         else:
             batch.stop()  # the jobs go on; the tables show what the service answered
         if batch.batch_id:
-            console.print(f"batch {batch.batch_id}")
+            console.print(f"batch {batch.batch_id}" + (f" named {batch.name!r}" if batch.name else ""))
         print_submitted(batch, followed=followed)
     return 0
 
@@ -119,4 +119,5 @@ def add_commands(commands: Any) -> None:
                         help="which failed jobs run again: failed (default), retriable or never")  # fmt: skip
     submit.add_argument("--rerun", action="store_true", help="run every config again, even when cached")
     submit.add_argument("--priority", type=int, default=0, help="new jobs start by priority (higher first; default 0)")
+    submit.add_argument("--name", help="record the batch under this name ('batches show NAME' finds it)")
     submit.set_defaults(run=cmd_submit)

@@ -61,6 +61,7 @@ class MultiJobSimulationRequest(Model):
     resubmit: Resubmit = Field("failed", description="Which failed jobs run again: failed, retriable or never.")
     force: bool = Field(False, description="Run configs again even when a completed job is cached.")
     priority: int = Field(0, description="Higher starts first; equal priorities take turns batch by batch.")
+    name: str | None = Field(None, description="A name for the batch, to find it again by (an addition to the seed).")
 
 
 class MultiJobResult(Model):
@@ -337,6 +338,8 @@ class LiveCounts(Model):
 
 class BatchSummary(Model):
     batch_id: str
+    #: The name it was given (``None``: none), docs/design.md section 6.1.
+    name: str | None = None
     created_at: datetime
     total_jobs: int
     statistics: BatchStatistics

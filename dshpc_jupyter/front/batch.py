@@ -16,10 +16,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..domain.batch_names import check_batch_name
 from ..domain.errors import DshpcError, InvalidInputError
 from ..domain.models import BatchStatistics, ForgetResponse, LiveCounts
 from ..domain.retries import SubmitOptions
 from .batch_files import add_input_columns, download_outputs, files_frame, input_names
+from .batch_lookup import load_detail
 from .batch_state import BatchState, Row
 from .batch_views import BatchStats, ParameterDefaults, batch_stats, batches_frame, outputs_frame, rows_frame
 from .connection import Connection, current
@@ -76,19 +78,22 @@ class Batch:
         resubmit: str = "failed",
         force: bool = False,
         priority: int = 0,
+        name: str | None = None,
     ) -> Batch:
         """Send configs to the service and start following their jobs (a dry run sends nothing to run).
 
         ``retry`` is the new jobs' retry policy (a number of retries, or a policy mapping), ``resubmit`` which
         failed jobs run again (``failed``, ``retriable``, ``never``), ``force`` runs completed ones again too
         (docs/design.md section 12); new jobs start by ``priority`` (higher first; equal priorities take turns
-        batch by batch)."""
+        batch by batch); ``name`` is recorded with the batch, to find it again by (``Batch.load(name)``)."""
         options = SubmitOptions.of(retry=retry, resubmit=resubmit, force=force)
         batch = cls(connection or current(), configs, poll=poll, concurrency=concurrency, dry_run=dry_run,
                     options=options, priority=priority)  # fmt: skip
+        batch.poller.name = check_batch_name(name)
         if dry_run:
-            response = batch.connection.simulate_jobs(batch.configs, dry_run=True, options=options)
+            response = batch.connection.simulate_jobs(batch.configs, dry_run=True, options=options, name=batch.name)
             batch.state.record(batch.state.take_queued(), response)
+            batch.connection.run(batch.poller.fetch_ended)
         else:
             batch.connection.run(batch.poller.send)
         batch._first_defaults()
@@ -98,13 +103,15 @@ class Batch:
 
     @classmethod
     def load(cls, batch_id: str, *, connection: Connection | None = None, poll: float = DEFAULT_POLL) -> Batch:
-        """Reopen a batch recorded on the service (after a kernel restart, or from another notebook)."""
+        """Reopen a batch recorded on the service (after a kernel restart, or from another notebook), by its id
+        or by its name while only one batch has that name."""
         connection = connection or current()
-        detail = connection.batch(batch_id)
+        detail = load_detail(connection, batch_id)
         configs = [
             {"file_hash": r.file_hash, "method_name": r.method_name, "parameters": r.parameters} for r in detail.results
         ]
         batch = cls(connection, configs, poll=poll, submitted_at=detail.created_at.timestamp())
+        batch.poller.name = detail.name
         batch.state.restore(detail)
         batch._first_defaults()
         batch.state.finish_if_done()
@@ -128,6 +135,11 @@ class Batch:
     @property
     def concurrency(self) -> int | None:
         return self.poller.concurrency
+
+    @property
+    def name(self) -> str | None:
+        """The name given at submission (``None``: none)."""
+        return self.poller.name
 
     @property
     def batch_ids(self) -> list[str]:
@@ -280,7 +292,8 @@ class Batch:
         return self.state.wait_for_change(version, timeout)
 
     def __repr__(self) -> str:
-        return f"<dshpc_jupyter.Batch {self.batch_id or 'dry run'}: {self.stats.summary()}>"
+        named = f"{self.name!r} " if self.name else ""
+        return f"<dshpc_jupyter.Batch {named}{self.batch_id or 'dry run'}: {self.stats.summary()}>"
 
     # --- internals ---------------------------------------------------------------------------------------
 

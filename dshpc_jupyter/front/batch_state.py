@@ -134,6 +134,16 @@ class BatchState:
         with self._lock:
             return self._unfinished_ids()
 
+    def unrecorded_ids(self) -> list[str]:
+        """The jobs answered as already ended (served from cache) whose record was never fetched: a row shows the
+        timings of the run it came from only once it has it."""
+        with self._lock:
+            ended = (
+                r.job_id for r in self._results
+                if r is not None and r.job_id and r.job_id not in self._jobs and st.is_final(r.new_status)
+            )  # fmt: skip
+            return list(dict.fromkeys(ended))
+
     def wait_done(self, timeout: float | None) -> bool:
         return self._done.wait(timeout)
 

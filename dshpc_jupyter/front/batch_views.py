@@ -296,16 +296,16 @@ def outputs_frame(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def batches_frame(summaries: Sequence[BatchSummary], live: Sequence[LiveCounts | None] = ()) -> pd.DataFrame:
-    """The service's batches as a table: id, creation time, the seed's six statistics (as at submission) and,
+    """The service's batches as a table: id, name, creation time, the seed's six statistics (as at submission) and,
     where ``live`` gives them, where the batch's configs are now (``pending`` ... ``errors``; ``state``:
     ``done`` once nothing is pending or running)."""
     import pandas as pd
 
     now = list(live) + [None] * (len(summaries) - len(live))
     current = tuple(LiveCounts.model_fields)
-    columns = ["batch_id", "created_at", "state", *current, *SEED_STATISTICS]
+    columns = ["batch_id", "name", "created_at", "state", *current, *SEED_STATISTICS]
     frame = pd.DataFrame(
-        [{"batch_id": s.batch_id, "created_at": s.created_at, **s.statistics.model_dump(),
+        [{"batch_id": s.batch_id, "name": s.name, "created_at": s.created_at, **s.statistics.model_dump(),
           **(counts.model_dump() if counts is not None else dict.fromkeys(current)),
           "state": None if counts is None else ("running" if counts.pending or counts.running else "done")}
          for s, counts in zip(summaries, now, strict=True)],

@@ -152,10 +152,11 @@ class Connection:
         append_to: str | None = None,
         options: SubmitOptions | None = None,
         priority: int = 0,
+        name: str | None = None,
     ) -> MultiJobSimulationResponse:
         return self.run(
             self.backend.simulate_jobs, configs, dry_run=dry_run, append_to=append_to, options=options,
-            priority=priority,
+            priority=priority, name=name,
         )  # fmt: skip
 
     def job_statuses(self, job_ids: Sequence[str]) -> list[JobRecord]:
@@ -193,8 +194,8 @@ class Connection:
 
     # --- batches -----------------------------------------------------------------------------------------
 
-    def batches(self, limit: int = 100) -> list[BatchSummary]:
-        return self.run(self.backend.batches, limit)
+    def batches(self, limit: int = 100, *, name: str | None = None) -> list[BatchSummary]:
+        return self.run(self.backend.batches, limit, name=name)
 
     def batch(self, batch_id: str) -> BatchDetail:
         return self.run(self.backend.batch, batch_id)

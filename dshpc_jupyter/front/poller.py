@@ -51,6 +51,8 @@ class Poller:
         self.priority = priority
         #: The last polling problem (a service that did not answer), cleared by the next good answer.
         self.last_error: str | None = None
+        #: The batch's name, sent with the first sending (the later ones of a ``concurrency`` are unnamed).
+        self.name: str | None = None
         self._lock = threading.Lock()
         self._task: concurrent.futures.Future[None] | None = None
         self._step_lock: asyncio.Lock | None = None
@@ -77,10 +79,18 @@ class Poller:
             if not chunk:
                 return
             configs = [self.state.configs[i] for i in chunk]
+            name = None if self.state.batch_ids else self.name
             response = await self.connection.backend.simulate_jobs(
-                configs, options=self.options, priority=self.priority
+                configs, options=self.options, priority=self.priority, name=name
             )
             self.state.record(chunk, response)
+            await self.fetch_ended()
+
+    async def fetch_ended(self) -> None:
+        """The records of the jobs served from cache (one call), so their rows show when they ran."""
+        ids = self.state.unrecorded_ids()
+        if ids:
+            self.state.apply(await self.connection.backend.job_statuses(ids))
 
     async def step(self) -> None:
         """One round: send what ``concurrency`` allows, then ask what changed since the last round."""

@@ -10,27 +10,32 @@ keeps and what GitHub or nbconvert show. Without a kernel (terminal IPython, a s
 from __future__ import annotations
 
 import html
-import json
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Final
 
 import ipywidgets as widgets
 
 from ..domain.errors import DshpcError
-from ..domain.failures import failure_line
-from ..front.batch import Batch, BatchStats, Row
-from ..front.batch_views import OUTCOME_LABELS
+from ..front.batch import Batch, Row
+from .batch_render import (
+    ALL_STATES,
+    MAX_ROWS,
+    STATE_ORDER,
+    Labels,
+    pick_rows,
+    state_label,
+    static_bundle,
+    summary_html,
+    summary_text,
+    table_html,
+)
+from .outcome_bar import bar_html
 
-MAX_ROWS: Final = 30
 MIN_INTERVAL: Final = 0.25
 IDLE_REFRESH: Final = 1.0
 WIDGET_MIME: Final = "application/vnd.jupyter.widget-view+json"
-ROW_COLOURS: Final = {"failed": "#fde2e1", "error": "#fff1d6", "in progress": "#eef4fb", "queued": "#f4f4f4"}
-STATE_MARKS: Final = {"completed": "✓", "failed": "✗", "error": "!", "in progress": "…", "queued": "·", "dry run": "?"}
-TEXT_WIDTH: Final = 60
 #: How often a running batch's cell output is re-sent with a fresh dated snapshot (what a save or a reload keeps).
 SNAPSHOT_INTERVAL: Final = 5.0
 
@@ -43,211 +48,6 @@ def has_kernel() -> bool:
         return False
     shell = get_ipython()
     return shell is not None and getattr(shell, "kernel", None) is not None
-
-
-# --- rendering (shared by the widget, the static HTML and the text) ------------------------------------
-
-
-def pick_rows(rows: Sequence[Row], max_rows: int = MAX_ROWS) -> list[Row]:
-    """At most ``max_rows`` rows in request order, failures first in line so they are never cut off."""
-    if len(rows) <= max_rows:
-        return list(rows)
-    chosen = {r.index for r in rows if r.state in ("failed", "error")}
-    chosen = set(sorted(chosen)[:max_rows])
-    for row in rows:
-        if len(chosen) >= max_rows:
-            break
-        chosen.add(row.index)
-    return [r for r in rows if r.index in chosen]
-
-
-def _short(value: str | None, width: int) -> str:
-    text = " ".join((value or "").split())
-    return text if len(text) <= width else text[: width - 1] + "…"
-
-
-def _parameters(row: Row) -> str:
-    parameters = row.config.get("parameters") or {}
-    return json.dumps(parameters, sort_keys=True, separators=(", ", ": "), default=str) if parameters else ""
-
-
-def _detail(row: Row) -> str:
-    """What to show of a row: the line of a failure's error that names it (a traceback's exception line), else
-    the output, else the service's message."""
-    if row.error:
-        return failure_line(row.error, row.status) or row.error
-    return row.output or row.message
-
-
-def state_label(row: Row) -> str:
-    """The row state as a person reads it: pending apart from running, cancelled apart from failed, and how
-    the config got its job (cached, joined one in progress, new, resubmitted after a failure)."""
-    label: str = row.state
-    if row.state == "in progress":
-        label = "running" if row.status in ("R", "CG") else "pending"
-    elif row.state == "failed" and row.status == "CA":
-        label = "cancelled"
-    outcome = row.result.outcome if row.result is not None else None
-    how = OUTCOME_LABELS.get(outcome or "")
-    return f"{label} ({how})" if how and row.state != "dry run" else label
-
-
-def _duration(row: Row) -> str:
-    return "" if row.duration is None else f"{row.duration:.2f} s"
-
-
-def title(batch: Batch) -> str:
-    if batch.dry_run:
-        return "dsHPC"  # the summary line says "dry run: ..."
-    ids = ", ".join(batch.batch_ids[:3]) + (" …" if len(batch.batch_ids) > 3 else "")
-    return f"dsHPC batch {ids}" if ids else "dsHPC batch"
-
-
-def as_of(stats: BatchStats, when: float | None) -> str:
-    """`` · as of HH:MM:SS`` for a snapshot of a batch that has not ended (``when``: the snapshot's time)."""
-    if when is None or stats.done:
-        return ""
-    return f" · as of {time.strftime('%H:%M:%S', time.localtime(when))}"
-
-
-def summary_text(batch: Batch, stats: BatchStats, when: float | None = None) -> str:
-    problem = f" · polling problem: {batch.last_error}" if batch.last_error and not stats.done else ""
-    return f"{title(batch)}: {stats.summary()}{problem}{as_of(stats, when)}"
-
-
-def summary_html(batch: Batch, stats: BatchStats, when: float | None = None) -> str:
-    if stats.dry_run:
-        colour = "#1f5fa8"
-    else:
-        colour = "#b3261e" if stats.failed or stats.errors else ("#1e7d32" if stats.done else "#1f5fa8")
-    problem = (
-        f' <span style="color:#b3261e">polling problem: {html.escape(batch.last_error)}</span>'
-        if batch.last_error and not stats.done
-        else ""
-    )
-    return (
-        f'<div class="dshpc-summary"><b>{html.escape(title(batch))}</b>: '
-        f'<span style="color:{colour}">{html.escape(stats.summary())}</span>{problem}'
-        f'<span class="dshpc-as-of">{html.escape(as_of(stats, when))}</span></div>'
-    )
-
-
-#: On every cell, not in a <style> block: JupyterLab strips <style> from outputs and right-aligns table cells.
-CELL_STYLE = "padding:2px 8px;text-align:left;vertical-align:top"
-
-
-@dataclass(frozen=True)
-class Labels:
-    """What a table names besides its rows: file names (file_hash -> name), and where every row is."""
-
-    names: Mapping[str, str] = field(default_factory=dict)
-    variable: str | None = None
-    batch_id: str | None = None
-
-    @classmethod
-    def of(cls, batch: Batch) -> Labels:
-        return cls(batch.file_names, batch.variable, batch.batch_id)
-
-    def file(self, row: Row) -> str:
-        file_hash = str(row.config.get("file_hash", ""))
-        return self.names.get(file_hash.lower()) or file_hash[:12]
-
-    def where(self) -> str:
-        """Where every row is, in code the user can run."""
-        if self.variable:
-            return f"{self.variable}.df"
-        return f"Batch.load({self.batch_id!r}).df" if self.batch_id else "batch.df"
-
-
-ALL_STATES: Final = "all"
-#: The states :func:`state_label` gives, in the order counts and the filter list them.
-STATE_ORDER: Final = ("completed", "running", "pending", "queued", "failed", "cancelled", "error", "dry run")
-
-
-def state_counts(rows: Sequence[Row]) -> dict[str, int]:
-    """How many rows are in each :func:`state_label` state (without the outcome), in a stable order."""
-    counts: dict[str, int] = {}
-    for row in rows:
-        label = state_label(row).split(" (", 1)[0]
-        counts[label] = counts.get(label, 0) + 1
-    return {label: counts[label] for label in STATE_ORDER if label in counts}
-
-
-def counts_text(rows: Sequence[Row]) -> str:
-    return " · ".join(f"{n} {label}" for label, n in state_counts(rows).items())
-
-
-def table_html(
-    rows: Sequence[Row], max_rows: int = MAX_ROWS, *, labels: Labels | None = None,
-    shown: Sequence[Row] | None = None,
-) -> str:  # fmt: skip
-    """The rows as an HTML table (``shown``: the rows to show, else :func:`pick_rows`); file names from
-    ``labels``, the footer naming where every row is."""
-    shown = pick_rows(rows, max_rows) if shown is None else list(shown)
-    labels = labels or Labels()
-    head = "".join(f'<th style="{CELL_STYLE}">{h}</th>' for h in ("#", "method", "file", "parameters", "status",
-                                                                    "state", "duration", "output / error"))  # fmt: skip
-    body = []
-    for row in shown:
-        colour = ROW_COLOURS.get(row.state)
-        style = f' style="background:{colour}"' if colour and row.status != "CA" else ""
-        detail = _detail(row)
-        mark = STATE_MARKS.get(row.state, "")
-        cells = (
-            str(row.index),
-            html.escape(str(row.config.get("method_name", ""))),
-            f'<span title="{html.escape(str(row.config.get("file_hash", "")))}">{html.escape(labels.file(row))}</span>',
-            f"<code>{html.escape(_parameters(row))}</code>",
-            html.escape(row.status or ""),
-            f"{mark} {html.escape(state_label(row))}",
-            _duration(row),
-        )
-        tds = [f'<td style="{CELL_STYLE}">{cell}</td>' for cell in cells]
-        error_style = ";color:#b3261e" if row.error and row.status != "CA" else ""
-        shown_detail = html.escape(_short(detail, 120))
-        full = html.escape(row.error or detail)
-        tds.append(f'<td title="{full}" style="{CELL_STYLE}{error_style}">{shown_detail}</td>')
-        body.append(f'<tr class="dshpc-{row.state.replace(" ", "-")}"{style}>{"".join(tds)}</tr>')
-    more = (
-        f'<div class="dshpc-more">showing {len(shown)} of {len(rows)} rows (failures always shown; '
-        f"{html.escape(counts_text(rows))}); "
-        f"every row is in <code>{html.escape(labels.where())}</code></div>"
-        if len(shown) < len(rows)
-        else ""
-    )
-    return (
-        f'<table class="dshpc-table" style="border-collapse:collapse;font-size:90%"><thead><tr>{head}</tr></thead>'
-        f"<tbody>{''.join(body)}</tbody></table>{more}"
-    )
-
-
-def table_text(rows: Sequence[Row], max_rows: int = MAX_ROWS, *, labels: Labels | None = None) -> str:
-    shown = pick_rows(rows, max_rows)
-    labels = labels or Labels()
-    header = ("#", "method", "file", "parameters", "status", "state", "output / error")
-    lines = [
-        (str(r.index), str(r.config.get("method_name", "")), labels.file(r), _short(_parameters(r), 40),
-         r.status or "", state_label(r), _short(_detail(r), TEXT_WIDTH))
-        for r in shown
-    ]  # fmt: skip
-    widths = [max(len(h), *(len(line[i]) for line in lines)) if lines else len(h) for i, h in enumerate(header)]
-    text = ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(line)).rstrip() for line in [header, *lines]]
-    if len(shown) < len(rows):
-        counts = counts_text(rows)
-        text.append(f"(showing {len(shown)} of {len(rows)} rows, failures always shown: {counts}; every row is in "
-                    f"{labels.where()})")  # fmt: skip
-    return "\n".join(text)
-
-
-def static_bundle(batch: Batch, max_rows: int = MAX_ROWS, *, when: float | None = None) -> dict[str, str]:
-    """The batch as it is now, as plain HTML and text (what a saved notebook keeps); ``when`` dates a snapshot
-    of a batch that has not ended (``as of HH:MM:SS``), so nothing saved claims a state the batch has left."""
-    stats, rows = batch.stats, batch.rows()
-    labels = Labels.of(batch)
-    return {
-        "text/html": summary_html(batch, stats, when) + table_html(rows, max_rows, labels=labels),
-        "text/plain": summary_text(batch, stats, when) + "\n" + table_text(rows, max_rows, labels=labels),
-    }
 
 
 # --- the live widget ---------------------------------------------------------------------------------------
@@ -264,7 +64,8 @@ class BatchView(widgets.VBox):  # type: ignore[misc]
         self.max_rows = max_rows
         self.min_interval = min_interval
         self.summary = widgets.HTML()
-        self.progress = widgets.IntProgress(min=0, max=max(1, len(batch.configs)), layout={"width": "98%"})
+        #: The bar split by outcome (:mod:`.outcome_bar`): completed, failed, cancelled, errors, running, pending.
+        self.progress = widgets.HTML(layout={"width": "98%"})
         # every state, always (options that change under a person's choice would reset the page's menu)
         self.state_filter = widgets.Dropdown(options=[ALL_STATES, *STATE_ORDER], value=ALL_STATES,
                                              description="show", layout={"width": "auto"})  # fmt: skip
@@ -281,6 +82,7 @@ class BatchView(widgets.VBox):  # type: ignore[misc]
         extra = [self.cancel_button, self.cancel_note] if cancel and not batch.dry_run else []
         controls = widgets.HBox([self.state_filter, self.previous_page, self.page_label, self.next_page, *extra])
         super().__init__([self.summary, self.progress, controls, self.table])
+        self.add_class("dshpc-live")  # a snapshot beside it is hidden while it renders (SNAPSHOT_STYLE)
         self.state_filter.observe(lambda _: self._turn_to(0), names="value")
         self.previous_page.on_click(lambda _: self._turn_to(self.page - 1))
         self.next_page.on_click(lambda _: self._turn_to(self.page + 1))
@@ -331,11 +133,9 @@ class BatchView(widgets.VBox):  # type: ignore[misc]
         stats, rows = self.batch.stats, self.batch.rows()
         shown, kept = self.shown_rows(rows)
         pages = max(1, -(-kept // self.max_rows))
-        ended = stats.completed + stats.failed + stats.cancelled + stats.errors
-        style = "danger" if stats.failed or stats.errors else ("success" if stats.done else "info")
         values: dict[Any, dict[str, Any]] = {
             self.summary: {"value": summary_html(self.batch, stats)},
-            self.progress: {"value": ended, "bar_style": style, "description": f"{ended}/{stats.configs}"},
+            self.progress: {"value": bar_html(stats)},
             self.page_label: {"value": f"page {self.page + 1} of {pages}"},
             self.previous_page: {"disabled": self.page == 0},
             self.next_page: {"disabled": self.page >= pages - 1},
@@ -405,8 +205,11 @@ def _print_lines(lines: Iterable[str]) -> None:
 def show(batch: Batch, *, wait: bool = False, timeout: float | None = None, notes: Sequence[str] = ()) -> None:
     """Show a Batch in the current cell: live while it runs, as static HTML/text once it is done.
 
-    With ``wait`` the cell blocks until every job has ended (or ``timeout``); the live view is then replaced by
-    the final table, so a notebook run from top to bottom (nbconvert, nbval) keeps only the final state.
+    While it runs the cell holds two outputs: the live widget, and a dated snapshot of the batch (HTML and text)
+    re-sent every :data:`SNAPSHOT_INTERVAL` seconds, which the page hides while the widget lives and shows where
+    the widget cannot render (:func:`snapshot_bundle`). With ``wait`` the cell blocks until every job has ended
+    (or ``timeout``); the cell is then cleared for the final table, so a notebook run from top to bottom
+    (nbconvert, nbval) keeps only the final state.
     """
     if not has_kernel():
         _show_text(batch, wait=wait, timeout=timeout, notes=notes)
@@ -420,20 +223,24 @@ def show(batch: Batch, *, wait: bool = False, timeout: float | None = None, note
     view = BatchView(batch)
     if not wait:  # with --wait the notes come with the final table (a front end may not honour clear_output)
         _print_lines(notes)
-    # Dated snapshots beside the widget, re-sent as the batch moves, then the final table. With --wait, only once
-    # the wait is given up: a wait that ends clears the cell and shows the final table alone.
-    dated = [not wait]
-    handle = display(live_bundle(view) if dated[0] else widget_bundle(view), raw=True, display_id=True)
+    handle = display(widget_bundle(view), raw=True, display_id=True)
+    snapshot = display(snapshot_bundle(batch, when=time.time()), raw=True, display_id=True)
     sent = [time.monotonic()]
+    # With --wait the final table is the main thread's (after clearing the cell), unless the wait is given up.
+    waiting, finished, lock = [wait], [False], threading.Lock()
 
     def resend() -> None:
-        if dated[0] and time.monotonic() - sent[0] >= SNAPSHOT_INTERVAL:
+        if time.monotonic() - sent[0] >= SNAPSHOT_INTERVAL:
             sent[0] = time.monotonic()
-            handle.update(live_bundle(view), raw=True)
+            snapshot.update(snapshot_bundle(batch, when=time.time()), raw=True)
 
     def finish() -> None:
-        if dated[0]:
-            handle.update(static_bundle(batch), raw=True)
+        with lock:
+            if waiting[0] or finished[0]:
+                return
+            finished[0] = True
+        handle.update({}, raw=True)  # the widget's output goes (an empty output shows nothing)...
+        snapshot.update(static_bundle(batch), raw=True)  # ...and the snapshot's becomes the final table
 
     view.follow(on_done=finish, setup=_keep_parent(), on_render=resend)
     if not wait:
@@ -441,8 +248,10 @@ def show(batch: Batch, *, wait: bool = False, timeout: float | None = None, note
     try:
         batch.wait(timeout)
     except (TimeoutError, KeyboardInterrupt) as exc:  # the live view above keeps following the jobs
-        dated[0] = True
-        handle.update(live_bundle(view), raw=True)
+        with lock:
+            waiting[0] = False
+        if batch.done:  # it ended as the wait gave up, and the view thread may have passed its end already
+            finish()
         _print_lines(notes)
         reason = str(exc) if isinstance(exc, TimeoutError) else "stopped waiting; the jobs go on"
         print(f"{reason} (the table above stays live)")
@@ -454,17 +263,34 @@ def show(batch: Batch, *, wait: bool = False, timeout: float | None = None, note
 
 
 def widget_bundle(view: BatchView) -> dict[str, Any]:
-    """The live widget alone (what ``--wait`` shows until it gives up, then clears for the final table)."""
+    """The live widget alone. It is never closed once shown: after a reload of the page the widget manager
+    restores it from the kernel, live again, and it ends showing the final state."""
     return {WIDGET_MIME: view._repr_mimebundle_()[WIDGET_MIME]}
 
 
-def live_bundle(view: BatchView) -> dict[str, Any]:
-    """The live widget and, for whatever cannot show it (a saved notebook reopened without its kernel,
-    nbconvert, GitHub), a snapshot of the batch dated ``as of HH:MM:SS``.
+#: The rules a snapshot carries (a trusted output keeps its <style>; an untrusted one renders no widget at all):
+#: the snapshot is hidden while a live view of the batch is in the same output area, and a widget output there
+#: without one (a notebook reopened without its kernel: "model not found", or "Loading widget...") is hidden, so
+#: the snapshot shows instead. JupyterLab marks every rendered output with its data-mime-type but a widget's;
+#: :has() does not nest, so the second rule hides the widget's output node itself.
+SNAPSHOT_STYLE: Final = (
+    "<style>.jp-OutputArea:has(.dshpc-live) .dshpc-snapshot{display:none}"
+    ".jp-OutputArea:has(.dshpc-snapshot) .jp-OutputArea-output:not([data-mime-type]):not(:has(.dshpc-live))"
+    "{display:none}</style>"
+)
 
-    The widget is never closed once shown: after a reload of the page the widget manager restores it from the
-    kernel, live again, and it ends showing the final state."""
-    return {**widget_bundle(view), **static_bundle(view.batch, when=time.time())}
+
+def snapshot_bundle(batch: Batch, *, when: float | None = None) -> dict[str, str]:
+    """The batch as it is now, dated ``as of HH:MM:SS`` while it runs, for whatever cannot show the live widget:
+    a saved notebook reopened without its kernel (also after a reload, whose page no longer receives the final
+    table), nbconvert, GitHub. A page with the live widget hides it (:data:`SNAPSHOT_STYLE`)."""
+    bundle = static_bundle(batch, when=when)
+    return {**bundle, "text/html": f'<div class="dshpc-snapshot">{SNAPSHOT_STYLE}{bundle["text/html"]}</div>'}
+
+
+def live_bundle(view: BatchView) -> dict[str, Any]:
+    """The two outputs of a running batch as one bundle (the widget and a snapshot dated now), for measuring."""
+    return {**widget_bundle(view), **snapshot_bundle(view.batch, when=time.time())}
 
 
 def _keep_parent() -> Callable[[], None]:
@@ -495,4 +321,6 @@ def _show_text(batch: Batch, *, wait: bool, timeout: float | None, notes: Sequen
     print(bundle["text/plain"] if batch.done else summary_text(batch, batch.stats))
 
 
-__all__ = ["MAX_ROWS", "BatchView", "has_kernel", "live_bundle", "pick_rows", "show", "static_bundle"]
+__all__ = [
+    "MAX_ROWS", "BatchView", "has_kernel", "live_bundle", "pick_rows", "show", "snapshot_bundle", "static_bundle",
+]  # fmt: skip

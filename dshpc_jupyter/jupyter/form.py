@@ -29,8 +29,10 @@ from ..front.batch import DEFAULT_POLL, Batch
 from ..front.connection import Connection, current
 from ..front.sweep import find_duplicates
 from .display import BatchView
+from .form_count import add_label, planned_configs
 from .form_fields import UNSET, ParameterField, error_html
 from .form_inputs import FileInputs
+from .form_notes import submission_text, submitted_note
 from .form_values import MAX_CONFIGS, FieldError, build_input_configs, describe_grid
 
 MAX_PENDING_SHOWN: Final = 1000
@@ -94,6 +96,8 @@ class JobForm(widgets.VBox):  # type: ignore[misc]
         self._pending: list[dict[str, Any]] = []
         self._preview: list[MultiJobResult] | None = []
         self._preview_problem = ""
+        #: The batch the pending configs, as they are now, were submitted as (``None``: changed since, or never).
+        self._submitted: str | None = None
         self._lock = threading.RLock()
         self._view: BatchView | None = None
         self._settled = threading.Event()
@@ -167,7 +171,7 @@ class JobForm(widgets.VBox):  # type: ignore[misc]
         self.clear_button.on_click(self._handler(self.clear, self.add_status))
         self.submit_button.on_click(self._handler(self.submit, self.submit_status))
         self.cancel_button.on_click(self._handler(self.cancel, self.submit_status))
-        self.inputs.on_change = lambda: self.add_status.set_trait("value", "")
+        self.inputs.on_change = self._inputs_changed
         self._load_methods()
         self._render_pending()
 
@@ -186,7 +190,11 @@ class JobForm(widgets.VBox):  # type: ignore[misc]
         what it would now do with the pending configs."""
         self._load_methods()
         self.inputs.reload()
-        self.refresh_preview()
+        self.refresh_preview(changed=False)
+
+    def _inputs_changed(self) -> None:
+        self.add_status.value = ""
+        self._count()
 
     def _method_changed(self) -> None:
         self.method_error.value = ""
@@ -194,6 +202,7 @@ class JobForm(widgets.VBox):  # type: ignore[misc]
         info = self.methods.get(self.method.value) if self.method.value is not None else None
         self.inputs.show_for(info)
         if info is None:
+            self._count()
             self.method_help.value = _note(
                 "choose a method"
                 if self.methods
@@ -205,7 +214,14 @@ class JobForm(widgets.VBox):  # type: ignore[misc]
         fields = self._fields.get(info.function_hash)
         if fields is None:  # built once per method version: what was typed stays while another is chosen
             fields = self._fields[info.function_hash] = [ParameterField(p) for p in info.parameters]
+            for field in fields:
+                field.on_edit(self._count)
         self.parameters.children = fields or [widgets.HTML(_note("this method takes no parameters"))]
+        self._count()
+
+    def _count(self) -> None:
+        """Say on the Add button how many configs it would add now."""
+        self.add_button.description = add_label(planned_configs(self.fields, self.inputs))
 
     @property
     def fields(self) -> list[ParameterField]:
@@ -293,10 +309,12 @@ class JobForm(widgets.VBox):  # type: ignore[misc]
 
     # --- preview -----------------------------------------------------------------------------------------
 
-    def refresh_preview(self) -> None:
-        """Ask the service what it would do with each pending config (a dry run: nothing is submitted)."""
+    def refresh_preview(self, *, changed: bool = True) -> None:
+        """Ask the service what it would do with each pending config (a dry run: nothing is submitted);
+        ``changed``: the pending configs changed (so they are no longer the ones submitted)."""
         with self._lock:
             configs = list(self._pending)
+            self._submitted = None if changed else self._submitted
             try:
                 results = self.connection.simulate_jobs(configs, dry_run=True).results if configs else []
             except Exception as exc:  # the pending configs stay; the preview says why it is missing
@@ -358,7 +376,8 @@ class JobForm(widgets.VBox):  # type: ignore[misc]
         invalid = list(
             dict.fromkeys(r.message for r in results if r is not None and r.outcome in ("invalid", "refused"))
         )
-        lines = [_note(text, "color:#b3261e" if invalid or self._preview_problem else NOTE_STYLE)]
+        lines = [submitted_note(len(configs), self._submitted)] if self._submitted and configs else []
+        lines += [_note(text, "color:#b3261e" if invalid or self._preview_problem else NOTE_STYLE)]
         lines += [error_html(message) for message in invalid[:3]]
         if shown < len(configs):
             lines.append(_note(f"the list shows the first {shown} of {len(configs)}"))
@@ -383,22 +402,13 @@ class JobForm(widgets.VBox):  # type: ignore[misc]
         if self.out and self.namespace is not None:
             self.namespace[self.out] = batch
         self.submit_status.value = _note(self.submission_text(batch), OK_STYLE)
+        with self._lock:
+            self._submitted = batch.batch_id
+        self._render_pending()
         self._follow(batch)
         return batch
 
-    @staticmethod
-    def submission_text(batch: Batch) -> str:
-        """What the service did with a submission: new jobs, and the ones it already had."""
-        s = batch.stats
-        joined = s.in_progress_jobs - s.successful_submissions
-        after = f" ({s.resubmitted_jobs} after a failure)" if s.resubmitted_jobs else ""
-        text = (
-            f"batch {batch.batch_id}: {s.total_jobs} config(s) → {s.successful_submissions} new job(s){after}, "
-            f"{s.completed_jobs} from the cache, {joined} joined running jobs, {s.failed_submissions} invalid"
-        )
-        if s.successful_submissions < s.total_jobs - s.failed_submissions:
-            text += " · nothing runs twice"
-        return text
+    submission_text = staticmethod(submission_text)
 
     def _follow(self, batch: Batch) -> None:
         if self._view is not None:
@@ -416,7 +426,7 @@ class JobForm(widgets.VBox):  # type: ignore[misc]
             return
         try:
             self.cancel_button.disabled = True
-            self.refresh_preview()
+            self.refresh_preview(changed=False)
         finally:
             self._settled.set()
 

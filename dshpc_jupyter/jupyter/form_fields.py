@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import html
 import json
+from collections.abc import Callable
 from typing import Any, Final
 
 import ipywidgets as widgets
 
 from ..domain.models import MethodParameter
-from .form_values import NUMERIC, FieldError, parse_list, parse_range, parse_value
+from .form_values import NUMERIC, FieldError, parse_list, parse_range, parse_value, range_defaults
 
 VALUE, LIST, RANGE = "value", "list", "range"
 UNSET: Final = object()
@@ -83,14 +84,14 @@ class ParameterField(widgets.VBox):  # type: ignore[misc]
         example = ", ".join(str(c) for c in param.choices[:3]) if param.choices else _list_example(param)
         self.values_text = widgets.Text(placeholder=f"e.g. {example}", tooltip=tooltip, layout={"width": INPUT_WIDTH})
         number = widgets.IntText if param.type == "integer" else widgets.FloatText
-        start = param.default if isinstance(param.default, int | float) and not isinstance(param.default, bool) else 0
+        start, stop, step = range_defaults(param) if param.type in NUMERIC else (0, 2, 1)
         self.start = number(
             value=start, description="from", layout={"width": "120px"}, style={"description_width": "34px"}
         )
-        self.stop = number(
-            value=start, description="to", layout={"width": "110px"}, style={"description_width": "22px"}
+        self.stop = number(value=stop, description="to", layout={"width": "110px"}, style={"description_width": "22px"})
+        self.step = number(
+            value=step, description="step", layout={"width": "120px"}, style={"description_width": "34px"}
         )
-        self.step = number(value=1, description="step", layout={"width": "120px"}, style={"description_width": "34px"})
         self.inputs = widgets.HBox([self.input])
         self.help = widgets.HTML(f'<span style="color:#666">{html.escape(param.description)}</span>')
         self.error = widgets.HTML()
@@ -101,6 +102,11 @@ class ParameterField(widgets.VBox):  # type: ignore[misc]
         self.add_class("dshpc-param")
         self.add_class(f"dshpc-param-{_css_name(param.name)}")
         self.mode.observe(self._mode_changed, "value")
+
+    def on_edit(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` whenever the field's mode or any of its inputs changes (the form's config count)."""
+        for widget in (self.mode, self.input, self.values_text, self.start, self.stop, self.step):
+            widget.observe(lambda _: callback(), "value")
 
     def _mode_changed(self, change: dict[str, Any]) -> None:
         self.inputs.children = {

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime
 from typing import Any, Final
 
 import ipywidgets as widgets
@@ -40,8 +41,10 @@ class FilePicker(widgets.VBox):  # type: ignore[misc]
         self._keys: dict[str, str] = {}
         self._order: dict[str, int] = {}
         self._selected: list[str] = []
-        self._syncing = False
+        self._syncing = self._counting = False
         self._match_count = self._hidden = 0
+        #: The names of the files uploaded with this picker's button, which its "Upload (N)" counts.
+        self.uploaded: list[str] = []
         self.search = widgets.Text(
             placeholder="search by name or hash", continuous_update=True, layout={"width": "260px"}
         )
@@ -104,7 +107,7 @@ class FilePicker(widgets.VBox):  # type: ignore[misc]
                 self.select.options = [(self._labels[h], h) for h in shown]
                 self.select.value = tuple(self._selected)
         finally:
-            self._syncing = False
+            self._syncing = self._counting = False
         self._match_count, self._hidden = len(matches), len(unselected) - len(others)
         self._show_info()
 
@@ -165,12 +168,16 @@ class FilePicker(widgets.VBox):  # type: ignore[misc]
                 notes.append(f"{html.escape(name)} uploaded")
             else:
                 notes.append(f"{html.escape(name)} already stored")
+        self.uploaded.extend(name for name, _ in items)
+        self._count_uploads()
         self.reload()
         self.choose([*self._selected, *hashes])
         self.upload_status.value = f'<span style="color:#1e7d32">{"; ".join(notes)}</span>' if notes else ""
         return hashes
 
     def _uploaded(self, change: dict[str, Any]) -> None:
+        if self._counting:
+            return
         items = [(str(item["name"]), bytes(item["content"])) for item in change["new"]]
         if not items:
             return
@@ -179,7 +186,22 @@ class FilePicker(widgets.VBox):  # type: ignore[misc]
         except Exception as exc:  # shown beside the button: a callback's traceback would reach no one
             self.set_error(f"upload failed: {exc}")
         finally:
-            self.upload.value = ()  # drop the bytes from the widget (and let the same file be chosen again)
+            self._count_uploads()
+
+    def _count_uploads(self) -> None:
+        """Drop the bytes from the widget but keep one empty entry per file uploaded so far: the button's label
+        is its description and the number of entries, so it reads "Upload (N)" for the N files sent with it
+        (emptied, it would read "Upload (0)" after every upload)."""
+        empty = datetime.fromtimestamp(0, UTC)
+        entries = tuple(
+            {"name": name, "type": "", "size": 0, "content": memoryview(b""), "last_modified": empty}
+            for name in self.uploaded
+        )
+        self._counting = True
+        try:
+            self.upload.value = entries
+        finally:
+            self._counting = False
 
 
 __all__ = ["MAX_SHOWN", "FilePicker", "file_label"]

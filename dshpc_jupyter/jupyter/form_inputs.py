@@ -81,6 +81,11 @@ class FileInputs(widgets.VBox):  # type: ignore[misc]
             self.children = self._pickers[info.function_hash]
 
     @property
+    def declares_inputs(self) -> bool:
+        """Whether the chosen method declares its inputs (its own pickers, or none), not the single picker."""
+        return self._info is not None and self._info.inputs is not None
+
+    @property
     def pickers(self) -> list[InputPicker]:
         """The pickers of the chosen method's declared inputs (none for the single-picker and parameters-only)."""
         info = self._info

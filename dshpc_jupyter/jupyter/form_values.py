@@ -151,6 +151,18 @@ def parse_range(param: MethodParameter, start: float, stop: float, step: float) 
     return values
 
 
+def range_defaults(param: MethodParameter) -> tuple[float, float, float]:
+    """A range's first from, to and step: three values starting at the default (0 without one), a step of 1
+    for an integer and, for a number, of the default's order of magnitude (0.5 gives 0.5, 0.6, 0.7), so a range
+    sweeps something as soon as it is chosen."""
+    default = param.default
+    start = default if isinstance(default, int | float) and not isinstance(default, bool) else 0
+    if param.type == "integer":
+        return int(start), int(start) + 2, 1
+    step = 10.0 ** math.floor(math.log10(abs(start))) if start else 0.1
+    return float(start), _tidy(start + 2 * step), step
+
+
 def count_configs(files: int, grid: Mapping[str, Sequence[Any]]) -> int:
     return files * math.prod(len(values) for values in grid.values())
 

@@ -18,6 +18,7 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
+from ..domain.batch_names import check_batch_name
 from ..domain.errors import DshpcError
 from ..domain.hashing import sha256_file
 from ..domain.retries import RESUBMIT_MODES
@@ -60,6 +61,13 @@ def _parse(function: Callable[..., Any], line: str) -> Any:
         unknown = [word for word in message.split("unrecognized arguments:", 1)[1].split() if word.startswith("-")]
         hint = did_you_mean(unknown[0].split("=", 1)[0], options) if unknown else ""
         raise UsageError(f"{message.strip()}{hint}") from None
+
+
+def _unquoted(text: str | None) -> str | None:
+    """An option's value without the quotes that grouped its words (IPython's splitting keeps them)."""
+    if text is not None and len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
+        return text[1:-1]
+    return text
 
 
 def _check_out_and_poll(args: Any) -> None:
@@ -135,6 +143,7 @@ class DshpcMagics(Magics):
     @argument("--dry-run", action="store_true", help="Show what would happen to each config; submit nothing.")
     @argument("--priority", type=int, default=0, metavar="N", help="New jobs start by priority (higher first; "
               "default 0); equal priorities take turns batch by batch.")  # fmt: skip
+    @argument("--name", metavar="TEXT", help="Record the batch under this name (Batch.load(name) finds it again).")
     @argument("--base", metavar="DIR", help="The folder relative paths and globs in 'files' are taken from (default: "
               "the current folder); e.g. --base {dshpc_jupyter.examples.data_dir()}.")  # fmt: skip
     @argument("--retry", type=int, metavar="N", help="Retry each new job up to N times after a time limit, out of "
@@ -174,6 +183,7 @@ class DshpcMagics(Magics):
             _check_out_and_poll(args)
             if args.timeout is not None and args.timeout < 0:
                 raise UsageError(f"--timeout: must be zero or more seconds, got {args.timeout}")
+            name = check_batch_name(_unquoted(args.name))  # before any file is hashed or uploaded
             connection = connections.current()
             if is_pipeline_document(document):
                 self._pipeline(document, args)
@@ -184,7 +194,7 @@ class DshpcMagics(Magics):
             batch = Batch.submit(
                 expansion.configs, connection=connection, poll=args.poll, concurrency=args.concurrency,
                 dry_run=args.dry_run, retry=args.retry, resubmit=args.resubmit, force=args.rerun,
-                priority=args.priority,
+                priority=args.priority, name=name,
             )  # fmt: skip
         if args.out:
             self.namespace[args.out] = batch
@@ -360,7 +370,8 @@ class DshpcMagics(Magics):
     @argument("--limit", type=int, default=20, help="At most this many, newest first (default 20).")
     @line_magic
     def dshpc_batches(self, line: str) -> pd.DataFrame:
-        """The service's recent batches, newest first; reopen one with ``Batch.load(batch_id)``.
+        """The service's recent batches, newest first, with their names; reopen one with ``Batch.load(batch_id)``
+        (or ``Batch.load(name)``).
 
         Examples::
 

@@ -229,8 +229,9 @@ def _routes(backend: Backend, auth: bool, max_body_bytes: int, max_configs: int)
             )
         options = SubmitOptions(retry=payload.retry, resubmit=payload.resubmit, force=payload.force)
         result = await backend.simulate_jobs(
-            payload.jobs, dry_run=dry_run, append_to=batch_id, options=options, priority=payload.priority
-        )
+            payload.jobs, dry_run=dry_run, append_to=batch_id, options=options, priority=payload.priority,
+            name=payload.name,
+        )  # fmt: skip
         return await respond(MultiJobSimulationResponse, result, large=len(payload.jobs) > OFFLOAD_ITEMS)
 
     @router.post(
@@ -344,9 +345,10 @@ def _routes(backend: Backend, auth: bool, max_body_bytes: int, max_configs: int)
     async def list_batches(
         limit: int = Query(100, ge=1, le=100_000),
         scope: str = Query("mine", description="On a server with users: `mine` (yours) or `all` (admins)."),
+        name: str | None = Query(None, description="Only the batches of this name (newest first)."),
     ) -> Response:
         with viewing(scope):
-            return await respond(list[BatchSummary], await backend.batches(limit))
+            return await respond(list[BatchSummary], await backend.batches(limit, name=name))
 
     @router.get("/batches/{batch_id}", response_model=BatchDetail, tags=["batches"], responses=errors_doc(404))
     async def get_batch(batch_id: str) -> Response:

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from typing import cast, get_args
 
 from ..domain import status as st
+from ..domain.batch_names import check_batch_name
 from ..domain.bulk import no_gc_pauses
 from ..domain.errors import DiskFullError, InvalidInputError, LimitExceededError, NotFoundError
 from ..domain.hashing import canonical_json
@@ -100,16 +101,21 @@ class Engine(Catalog):
         append_to: str | None = None,
         options: SubmitOptions | None = None,
         priority: int = 0,
+        name: str | None = None,
     ) -> MultiJobSimulationResponse:
         """Serve each config from cache, join its running job, or submit it; record the batch.
 
         With ``dry_run`` nothing is submitted or recorded: each result says what would happen. ``append_to``
         adds the configs to a batch recorded earlier instead of a new one, so a client that sends a large batch
         in chunks still gets one batch holding every config in order (the response covers this call's configs).
-        ``options`` set the new jobs' retry policy and whether failed or completed jobs run again (section 10).
+        ``options`` set the new jobs' retry policy and whether failed or completed jobs run again (section 12).
+        ``name`` is recorded with a new batch (docs/design.md section 6.1).
         """
         if dry_run and append_to is not None:
             raise InvalidInputError("batch_id: a dry run records nothing, so it cannot add to a batch")
+        name = check_batch_name(name)
+        if name is not None and append_to is not None:
+            raise InvalidInputError(f"name: names a new batch; configs added to batch {append_to} keep its name")
         options = options or SubmitOptions()
         check_options(options)
         check_priority(priority)
@@ -117,7 +123,7 @@ class Engine(Catalog):
             with no_gc_pauses():  # per-config cost stays flat up to 100,000 configs (docs/design.md section 14.2)
                 return self._simulate(
                     configs, dry_run=dry_run, record=not dry_run, append_to=append_to, options=options,
-                    priority=priority,
+                    priority=priority, name=name,
                 )  # fmt: skip
         except DiskFullError:  # no space to record the batch: an answer that submits nothing is still served
             answer = self._simulate(configs, dry_run=True, record=False, options=options)
@@ -139,6 +145,7 @@ class Engine(Catalog):
         append_to: str | None = None,
         options: SubmitOptions = _SEED_OPTIONS,
         priority: int = 0,
+        name: str | None = None,
         inside: Inside | None = None,
     ) -> MultiJobSimulationResponse:
         """Decide every config, record the new jobs with the batch, then hand the jobs to the scheduler.
@@ -168,7 +175,7 @@ class Engine(Catalog):
                     raise LimitExceededError(f"batch_id: {offset} + {len(results)} configs is over the limit of "
                                              f"{self.max_batch_configs} per batch: start a new batch")  # fmt: skip
             elif batch_id is not None:
-                tx.insert_batch(batch_id, now, stats, results)
+                tx.insert_batch(batch_id, now, stats, results, name)
             caller, held = current_caller(), list[NewJob]()
             if new_jobs:  # over the caller's quota, some wait (docs/design.md section 11.4)
                 new_jobs, held = hold(tx.connection, caller, new_jobs)
@@ -368,8 +375,9 @@ class Engine(Catalog):
 
     # --- batches ---------------------------------------------------------------------------------------
 
-    def batches(self, limit: int = 100) -> list[BatchSummary]:
-        return self.store.list_batches(limit=limit)
+    def batches(self, limit: int = 100, *, name: str | None = None) -> list[BatchSummary]:
+        """The newest batches first; ``name``: only those of that name."""
+        return self.store.list_batches(limit=limit, name=name)
 
     def batch(self, batch_id: str) -> BatchDetail:
         """A recorded batch with the current record of every job in it and live counts."""

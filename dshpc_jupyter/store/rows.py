@@ -26,7 +26,7 @@ JOB_COLUMNS = (
     "attempt, attempts, resources, not_before"
 )
 #: The columns every batch-summary query selects, in the order :func:`batch_summary` reads them.
-BATCH_COLUMNS = "batch_id, created_at, total_jobs, statistics"
+BATCH_COLUMNS = "batch_id, created_at, total_jobs, statistics, name"
 
 PACKED_FIELDS = (
     "job_id", "outcome", "old_status", "new_status", "message", "file_hash", "method_name", "function_hash",
@@ -108,6 +108,7 @@ def batch_summary(row: Sequence[Any]) -> BatchSummary:
         created_at=datetime.fromtimestamp(row[1], UTC),
         total_jobs=row[2],
         statistics=BatchStatistics.model_validate_json(row[3]),
+        name=row[4],
     )
 
 

@@ -182,6 +182,12 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
     # Priorities and fair share (docs/design.md section 13.2): pending jobs start by priority, then by their
     # rank in the round-robin of their queue group (the batch that made them), then in submission order.
     (4, QUEUE_STEP),
+    # Batch names (docs/design.md section 6.1): NULL for a batch sent without one; looked up by name, newest first.
+    (
+        5,
+        "ALTER TABLE batches ADD COLUMN name TEXT;"
+        " CREATE INDEX batches_by_name ON batches(name, created_at) WHERE name IS NOT NULL",
+    ),
     # A server for a team (docs/design.md section 11): users, the audit trail, who submitted what.
     (6, TEAM_SCHEMA),
     # Polling by change (docs/design.md section 14.1): every insert or update of a job stamps it with the next

@@ -411,10 +411,12 @@ class Store:
 
     # --- batches ---------------------------------------------------------------------------------------
 
-    def list_batches(self, limit: int = 100) -> list[BatchSummary]:
+    def list_batches(self, limit: int = 100, *, name: str | None = None) -> list[BatchSummary]:
+        """The newest batches first; ``name``: only the batches of that name."""
+        where, args = ("WHERE name = ? ", (name, limit)) if name is not None else ("", (limit,))
         rows = self._conn().execute(
-            f"SELECT {BATCH_COLUMNS} FROM batches ORDER BY created_at DESC LIMIT ?",
-            (limit,),
+            f"SELECT {BATCH_COLUMNS} FROM batches {where}ORDER BY created_at DESC LIMIT ?",
+            args,
         )
         return [batch_summary(row) for row in rows]
 
@@ -442,4 +444,4 @@ class Store:
         )
         if found is None:
             return None
-        return batch_summary(found), unpack_results(payloads.resolve(found[4], found[5], found[6]))
+        return batch_summary(found), unpack_results(payloads.resolve(found[5], found[6], found[7]))

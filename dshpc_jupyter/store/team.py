@@ -178,11 +178,12 @@ class TeamStore:
             ).fetchall()
         return [job_from_row(row) for row in rows]
 
-    def owned_batches(self, owner: str, limit: int) -> list[BatchSummary]:
+    def owned_batches(self, owner: str, limit: int, name: str | None = None) -> list[BatchSummary]:
+        """The owner's newest batches first; ``name``: only those of that name."""
+        named, args = ("AND name = ? ", (owner, name, limit)) if name is not None else ("", (owner, limit))
         with self.store.read() as tx:
             rows = tx.connection.execute(
-                f"SELECT {BATCH_COLUMNS} FROM batches WHERE owner = ? ORDER BY created_at DESC LIMIT ?",
-                (owner, limit),
+                f"SELECT {BATCH_COLUMNS} FROM batches WHERE owner = ? {named}ORDER BY created_at DESC LIMIT ?", args
             ).fetchall()
         return [batch_summary(row) for row in rows]
 

@@ -97,13 +97,14 @@ class Transaction:
         self._conn.executemany("UPDATE jobs SET replaced_by = ? WHERE job_id = ?", ((new, old) for old, new in pairs))
 
     def insert_batch(
-        self, batch_id: str, created_at: float, statistics: BatchStatistics, results: Sequence[Mapping[str, Any]]
-    ) -> None:
+        self, batch_id: str, created_at: float, statistics: BatchStatistics, results: Sequence[Mapping[str, Any]],
+        name: str | None = None,
+    ) -> None:  # fmt: skip
         digest = payloads.save(self._conn, pack_results(results))
         self._conn.execute(
-            "INSERT INTO batches (batch_id, created_at, total_jobs, statistics, results, payload)"
-            " VALUES (?, ?, ?, ?, x'', ?)",
-            (batch_id, created_at, len(results), statistics.model_dump_json(), digest),
+            "INSERT INTO batches (batch_id, created_at, total_jobs, statistics, results, payload, name)"
+            " VALUES (?, ?, ?, ?, x'', ?, ?)",
+            (batch_id, created_at, len(results), statistics.model_dump_json(), digest, name),
         )
 
     def extend_batch(self, batch_id: str, statistics: BatchStatistics, results: Sequence[Mapping[str, Any]]) -> int:
