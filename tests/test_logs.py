@@ -21,7 +21,7 @@ from dshpc_jupyter.domain.errors import InvalidInputError, NotFoundError
 from dshpc_jupyter.domain.failures import failure_line
 from dshpc_jupyter.front.batch import Batch
 from dshpc_jupyter.front.connection import Connection
-from dshpc_jupyter.jupyter.display import table_html, table_text
+from dshpc_jupyter.jupyter.batch_render import table_html, table_text
 from dshpc_jupyter.service.factory import open_engine
 from dshpc_jupyter.service.logs import whole_characters
 
