@@ -54,7 +54,9 @@ def test_query_job_meta_job_and_pipeline_routes(home: Path, tmp_path: Path) -> N
         })  # fmt: skip
         assert meta.status_code == 200, meta.text
         assert meta.json()["estimated_steps"] == 2
-        info = until(client, f"/meta-job/{meta.json()['meta_job_hash']}", lambda b: b["status"] not in ("pending", "running"))
+        info = until(
+            client, f"/meta-job/{meta.json()['meta_job_hash']}", lambda b: b["status"] not in ("pending", "running")
+        )
         assert info["status"] == "completed" and [s["method_name"] for s in info["chain"]] == [
             "Scale Table",
             "Count Bytes",
