@@ -83,8 +83,7 @@ class Guard:
             if given is None:
                 given, where = bearer_token(headers.get(b"authorization")), "the Authorization header"
             if given is None:
-                await send_error(send, 401, f"Missing {API_KEY_HEADER} header (or Authorization: Bearer): this "
-                                 "server requires an API key")  # fmt: skip
+                await send_error(send, 401, f"Missing {API_KEY_HEADER} header: this server requires an API key")
                 return
             if not hmac.compare_digest(given, self._key):
                 await send_error(send, 401, f"Invalid API key in {where}")
