@@ -13,12 +13,14 @@ from pathlib import Path
 
 import pytest
 from store_versions import downgrade_to_2
-from support import wait_for_jobs
+from support import CountingBackend, wait_for_jobs
 from test_backends_shared import BACKENDS, EXAMPLE, WORDS, open_connection
 
+from dshpc_jupyter.backends.embedded import EmbeddedBackend
 from dshpc_jupyter.domain import status as st
-from dshpc_jupyter.domain.errors import InvalidInputError
-from dshpc_jupyter.domain.models import MAX_CHANGES_LIMIT, MethodSpec
+from dshpc_jupyter.domain.errors import InvalidInputError, NotFoundError
+from dshpc_jupyter.domain.models import MAX_CHANGES_LIMIT, JobChanges, MethodSpec
+from dshpc_jupyter.examples import data_files, methods_dir
 from dshpc_jupyter.front.batch import Batch
 from dshpc_jupyter.front.connection import Connection
 from dshpc_jupyter.service.engine import Engine
@@ -153,3 +155,27 @@ def test_a_batch_keeps_only_its_own_jobs_of_the_stores_changes(conn: Connection)
     assert batch.poller.cursor is not None, "the batch was followed by change"
     assert [r.job.job_id for r in batch.rows() if r.job] == [batch.df["job_id"][0]]
     assert other not in batch.state._jobs
+
+
+class OlderServer(CountingBackend):
+    """A service from before polling by change: ``/jobs/changes`` is a 404."""
+
+    async def job_changes(self, since: int | None = None, limit: int = 10_000) -> JobChanges:
+        self.calls["job_changes"] += 1
+        raise NotFoundError("Not Found")
+
+
+def test_a_service_without_job_changes_is_polled_the_old_way(home: Path) -> None:
+    engine = open_engine(home)
+    engine.register_method(methods_dir())
+    hello = engine.upload_file(next(p for p in data_files() if p.name == "hello.txt")).file_hash
+    backend = OlderServer(EmbeddedBackend(engine))
+    connection = Connection(backend)
+    try:
+        configs = [{"file_hash": hello, "method_name": EXAMPLE, "parameters": {"uppercase": u}} for u in (False, True)]
+        batch = Batch.submit(configs, connection=connection, poll=0.05).wait(60)
+        assert batch.df["state"].tolist() == ["completed", "completed"] and batch.last_error is None
+        assert backend.calls["job_changes"] == 1, "asked once, then never again"
+        assert backend.calls["job_statuses"] >= 1 and batch.poller.cursor is None
+    finally:
+        connection.close()

@@ -18,6 +18,7 @@ import threading
 from typing import Final
 
 from ..domain.retries import SubmitOptions
+from ..domain.errors import NotFoundError
 from .batch_state import BatchState
 from .connection import Connection
 
@@ -58,6 +59,8 @@ class Poller:
         self._step_lock: asyncio.Lock | None = None
         #: The service's change cursor of the last answer; None until the first round has read every job.
         self.cursor: int | None = None
+        #: False once the service turned out not to know ``job_changes`` (an older server).
+        self.by_change = True
 
     def start(self) -> None:
         """Poll in the background until the batch is done (once: starting a running poller does nothing)."""
@@ -105,9 +108,15 @@ class Poller:
 
     async def _start(self) -> None:
         """The cursor first, then every unfinished job once: a change made in between is read again next
-        round (records never go back), none is missed."""
+        round (records never go back), none is missed. A server from before polling by change (no
+        ``/jobs/changes``: 404) is polled the old way, every unfinished job every round."""
         backend = self.connection.backend
-        cursor = (await backend.job_changes()).cursor
+        cursor: int | None = None
+        if self.by_change:
+            try:
+                cursor = (await backend.job_changes()).cursor
+            except NotFoundError:
+                self.by_change = False
         self.state.apply(await backend.job_statuses(self.state.unfinished_ids()))
         self.cursor = cursor
 

@@ -111,8 +111,8 @@ class Refusal:
 class JobLedger(Protocol):
     """The store operations a scheduler (and the local worker) may use, and nothing else."""
 
-    def active_jobs(self, scheduler: str) -> list[JobRecord]:
-        """Jobs of one scheduler that are pending or running, oldest first."""
+    def active_jobs(self, scheduler: str, limit: int = -1) -> list[JobRecord]:
+        """Jobs of one scheduler that are pending or running, oldest first (the first ``limit``; all with -1)."""
         ...
 
     def method_spec(self, function_hash: str) -> MethodSpec | None:
