@@ -44,7 +44,6 @@ from .outcomes import DRY_MESSAGES, LIVE_MESSAGES, refused, statistics
 from .resubmission import check_options, decide
 
 _SEED_OPTIONS = SubmitOptions()
-_NONE = LatestJob("", "", "", None)
 
 #: Configs one batch may hold, appends included: beyond it a batch's detail is too big to answer in one piece.
 MAX_BATCH_CONFIGS = 50_000
@@ -144,8 +143,8 @@ class Engine(Catalog):
             elif batch_id is not None:
                 tx.insert_batch(batch_id, now, stats, results)
             if new_jobs:
-                tx.replace_jobs((latest[job.job_key].job_id, job.job_id) for job, _ in new_jobs
-                                if latest.get(job.job_key, _NONE).status == st.COMPLETED)  # fmt: skip
+                tx.replace_jobs((latest[configs[i].key].job_id, row["job_id"]) for i, row in enumerate(results)
+                                if row["outcome"] == st.RERUN and row["job_id"])  # fmt: skip
                 tx.insert_jobs(job for job, _ in new_jobs)
         if new_jobs:
             submitted = self._submit([submission for _, submission in new_jobs], results)
