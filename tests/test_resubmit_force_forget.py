@@ -117,9 +117,11 @@ def test_a_forced_rerun_runs_a_cached_config_and_becomes_the_cached_job(conn: Co
     assert (rerun.outcome, rerun.old_status, rerun.new_status) == ("rerun", "CD", "PD")
     assert rerun.job_id not in (None, done.job_id) and shared.job_id == rerun.job_id
     assert (shared.outcome, forced.successful_submissions, forced.resubmitted_jobs) == ("in_progress", 1, 0)
-    joined = conn.simulate_jobs([config], options=force).results[0]
-    if joined.new_status != "CD":  # a job in progress is joined, never doubled, even when forced
-        assert (joined.outcome, joined.job_id) == ("in_progress", rerun.job_id)
+    slow = {"file_hash": _hello(conn), "method_name": WORKLOAD, "parameters": {"seconds": 30}}
+    running = conn.simulate_jobs([slow]).results[0].job_id
+    joined = conn.simulate_jobs([slow], options=force).results[0]
+    assert (joined.outcome, joined.job_id) == ("in_progress", running), "joined, never doubled, even when forced"
+    conn.cancel([running or ""])
     [new] = wait_for_jobs(conn, [rerun.job_id or ""])  # type: ignore[arg-type]
     again = conn.simulate_jobs([config]).results[0]
     assert (again.outcome, again.job_id, again.output) == ("cached", new.job_id, new.output)

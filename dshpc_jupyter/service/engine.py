@@ -54,7 +54,6 @@ from .quotas import hold
 from .resubmission import check_options, decide
 
 _SEED_OPTIONS = SubmitOptions()
-_NONE = LatestJob("", "", "", None)
 
 #: Configs one batch may hold, appends included: beyond it a batch's detail is too big to answer in one piece.
 MAX_BATCH_CONFIGS = 50_000
@@ -179,8 +178,8 @@ class Engine(Catalog):
             caller, held = current_caller(), list[NewJob]()
             if new_jobs:  # over the caller's quota, some wait (docs/design.md section 11.4)
                 new_jobs, held = hold(tx.connection, caller, new_jobs)
-                tx.replace_jobs((latest[job.job_key].job_id, job.job_id) for job in [*(j for j, _ in new_jobs), *held]
-                                if latest.get(job.job_key, _NONE).status == st.COMPLETED)  # fmt: skip
+                tx.replace_jobs((latest[configs[i].key].job_id, row["job_id"]) for i, row in enumerate(results)
+                                if row["outcome"] == st.RERUN and row["job_id"])  # fmt: skip
                 tx.insert_jobs([*(job for job, _ in new_jobs), *held])
             if caller.name is not None and not dry_run:  # a server's user (docs/design.md section 11): theirs
                 record_owner(tx.connection, caller.name, batch_id if append_to is None else None,

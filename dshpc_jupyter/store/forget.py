@@ -14,9 +14,19 @@ from dataclasses import dataclass, field
 
 from ..domain import status as st
 
+#: Which of the candidate hashes (``?1``, a JSON array) a remaining job still names, as its input or an output:
+#: one pass over the jobs for the whole set, not one per file.
 _STILL_NEEDED_SQL = (
-    "SELECT 1 FROM jobs WHERE file_hash = ?1 OR instr(coalesce(output_files, ''), ?1)"
-    " OR instr(coalesce(file_inputs, ''), ?1) LIMIT 1"
+    "SELECT file_hash FROM jobs WHERE file_hash IN (SELECT value FROM json_each(?1))"
+    " UNION SELECT o.value FROM jobs, json_each(jobs.output_files) AS o"
+    " WHERE jobs.output_files IS NOT NULL AND o.value IN (SELECT value FROM json_each(?1))"
+    " UNION SELECT i.atom FROM jobs, json_tree(jobs.file_inputs) AS i"
+    " WHERE jobs.file_inputs IS NOT NULL AND i.atom IN (SELECT value FROM json_each(?1))"
+)
+#: The files among the candidates whose record names a job as the one that stored them (not an upload).
+_JOB_OWNED_SQL = (
+    "SELECT file_hash FROM files WHERE file_hash IN (SELECT value FROM json_each(?))"
+    " AND json_valid(metadata) AND json_type(metadata, '$.job_id') = 'text'"
 )
 
 
@@ -49,13 +59,11 @@ def forget_jobs(conn: sqlite3.Connection, job_ids: Sequence[str]) -> Forgotten:
     if not answer.forgotten:
         return answer
     conn.execute("DELETE FROM jobs WHERE job_id IN (SELECT value FROM json_each(?))", (json.dumps(answer.forgotten),))
-    candidates = dict.fromkeys(h for j in answer.forgotten for h in json.loads(found[j][1] or "{}").values())
-    for file_hash in candidates:
-        record = conn.execute("SELECT metadata FROM files WHERE file_hash = ?", (file_hash,)).fetchone()
-        metadata = json.loads(record[0] or "null") if record is not None else None
-        owner = metadata.get("job_id") if isinstance(metadata, dict) else None
-        if owner is None or conn.execute(_STILL_NEEDED_SQL, (file_hash,)).fetchone() is not None:
-            continue
-        conn.execute("DELETE FROM files WHERE file_hash = ?", (file_hash,))
-        answer.removed_files.append(file_hash)
+    outputs = dict.fromkeys(h for j in answer.forgotten for h in json.loads(found[j][1] or "{}").values())
+    candidates = json.dumps(list(outputs))
+    removable = {row[0] for row in conn.execute(_JOB_OWNED_SQL, (candidates,))}
+    removable -= {row[0] for row in conn.execute(_STILL_NEEDED_SQL, (candidates,))}
+    answer.removed_files = [h for h in outputs if h in removable]
+    gone = json.dumps(answer.removed_files)
+    conn.execute("DELETE FROM files WHERE file_hash IN (SELECT value FROM json_each(?))", (gone,))
     return answer

@@ -9,6 +9,7 @@ partial unique index never sees a second live job: the job stays live throughout
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -21,7 +22,7 @@ from ..domain import status as st
 from ..domain.jobs import JobUpdate
 from ..domain.methods import parse_memory_limit, parse_time_limit
 from ..domain.models import MethodSpec
-from ..domain.retries import DEFAULT_POLICY, RETRIABLE_CODES, Attempt, RetryPolicy, last_line
+from ..domain.retries import DEFAULT_POLICY, RETRIABLE_CODES, RetryPolicy, last_line
 from .schema import ACTIVE_SET
 
 _CANDIDATES_SQL = (
@@ -43,24 +44,25 @@ def requeue_retries(conn: sqlite3.Connection, updates: Sequence[JobUpdate]) -> l
     if not failures:
         return list(updates)
     now = time.time()
-    retried: set[str] = set()
+    requeued: list[tuple[str, str, str, float, str]] = []
     for job_id, attempt, attempts, retry, resources, spec, cancelled, started_at, scheduler in conn.execute(
         _CANDIDATES_SQL, (json.dumps(list(failures)),)
     ):
         update = failures[job_id]
-        policy = DEFAULT_POLICY if retry is None else RetryPolicy.model_validate_json(retry)
+        policy = DEFAULT_POLICY if retry is None else _policy(retry)
         if cancelled or not policy.retries(update.status, attempt):
             continue
         used = json.loads(resources) if resources else _spec_resources(spec)
-        ended = Attempt(
-            attempt=attempt, status=update.status, exit_code=update.exit_code, reason=last_line(update.error),
-            started_at=_dt(update.started_at if update.started_at is not None else started_at),
-            finished_at=_dt(update.finished_at if update.finished_at is not None else now), resources=used,
-        )  # fmt: skip
-        history = [*json.loads(attempts or "[]"), ended.model_dump(mode="json")]
-        raised = next_resources(used, update.status, policy, local=scheduler == "local")
-        conn.execute(_REQUEUE_SQL, (st.PENDING, json.dumps(history), json.dumps(raised), now + policy.backoff, job_id))
-        retried.add(job_id)
+        ended = {  # an Attempt, as its JSON
+            "attempt": attempt, "status": update.status, "exit_code": update.exit_code,
+            "reason": last_line(update.error), "started_at": _iso(update.started_at or started_at),
+            "finished_at": _iso(update.finished_at or now), "resources": used,
+        }  # fmt: skip
+        history = json.dumps([*json.loads(attempts or "[]"), ended])
+        raised = json.dumps(next_resources(used, update.status, policy, local=scheduler == "local"))
+        requeued.append((st.PENDING, history, raised, now + policy.backoff, job_id))
+    conn.executemany(_REQUEUE_SQL, requeued)
+    retried = {row[-1] for row in requeued}
     return [u for u in updates if u.job_id not in retried]
 
 
@@ -89,11 +91,21 @@ def slurm_time(seconds: float) -> str:
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
+@functools.lru_cache(maxsize=256)
+def _policy(text: str) -> RetryPolicy:
+    """A stored policy (a batch's jobs share one: parsed once)."""
+    return RetryPolicy.model_validate_json(text)
+
+
 def _spec_resources(spec: str | None) -> dict[str, str]:
-    if spec is None:
-        return {}
+    return {} if spec is None else dict(_limits(spec))
+
+
+@functools.lru_cache(maxsize=256)
+def _limits(spec: str) -> tuple[tuple[str, str], ...]:
+    """The ``time`` and ``mem`` of a stored spec (parsed once per method version)."""
     resources = MethodSpec.model_validate_json(spec).resources
-    return {k: v for k, v in (("time", resources.time), ("mem", resources.mem)) if v is not None}
+    return tuple((k, v) for k, v in (("time", resources.time), ("mem", resources.mem)) if v is not None)
 
 
 def _physical_memory() -> int | None:
@@ -103,5 +115,6 @@ def _physical_memory() -> int | None:
         return None
 
 
-def _dt(epoch: float | None) -> datetime | None:
-    return None if epoch is None else datetime.fromtimestamp(epoch, UTC)
+def _iso(epoch: float | None) -> str | None:
+    """A time as the records' JSON spells it (what ``Attempt`` reads back)."""
+    return None if epoch is None else datetime.fromtimestamp(epoch, UTC).isoformat()
