@@ -34,8 +34,6 @@ from ..domain.errors import (
     disk_full,
 )
 from ..domain.models import (
-    BatchDetail,
-    BatchSummary,
     CancelResponse,
     FileInfo,
     FileUploadRequest,
@@ -58,6 +56,7 @@ from ..store.maintenance import store_error
 from .chunked import CHUNKED_REQUEST_MODELS, DEFAULT_SESSION_TTL_S, chunked_routes
 from .guard import DEFAULT_BODY_TIMEOUT, Guard
 from .log_routes import log_routes
+from .page_routes import page_routes
 from .transfer_routes import STREAM_PREFIX, transfer_routes
 from .wire import (
     OFFLOAD_BYTES,
@@ -110,6 +109,7 @@ def create_app(
     app.include_router(transfer_routes(backend, max_body_bytes, documented))
     app.include_router(chunked_routes(backend, sessions_dir, session_ttl, documented))
     app.include_router(log_routes(backend, documented))
+    app.include_router(page_routes(backend, documented))
     app.extra_request_models = CHUNKED_REQUEST_MODELS
     app.include_router(_routes(backend, api_key is not None, max_body_bytes, max_configs))
 
@@ -240,20 +240,9 @@ def _routes(backend: Backend, auth: bool, max_body_bytes: int, max_configs: int)
         result = await backend.check_hashes(payload.hashes)
         return await respond(HashCheckResponse, result, large=len(payload.hashes) > OFFLOAD_ITEMS)
 
-    @router.get("/files", response_model=list[FileInfo], tags=["files"])
-    async def list_files() -> Response:
-        files = await backend.list_files()
-        return await respond(list[FileInfo], files, large=len(files) > OFFLOAD_ITEMS)
-
     @router.get("/files/{file_hash}", response_model=FileInfo, tags=["files"], responses=errors_doc(404))
     async def get_file(file_hash: str) -> Response:
         return await respond(FileInfo, await backend.get_file(file_hash))
-
-    @router.get("/methods", response_model=list[MethodInfo], tags=["methods"])
-    async def list_methods(
-        latest_only: bool = Query(True, description="Only the latest version of each name."),
-    ) -> Response:
-        return await respond(list[MethodInfo], await backend.list_methods(latest_only))
 
     @router.post(
         "/methods", response_model=list[MethodInfo], tags=["methods"], openapi_extra=body_doc(MethodArchiveRequest)
@@ -290,14 +279,6 @@ def _routes(backend: Backend, auth: bool, max_body_bytes: int, max_configs: int)
     async def get_job(job_id: str) -> Response:
         return await respond(JobRecord, await backend.get_job(job_id))
 
-    @router.get("/jobs", response_model=list[JobRecord], tags=["jobs"])
-    async def list_jobs(
-        status: str | None = Query(None, description="Only jobs with this status code (CD, PD, R, F, ...)."),
-        limit: int = Query(100, ge=1, le=100_000),
-    ) -> Response:
-        jobs = await backend.list_jobs(status, limit)
-        return await respond(list[JobRecord], jobs, large=len(jobs) > OFFLOAD_ITEMS)
-
     @router.post("/jobs/batch", response_model=JobsResponse, tags=["jobs"], openapi_extra=body_doc(JobIdsRequest))
     async def job_statuses(request: Request) -> Response:
         """The current records of many jobs in one request (what a poller calls); unknown ids in ``not_found``."""
@@ -312,16 +293,6 @@ def _routes(backend: Backend, auth: bool, max_body_bytes: int, max_configs: int)
     async def cancel_jobs(request: Request) -> Response:
         payload = await parse_body(request, JobIdsRequest)
         return await respond(CancelResponse, await backend.cancel(payload.job_ids))
-
-    @router.get("/batches", response_model=list[BatchSummary], tags=["batches"])
-    async def list_batches(limit: int = Query(100, ge=1, le=100_000)) -> Response:
-        return await respond(list[BatchSummary], await backend.batches(limit))
-
-    @router.get("/batches/{batch_id}", response_model=BatchDetail, tags=["batches"], responses=errors_doc(404))
-    async def get_batch(batch_id: str) -> Response:
-        """A recorded batch: its results, the current record of each job and live counts."""
-        detail = await backend.batch(batch_id)
-        return await respond(BatchDetail, detail, large=len(detail.results) > OFFLOAD_ITEMS)
 
     @router.post(
         "/batches/{batch_id}/cancel", response_model=CancelResponse, tags=["batches"], responses=errors_doc(404)

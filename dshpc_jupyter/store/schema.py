@@ -75,7 +75,8 @@ ALTER TABLE jobs ADD COLUMN queue_group TEXT;
 ALTER TABLE jobs ADD COLUMN queue_rank INTEGER NOT NULL DEFAULT 0;
 CREATE INDEX jobs_queue ON jobs(scheduler, priority DESC, queue_rank, seq) {PENDING_ONLY};
 CREATE INDEX jobs_queue_group ON jobs(queue_group, queue_rank) {PENDING_ONLY};
-CREATE INDEX jobs_queue_age ON jobs(scheduler, priority, seq) {PENDING_ONLY}
+CREATE INDEX jobs_queue_age ON jobs(scheduler, priority, seq) {PENDING_ONLY};
+CREATE INDEX files_by_upload ON files(upload_date, file_hash)
 """
 
 #: The schema's history: version N is reached from N - 1 by its statements (version 1 from an empty file).
@@ -86,7 +87,8 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
     # Named inputs and output files (docs/design.md section 8): JSON text, NULL for jobs that have none.
     (2, "ALTER TABLE jobs ADD COLUMN file_inputs TEXT; ALTER TABLE jobs ADD COLUMN output_files TEXT"),
     # Priorities and fair share (docs/design.md section 10.2): pending jobs start by priority, then by their
-    # rank in the round-robin of their queue group (the batch that made them), then in submission order.
+    # rank in the round-robin of their queue group (the batch that made them), then in submission order; and
+    # the order the file list is paged in (section 10.3).
     (4, QUEUE_STEP),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
