@@ -38,7 +38,7 @@ def jobs_page(store: Store, status: str | None, limit: int, cursor: str | None) 
         rows = tx.connection.execute(JOBS_PAGE_SQL, (status, status, before, limit + 1)).fetchall()
     more = len(rows) > limit
     items = [job_from_row(row[:-1]) for row in rows[:limit]]
-    return Page(items=items, next_cursor=encode_cursor(rows[limit - 1][-1]) if more else None)
+    return Page.model_construct(items=items, next_cursor=encode_cursor(rows[limit - 1][-1]) if more else None)
 
 
 def files_page(store: Store, limit: int, cursor: str | None) -> Page[FileInfo]:
@@ -48,7 +48,7 @@ def files_page(store: Store, limit: int, cursor: str | None) -> Page[FileInfo]:
         rows = tx.connection.execute(FILES_PAGE_SQL, (after[0], *after, limit + 1)).fetchall()
     more = len(rows) > limit
     last = rows[limit - 1] if more else None
-    return Page(
+    return Page.model_construct(
         items=[file_from_row(row) for row in rows[:limit]],
         next_cursor=encode_cursor(last[5], last[0]) if last is not None else None,
     )
@@ -61,7 +61,7 @@ def batches_page(store: Store, limit: int, cursor: str | None) -> Page[BatchSumm
         rows = tx.connection.execute(BATCHES_PAGE_SQL, (before[0], *before, limit + 1)).fetchall()
     more = len(rows) > limit
     last = rows[limit - 1] if more else None
-    return Page(
+    return Page.model_construct(
         items=[batch_summary(row) for row in rows[:limit]],
         next_cursor=encode_cursor(last[1], last[0]) if last is not None else None,
     )
@@ -74,7 +74,7 @@ def methods_page(store: Store, latest_only: bool, limit: int, cursor: str | None
         rows = tx.connection.execute(METHODS_PAGE_SQL, (int(latest_only), name, name, name, seq, limit + 1)).fetchall()
     more = len(rows) > limit
     last = rows[limit - 1] if more else None
-    return Page(
+    return Page.model_construct(
         items=[method_from_row(*row[:4]) for row in rows[:limit]],
         next_cursor=encode_cursor(last[4], last[5]) if last is not None else None,
     )
