@@ -79,11 +79,14 @@ def _detail(row: Row) -> str:
 
 
 def state_label(row: Row) -> str:
-    """The row state as a person reads it: pending apart from running, cancelled apart from failed, and how
-    the config got its job (cached, joined one in progress, new, resubmitted after a failure)."""
+    """The row state as a person reads it: pending (with its place in the queue, ``pending #3``) apart from
+    running, cancelled apart from failed, and how the config got its job (cached, joined one in progress, new,
+    resubmitted after a failure)."""
     label: str = row.state
     if row.state == "in progress":
         label = "running" if row.status in ("R", "CG") else "pending"
+        position = row.job.queue_position if row.job is not None else None
+        label += f" #{position}" if position is not None and label == "pending" else ""
     elif row.state == "failed" and row.status == "CA":
         label = "cancelled"
     outcome = row.result.outcome if row.result is not None else None
