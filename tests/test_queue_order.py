@@ -135,7 +135,7 @@ def test_batch_submit_passes_the_priority(one_slot: Engine) -> None:
     urgent.refresh()
     plain.refresh()
     assert (urgent.df.loc[0, "queue_position"], plain.df.loc[0, "queue_position"]) == (1, 2)
-    assert state_label(plain.rows()[0]) == "pending #2 (new)"
+    assert state_label(plain.rows()[0]) == "pending (new) · #2 in queue"
     urgent.wait(timeout=60)
     plain.wait(timeout=60)
     assert urgent.df.loc[0, "started_at"] < plain.df.loc[0, "started_at"]
