@@ -178,6 +178,7 @@ def test_a_version_2_store_is_upgraded_with_its_pending_jobs_in_order(home: Path
         conn.execute("DROP INDEX jobs_queue")
         conn.execute("DROP INDEX jobs_queue_group")
         conn.execute("DROP INDEX jobs_queue_age")
+        conn.execute("DROP INDEX files_by_upload")
         for column in ("priority", "queue_group", "queue_rank"):
             conn.execute(f"ALTER TABLE jobs DROP COLUMN {column}")
         conn.execute("PRAGMA user_version = 2")
