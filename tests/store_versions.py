@@ -25,7 +25,7 @@ def _undo_3(conn: sqlite3.Connection) -> None:
 
 def _undo_4(conn: sqlite3.Connection) -> None:
     """Step 4 (priorities and fair share): the queue indexes and columns."""
-    for index in ("jobs_queue", "jobs_queue_group", "jobs_queue_age"):
+    for index in ("jobs_queue", "jobs_queue_group", "jobs_queue_age", "files_by_upload"):
         conn.execute(f"DROP INDEX {index}")
     for column in ("priority", "queue_group", "queue_rank"):
         conn.execute(f"ALTER TABLE jobs DROP COLUMN {column}")

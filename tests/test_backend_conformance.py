@@ -22,6 +22,7 @@ OPERATIONS = {
     "list_files", "get_file", "read_range", "read_bytes", "download", "staged_size", "append_staged",
     "simulate_job", "simulate_jobs", "job_statuses", "job_changes", "get_job", "list_jobs", "cancel", "forget",
     "batches", "batch", "cancel_batch", "submit_pipeline", "pipeline", "cancel_pipeline", "aclose", "read_log",
+    "jobs_page", "files_page", "methods_page", "batches_page", "batch_page",
 }  # fmt: skip
 #: Operations that give a stream of values (async generators; a ``Connection`` twin is a plain iterator).
 STREAMS = {"logs"}

@@ -20,6 +20,7 @@ from dshpc_jupyter.domain import status as st
 from dshpc_jupyter.domain.errors import InvalidInputError
 from dshpc_jupyter.front.batch import Batch
 from dshpc_jupyter.front.connection import Connection
+from dshpc_jupyter.jupyter.display import state_label
 from dshpc_jupyter.service.engine import Engine
 from dshpc_jupyter.service.factory import open_engine
 from dshpc_jupyter.store import queue as store_queue
@@ -135,6 +136,7 @@ def test_batch_submit_passes_the_priority(one_slot: Engine) -> None:
     urgent.refresh()
     plain.refresh()
     assert (urgent.df.loc[0, "queue_position"], plain.df.loc[0, "queue_position"]) == (1, 2)
+    assert state_label(plain.rows()[0]) == "pending (new) · #2 in queue"
     urgent.wait(timeout=60)
     plain.wait(timeout=60)
     assert urgent.df.loc[0, "started_at"] < plain.df.loc[0, "started_at"]

@@ -1,5 +1,5 @@
-"""A priority on Slurm becomes the array's ``--nice`` (higher priority, lower nice), seen in ``squeue``, on the
-real single-node Slurm (scripts/local-slurm.sh)."""
+"""On the real single-node Slurm (scripts/local-slurm.sh): a priority becomes the array's ``--nice`` (higher
+priority, lower nice), seen in ``squeue``; a job's log is followed from its workspace on the shared disk."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from pathlib import Path
 
 from support import write_method
 
+from dshpc_jupyter.backends.embedded import EmbeddedBackend
+from dshpc_jupyter.front.connection import Connection
 from dshpc_jupyter.service.factory import open_engine
 
 SLEEPER = "import time\ntime.sleep(20)\n"
@@ -36,3 +38,17 @@ def test_priority_becomes_nice_in_squeue(local_slurm: Path, home: Path, tmp_path
     finally:
         engine.cancel(list(submitted.values()))
         engine.close()
+
+
+def test_a_slurm_jobs_log_is_followed_from_the_shared_workspace(local_slurm: Path, home: Path, tmp_path: Path) -> None:
+    printer = "import time\nfor i in range(4):\n    print(f'line {i}', flush=True)\n    time.sleep(0.5)\n"
+    engine = open_engine(home, "slurm", poll_interval=0.2)
+    conn = Connection(EmbeddedBackend(engine))
+    try:
+        conn.register_method(write_method(tmp_path / "m", "Printer", printer))
+        job_id = conn.simulate_jobs([{"method_name": "Printer"}]).results[0].job_id
+        assert job_id
+        assert "".join(conn.logs(job_id, poll=0.2)) == "".join(f"line {i}\n" for i in range(4))
+        assert conn.get_job(job_id).status == "CD"
+    finally:
+        conn.close()

@@ -27,10 +27,18 @@ from ..domain.models import (
     LogChunk,
     MethodInfo,
     MultiJobSimulationResponse,
+    Page,
     ServiceStatus,
     StagedUpload,
 )
 from ..domain.models import ConfigLike as ConfigLike  # one config as a caller gives it (declared with the models)
+from ..domain.pages import (
+    DEFAULT_BATCHES_PAGE,
+    DEFAULT_FILES_PAGE,
+    DEFAULT_JOBS_PAGE,
+    DEFAULT_METHODS_PAGE,
+    DEFAULT_RESULTS_PAGE,
+)
 from ..domain.pipeline_models import PipelineDetail
 from ..domain.retries import SubmitOptions
 from ..domain.team import WhoAmI
@@ -194,5 +202,29 @@ class Backend(Protocol):
         ...
 
     async def cancel_pipeline(self, pipeline_id: str) -> PipelineDetail: ...
+
+    # --- pages: each list a bounded page at a time (docs/design.md section 10.3) ---------------------------
+
+    async def jobs_page(
+        self, status: str | None = None, limit: int = DEFAULT_JOBS_PAGE, cursor: str | None = None
+    ) -> Page[JobRecord]:
+        """Jobs newest first from ``cursor`` (a page's ``next_cursor``; None for the first page)."""
+        ...
+
+    async def files_page(self, limit: int = DEFAULT_FILES_PAGE, cursor: str | None = None) -> Page[FileInfo]: ...
+
+    async def methods_page(
+        self, latest_only: bool = True, limit: int = DEFAULT_METHODS_PAGE, cursor: str | None = None
+    ) -> Page[MethodInfo]: ...
+
+    async def batches_page(
+        self, limit: int = DEFAULT_BATCHES_PAGE, cursor: str | None = None
+    ) -> Page[BatchSummary]: ...
+
+    async def batch_page(
+        self, batch_id: str, limit: int = DEFAULT_RESULTS_PAGE, cursor: str | None = None
+    ) -> BatchDetail:
+        """A batch with one page of its results (and their jobs); ``next_cursor`` where the next page starts."""
+        ...
 
     async def aclose(self) -> None: ...

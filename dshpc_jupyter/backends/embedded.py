@@ -36,13 +36,22 @@ from ..domain.models import (
     LogChunk,
     MethodInfo,
     MultiJobSimulationResponse,
+    Page,
     ServiceLimits,
     ServiceStatus,
     StagedUpload,
 )
+from ..domain.pages import (
+    DEFAULT_BATCHES_PAGE,
+    DEFAULT_FILES_PAGE,
+    DEFAULT_JOBS_PAGE,
+    DEFAULT_METHODS_PAGE,
+    DEFAULT_RESULTS_PAGE,
+)
 from ..domain.pipeline_models import PipelineDetail
 from ..domain.retries import SubmitOptions
 from ..domain.team import WhoAmI
+from ..service import pages
 from ..service.engine import Engine
 from ..service.logs import read_log
 from ..service.transfers import copy_out, read_range
@@ -224,6 +233,27 @@ class EmbeddedBackend:
 
     async def cancel_pipeline(self, pipeline_id: str) -> PipelineDetail:
         return await self._write(self.engine.pipelines.cancel, pipeline_id)
+
+    async def jobs_page(
+        self, status: str | None = None, limit: int = DEFAULT_JOBS_PAGE, cursor: str | None = None
+    ) -> Page[JobRecord]:
+        return await self._run(pages.jobs_page, self.engine, status, limit, cursor)
+
+    async def files_page(self, limit: int = DEFAULT_FILES_PAGE, cursor: str | None = None) -> Page[FileInfo]:
+        return await self._run(pages.files_page, self.engine, limit, cursor)
+
+    async def methods_page(
+        self, latest_only: bool = True, limit: int = DEFAULT_METHODS_PAGE, cursor: str | None = None
+    ) -> Page[MethodInfo]:
+        return await self._run(pages.methods_page, self.engine, latest_only, limit, cursor)
+
+    async def batches_page(self, limit: int = DEFAULT_BATCHES_PAGE, cursor: str | None = None) -> Page[BatchSummary]:
+        return await self._run(pages.batches_page, self.engine, limit, cursor)
+
+    async def batch_page(
+        self, batch_id: str, limit: int = DEFAULT_RESULTS_PAGE, cursor: str | None = None
+    ) -> BatchDetail:
+        return await self._run(pages.batch_page, self.engine, batch_id, limit, cursor)
 
     async def aclose(self) -> None:
         await self._write(self.engine.close)

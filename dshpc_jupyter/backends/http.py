@@ -45,9 +45,7 @@ from ..domain.hashing import CHUNK, is_sha256_hex, sha256_bytes, sha256_file
 from ..domain.methods import load_method, method_dirs
 from ..domain.models import (
     CHANGES_LIMIT,
-    BatchDetail,
     BatchStatistics,
-    BatchSummary,
     CancelResponse,
     FileDetails,
     FileInfo,
@@ -79,6 +77,7 @@ from .http_files import (
     upload_query,
     upload_streamed,
 )
+from .http_pages import HttpPages
 from .logs import FOLLOW_POLL_S, follow_log
 from .progress import ProgressFactory, progress_for
 
@@ -106,7 +105,7 @@ class HttpOptions:
             raise InvalidInputError("max_configs: must be at least 1")
 
 
-class HttpBackend:
+class HttpBackend(HttpPages):
     """A dsHPC service at ``url`` (default ``$DSHPC_URL``), with ``api_key`` (default ``$DSHPC_API_KEY``) sent as
     ``X-API-Key``; ``transport`` replaces httpx's (tests wrap it to record or fail requests)."""
 
@@ -159,6 +158,9 @@ class HttpBackend:
                 transport=self._transport,
             )
         return self._client
+
+    async def _get(self, path: str, params: Mapping[str, Any]) -> httpx.Response:
+        return await self._send("GET", path, params=params, idempotent=True)
 
     def _backoff(self, attempt: int) -> float:
         delay = min(MAX_BACKOFF_S, BACKOFF_S * 2.0**attempt)
@@ -251,11 +253,6 @@ class HttpBackend:
         body = {"archive": base64.b64encode(archive).decode("ascii")}
         registered: list[MethodInfo] = await self._call("POST", "/methods", list[MethodInfo], body=body)
         return registered
-
-    async def list_methods(self, latest_only: bool = True) -> list[MethodInfo]:
-        params = {"latest_only": "true" if latest_only else "false"}
-        methods: list[MethodInfo] = await self._call("GET", "/methods", list[MethodInfo], params=params)
-        return methods
 
     async def method_versions(self, name: str) -> list[MethodInfo]:
         path = f"/methods/versions/{quote(name, safe='')}"
@@ -392,10 +389,6 @@ class HttpBackend:
         result: HashCheckResponse = await self._call("POST", "/files/check-hashes", HashCheckResponse, body=body)
         return result
 
-    async def list_files(self) -> list[FileInfo]:
-        files: list[FileInfo] = await self._call("GET", "/files", list[FileInfo])
-        return files
-
     # --- jobs ------------------------------------------------------------------------------------------
 
     async def simulate_job(self, config: ConfigLike) -> JobSimulationResponse:
@@ -475,11 +468,6 @@ class HttpBackend:
         record: JobRecord = await self._call("GET", f"/job/{quote(job_id, safe='')}", JobRecord)
         return record
 
-    async def list_jobs(self, status: str | None = None, limit: int = 100) -> list[JobRecord]:
-        params: dict[str, Any] = {"limit": limit} if status is None else {"limit": limit, "status": status}
-        jobs: list[JobRecord] = await self._call("GET", "/jobs", list[JobRecord], params=params)
-        return jobs
-
     async def cancel(self, job_ids: Sequence[str]) -> CancelResponse:
         body = {"job_ids": list(job_ids)}
         result: CancelResponse = await self._call("POST", "/jobs/cancel", CancelResponse, body=body)
@@ -502,15 +490,6 @@ class HttpBackend:
         return follow_log(self.read_log, job_id, stream, follow, poll)
 
     # --- batches ---------------------------------------------------------------------------------------
-
-    async def batches(self, limit: int = 100, *, name: str | None = None) -> list[BatchSummary]:
-        params: dict[str, Any] = {"limit": limit} if name is None else {"limit": limit, "name": name}
-        found: list[BatchSummary] = await self._call("GET", "/batches", list[BatchSummary], params=params)
-        return found
-
-    async def batch(self, batch_id: str) -> BatchDetail:
-        detail: BatchDetail = await self._call("GET", f"/batches/{quote(batch_id, safe='')}", BatchDetail)
-        return detail
 
     async def cancel_batch(self, batch_id: str) -> CancelResponse:
         path = f"/batches/{quote(batch_id, safe='')}/cancel"

@@ -31,8 +31,10 @@ from ..domain.models import (
     LogChunk,
     MethodInfo,
     MultiJobSimulationResponse,
+    Page,
     StagedUpload,
 )
+from ..domain.pages import DEFAULT_BATCHES_PAGE, DEFAULT_JOBS_PAGE, DEFAULT_RESULTS_PAGE
 from ..domain.retries import SubmitOptions
 from ..domain.team import AuditEntry, Usage, UserRecord
 from ..service.engine import Engine
@@ -153,6 +155,27 @@ class TeamBackend(EmbeddedBackend):
         if caller.sees_all:
             return await super().list_jobs(status, limit)
         return await self._run(self.team.table.owned_jobs, caller.name, status, limit)
+
+    async def jobs_page(
+        self, status: str | None = None, limit: int = DEFAULT_JOBS_PAGE, cursor: str | None = None
+    ) -> Page[JobRecord]:
+        """Every job, page after page, for those who see all; a user's own newest jobs, one page (no cursor)."""
+        if current_caller().sees_all:
+            return await super().jobs_page(status, limit, cursor)
+        return Page(items=await self.list_jobs(status, limit))
+
+    async def batches_page(self, limit: int = DEFAULT_BATCHES_PAGE, cursor: str | None = None) -> Page[BatchSummary]:
+        """As :meth:`jobs_page`, for batches."""
+        if current_caller().sees_all:
+            return await super().batches_page(limit, cursor)
+        return Page(items=await self.batches(limit))
+
+    async def batch_page(
+        self, batch_id: str, limit: int = DEFAULT_RESULTS_PAGE, cursor: str | None = None
+    ) -> BatchDetail:
+        await self._own_batch(batch_id)
+        await self.release_waiting()
+        return await super().batch_page(batch_id, limit, cursor)
 
     async def job_changes(self, since: int | None = None, limit: int = CHANGES_LIMIT) -> JobChanges:
         """Every job's changes, for those who see every job; a user is answered as by a server without the

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Annotated, Any, Literal, TypedDict
+from typing import Annotated, Any, Generic, Literal, TypedDict, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, PlainValidator, TypeAdapter
 
@@ -16,6 +16,7 @@ from .configs import Config, ConfigError, parse_config
 from .retries import Attempt, Resubmit, RetryField
 from .status import Outcome
 
+T = TypeVar("T")
 ParameterType = Literal["string", "integer", "number", "boolean", "array", "object"]
 
 
@@ -351,6 +352,16 @@ class BatchDetail(BatchSummary):
     results: list[MultiJobResult]
     jobs: list[JobRecord]
     live: LiveCounts
+    #: Where the next page of ``results`` starts (``GET /batches/{id}?cursor=``); None on the last page.
+    next_cursor: str | None = None
+
+
+class Page(Model, Generic[T]):
+    """One page of a list and the cursor of the next (None on the last); JSON-array routes send the items
+    as the body and the cursor in a ``Link: <...>; rel="next"`` header."""
+
+    items: list[T]
+    next_cursor: str | None = None
 
 
 class HealthResponse(Model):

@@ -30,8 +30,16 @@ from ..domain.models import (
     LogChunk,
     MethodInfo,
     MultiJobSimulationResponse,
+    Page,
     ServiceStatus,
     StagedUpload,
+)
+from ..domain.pages import (
+    DEFAULT_BATCHES_PAGE,
+    DEFAULT_FILES_PAGE,
+    DEFAULT_JOBS_PAGE,
+    DEFAULT_METHODS_PAGE,
+    DEFAULT_RESULTS_PAGE,
 )
 from ..domain.pipeline_models import PipelineDetail
 from ..domain.retries import SubmitOptions
@@ -213,6 +221,27 @@ class Connection:
 
     def cancel_pipeline(self, pipeline_id: str) -> PipelineDetail:
         return self.run(self.backend.cancel_pipeline, pipeline_id)
+
+    # --- pages ---------------------------------------------------------------------------------------------
+
+    def jobs_page(
+        self, status: str | None = None, limit: int = DEFAULT_JOBS_PAGE, cursor: str | None = None
+    ) -> Page[JobRecord]:
+        return self.run(self.backend.jobs_page, status, limit, cursor)
+
+    def files_page(self, limit: int = DEFAULT_FILES_PAGE, cursor: str | None = None) -> Page[FileInfo]:
+        return self.run(self.backend.files_page, limit, cursor)
+
+    def methods_page(
+        self, latest_only: bool = True, limit: int = DEFAULT_METHODS_PAGE, cursor: str | None = None
+    ) -> Page[MethodInfo]:
+        return self.run(self.backend.methods_page, latest_only, limit, cursor)
+
+    def batches_page(self, limit: int = DEFAULT_BATCHES_PAGE, cursor: str | None = None) -> Page[BatchSummary]:
+        return self.run(self.backend.batches_page, limit, cursor)
+
+    def batch_page(self, batch_id: str, limit: int = DEFAULT_RESULTS_PAGE, cursor: str | None = None) -> BatchDetail:
+        return self.run(self.backend.batch_page, batch_id, limit, cursor)
 
     def close(self) -> None:
         """The twin of ``aclose``: close the backend and stop the loop (and the pollers on it); closing again

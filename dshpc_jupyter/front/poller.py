@@ -17,8 +17,8 @@ import concurrent.futures
 import threading
 from typing import Final
 
-from ..domain.retries import SubmitOptions
 from ..domain.errors import NotFoundError
+from ..domain.retries import SubmitOptions
 from .batch_state import BatchState
 from .connection import Connection
 

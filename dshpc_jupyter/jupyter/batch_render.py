@@ -55,8 +55,9 @@ def _detail(row: Row) -> str:
 
 
 def state_label(row: Row) -> str:
-    """The row state as a person reads it: pending apart from running, cancelled apart from failed, and how
-    the config got its job (cached, joined one in progress, new, resubmitted after a failure)."""
+    """The row state as a person reads it: pending (with its place in the queue, ``· #3 in queue``) apart from
+    running, cancelled apart from failed, and how the config got its job (cached, joined one in progress, new,
+    resubmitted after a failure)."""
     label: str = row.state
     if row.state == "in progress":
         label = "running" if row.status in ("R", "CG") else "pending"
@@ -64,7 +65,9 @@ def state_label(row: Row) -> str:
         label = "cancelled"
     outcome = row.result.outcome if row.result is not None else None
     how = OUTCOME_LABELS.get(outcome or "")
-    return f"{label} ({how})" if how and row.state != "dry run" else label
+    label = f"{label} ({how})" if how and row.state != "dry run" else label
+    position = row.job.queue_position if row.job is not None else None
+    return f"{label} · #{position} in queue" if position is not None and row.status == "PD" else label
 
 
 def _duration(row: Row) -> str:

@@ -36,8 +36,6 @@ from ..domain.errors import (
     disk_full,
 )
 from ..domain.models import (
-    BatchDetail,
-    BatchSummary,
     CancelResponse,
     FileInfo,
     FileUploadRequest,
@@ -57,7 +55,6 @@ from ..domain.models import (
     ServiceStatus,
 )
 from ..domain.retries import SubmitOptions
-from ..service.identity import viewing
 from ..store.maintenance import store_error
 from .auth import authenticator
 from .change_routes import change_routes
@@ -66,6 +63,7 @@ from .dshpc_routes import dshpc_routes
 from .forget_routes import forget_routes
 from .guard import DEFAULT_BODY_TIMEOUT, Guard
 from .log_routes import log_routes
+from .page_routes import page_routes
 from .pipeline_routes import PIPELINE_REQUEST_MODELS, pipeline_routes
 from .policy import enforcer
 from .team_routes import team_routes
@@ -129,6 +127,7 @@ def create_app(
     app.include_router(pipeline_routes(backend, documented))
     app.include_router(dshpc_routes(backend, documented))
     app.include_router(log_routes(backend, documented))
+    app.include_router(page_routes(backend, documented))
     app.extra_request_models = (*CHUNKED_REQUEST_MODELS, *PIPELINE_REQUEST_MODELS)
     app.include_router(_routes(backend, auth, max_body_bytes, max_configs))
     app.include_router(team_routes(team, auth, documented))
@@ -266,20 +265,9 @@ def _routes(backend: Backend, auth: bool, max_body_bytes: int, max_configs: int)
         result = await backend.check_hashes(payload.hashes)
         return await respond(HashCheckResponse, result, large=len(payload.hashes) > OFFLOAD_ITEMS)
 
-    @router.get("/files", response_model=list[FileInfo], tags=["files"])
-    async def list_files() -> Response:
-        files = await backend.list_files()
-        return await respond(list[FileInfo], files, large=len(files) > OFFLOAD_ITEMS)
-
     @router.get("/files/{file_hash}", response_model=FileInfo, tags=["files"], responses=errors_doc(404))
     async def get_file(file_hash: str) -> Response:
         return await respond(FileInfo, await backend.get_file(file_hash))
-
-    @router.get("/methods", response_model=list[MethodInfo], tags=["methods"])
-    async def list_methods(
-        latest_only: bool = Query(True, description="Only the latest version of each name."),
-    ) -> Response:
-        return await respond(list[MethodInfo], await backend.list_methods(latest_only))
 
     @router.post(
         "/methods", response_model=list[MethodInfo], tags=["methods"], openapi_extra=body_doc(MethodArchiveRequest)
@@ -316,16 +304,6 @@ def _routes(backend: Backend, auth: bool, max_body_bytes: int, max_configs: int)
     async def get_job(job_id: str) -> Response:
         return await respond(JobRecord, await backend.get_job(job_id))
 
-    @router.get("/jobs", response_model=list[JobRecord], tags=["jobs"])
-    async def list_jobs(
-        status: str | None = Query(None, description="Only jobs with this status code (CD, PD, R, F, ...)."),
-        limit: int = Query(100, ge=1, le=100_000),
-        scope: str = Query("mine", description="On a server with users: `mine` (yours) or `all` (admins)."),
-    ) -> Response:
-        with viewing(scope):
-            jobs = await backend.list_jobs(status, limit)
-        return await respond(list[JobRecord], jobs, large=len(jobs) > OFFLOAD_ITEMS)
-
     @router.post("/jobs/batch", response_model=JobsResponse, tags=["jobs"], openapi_extra=body_doc(JobIdsRequest))
     async def job_statuses(request: Request) -> Response:
         """The current records of many jobs in one request (what a poller calls); unknown ids in ``not_found``."""
@@ -340,21 +318,6 @@ def _routes(backend: Backend, auth: bool, max_body_bytes: int, max_configs: int)
     async def cancel_jobs(request: Request) -> Response:
         payload = await parse_body(request, JobIdsRequest)
         return await respond(CancelResponse, await backend.cancel(payload.job_ids))
-
-    @router.get("/batches", response_model=list[BatchSummary], tags=["batches"])
-    async def list_batches(
-        limit: int = Query(100, ge=1, le=100_000),
-        scope: str = Query("mine", description="On a server with users: `mine` (yours) or `all` (admins)."),
-        name: str | None = Query(None, description="Only the batches of this name (newest first)."),
-    ) -> Response:
-        with viewing(scope):
-            return await respond(list[BatchSummary], await backend.batches(limit, name=name))
-
-    @router.get("/batches/{batch_id}", response_model=BatchDetail, tags=["batches"], responses=errors_doc(404))
-    async def get_batch(batch_id: str) -> Response:
-        """A recorded batch: its results, the current record of each job and live counts."""
-        detail = await backend.batch(batch_id)
-        return await respond(BatchDetail, detail, large=len(detail.results) > OFFLOAD_ITEMS)
 
     @router.post(
         "/batches/{batch_id}/cancel", response_model=CancelResponse, tags=["batches"], responses=errors_doc(404)

@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 from pydantic import TypeAdapter
 
-from ..domain.models import BatchStatistics, BatchSummary, FileInfo, JobRecord, MultiJobResult
+from ..domain.models import BatchStatistics, BatchSummary, FileInfo, JobRecord, MethodInfo, MethodSpec, MultiJobResult
 from ..domain.retries import Attempt
 
 _RESULTS = TypeAdapter(list[MultiJobResult])
@@ -126,4 +126,14 @@ def unpack_results(packed: str | bytes) -> list[MultiJobResult]:
     # A row packed before ``file_inputs`` existed is one field short: the field is then left out (None).
     return _RESULTS.validate_python(
         [dict(zip(PACKED_FIELDS[: len(row)], row, strict=True)) for row in json.loads(packed)]
+    )
+
+
+def method_from_row(function_hash: str, spec: str, registered_at: float, latest: object) -> MethodInfo:
+    """A method record from its stored spec and registration (``latest``: the last registered of its name)."""
+    return MethodInfo(
+        **MethodSpec.model_validate_json(spec).model_dump(),
+        function_hash=function_hash,
+        registered_at=datetime.fromtimestamp(registered_at, UTC),
+        latest=bool(latest),
     )

@@ -75,7 +75,8 @@ ALTER TABLE jobs ADD COLUMN queue_group TEXT;
 ALTER TABLE jobs ADD COLUMN queue_rank INTEGER NOT NULL DEFAULT 0;
 CREATE INDEX jobs_queue ON jobs(scheduler, priority DESC, queue_rank, seq) {PENDING_ONLY};
 CREATE INDEX jobs_queue_group ON jobs(queue_group, queue_rank) {PENDING_ONLY};
-CREATE INDEX jobs_queue_age ON jobs(scheduler, priority, seq) {PENDING_ONLY}
+CREATE INDEX jobs_queue_age ON jobs(scheduler, priority, seq) {PENDING_ONLY};
+CREATE INDEX files_by_upload ON files(upload_date, file_hash)
 """
 
 PIPELINES_SCHEMA = """
@@ -180,7 +181,8 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         " AND replaced_by IS NULL",
     ),
     # Priorities and fair share (docs/design.md section 13.2): pending jobs start by priority, then by their
-    # rank in the round-robin of their queue group (the batch that made them), then in submission order.
+    # rank in the round-robin of their queue group (the batch that made them), then in submission order; and
+    # the order the file list is paged in (section 13.3).
     (4, QUEUE_STEP),
     # Batch names (docs/design.md section 6.1): NULL for a batch sent without one; looked up by name, newest first.
     (

@@ -19,7 +19,6 @@ import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +39,7 @@ from .rows import (
     file_from_row,
     file_values,
     job_from_row,
+    method_from_row,
     pack_results,
     unpack_results,
 )
@@ -215,15 +215,7 @@ class Store:
             " FROM methods AS m WHERE (? IS NULL OR name = ?) ORDER BY name, registered_seq DESC",
             (name, name),
         )
-        methods = [
-            MethodInfo(
-                **MethodSpec.model_validate_json(spec).model_dump(),
-                function_hash=fhash,
-                registered_at=datetime.fromtimestamp(at, UTC),
-                latest=bool(latest),
-            )
-            for fhash, spec, at, latest in rows
-        ]
+        methods = [method_from_row(*row) for row in rows]
         return [m for m in methods if m.latest] if latest_only else methods
 
     # --- jobs ------------------------------------------------------------------------------------------
