@@ -134,7 +134,7 @@ def test_a_notebook_saved_after_a_reload_reopens_without_its_kernel_showing_the_
     widget's "model not found" never does."""
     from playwright.sync_api import expect
 
-    write_notebook(lab.root / "resave.ipynb", [SETUP, workload([3.0, 3.5, 4.0, 4.5])])
+    write_notebook(lab.root / "resave.ipynb", [SETUP, workload([3.1, 3.6, 4.1, 4.6])])  # not cached by another test
     with chromium() as page:
         errors = open_and_run_all(page, lab, "resave.ipynb")
         output = page.locator(".jp-Notebook .jp-Cell").nth(1).locator(".jp-OutputArea")

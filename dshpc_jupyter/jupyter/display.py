@@ -208,8 +208,9 @@ def show(batch: Batch, *, wait: bool = False, timeout: float | None = None, note
     While it runs the cell holds two outputs: the live widget, and a dated snapshot of the batch (HTML and text)
     re-sent every :data:`SNAPSHOT_INTERVAL` seconds, which the page hides while the widget lives and shows where
     the widget cannot render (:func:`snapshot_bundle`). With ``wait`` the cell blocks until every job has ended
-    (or ``timeout``); the cell is then cleared for the final table, so a notebook run from top to bottom
-    (nbconvert, nbval) keeps only the final state.
+    (or ``timeout``) showing the widget alone, then is cleared for the final table, so a notebook run from top to
+    bottom (nbconvert, nbval, which keeps every output it was sent) holds only the final state; a wait given up
+    adds the snapshot.
     """
     if not has_kernel():
         _show_text(batch, wait=wait, timeout=timeout, notes=notes)
@@ -224,15 +225,21 @@ def show(batch: Batch, *, wait: bool = False, timeout: float | None = None, note
     if not wait:  # with --wait the notes come with the final table (a front end may not honour clear_output)
         _print_lines(notes)
     handle = display(widget_bundle(view), raw=True, display_id=True)
-    snapshot = display(snapshot_bundle(batch, when=time.time()), raw=True, display_id=True)
+    snapshots: list[Any] = []  # the snapshot's display handle, once shown
+
+    def show_snapshot() -> None:
+        snapshots.append(display(snapshot_bundle(batch, when=time.time()), raw=True, display_id=True))
+
+    if not wait:
+        show_snapshot()
     sent = [time.monotonic()]
     # With --wait the final table is the main thread's (after clearing the cell), unless the wait is given up.
     waiting, finished, lock = [wait], [False], threading.Lock()
 
     def resend() -> None:
-        if time.monotonic() - sent[0] >= SNAPSHOT_INTERVAL:
+        if snapshots and time.monotonic() - sent[0] >= SNAPSHOT_INTERVAL:
             sent[0] = time.monotonic()
-            snapshot.update(snapshot_bundle(batch, when=time.time()), raw=True)
+            snapshots[0].update(snapshot_bundle(batch, when=time.time()), raw=True)
 
     def finish() -> None:
         with lock:
@@ -240,7 +247,7 @@ def show(batch: Batch, *, wait: bool = False, timeout: float | None = None, note
                 return
             finished[0] = True
         handle.update({}, raw=True)  # the widget's output goes (an empty output shows nothing)...
-        snapshot.update(static_bundle(batch), raw=True)  # ...and the snapshot's becomes the final table
+        snapshots[0].update(static_bundle(batch), raw=True)  # ...and the snapshot's becomes the final table
 
     view.follow(on_done=finish, setup=_keep_parent(), on_render=resend)
     if not wait:
@@ -248,6 +255,7 @@ def show(batch: Batch, *, wait: bool = False, timeout: float | None = None, note
     try:
         batch.wait(timeout)
     except (TimeoutError, KeyboardInterrupt) as exc:  # the live view above keeps following the jobs
+        show_snapshot()
         with lock:
             waiting[0] = False
         if batch.done:  # it ended as the wait gave up, and the view thread may have passed its end already
