@@ -72,3 +72,41 @@ def test_the_probe_would_see_a_third_party_import(tmp_path: Path) -> None:
     code = "import importlib.util; print(importlib.util.find_spec('pydantic') is not None)"
     done = subprocess.run([sys.executable, "-I", "-c", code], capture_output=True, text=True, timeout=60)
     assert done.stdout.strip() == "True", done.stderr
+
+
+SLOT_PROBE = r"""
+import json, sys
+sys.path.insert(0, sys.argv[1])
+from dshpc_jupyter.schedulers import slot_runner
+slot_runner.serve()
+outside = sorted(
+    name for name in sys.modules
+    if name.partition(".")[0] not in {*sys.stdlib_module_names, "__main__", "dshpc_jupyter"}
+)
+print(json.dumps(outside), file=sys.stderr)
+"""
+
+
+def test_the_slot_runner_runs_task_after_task_with_the_standard_library_only(tmp_path: Path) -> None:
+    """The local worker's runner per slot: tasks in on stdin, one answer per task once its result is written."""
+    script, data = tmp_path / "echo.py", tmp_path / "input.txt"
+    script.write_text(ECHO, encoding="utf-8")
+    data.write_text("ab\n", encoding="utf-8")
+    tasks = []
+    for n in (1, 2):
+        workspace = tmp_path / f"w{n}"
+        workspace.mkdir()
+        tasks.append({
+            "job_id": f"j{n}", "workspace": str(workspace), "command": "python3", "script": str(script),
+            "input_file": str(data), "method_dir": str(tmp_path), "method_name": "Echo", "parameters": {"n": n},
+        })  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", SLOT_PROBE, str(ROOT)], capture_output=True, text=True, timeout=120,
+        cwd=tmp_path, input="".join(json.dumps(task) + "\n" for task in tasks),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["ready", "j1", "j2"]
+    assert json.loads(done.stderr.splitlines()[-1]) == []
+    for n in (1, 2):
+        result = json.loads((tmp_path / f"w{n}" / "result.json").read_text())
+        assert (result["status"], result["output"]) == ("CD", "ab" * n + "\n")

@@ -69,6 +69,8 @@ class Worker:
         self.slots = slots
         self.idle_timeout = idle_timeout
         self.running: dict[str, Runner] = {}
+        #: Jobs whose runner ended, their results not recorded yet.
+        self.ended: list[Runner] = []
         self.cancelling: set[str] = set()
         self.selector = selectors.DefaultSelector()
         self.pool = SlotPool(self.selector)
@@ -122,7 +124,8 @@ class Worker:
         self.running[runner.job_id] = runner
 
     def _finish(self, runners: list[Runner]) -> None:
-        """Ingest the results of runners that ended, in one write; a runner gone without one lost its job (``NF``)."""
+        """Free the slots of jobs that ended; their results are recorded once the slots have new work
+        (:meth:`_record`), so a slot runner does not wait for that write."""
         for runner in runners:
             del self.running[runner.job_id]
             if runner.pidfd is not None:
@@ -130,11 +133,17 @@ class Worker:
                 os.close(runner.pidfd)
             if runner.slot is not None and runner.slot in self.pool.all:
                 self.pool.release(runner.slot)
-        updates = [self._outcome(runner.job_id, runner.workspace) for runner in runners]
-        # Retried here, not by the loop: the runners have left ``running``, so a retry from the top would lose them.
-        self._retrying(self.ledger.apply_updates, updates)
-        for runner in runners:
+        self.ended += runners
+
+    def _record(self) -> None:
+        """Ingest the results of the jobs that ended, in one write; a runner gone without one lost its job
+        (``NF``). They are dropped from ``ended`` only once recorded, so a retry never loses one."""
+        if not self.ended:
+            return
+        self.ledger.apply_updates([self._outcome(runner.job_id, runner.workspace) for runner in self.ended])
+        for runner in self.ended:
             self.cancelling.discard(runner.job_id)
+        self.ended = []
 
     def _outcome(self, job_id: str, workspace: Path) -> JobUpdate:
         result = read_result(workspace)
@@ -175,8 +184,10 @@ class Worker:
         """The runner's task for a claimed job, its workspace made (without a cancel file a past run left)."""
         workspace = self.home.workspace(job.job_id)
         keep_attempts(workspace, job.attempt)
-        workspace.mkdir(parents=True, exist_ok=True)
-        (workspace / CANCEL_FILE).unlink(missing_ok=True)
+        try:
+            workspace.mkdir(parents=True)
+        except FileExistsError:
+            (workspace / CANCEL_FILE).unlink(missing_ok=True)
         spec = with_resources(MethodSpec.model_validate_json(job.spec), json.loads(job.resources or "null"))
         return build_task(
             self.home, job.job_id, job.file_hash, job.function_hash, spec,
@@ -262,6 +273,7 @@ class Worker:
         while True:
             self._retrying(self._cancel)
             self._retrying(self._start)
+            self._retrying(self._record)
             if self.stopping:
                 break
             if self.running:

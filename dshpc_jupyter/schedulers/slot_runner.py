@@ -107,9 +107,11 @@ class SlotRunner:
         with contextlib.suppress(OSError):
             assert self.process.stdin is not None
             self.process.stdin.close()
-        if self.job_id is None:
+        if self.job_id is None:  # it exits at once
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.process.wait(timeout=5)
+        else:
+            self.process.poll()  # collected if it has gone (killed); else it runs on, its job adopted later
         assert self.process.stdout is not None
         self.process.stdout.close()
 
