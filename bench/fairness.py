@@ -3,7 +3,7 @@
 Both are measured in the same run on the same real local worker (its default slots, real runner processes):
 first the 8 alone (the baseline), then a 2,000-job batch, and once it runs, 8 more jobs in a new batch. The
 time is from submitting the 8 to the moment all 8 have completed (polled every 20 ms). Round-robin across
-batches of equal priority (docs/design.md section 10.2) should keep the ratio within 2x; first-come order
+batches of equal priority (docs/design.md section 13.2) should keep the ratio within 2x; first-come order
 would make the 8 wait for the whole big batch (estimated from its throughput and printed beside it).
 The big batch is cancelled at the end.
 

@@ -1,4 +1,4 @@
-"""Batch records (docs/design.md section 10.3): results stored once per content, so a call made again adds a
+"""Batch records (docs/design.md section 14.3): results stored once per content, so a call made again adds a
 small row, not a copy; appends and refusals replace a batch's payload and release the old one; a batch written
 inline before payloads is still read. The retention rule: ``dshpc-jupyter store prune`` deletes the batches
 created before a cutoff but for the most recent ones, never a job, so the pruned configs are still answered

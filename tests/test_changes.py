@@ -1,4 +1,4 @@
-"""Polling by change (docs/design.md section 10): every write of a job, whichever statement makes it, stamps it
+"""Polling by change (docs/design.md section 14): every write of a job, whichever statement makes it, stamps it
 with the next number of one store-wide counter; ``job_changes`` answers what changed after a cursor, on both
 backends; a store from before the stamps is upgraded with its jobs stamped; a Batch's poller keeps only its
 own jobs of the store's changes."""

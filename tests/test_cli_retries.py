@@ -1,4 +1,4 @@
-"""The command line's ``submit --retry/--resubmit/--rerun`` and ``jobs forget`` (docs/design.md section 10)."""
+"""The command line's ``submit --retry/--resubmit/--rerun`` and ``jobs forget`` (docs/design.md section 12)."""
 
 from __future__ import annotations
 

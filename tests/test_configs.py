@@ -98,6 +98,12 @@ def test_a_config_without_inputs_is_parameters_only_and_named_inputs_are_kept() 
             (None, "M", {}),
         ),
         ({"file_inputs": {"a": [H, 3]}, "method_name": "M"}, "file_inputs.a", ARRAY_ITEM, (None, "M", {})),
+        (  # a null item too: the fuzzer's {"k": [null]} once passed this check and reached a 500
+            {"file_inputs": {"a": [None]}, "method_name": "M"},
+            "file_inputs.a",
+            "must be an array of file hashes (strings), got an item of type null",
+            (None, "M", {}),
+        ),
         ({"file_inputs": {"a": 3}, "method_name": "M"}, "file_inputs.a", f"{ONE_OR_MANY} got integer", (None, "M", {})),
         ({"file_hash": 7, "method_name": 8}, "method_name", "must be a string, got integer", (None, None, {})),
         ({"file_hash": [H], "method_name": "M"}, "file_hash", "must be a string, got array", (None, "M", {})),

@@ -1,4 +1,4 @@
-"""``%%dshpc_batch --retry/--resubmit/--rerun`` in a real Jupyter kernel (docs/design.md section 10)."""
+"""``%%dshpc_batch --retry/--resubmit/--rerun`` in a real Jupyter kernel (docs/design.md section 12)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Automatic retries on the local scheduler, each from its real condition: a method that really runs out of its
 memory limit, one that really overruns its time, a runner really killed with SIGKILL. The job keeps its id, each
-attempt that ended is recorded, and the next one gets more memory or time (docs/design.md section 10.1)."""
+attempt that ended is recorded, and the next one gets more memory or time (docs/design.md section 12.1)."""
 
 from __future__ import annotations
 

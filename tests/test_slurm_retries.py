@@ -1,5 +1,5 @@
 """Retries on the real single-node Slurm: a job over its time limit and one over its memory limit run again
-under the same job id, resubmitted with ``--time``/``--mem`` raised, and complete (docs/design.md section 10.1)."""
+under the same job id, resubmitted with ``--time``/``--mem`` raised, and complete (docs/design.md section 12.1)."""
 
 from __future__ import annotations
 

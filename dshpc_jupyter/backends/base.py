@@ -155,7 +155,7 @@ class Backend(Protocol):
     async def job_changes(self, since: int | None = None, limit: int = CHANGES_LIMIT) -> JobChanges:
         """The jobs changed after cursor ``since``, oldest change first, at most ``limit`` (``more`` when others
         wait), and the cursor to ask from next; without ``since`` only the current cursor, where a poller
-        starts. A poll costs the jobs that changed, not the jobs in flight (docs/design.md section 10)."""
+        starts. A poll costs the jobs that changed, not the jobs in flight (docs/design.md section 14)."""
         ...
 
     async def get_job(self, job_id: str) -> JobRecord: ...
@@ -203,7 +203,7 @@ class Backend(Protocol):
 
     async def cancel_pipeline(self, pipeline_id: str) -> PipelineDetail: ...
 
-    # --- pages: each list a bounded page at a time (docs/design.md section 10.3) ---------------------------
+    # --- pages: each list a bounded page at a time (docs/design.md section 13.3) ---------------------------
 
     async def jobs_page(
         self, status: str | None = None, limit: int = DEFAULT_JOBS_PAGE, cursor: str | None = None

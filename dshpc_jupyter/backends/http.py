@@ -22,7 +22,7 @@ import asyncio
 import base64
 import os
 import random
-from collections.abc import AsyncGenerator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -56,14 +56,12 @@ from ..domain.models import (
     JobRecord,
     JobSimulationResponse,
     JobsResponse,
-    LogChunk,
     MethodInfo,
     MultiJobSimulationResponse,
     ServiceStatus,
     StagedUpload,
     adapter,
 )
-from ..domain.pipeline_models import PipelineDetail
 from ..domain.retries import SubmitOptions
 from ..domain.team import WhoAmI
 from .base import API_KEY_ENV, URL_ENV, ConfigLike
@@ -77,8 +75,9 @@ from .http_files import (
     upload_query,
     upload_streamed,
 )
+from .http_logs import HttpLogs
 from .http_pages import HttpPages
-from .logs import FOLLOW_POLL_S, follow_log
+from .http_pipelines import HttpPipelines
 from .progress import ProgressFactory, progress_for
 
 DEFAULT_TIMEOUT_S = 60.0
@@ -105,7 +104,7 @@ class HttpOptions:
             raise InvalidInputError("max_configs: must be at least 1")
 
 
-class HttpBackend(HttpPages):
+class HttpBackend(HttpPages, HttpLogs, HttpPipelines):
     """A dsHPC service at ``url`` (default ``$DSHPC_URL``), with ``api_key`` (default ``$DSHPC_API_KEY``) sent as
     ``X-API-Key``; ``transport`` replaces httpx's (tests wrap it to record or fail requests)."""
 
@@ -479,36 +478,12 @@ class HttpBackend(HttpPages):
         result: ForgetResponse = await self._call("POST", "/jobs/forget", ForgetResponse, body=body, idempotent=False)
         return result
 
-    async def read_log(self, job_id: str, stream: str = "stdout", offset: int = 0) -> LogChunk:
-        params = {"stream": stream, "offset": offset}
-        chunk: LogChunk = await self._call("GET", f"/job/{quote(job_id, safe='')}/logs", LogChunk, params=params)
-        return chunk
-
-    def logs(
-        self, job_id: str, *, stream: str = "stdout", follow: bool = True, poll: float = FOLLOW_POLL_S
-    ) -> AsyncGenerator[str, None]:
-        return follow_log(self.read_log, job_id, stream, follow, poll)
-
     # --- batches ---------------------------------------------------------------------------------------
 
     async def cancel_batch(self, batch_id: str) -> CancelResponse:
         path = f"/batches/{quote(batch_id, safe='')}/cancel"
         result: CancelResponse = await self._call("POST", path, CancelResponse)
         return result
-
-    async def submit_pipeline(self, steps: Mapping[str, Any]) -> PipelineDetail:
-        body = {"steps": dict(steps)}
-        detail: PipelineDetail = await self._call("POST", "/pipelines", PipelineDetail, body=body, idempotent=False)
-        return detail
-
-    async def pipeline(self, pipeline_id: str) -> PipelineDetail:
-        detail: PipelineDetail = await self._call("GET", f"/pipelines/{quote(pipeline_id, safe='')}", PipelineDetail)
-        return detail
-
-    async def cancel_pipeline(self, pipeline_id: str) -> PipelineDetail:
-        path = f"/pipelines/{quote(pipeline_id, safe='')}/cancel"
-        detail: PipelineDetail = await self._call("POST", path, PipelineDetail)
-        return detail
 
     async def aclose(self) -> None:
         if self._client is not None:

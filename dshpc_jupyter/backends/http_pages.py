@@ -1,4 +1,4 @@
-"""The HTTP client's lists, a page at a time and whole (docs/design.md section 10.3).
+"""The HTTP client's lists, a page at a time and whole (docs/design.md section 13.3).
 
 Every list route of the server answers one bounded page: a JSON-array route (``/jobs``, ``/files``,
 ``/methods``, ``/batches``) gives the next page's address in a ``Link: <...>; rel="next"`` header, a batch's

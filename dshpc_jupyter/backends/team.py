@@ -1,5 +1,5 @@
 """The embedded backend of a server for a team: the engine's answers, kept to what the caller may see and do
-(docs/design.md section 10).
+(docs/design.md section 11).
 
 The cache stays shared: a config is answered with whatever job has its key, whoever ran it. What is scoped is
 the record of who asked for what: batches (their configs and parameters) are their owner's and the admins';

@@ -57,7 +57,7 @@ def cmd_store(args: argparse.Namespace) -> int:
 
 
 def prune(path: Path, older_than_days: float, keep: int, vacuum: bool) -> int:
-    """The retention rule of batch records (docs/design.md section 10.3): jobs stay, old batch rows go."""
+    """The retention rule of batch records (docs/design.md section 14.3): jobs stay, old batch rows go."""
     import time
 
     from ..store.retention import prune_batches

@@ -1,4 +1,4 @@
-"""The commands on a server's users (docs/design.md section 10): they work on the store under ``--home``, the
+"""The commands on a server's users (docs/design.md section 11): they work on the store under ``--home``, the
 one the server serves, so whoever can write that store manages its users; ``whoami`` asks the service."""
 
 from __future__ import annotations

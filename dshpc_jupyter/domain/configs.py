@@ -120,9 +120,9 @@ def _inputs_problem(file_hash: object, inputs: object) -> tuple[str | None, str 
         if isinstance(value, list):
             if not value:
                 return where, "must not be an empty array"
-            bad = next((v for v in value if not isinstance(v, str)), None)
-            if bad is not None:
-                return where, f"must be an array of file hashes (strings), got an item of type {json_type(bad)}"
+            bad = [v for v in value if not isinstance(v, str)]  # a list, so that a null item is found too
+            if bad:
+                return where, f"must be an array of file hashes (strings), got an item of type {json_type(bad[0])}"
         elif not isinstance(value, str):
             return where, f"must be a file hash or an array of them, got {json_type(value)}"
     return None, None

@@ -57,7 +57,7 @@ class MultiJobSimulationRequest(Model):
         json_schema_extra={"items": {"$ref": "#/components/schemas/JobConfig"}},
         description="Job configurations: objects with file_hash, method_name and optional parameters.",
     )
-    #: The call's options (docs/design.md section 10); absent, the seed's behaviour.
+    #: The call's options (docs/design.md section 12); absent, the seed's behaviour.
     retry: RetryField = Field(None, description="Retry policy of the jobs this call creates: retries, or a policy.")
     resubmit: Resubmit = Field("failed", description="Which failed jobs run again: failed, retriable or never.")
     force: bool = Field(False, description="Run configs again even when a completed job is cached.")
@@ -115,7 +115,7 @@ class MultiJobSimulationResponse(BatchStatistics):
     results: list[MultiJobResult]
     batch_id: str | None = None
     dry_run: bool = False
-    #: New jobs of this call waiting for the caller's quota of jobs in progress (a server's users, section 10).
+    #: New jobs of this call waiting for the caller's quota of jobs in progress (a server's users, section 11).
     quota_waiting: int = 0
 
 
@@ -194,7 +194,7 @@ MAX_CHANGES_LIMIT = 100_000
 
 
 class JobChanges(Model):
-    """``GET /jobs/changes``: the jobs changed after a cursor, oldest change first (docs/design.md section 10)."""
+    """``GET /jobs/changes``: the jobs changed after a cursor, oldest change first (docs/design.md section 14)."""
 
     #: Where the next poll asks from: the change of the last record here (the store's latest with no cursor).
     cursor: int
@@ -310,7 +310,7 @@ class MethodSpec(Model):
     parameters: list[MethodParameter] = Field(default_factory=list)
     version: str = "1"
     resources: MethodResources = Field(default_factory=MethodResources)
-    #: The retry policy of this method's jobs when a call sets none (docs/design.md section 10).
+    #: The retry policy of this method's jobs when a call sets none (docs/design.md section 12).
     retry: RetryField = None
     #: The inputs it takes by name; None when it declares none (then any of the three forms is accepted).
     inputs: list[MethodInput] | None = None

@@ -1,4 +1,4 @@
-"""Cursors for paged lists (docs/design.md section 10.3): an opaque token holding where the last page ended.
+"""Cursors for paged lists (docs/design.md section 13.3): an opaque token holding where the last page ended.
 
 A cursor names the last row's position in the list's order (a sequence number, a time and a key), never an
 offset, so rows inserted while a client walks the list neither repeat nor push others past it.

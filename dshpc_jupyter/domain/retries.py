@@ -1,4 +1,4 @@
-"""Retry policies, the attempts of a job, and the options of one ``simulate-jobs`` call (docs/design.md section 10).
+"""Retry policies, the attempts of a job, and the options of one ``simulate-jobs`` call (docs/design.md section 12).
 
 A retry keeps the job (its ``job_id``, its place in every batch): the store moves a job whose attempt failed with
 a code of its policy back to ``PD`` with more memory or time, and records the attempt that ended. The policy is

@@ -1,4 +1,4 @@
-"""The wire models of a server for a team (docs/design.md section 10): who the caller is, the users, their
+"""The wire models of a server for a team (docs/design.md section 11): who the caller is, the users, their
 usage and the audit trail. Apart from :mod:`.models` because they exist only where there are users."""
 
 from __future__ import annotations

@@ -61,7 +61,7 @@ class BatchStats(Mapping[str, Any]):
     dry_run_rows: int = 0
     #: Configs whose job was cancelled (``CA``): counted here, not in ``failed``.
     cancelled: int = 0
-    #: Configs whose failed job was kept, not run again (``resubmit``; docs/design.md section 10.2).
+    #: Configs whose failed job was kept, not run again (``resubmit``; docs/design.md section 12.2).
     kept_failures: int = 0
     #: Configs whose completed job runs again (``force``).
     reruns: int = 0

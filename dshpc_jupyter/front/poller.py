@@ -1,7 +1,7 @@
 """The poller of a Batch: it sends the configs held back by ``concurrency`` as earlier jobs end, and asks what
 changed once per interval (never one call per job), backing off while the service does not answer.
 
-It polls by change (docs/design.md section 10): the first round takes the service's cursor, then reads every
+It polls by change (docs/design.md section 14): the first round takes the service's cursor, then reads every
 unfinished job once (``job_statuses``); each later round asks only for the jobs changed after the cursor of the
 last answer (``job_changes``), so a round costs the jobs that changed, not the jobs in flight.
 

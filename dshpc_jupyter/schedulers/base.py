@@ -271,7 +271,7 @@ def build_task(
 
 
 def with_resources(spec: MethodSpec, raised: Mapping[str, str] | None) -> MethodSpec:
-    """The spec with the ``time``/``mem`` a retry raised (docs/design.md section 10.1)."""
+    """The spec with the ``time``/``mem`` a retry raised (docs/design.md section 12.1)."""
     if not raised:
         return spec
     return spec.model_copy(update={"resources": spec.resources.model_copy(update=dict(raised))})

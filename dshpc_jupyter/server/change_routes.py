@@ -1,4 +1,4 @@
-"""``GET /jobs/changes``: polling by change (docs/design.md section 10). A poller keeps the cursor of its last
+"""``GET /jobs/changes``: polling by change (docs/design.md section 14). A poller keeps the cursor of its last
 answer and asks for what changed after it, so an idle poll of 100,000 jobs in flight is a few bytes, not the
 records of all of them."""
 

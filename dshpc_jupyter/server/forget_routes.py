@@ -1,4 +1,4 @@
-"""The routes that forget jobs (docs/design.md section 10.3): many at once, or one by its own URL.
+"""The routes that forget jobs (docs/design.md section 12.3): many at once, or one by its own URL.
 
 ``DELETE /job/{job_id}`` is the REST spelling of forgetting one job, so it answers like one: 404 for an
 unknown job, 409 for one in progress (cancel it first), else the same answer as ``POST /jobs/forget``.

@@ -1,4 +1,4 @@
-"""The route of a job's logs (docs/design.md section 10.1): a byte-offset read the client repeats to follow,
+"""The route of a job's logs (docs/design.md section 13.1): a byte-offset read the client repeats to follow,
 so no request is held open while a job is quiet and a dropped connection loses nothing."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The list routes, each a bounded page (docs/design.md section 10.3): ``limit`` and ``cursor`` on every one;
+"""The list routes, each a bounded page (docs/design.md section 13.3): ``limit`` and ``cursor`` on every one;
 the JSON-array routes keep the seed's body (an array) and give the next page in ``Link: <...>; rel="next"``,
 a batch's detail carries ``next_cursor``. Without parameters each answers its first page of the default size."""
 

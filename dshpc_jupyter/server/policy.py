@@ -1,5 +1,5 @@
 """Who may call what: one table of route -> rule, the only place a route's access is decided, from which the
-API docs' table is generated (docs/design.md section 10.2; ``tests/test_policy.py`` checks both).
+API docs' table is generated (docs/design.md section 11.2; ``tests/test_policy.py`` checks both).
 
 Roles: ``anyone`` (no credential), ``user`` (any valid token; what a user may touch of others' records is the
 ``note``, enforced by :mod:`..backends.team`) and ``admin``. A route without a rule is refused (403) on a
@@ -128,7 +128,7 @@ def routes_of(routes: Iterable[BaseRoute]) -> Iterator[tuple[str, str]]:
 
 
 def markdown_table() -> str:
-    """The rules as the Markdown table of docs/design.md section 10.2."""
+    """The rules as the Markdown table of docs/design.md section 11.2."""
     lines = ["| route | who | what else |", "|---|---|---|"]
     for (method, path), rule in RULES.items():
         lines.append(f"| `{method} {path}` | {rule.role} | {rule.note} |")

@@ -1,4 +1,4 @@
-"""The routes of a server for a team (docs/design.md section 10): who the caller is, the users, their usage
+"""The routes of a server for a team (docs/design.md section 11): who the caller is, the users, their usage
 and the audit trail. Who may call each is in :mod:`.policy`; the records come from :mod:`..backends.team`."""
 
 from __future__ import annotations

@@ -209,7 +209,7 @@ class Engine(Catalog):
         queueing: Queueing,
     ) -> tuple[list[ResultRow], list[tuple[NewJob, Submission]]]:
         """The seed's rule for each config, given the most recent job of each key (as ``options`` bend it:
-        section 10): its result row, and the new jobs to record and submit."""
+        section 12): its result row, and the new jobs to record and submit."""
         results: list[ResultRow] = []
         new_jobs: list[tuple[NewJob, Submission]] = []
         messages = DRY_MESSAGES if dry_run else LIVE_MESSAGES
@@ -322,7 +322,7 @@ class Engine(Catalog):
         return with_queue_positions(self.store, self.store.get_jobs(job_ids) if polled else records)
 
     def job_changes(self, since: int | None = None, limit: int = CHANGES_LIMIT) -> JobChanges:
-        """The jobs changed after cursor ``since``, oldest change first (docs/design.md section 10); without
+        """The jobs changed after cursor ``since``, oldest change first (docs/design.md section 14); without
         it, only the current cursor. The schedulers are asked first, as for ``job_statuses``."""
         if since is not None and since < 0:
             raise InvalidInputError(f"since: must be a cursor (0 or more), got {since}")

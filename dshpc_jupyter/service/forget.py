@@ -1,4 +1,4 @@
-"""Forgetting jobs (docs/design.md section 10.3): the store decides what goes, then the files go from disk.
+"""Forgetting jobs (docs/design.md section 12.3): the store decides what goes, then the files go from disk.
 
 A job in progress is refused rather than cancelled on the way: forgetting is about the cache, stopping work is
 ``cancel``'s decision, and a caller who wants both cancels, waits for the job to end, then forgets. The disk is

@@ -1,4 +1,4 @@
-"""A job's stdout and stderr read by byte offset while it runs and after it ends (docs/design.md section 10.1).
+"""A job's stdout and stderr read by byte offset while it runs and after it ends (docs/design.md section 13.1).
 
 The runner writes both streams straight into the job's workspace (``stdout.txt``, ``stderr.txt``), on Slurm on
 the shared filesystem, so reading them needs no help from the runner: a reader asks for the bytes after the

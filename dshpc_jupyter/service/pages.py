@@ -1,4 +1,4 @@
-"""The engine's lists a page at a time (docs/design.md section 10.3): what the server's list routes answer and
+"""The engine's lists a page at a time (docs/design.md section 13.3): what the server's list routes answer and
 what a client walks; the whole-list calls (``list_files`` ...) stay for callers in the same process."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Priorities on submission and places in the queue on reading (docs/design.md section 10.2); the order itself
+"""Priorities on submission and places in the queue on reading (docs/design.md section 13.2); the order itself
 is the store's (:mod:`..store.queue`)."""
 
 from __future__ import annotations

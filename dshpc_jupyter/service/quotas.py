@@ -1,4 +1,4 @@
-"""Jobs in progress per user (docs/design.md section 10.4): over a user's ``max_running``, new jobs wait rather
+"""Jobs in progress per user (docs/design.md section 11.4): over a user's ``max_running``, new jobs wait rather
 than being refused, and are handed to the scheduler in order as the user's jobs end.
 
 A waiting job is recorded like any new job (``PD``, the caller's), with ``scheduler`` set to ``quota`` instead

@@ -1,4 +1,4 @@
-"""What a call does with a config whose job ran before, as its options say (docs/design.md section 10.2).
+"""What a call does with a config whose job ran before, as its options say (docs/design.md section 12.2).
 
 The seed's rule is the default: a completed job is served from cache, one in progress is joined, a failed one
 is submitted again. ``resubmit`` narrows the last (``retriable``: only a failure the retry policy would retry;

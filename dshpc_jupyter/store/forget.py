@@ -1,5 +1,5 @@
 """Forgetting jobs: their rows leave the store, with the records of the output files nothing else needs
-(docs/design.md section 10.3).
+(docs/design.md section 12.3).
 
 One write transaction decides and deletes, so a job submitted meanwhile that names a file as its input is seen
 and keeps that file. The caller removes the workspaces and the stored files the answer names, after the commit.

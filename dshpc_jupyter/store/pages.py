@@ -1,4 +1,4 @@
-"""Paged reads of the store's lists (docs/design.md section 10.3): each page is one indexed range query that
+"""Paged reads of the store's lists (docs/design.md section 13.3): each page is one indexed range query that
 starts after the cursor's position in the list's order and asks for one row more than the page, to know
 whether another page follows. Positions are unique and never reused (a job's ``seq``; a time with the row's
 key), so a walk under concurrent inserts sees every row that existed when it started exactly once."""

@@ -1,4 +1,4 @@
-"""Batch results stored once per content (docs/design.md section 10.3).
+"""Batch results stored once per content (docs/design.md section 14.3).
 
 A notebook cell run again sends the same configs and, once they are cached, gets the same answer: recorded
 inline, each run added a copy of the results (2.5 MB per 10,000 configs). Instead the packed results are kept

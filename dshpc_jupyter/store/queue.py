@@ -1,4 +1,4 @@
-"""Which pending job starts next (docs/design.md section 10.2): by priority, then fair share across the queue
+"""Which pending job starts next (docs/design.md section 13.2): by priority, then fair share across the queue
 groups (batches) of equal priority, then in submission order.
 
 Fair share is kept as a rank stored with each job when it is inserted, so claiming stays one indexed query

@@ -1,4 +1,4 @@
-"""The retention rule of recorded batches: ``dshpc-jupyter store prune`` (docs/design.md section 10.3).
+"""The retention rule of recorded batches: ``dshpc-jupyter store prune`` (docs/design.md section 14.3).
 
 A batch record is a convenience (a listing, a reopened table after a restart); the jobs are the cache. Without
 a rule the batch rows grow with every call, all-cached ones included, so old ones are deleted: those created

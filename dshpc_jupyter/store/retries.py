@@ -1,4 +1,4 @@
-"""Automatic retries, applied where a failure is recorded (docs/design.md section 10.1).
+"""Automatic retries, applied where a failure is recorded (docs/design.md section 12.1).
 
 Every failure a scheduler or the local worker reports reaches the store through ``apply_updates``; inside its
 write transaction, :func:`requeue_retries` takes out the failures their job's policy retries and puts those jobs

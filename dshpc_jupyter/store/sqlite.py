@@ -253,7 +253,7 @@ class Store:
         """(cursor, records, more): the jobs whose change stamp is above ``since``, oldest change first, up to
         ``limit``; the cursor is the last stamp returned (``since`` when none). With ``since`` None: no records
         and the latest stamp given, where a new poller starts. One statement, so one snapshot: a later commit
-        always has higher stamps (docs/design.md section 10)."""
+        always has higher stamps (docs/design.md section 14)."""
         conn = self._conn()
         if since is None:
             return conn.execute("SELECT value FROM change_counter").fetchone()[0], [], False
