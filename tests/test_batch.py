@@ -70,7 +70,7 @@ def test_df_has_one_row_per_config_in_order_with_typed_columns(connection: Conne
     ]
     batch = Batch.submit(configs, connection=connection, poll=0.1).wait(60)
     df = batch.df
-    assert list(df.columns[:20]) == [
+    assert list(df.columns[:21]) == [
         "job_id", "method_name", "file_hash", "function_hash", "parameters", "new_status", "old_status", "message",
         "output", "outcome", "status", "state", "cached", "error", "exit_code", "attempt", "submitted_at",
         "started_at", "finished_at", "queue_position", "duration",
