@@ -124,6 +124,7 @@ def test_resubmit_never_keeps_the_failure_and_force_reruns_the_cached(form: JobF
     kept = submitted(form)
     assert (kept.df.loc[0, "outcome"], kept.df.loc[0, "state"]) == ("failed", "failed")
     assert kept.stats.kept_failures == 1
+    assert "0 new job(s), 0 from the cache, 0 joined running jobs, 0 invalid, 1 failed kept" in form.submit_status.value
     form.options.resubmit.value = "failed"
     assert submitted(form).df.loc[0, "outcome"] == "resubmitted", "the seed's rule: a failed config runs again"
 
@@ -135,6 +136,7 @@ def test_resubmit_never_keeps_the_failure_and_force_reruns_the_cached(form: JobF
     form.options.force.value = True
     forced = submitted(form)
     assert forced.df.loc[0, "outcome"] == "rerun"
+    assert "1 new job(s) (1 rerun although cached)" in form.submit_status.value
     assert forced.df.loc[0, "job_id"] != first.df.loc[0, "job_id"]
     assert forced.df.loc[0, "status"] == st.COMPLETED
 
