@@ -1,6 +1,7 @@
 """The form in a real JupyterLab, in headless Chromium: choose a method, sweep a parameter, pick a stored file,
 upload another, add, submit, and watch the live display reach the end; then submit again and see that nothing
-ran twice. A screenshot is saved in the test's folder (and, with ``DSHPC_FORM_SCREENSHOT=path``, there too:
+ran twice; tick "rerun even if cached", submit, see every config run again, and open a row's stderr in the
+live table's log panel. A screenshot is saved in the test's folder (and, with ``DSHPC_FORM_SCREENSHOT=path``, there too:
 that is how the README's ``docs/images/form.png`` is made).
 
 Skipped only where Debian's Chromium is absent; CI installs it.
@@ -84,17 +85,30 @@ def test_build_submit_and_follow_a_batch_in_jupyterlab(tmp_path: Path, home: Pat
         form.locator(".dshpc-form-submit").click()
         expect(status).to_contain_text("0 new job(s), 6 from the cache", timeout=30 * SECONDS)
         expect(summary).to_contain_text("6 completed (6 cached)", timeout=30 * SECONDS)
+
+        form.locator(".dshpc-form-force input[type=checkbox]").check()  # an option set by a click reaches the batch
+        form.locator(".dshpc-form-submit").click()
+        expect(status).to_contain_text("6 new job(s) (6 rerun although cached)", timeout=30 * SECONDS)
+        expect(summary).to_contain_text("6 completed (0 cached)", timeout=120 * SECONDS)
+        expect(summary).to_contain_text("6 cached rerun")
+        logs = form.locator(".dshpc-form-results")
+        logs.locator(".dshpc-log-row input").fill("1")
+        logs.locator(".widget-toggle-button", has_text="stderr").click()
+        logs.locator(".dshpc-log-show").click()
+        expect(logs.locator(".dshpc-log-text")).to_contain_text("row 1 · stderr", timeout=30 * SECONDS)
         assert errors == []
 
     keep_screenshot(tmp_path / "form.png", "DSHPC_FORM_SCREENSHOT")
-    # what the service holds: one batch that made 6 jobs, one served from the cache, the uploaded file
+    # what the service holds: one batch that made 6 jobs, one served from the cache, one forced to run them again,
+    # the uploaded file
     connection = Connection(connect_async(home=home))
     try:
-        made, cached = sorted(connection.batches(), key=lambda b: b.created_at)
+        made, cached, forced = sorted(connection.batches(), key=lambda b: b.created_at)
+        assert (forced.total_jobs, forced.statistics.successful_submissions) == (6, 6)
         assert (made.total_jobs, made.statistics.successful_submissions) == (6, 6)
         assert (cached.total_jobs, cached.statistics.successful_submissions, cached.statistics.completed_jobs) == (
             6, 0, 6)  # fmt: skip
         assert sha256_file(extra) in {f.file_hash for f in connection.list_files()}
-        assert sorted(j.status for j in connection.list_jobs()) == ["CD"] * 6
+        assert {j.status for j in connection.list_jobs()} == {"CD"}
     finally:
         connection.close()

@@ -32,6 +32,7 @@ from .batch_render import (
     table_html,
 )
 from .outcome_bar import bar_html
+from .row_logs import RowLogs
 
 MIN_INTERVAL: Final = 0.25
 IDLE_REFRESH: Final = 1.0
@@ -81,7 +82,10 @@ class BatchView(widgets.VBox):  # type: ignore[misc]
         self.cancel_note = widgets.HTML()
         extra = [self.cancel_button, self.cancel_note] if cancel and not batch.dry_run else []
         controls = widgets.HBox([self.state_filter, self.previous_page, self.page_label, self.next_page, *extra])
-        super().__init__([self.summary, self.progress, controls, self.table])
+        #: A row's stdout/stderr on demand (:mod:`.row_logs`); a dry run has no jobs, so no logs.
+        self.logs = RowLogs(batch)
+        parts = [self.summary, self.progress, controls, self.table] + ([] if batch.dry_run else [self.logs])
+        super().__init__(parts)
         self.add_class("dshpc-live")  # a snapshot beside it is hidden while it renders (SNAPSHOT_STYLE)
         self.state_filter.observe(lambda _: self._turn_to(0), names="value")
         self.previous_page.on_click(lambda _: self._turn_to(self.page - 1))

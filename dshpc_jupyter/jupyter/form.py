@@ -33,6 +33,7 @@ from .form_count import add_label, planned_configs
 from .form_fields import UNSET, ParameterField, error_html
 from .form_inputs import FileInputs
 from .form_notes import submission_text, submitted_note
+from .form_options import SubmitChoices
 from .form_values import MAX_CONFIGS, FieldError, build_input_configs, describe_grid
 
 MAX_PENDING_SHOWN: Final = 1000
@@ -137,6 +138,8 @@ class JobForm(widgets.VBox):  # type: ignore[misc]
             tooltip="cancel the unfinished jobs of the running batch",
         )
         self.cancel_button.add_class("dshpc-form-cancel")
+        #: Retries, which failed jobs run again, rerun even if cached, priority (:mod:`.form_options`).
+        self.options = SubmitChoices()
         self.submit_status = widgets.HTML()
         self.submit_status.add_class("dshpc-form-submit-status")
         self.results = widgets.VBox()
@@ -157,6 +160,7 @@ class JobForm(widgets.VBox):  # type: ignore[misc]
                 self.pending_list,
                 widgets.HBox([self.remove_button, self.clear_button]),
                 _section("4 · Submit"),
+                self.options,
                 widgets.HBox(
                     [self.submit_button, self.cancel_button, self.submit_status], layout={"align_items": "center"}
                 ),
@@ -392,9 +396,10 @@ class JobForm(widgets.VBox):  # type: ignore[misc]
         if not configs:
             self.submit_status.value = error_html("nothing to submit: add configs first")
             return None
+        options = self.options.read()
         self.submit_button.disabled = True
         try:
-            batch = Batch.submit(configs, connection=self.connection, poll=self.poll)
+            batch = Batch.submit(configs, connection=self.connection, poll=self.poll, **options)
         finally:
             self.submit_button.disabled = False
         self.batch = batch

@@ -14,11 +14,15 @@ def submission_text(batch: Batch) -> str:
     """What the service did with a submission: new jobs, and the ones it already had."""
     s = batch.stats
     joined = s.in_progress_jobs - s.successful_submissions
-    after = f" ({s.resubmitted_jobs} after a failure)" if s.resubmitted_jobs else ""
+    why = [(s.resubmitted_jobs, "after a failure"), (s.reruns, "rerun although cached")]  # the options' doing
+    after = "".join(f" ({n} {words})" for n, words in why if n)
+    invalid = s.failed_submissions - s.kept_failures
     text = (
         f"batch {batch.batch_id}: {s.total_jobs} config(s) → {s.successful_submissions} new job(s){after}, "
-        f"{s.completed_jobs} from the cache, {joined} joined running jobs, {s.failed_submissions} invalid"
+        f"{s.completed_jobs} from the cache, {joined} joined running jobs, {invalid} invalid"
     )
+    if s.kept_failures:
+        text += f", {s.kept_failures} failed kept (not run again)"
     if s.successful_submissions < s.total_jobs - s.failed_submissions:
         text += " · nothing runs twice"
     return text
