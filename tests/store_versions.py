@@ -67,9 +67,14 @@ def _undo_8(conn: sqlite3.Connection) -> None:
     conn.execute("DROP TABLE pipelines")
 
 
+def _undo_10(conn: sqlite3.Connection) -> None:
+    """Step 10 (pipeline owners)."""
+    conn.execute("ALTER TABLE pipelines DROP COLUMN owner")
+
+
 #: Step number -> how to take it back out.
 UNDO: dict[int, Callable[[sqlite3.Connection], None]] = {
-    3: _undo_3, 4: _undo_4, 5: _undo_5, 6: _undo_6, 7: _undo_7, 8: _undo_8,
+    3: _undo_3, 4: _undo_4, 5: _undo_5, 6: _undo_6, 7: _undo_7, 8: _undo_8, 10: _undo_10,
 }  # fmt: skip
 
 

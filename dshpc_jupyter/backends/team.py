@@ -35,6 +35,7 @@ from ..domain.models import (
     StagedUpload,
 )
 from ..domain.pages import DEFAULT_BATCHES_PAGE, DEFAULT_JOBS_PAGE, DEFAULT_RESULTS_PAGE
+from ..domain.pipeline_models import PipelineDetail
 from ..domain.retries import SubmitOptions
 from ..domain.team import AuditEntry, Usage, UserRecord
 from ..service.engine import Engine
@@ -201,6 +202,10 @@ class TeamBackend(EmbeddedBackend):
         await self.release_waiting()
         return await super().batch(batch_id)
 
+    async def pipeline(self, pipeline_id: str) -> PipelineDetail:
+        await self._own_pipeline(pipeline_id)
+        return await super().pipeline(pipeline_id)
+
     # --- what the caller may change --------------------------------------------------------------------
 
     async def cancel(self, job_ids: Sequence[str]) -> CancelResponse:
@@ -226,6 +231,12 @@ class TeamBackend(EmbeddedBackend):
         owners = await self._run(self.team.table.job_owners, job_ids)
         answer = await super().cancel([job_id for job_id in job_ids if caller.may_touch(owners.get(job_id))])
         await self._write(self.team.audit, "batch.cancel", batch_id, {"cancelled": answer.cancelled})
+        return answer
+
+    async def cancel_pipeline(self, pipeline_id: str) -> PipelineDetail:
+        await self._own_pipeline(pipeline_id)
+        answer = await super().cancel_pipeline(pipeline_id)
+        await self._write(self.team.audit, "pipeline.cancel", pipeline_id, None)
         return answer
 
     # --- the team's own operations ---------------------------------------------------------------------
@@ -269,6 +280,12 @@ class TeamBackend(EmbeddedBackend):
         found, owner = await self._run(self.team.table.batch_owner, batch_id)
         if not found or not current_caller().may_touch(owner):
             raise NotFoundError(f"Batch '{batch_id}' not found")
+
+    async def _own_pipeline(self, pipeline_id: str) -> None:
+        """As :meth:`_own_batch`: another user's pipeline is not found, like none."""
+        found, owner = await self._run(self.team.table.pipeline_owner, pipeline_id)
+        if not found or not current_caller().may_touch(owner):
+            raise NotFoundError(f"Pipeline '{pipeline_id}' not found")
 
     async def _uploaded(self, file_hash: str) -> None:
         name = current_caller().name

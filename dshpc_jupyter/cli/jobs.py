@@ -34,11 +34,14 @@ def cmd_jobs(args: argparse.Namespace) -> int:
                 outputs.add_row(path, file_hash, str(connection.get_file(file_hash).file_size))
             console.print(outputs)
             return 0
-        table = Table("job_id", "method", "status", "created", "exit", "parameters")
-        for job in connection.list_jobs(status=args.status, limit=args.limit):
+        jobs = connection.list_jobs(status=args.status, limit=args.limit)
+        owned = any(job.owner is not None for job in jobs)
+        table = Table("job_id", *(["owner"] if owned else []), "method", "status", "created", "exit", "parameters")
+        for job in jobs:
             table.add_row(
-                job.job_id, job.method_name, job.status, f"{job.created_at:%Y-%m-%d %H:%M:%S}",
-                "" if job.exit_code is None else str(job.exit_code), short(json.dumps(job.parameters), 40),
+                job.job_id, *([job.owner or ""] if owned else []), job.method_name, job.status,
+                f"{job.created_at:%Y-%m-%d %H:%M:%S}", "" if job.exit_code is None else str(job.exit_code),
+                short(json.dumps(job.parameters), 40),
             )  # fmt: skip
         console.print(table)
     return 0
@@ -62,12 +65,15 @@ def cmd_batches(args: argparse.Namespace) -> int:
         if args.action == "cancel":
             console.print_json(connection.cancel_batch(args.batch_id).model_dump_json())
             return 0
-        table = Table("batch_id", "name", "created", "configs", "completed", "in progress", "failed submissions")
-        for b in connection.batches(limit=args.limit):
+        found = connection.batches(limit=args.limit)
+        owned = any(b.owner is not None for b in found)
+        table = Table("batch_id", "name", *(["owner"] if owned else []), "created", "configs", "completed",
+                      "in progress", "failed submissions")  # fmt: skip
+        for b in found:
             s = b.statistics
             table.add_row(
-                b.batch_id, b.name or "", f"{b.created_at:%Y-%m-%d %H:%M:%S}", str(b.total_jobs), str(s.completed_jobs),
-                str(s.in_progress_jobs), str(s.failed_submissions),
+                b.batch_id, b.name or "", *([b.owner or ""] if owned else []), f"{b.created_at:%Y-%m-%d %H:%M:%S}",
+                str(b.total_jobs), str(s.completed_jobs), str(s.in_progress_jobs), str(s.failed_submissions),
             )  # fmt: skip
         console.print(table)
     return 0

@@ -163,6 +163,8 @@ class JobRecord(Model):
     retry_at: datetime | None = None
     #: A pending job's place in its scheduler's queue (1 = next to start); None once it has started.
     queue_position: int | None = None
+    #: Who submitted it on a server for a team (docs/design.md section 11.3); None on the embedded engine.
+    owner: str | None = None
 
 
 LogStream = Literal["stdout", "stderr"]
@@ -344,6 +346,8 @@ class BatchSummary(Model):
     created_at: datetime
     total_jobs: int
     statistics: BatchStatistics
+    #: Who submitted it on a server for a team (docs/design.md section 11.3); None on the embedded engine.
+    owner: str | None = None
 
 
 class BatchDetail(BatchSummary):

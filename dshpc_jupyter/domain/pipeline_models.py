@@ -65,5 +65,7 @@ class PipelineDetail(Model):
 
     pipeline_id: str
     created_at: float
+    #: Who submitted it on a server for a team (docs/design.md section 11.3); None on the embedded engine.
+    owner: str | None = None
     steps: dict[str, PipelineStep]
     statistics: PipelineStatistics

@@ -298,7 +298,8 @@ def outputs_frame(frame: pd.DataFrame) -> pd.DataFrame:
 def batches_frame(summaries: Sequence[BatchSummary], live: Sequence[LiveCounts | None] = ()) -> pd.DataFrame:
     """The service's batches as a table: id, name, creation time, the seed's six statistics (as at submission) and,
     where ``live`` gives them, where the batch's configs are now (``pending`` ... ``errors``; ``state``:
-    ``done`` once nothing is pending or running)."""
+    ``done`` once nothing is pending or running); ``owner`` after ``name`` when any batch has one (a server for
+    a team)."""
     import pandas as pd
 
     now = list(live) + [None] * (len(summaries) - len(live))
@@ -312,6 +313,8 @@ def batches_frame(summaries: Sequence[BatchSummary], live: Sequence[LiveCounts |
         columns=columns,
     )  # fmt: skip
     frame["created_at"] = pd.to_datetime(frame["created_at"], utc=True)
+    if any(s.owner is not None for s in summaries):
+        frame.insert(2, "owner", [s.owner for s in summaries])
     return frame
 
 

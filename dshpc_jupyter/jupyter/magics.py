@@ -364,6 +364,8 @@ class DshpcMagics(Magics):
             jobs = connections.current().list_jobs(status=args.status, limit=args.limit)
         columns = ["job_id", "method_name", "file_hash", "parameters", "status", "error", "exit_code", "created_at",
                    "started_at", "finished_at", "scheduler"]  # fmt: skip
+        if any(job.owner is not None for job in jobs):  # a server for a team: who submitted each
+            columns.insert(1, "owner")
         return pd.DataFrame([j.model_dump(include=set(columns)) for j in jobs], columns=columns)
 
     @magic_arguments()

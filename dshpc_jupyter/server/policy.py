@@ -70,15 +70,19 @@ RULES: dict[tuple[str, str], Rule] = {
     ("POST", "/jobs/forget"): Rule("user", _OWN + " (audited)"),
     ("DELETE", "/job/{job_id}"): Rule("user", _OWN + " (audited)"),
     ("GET", "/job/{job_id}/logs"): Rule("user", _OWN + "; others' logs are not found (404)"),
-    ("POST", "/pipelines"): Rule("user", "a step's job is shared by content like any job"),
-    ("GET", "/pipelines/{pipeline_id}"): Rule("user", "by id (pipelines record no owner yet)"),
-    ("POST", "/pipelines/{pipeline_id}/cancel"): Rule("user", "by id (pipelines record no owner yet)"),
+    ("POST", "/pipelines"): Rule(
+        "user", "the pipeline and its steps' new jobs are the caller's; a step's job is shared by content like any job"
+    ),
+    ("GET", "/pipelines/{pipeline_id}"): Rule(
+        "user", "users: their own; admins: anyone's; others' pipelines are not found (404)"
+    ),
+    ("POST", "/pipelines/{pipeline_id}/cancel"): Rule("user", "users: their own; admins: anyone's (audited)"),
     ("POST", "/query-job"): Rule("user", "the later dsHPC's single-job route, as `POST /simulate-job`"),
     ("POST", "/submit-meta-job"): Rule("user", "the later dsHPC's chain: a pipeline"),
-    ("GET", "/meta-job/{meta_job_hash}"): Rule("user", "by id, as `GET /pipelines/{pipeline_id}`"),
+    ("GET", "/meta-job/{meta_job_hash}"): Rule("user", "as `GET /pipelines/{pipeline_id}`"),
     ("POST", "/pipeline/submit"): Rule("user", "the later dsHPC's DAG: a pipeline"),
-    ("GET", "/pipeline/{pipeline_hash}"): Rule("user", "by id, as `GET /pipelines/{pipeline_id}`"),
-    ("DELETE", "/pipeline/{pipeline_hash}"): Rule("user", "by id, as `POST /pipelines/{pipeline_id}/cancel`"),
+    ("GET", "/pipeline/{pipeline_hash}"): Rule("user", "as `GET /pipelines/{pipeline_id}`"),
+    ("DELETE", "/pipeline/{pipeline_hash}"): Rule("user", "as `POST /pipelines/{pipeline_id}/cancel`"),
 }  # fmt: skip
 
 

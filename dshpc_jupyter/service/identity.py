@@ -54,6 +54,22 @@ def set_caller(caller: Caller) -> None:
 
 
 @contextmanager
+def acting_for(owner: str | None) -> Iterator[Caller]:
+    """Inside this block the caller is ``owner``: what a pipeline's release submits is its submitter's, also
+    on a background thread (no request there) or in another user's look at it. The submitter's own call keeps
+    its caller (and its quota); otherwise ``owner`` acts without a quota (None: the local user)."""
+    caller = current_caller()
+    if caller.name == owner:
+        yield caller
+        return
+    token = _CALLER.set(LOCAL if owner is None else Caller(name=owner, admin=False))
+    try:
+        yield _CALLER.get()
+    finally:
+        _CALLER.reset(token)
+
+
+@contextmanager
 def viewing(scope: str) -> Iterator[Caller]:
     """Lists inside this block show ``scope``; ``all`` is for admins (ForbiddenError naming ``scope``)."""
     if scope not in SCOPES:

@@ -38,6 +38,7 @@ from ..domain.pipelines import (
 )
 from ..store.pipelines import HAS_JOB, WAITING, PipelineRows, StepPlace, StepRow
 from ..store.sqlite import Store, Transaction
+from .identity import acting_for, current_caller
 
 log = logging.getLogger("dshpc_jupyter.pipelines")
 #: What runs inside the write transaction that records a call's new jobs, given the call's result rows.
@@ -112,7 +113,7 @@ class Pipelines:
         pipeline_id = uuid.uuid4().hex
         rows = [(n, json.dumps(parsed[n].wire()), list(parsed[n].depends_on)) for n in order(parsed)]
         with self.host.store.write() as tx:
-            PipelineRows(tx.connection).insert(pipeline_id, time.time(), rows)
+            PipelineRows(tx.connection).insert(pipeline_id, time.time(), rows, current_caller().name)
         self.release([pipeline_id])
         self._start()
         return self.detail(pipeline_id, release=False)
@@ -123,9 +124,10 @@ class Pipelines:
             self.release([pipeline_id], poll=False)  # the look below polls the schedulers
         with self.host.store.read() as tx:
             table = PipelineRows(tx.connection)
-            created, rows = table.created_at(pipeline_id), table.steps(pipeline_id)
-        if created is None:
+            header, rows = table.header(pipeline_id), table.steps(pipeline_id)
+        if header is None:
             raise NotFoundError(f"Pipeline '{pipeline_id}' not found")
+        created, owner = header
         jobs = {j.job_id: j for j in self.host.job_statuses([r.job_id for r in rows if r.job_id])}
         steps = {row.step: _step_view(row, rows, jobs) for row in rows}
         counts: dict[str, int] = {}
@@ -136,7 +138,7 @@ class Pipelines:
             total_steps=len(steps), new_jobs=sum(o in ("new", "resubmitted") for o in outcomes),
             cached=outcomes.count("cached"), **counts,
         )  # fmt: skip
-        return PipelineDetail(pipeline_id=pipeline_id, created_at=created, steps=steps, statistics=stats)
+        return PipelineDetail(pipeline_id=pipeline_id, created_at=created, owner=owner, steps=steps, statistics=stats)
 
     def cancel(self, pipeline_id: str) -> PipelineDetail:
         """Cancel every step: the waiting ones end at once, the jobs of the released ones are cancelled."""
@@ -255,6 +257,18 @@ class Pipelines:
         return Upstream(job.output, job.output_files, stdout_file)
 
     def _submit(self, ready: Sequence[tuple[StepRow, dict[str, Any]]]) -> None:
+        """Give the ready steps their jobs, one call per pipeline owner, as that owner (their new jobs are
+        theirs whoever releases them: docs/design.md section 11.3)."""
+        with self.host.store.read() as tx:
+            owners = PipelineRows(tx.connection).owners(row.pipeline_id for row, _ in ready)
+        by_owner: dict[str | None, list[tuple[StepRow, dict[str, Any]]]] = {}
+        for item in ready:
+            by_owner.setdefault(owners.get(item[0].pipeline_id), []).append(item)
+        for owner, items in by_owner.items():
+            with acting_for(owner):
+                self._submit_owned(items)
+
+    def _submit_owned(self, ready: Sequence[tuple[StepRow, dict[str, Any]]]) -> None:
         """Give the ready steps their jobs in one call; each step leaves ``waiting`` in the transaction that
         records its job, or the whole call rolls back (another process released one of them first)."""
 

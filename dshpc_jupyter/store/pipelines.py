@@ -45,9 +45,13 @@ class PipelineRows:
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
 
-    def insert(self, pipeline_id: str, created_at: float, steps: Iterable[tuple[str, str, list[str]]]) -> None:
+    def insert(
+        self, pipeline_id: str, created_at: float, steps: Iterable[tuple[str, str, list[str]]], owner: str | None
+    ) -> None:
         """Record a pipeline with every step waiting: (name, spec, dependencies) in submission order."""
-        self._conn.execute("INSERT INTO pipelines (pipeline_id, created_at) VALUES (?, ?)", (pipeline_id, created_at))
+        self._conn.execute(
+            "INSERT INTO pipelines (pipeline_id, created_at, owner) VALUES (?, ?, ?)", (pipeline_id, created_at, owner)
+        )
         self._conn.executemany(
             "INSERT INTO pipeline_steps (pipeline_id, position, step, spec, depends_on, state)"
             " VALUES (?, ?, ?, ?, ?, ?)",
@@ -55,8 +59,23 @@ class PipelineRows:
         )
 
     def created_at(self, pipeline_id: str) -> float | None:
-        row = self._conn.execute("SELECT created_at FROM pipelines WHERE pipeline_id = ?", (pipeline_id,)).fetchone()
-        return None if row is None else float(row[0])
+        found = self.header(pipeline_id)
+        return None if found is None else found[0]
+
+    def header(self, pipeline_id: str) -> tuple[float, str | None] | None:
+        """(created_at, owner) of a recorded pipeline; None when there is none."""
+        row = self._conn.execute(
+            "SELECT created_at, owner FROM pipelines WHERE pipeline_id = ?", (pipeline_id,)
+        ).fetchone()
+        return None if row is None else (float(row[0]), row[1])
+
+    def owners(self, pipeline_ids: Iterable[str]) -> dict[str, str | None]:
+        """Who submitted each of these pipelines (None: the embedded engine's local user)."""
+        rows = self._conn.execute(
+            "SELECT pipeline_id, owner FROM pipelines WHERE pipeline_id IN (SELECT value FROM json_each(?))",
+            (json.dumps(sorted(set(pipeline_ids))),),
+        )
+        return dict(rows.fetchall())
 
     def steps(self, pipeline_id: str) -> list[StepRow]:
         rows = self._conn.execute(

@@ -23,10 +23,10 @@ _ATTEMPTS = TypeAdapter(list[Attempt])
 JOB_COLUMNS = (
     "job_id, file_hash, method_name, function_hash, parameters, status, output, error, exit_code, "
     "created_at, started_at, finished_at, scheduler, scheduler_id, file_inputs, output_files, "
-    "attempt, attempts, resources, not_before"
+    "attempt, attempts, resources, not_before, owner"
 )
 #: The columns every batch-summary query selects, in the order :func:`batch_summary` reads them.
-BATCH_COLUMNS = "batch_id, created_at, total_jobs, statistics, name"
+BATCH_COLUMNS = "batch_id, created_at, total_jobs, statistics, name, owner"
 
 PACKED_FIELDS = (
     "job_id", "outcome", "old_status", "new_status", "message", "file_hash", "method_name", "function_hash",
@@ -75,7 +75,7 @@ def job_from_row(row: Sequence[Any]) -> JobRecord:
         "attempt": row[16], "attempts": [] if row[17] is None else _ATTEMPTS.validate_json(row[17]),
         "resources": {} if row[18] is None else _json(row[18]),
         "retry_at": None if retry_at is None else datetime.fromtimestamp(retry_at, UTC),
-        "queue_position": None,
+        "queue_position": None, "owner": row[20],
     })  # fmt: skip
     _set(record, "__pydantic_fields_set__", set(_JOB_FIELDS))
     _set(record, "__pydantic_extra__", None)
@@ -109,6 +109,7 @@ def batch_summary(row: Sequence[Any]) -> BatchSummary:
         total_jobs=row[2],
         statistics=BatchStatistics.model_validate_json(row[3]),
         name=row[4],
+        owner=row[5],
     )
 
 

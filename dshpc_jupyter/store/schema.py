@@ -198,6 +198,8 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
     (7, CHANGE_SEQUENCE + BATCH_PAYLOADS),
     # Pipelines (docs/design.md section 10): each step's spec, dependencies and, once released, its job.
     (8, PIPELINES_SCHEMA),
+    # Who submitted a pipeline (docs/design.md section 11.3): its released steps' jobs are theirs too.
+    (10, "ALTER TABLE pipelines ADD COLUMN owner TEXT"),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 

@@ -436,4 +436,4 @@ class Store:
         )
         if found is None:
             return None
-        return batch_summary(found), unpack_results(payloads.resolve(found[5], found[6], found[7]))
+        return batch_summary(found), unpack_results(payloads.resolve(found[6], found[7], found[8]))

@@ -17,6 +17,7 @@ from typing import Any
 from ..domain import status as st
 from ..domain.jobs import ClaimedJob
 from ..domain.models import BatchSummary, JobRecord
+from .pipelines import PipelineRows
 from .rows import BATCH_COLUMNS, JOB_COLUMNS, batch_summary, chunks, job_from_row
 from .schema import ACTIVE_SET
 from .sqlite import Store
@@ -157,6 +158,12 @@ class TeamStore:
         with self.store.read() as tx:
             row = tx.connection.execute("SELECT owner FROM batches WHERE batch_id = ?", (batch_id,)).fetchone()
         return (False, None) if row is None else (True, row[0])
+
+    def pipeline_owner(self, pipeline_id: str) -> tuple[bool, str | None]:
+        """(found, owner) of a recorded pipeline."""
+        with self.store.read() as tx:
+            found = PipelineRows(tx.connection).header(pipeline_id)
+        return (False, None) if found is None else (True, found[1])
 
     def job_owners(self, job_ids: Sequence[str]) -> dict[str, str | None]:
         owners: dict[str, str | None] = {}
