@@ -11,6 +11,7 @@ from pathlib import Path
 from support import wait_for_jobs, wait_until, write_method
 
 from dshpc_jupyter.domain import status as st
+from dshpc_jupyter.domain.retries import SubmitOptions
 from dshpc_jupyter.service.engine import Engine
 from dshpc_jupyter.service.factory import open_engine
 
@@ -41,11 +42,12 @@ def _lab(home: Path, tmp_path: Path, slots: int) -> tuple[Engine, str]:
 
 
 def _submit(engine: Engine, file_hash: str, log: Path, tags: list[str], hold: bool = False) -> list[str]:
+    """The jobs of ``tags``, never retried: a lost runner's job stays NF (retries are tests/test_retries.py's)."""
     configs = [
         {"file_hash": file_hash, "method_name": "Logged", "parameters": {"tag": t, "hold": hold, "log": str(log)}}
         for t in tags
     ]
-    return [r.job_id or "" for r in engine.simulate_jobs(configs).results]
+    return [r.job_id or "" for r in engine.simulate_jobs(configs, options=SubmitOptions.of(retry=0)).results]
 
 
 def _runs(log: Path) -> list[str]:
