@@ -3,23 +3,16 @@ the follow loop every backend shares (:func:`.logs.follow_log`) over it."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Mapping
-from typing import Any
+from collections.abc import AsyncGenerator
 from urllib.parse import quote
 
 from ..domain.models import LogChunk
+from .http_call import HttpCaller
 from .logs import FOLLOW_POLL_S, follow_log
 
 
-class HttpLogs:
+class HttpLogs(HttpCaller):
     """The log operations of :class:`.http.HttpBackend`."""
-
-    async def _call(
-        self, method: str, path: str, kind: Any, *, body: Any = None, params: Mapping[str, Any] | None = None,
-        idempotent: bool = True,
-    ) -> Any:  # fmt: skip
-        """A call decoded as ``kind`` (the backend's)."""
-        raise NotImplementedError
 
     async def read_log(self, job_id: str, stream: str = "stdout", offset: int = 0) -> LogChunk:
         params = {"stream": stream, "offset": offset}

@@ -8,17 +8,11 @@ from typing import Any
 from urllib.parse import quote
 
 from ..domain.pipeline_models import PipelineDetail
+from .http_call import HttpCaller
 
 
-class HttpPipelines:
+class HttpPipelines(HttpCaller):
     """The pipeline operations of :class:`.http.HttpBackend`."""
-
-    async def _call(
-        self, method: str, path: str, kind: Any, *, body: Any = None, params: Mapping[str, Any] | None = None,
-        idempotent: bool = True,
-    ) -> Any:  # fmt: skip
-        """A call decoded as ``kind`` (the backend's)."""
-        raise NotImplementedError
 
     async def submit_pipeline(self, steps: Mapping[str, Any]) -> PipelineDetail:
         """Not retried once sent: a second try would record a second pipeline."""
