@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support import SLURM_MAX_ARRAY_SIZE, hold_the_slot, shutdown_home
+from support import SLURM_TEST_ENV, hold_the_slot, shutdown_home
 
 from dshpc_jupyter.examples import data_files, methods_dir
 from dshpc_jupyter.schedulers.sandbox import bubblewrap
@@ -88,7 +88,7 @@ def local_slurm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     if os.geteuid() != 0:
         pytest.skip("the local Slurm cluster needs root: slurmd starts jobs as their users")
     was_running = subprocess.run([str(SLURM_SCRIPT), "status"], capture_output=True).returncode == 0
-    env = {**os.environ, "DSHPC_SLURM_MAX_ARRAY_SIZE": str(SLURM_MAX_ARRAY_SIZE), "DSHPC_SLURM_KILL_WAIT": "2"}
+    env = {**os.environ, **SLURM_TEST_ENV}
     subprocess.run([str(SLURM_SCRIPT), "start"], env=env, check=True, capture_output=True)
     conf = subprocess.run([str(SLURM_SCRIPT), "env"], check=True, capture_output=True, text=True).stdout
     saved = os.environ.get("SLURM_CONF")

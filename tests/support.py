@@ -20,6 +20,10 @@ from dshpc_jupyter.service.factory import open_engine
 
 #: The test Slurm cluster's MaxArraySize, low so that a modest batch must be split into several arrays.
 SLURM_MAX_ARRAY_SIZE = 10
+#: How the test session configures its local Slurm (scripts/local-slurm.sh). Whoever starts it in a session (the
+#: ``local_slurm`` fixture, the README's Slurm block, the Slurm notebook) passes these, so a later ``start`` finds
+#: the same slurm.conf and leaves the running cluster alone, rather than restarting it with the defaults.
+SLURM_TEST_ENV = {"DSHPC_SLURM_MAX_ARRAY_SIZE": str(SLURM_MAX_ARRAY_SIZE), "DSHPC_SLURM_KILL_WAIT": "2"}
 
 
 def wait_for_jobs(engine: Engine, job_ids: Sequence[str], timeout: float = 60.0) -> list[JobRecord]:

@@ -19,7 +19,7 @@ from test_backends_shared import BACKENDS, EXAMPLE, WORDS, open_connection
 from dshpc_jupyter.backends.embedded import EmbeddedBackend
 from dshpc_jupyter.domain import status as st
 from dshpc_jupyter.domain.errors import InvalidInputError, NotFoundError
-from dshpc_jupyter.domain.models import MAX_CHANGES_LIMIT, JobChanges, MethodSpec
+from dshpc_jupyter.domain.models import MAX_CHANGES_LIMIT, MAX_CURSOR, JobChanges, MethodSpec
 from dshpc_jupyter.examples import data_files, methods_dir
 from dshpc_jupyter.front.batch import Batch
 from dshpc_jupyter.front.connection import Connection
@@ -140,8 +140,9 @@ def test_job_changes_on_both_backends(conn: Connection) -> None:
             break
     assert seen == dict.fromkeys(ids, st.COMPLETED), "every job's latest record, once ended"
     assert conn.job_changes(cursor).jobs == [] and conn.job_changes(cursor).cursor == cursor
-    with pytest.raises(InvalidInputError, match="since"):
-        conn.job_changes(-1)
+    for since in (-1, MAX_CURSOR + 1):  # past SQLite's 64 bits: refused, not an overflow (a 500 the fuzzer found)
+        with pytest.raises(InvalidInputError, match="since"):
+            conn.job_changes(since)
     for limit in (0, MAX_CHANGES_LIMIT + 1):
         with pytest.raises(InvalidInputError, match="limit"):
             conn.job_changes(cursor, limit=limit)

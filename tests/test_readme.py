@@ -32,6 +32,7 @@ import httpx
 import pytest
 import yaml
 from kernels import Kernel
+from support import SLURM_TEST_ENV
 
 from dshpc_jupyter.domain.home import Home
 from dshpc_jupyter.schedulers.local import stop_worker
@@ -107,6 +108,7 @@ def workdir(tmp_path: Path) -> Iterator[tuple[Path, dict[str, str]]]:
         "DSHPC_HOME": str(tmp_path / "home"),
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
         "PYTHONPATH": str(ROOT),
+        **SLURM_TEST_ENV,  # the README's `local-slurm.sh start` then leaves the session's cluster as it is
     }
     yield work, env
     for lock in [*tmp_path.glob("home/run/worker.lock"), *work.glob("*/run/worker.lock")]:

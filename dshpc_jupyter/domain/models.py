@@ -193,6 +193,8 @@ class JobsResponse(Model):
 #: Records one poll by change returns by default, and at most (more wait for the next call, ``more`` says so).
 CHANGES_LIMIT = 10_000
 MAX_CHANGES_LIMIT = 100_000
+#: The largest change cursor: SQLite's integers are 64-bit, so a larger one is refused, not overflowed.
+MAX_CURSOR = 2**63 - 1
 
 
 class JobChanges(Model):

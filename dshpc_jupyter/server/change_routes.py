@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
 from ..backends.base import Backend
-from ..domain.models import CHANGES_LIMIT, MAX_CHANGES_LIMIT, JobChanges
+from ..domain.models import CHANGES_LIMIT, MAX_CHANGES_LIMIT, MAX_CURSOR, JobChanges
 from .wire import OFFLOAD_ITEMS, respond
 
 
@@ -19,7 +19,9 @@ def change_routes(backend: Backend, responses: dict[int | str, dict[str, Any]]) 
 
     @router.get("/jobs/changes", response_model=JobChanges)
     async def job_changes(
-        since: int | None = Query(None, ge=0, description="The cursor of the last answer; omitted: start now."),
+        since: int | None = Query(
+            None, ge=0, le=MAX_CURSOR, description="The cursor of the last answer; omitted: start now."
+        ),
         limit: int = Query(CHANGES_LIMIT, ge=1, le=MAX_CHANGES_LIMIT),
     ) -> Response:
         """The jobs changed after ``since``, oldest change first, and the cursor to ask from next (``more``

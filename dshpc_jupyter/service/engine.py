@@ -26,6 +26,7 @@ from ..domain.home import Home
 from ..domain.models import (
     CHANGES_LIMIT,
     MAX_CHANGES_LIMIT,
+    MAX_CURSOR,
     BatchDetail,
     BatchSummary,
     CancelResponse,
@@ -324,8 +325,8 @@ class Engine(Catalog):
     def job_changes(self, since: int | None = None, limit: int = CHANGES_LIMIT) -> JobChanges:
         """The jobs changed after cursor ``since``, oldest change first (docs/design.md section 14); without
         it, only the current cursor. The schedulers are asked first, as for ``job_statuses``."""
-        if since is not None and since < 0:
-            raise InvalidInputError(f"since: must be a cursor (0 or more), got {since}")
+        if since is not None and not 0 <= since <= MAX_CURSOR:
+            raise InvalidInputError(f"since: must be a cursor (0 to {MAX_CURSOR}), got {since}")
         if not 1 <= limit <= MAX_CHANGES_LIMIT:
             raise InvalidInputError(f"limit: must be between 1 and {MAX_CHANGES_LIMIT}, got {limit}")
         if since is not None:
