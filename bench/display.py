@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+from timing import best_of
 
 from dshpc_jupyter import Batch, BatchView
 from dshpc_jupyter.domain.home import Home
@@ -26,15 +27,6 @@ from dshpc_jupyter.jupyter.display import live_bundle, static_bundle
 from dshpc_jupyter.schedulers.local import stop_worker
 
 CONFIGS = 2000
-
-
-def best_of(repeat: int, run: Callable[[], object]) -> tuple[float, float]:
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return min(times), statistics.median(times)
 
 
 def main() -> None:

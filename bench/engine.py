@@ -13,56 +13,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
+
+from timing import CLOCKS, QueueOnly, best_of
 
 from dshpc_jupyter.domain import status as st
 from dshpc_jupyter.domain.home import Home
-from dshpc_jupyter.domain.models import JobRecord
 from dshpc_jupyter.examples import methods_dir
-from dshpc_jupyter.schedulers.base import Refusal, Submission
 from dshpc_jupyter.service.checks import prepare
 from dshpc_jupyter.service.engine import Engine
 from dshpc_jupyter.store.sqlite import LATEST_JOBS_SQL, JobUpdate, Store
-
-
-class QueueOnly:
-    """A scheduler that accepts every job and runs none: the benchmark measures the engine alone."""
-
-    name = "local"
-    #: As the local scheduler it stands in for: nothing to ask it about each job when polling by change.
-    records_results = True
-
-    def submit(self, submissions: Sequence[Submission]) -> list[Refusal]:
-        return []
-
-    def poll(self, jobs: Sequence[JobRecord]) -> list[JobUpdate]:
-        return []
-
-    def cancel(self, jobs: Sequence[JobRecord]) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-#: What ``best_of`` reads: wall time, or with ``--clock cpu`` this process's CPU time (on a machine shared with
-#: other work the wall time measures the others' load as much as this code).
-CLOCKS: dict[str, Callable[[], float]] = {"wall": time.perf_counter, "cpu": time.process_time}
-clock = CLOCKS["wall"]
-
-
-def best_of(repeat: int, run: Callable[[], object]) -> tuple[float, float]:
-    """(best, median) time of ``repeat`` runs, on ``clock``."""
-    times = []
-    for _ in range(repeat):
-        start = clock()
-        run()
-        times.append(clock() - start)
-    return min(times), statistics.median(times)
 
 
 def lower_bound(store: Store, keys: list[str]) -> Callable[[], object]:
@@ -75,7 +38,7 @@ def lower_bound(store: Store, keys: list[str]) -> Callable[[], object]:
     return run
 
 
-def measure(size: int, files: int, repeat: int) -> dict[str, float]:
+def measure(size: int, files: int, repeat: int, clock: Callable[[], float]) -> dict[str, float]:
     """Best wall times (seconds) of the three cases on a fresh home holding ``size`` completed jobs."""
     with tempfile.TemporaryDirectory() as tmp:
         home = Home.open(Path(tmp))
@@ -102,8 +65,8 @@ def measure(size: int, files: int, repeat: int) -> dict[str, float]:
         assert check.completed_jobs == len(cached), check.model_dump(exclude={"results"})
 
         keys = sorted(c.key for c in prepare(store, engine._schema, cached))
-        bound, _ = best_of(repeat, lower_bound(store, keys))
-        cached_best, _ = best_of(repeat, lambda: engine.simulate_jobs(cached))
+        bound, _ = best_of(repeat, lower_bound(store, keys), clock=clock)
+        cached_best, _ = best_of(repeat, lambda: engine.simulate_jobs(cached), clock=clock)
 
         rounds = iter(range(repeat))
         fresh = [configs(f"new{r}-") for r in range(repeat)]
@@ -112,7 +75,7 @@ def measure(size: int, files: int, repeat: int) -> dict[str, float]:
             response = engine.simulate_jobs(fresh[next(rounds)])
             assert response.successful_submissions == len(cached)
 
-        new_best, _ = best_of(repeat, submit_new)
+        new_best, _ = best_of(repeat, submit_new, clock=clock)
         engine.close()
     return {"configs": len(cached), "bound": bound, "cached": cached_best, "new": new_best}
 
@@ -124,10 +87,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--clock", choices=sorted(CLOCKS), default="wall", help="wall time, or this process's CPU")
     args = parser.parse_args()
-    global clock
-    clock = CLOCKS[args.clock]
-
-    runs = [measure(int(size), args.files, args.repeat) for size in args.sizes.split(",")]
+    runs = [measure(int(size), args.files, args.repeat, CLOCKS[args.clock]) for size in args.sizes.split(",")]
     print(f"best of {args.repeat} ({args.clock} time); per config in microseconds; each size on a fresh store")
     print(f"  {'configs':>8s} {'lower bound':>12s} {'(a) cached':>11s} {'vs bound':>9s} {'(b) new':>9s}")
     for run in runs:

@@ -12,30 +12,18 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import tempfile
-import time
 import warnings
-from collections.abc import Callable
 from pathlib import Path
 
 import ipywidgets as widgets
+from timing import best_of
 
 from dshpc_jupyter.front.connection import Connection, connect_async
 from dshpc_jupyter.jupyter.form import JobForm
 
 METHOD = """{"name": "Method %03d", "description": "benchmark method", "command": "python3", "script_path": "m.py",
 "version": "1", "parameters": [%s]}"""
-
-
-def best_of(repeat: int, run: Callable[[], object], setup: Callable[[], object] = lambda: None) -> tuple[float, float]:
-    times = []
-    for _ in range(repeat):
-        setup()
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return min(times), statistics.median(times)
 
 
 def models() -> int:

@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from engine import QueueOnly
+from timing import QueueOnly
 
 from dshpc_jupyter.domain import status as st
 from dshpc_jupyter.domain.home import Home

@@ -12,12 +12,12 @@ Run: ``python bench/store_size.py [--jobs 1000000] [--calls 100] [--configs 1000
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import tempfile
 import time
 from pathlib import Path
-from types import ModuleType
+
+from timing import QueueOnly
 
 from dshpc_jupyter.domain.home import Home
 from dshpc_jupyter.examples import methods_dir
@@ -27,15 +27,6 @@ from dshpc_jupyter.store.sqlite import Store
 
 METHOD = "Example Python Method"
 CHUNK = 100_000
-
-
-def _load_engine_bench() -> ModuleType:
-    """bench/engine.py, whose queue-only scheduler this benchmark shares (bench is not a package)."""
-    spec = importlib.util.spec_from_file_location("bench_engine", Path(__file__).with_name("engine.py"))
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def checkpointed_size(store: Store) -> int:
@@ -56,7 +47,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         home = Home.open(Path(tmp))
         store = Store(home.db_path)
-        engine = Engine(home, store, _load_engine_bench().QueueOnly())
+        engine = Engine(home, store, QueueOnly())
         engine.register_method(methods_dir() / "example_python")
         hashes = [engine.upload_file(f"input {i}\n".encode()).file_hash for i in range(args.files)]
         configs = [

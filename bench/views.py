@@ -11,14 +11,12 @@ Run: ``python bench/views.py [--configs 100000] [--repeat 5]``
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
-import statistics
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
-from types import ModuleType
+
+from timing import QueueOnly, best_of
 
 from dshpc_jupyter.backends.embedded import EmbeddedBackend
 from dshpc_jupyter.domain import status as st
@@ -32,24 +30,6 @@ from dshpc_jupyter.store.sqlite import JobUpdate, Store
 METHOD = "Example Python Method"
 
 
-def _load_engine_bench() -> ModuleType:
-    """bench/engine.py, whose queue-only scheduler this benchmark shares (bench is not a package)."""
-    spec = importlib.util.spec_from_file_location("bench_engine", Path(__file__).with_name("engine.py"))
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def best_of(repeat: int, run: Callable[[], object]) -> tuple[float, float]:
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return min(times), statistics.median(times)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--configs", type=int, default=100_000)
@@ -59,7 +39,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         home = Home.open(Path(tmp))
-        engine = Engine(home, Store(home.db_path), _load_engine_bench().QueueOnly())
+        engine = Engine(home, Store(home.db_path), QueueOnly())
         engine.register_method(methods_dir() / "example_python")
         hashes = [engine.upload_file(f"input {i}\n".encode()).file_hash for i in range(args.files)]
         configs = [
