@@ -32,6 +32,7 @@ from ..domain.models import (
     MethodInfo,
     MultiJobSimulationResponse,
     Page,
+    ServiceStatus,
     StagedUpload,
 )
 from ..domain.pages import DEFAULT_BATCHES_PAGE, DEFAULT_JOBS_PAGE, DEFAULT_RESULTS_PAGE
@@ -56,6 +57,10 @@ class TeamBackend(EmbeddedBackend):
         super().__init__(engine)
         self.team = team
         self._released_at = -RELEASE_EVERY_S
+        engine.pipelines.running_quota = self._max_running
+
+    def _max_running(self, owner: str) -> int | None:
+        return self.team.quotas(owner).max_running
 
     # --- jobs waiting for their owner's quota ----------------------------------------------------------
 
@@ -69,16 +74,22 @@ class TeamBackend(EmbeddedBackend):
         await self._write(self._release_now)
 
     def _release_now(self) -> None:
-        def limit_of(owner: str) -> int | None:
-            return self.team.quotas(owner).max_running
-
-        self.engine.submit_released(release(self.team.table, limit_of, self.engine.scheduler.name))
+        self.engine.submit_released(release(self.team.table, self._max_running, self.engine.scheduler.name))
 
     async def keep_releasing(self, every: float = RELEASE_EVERY_S) -> None:
         """Release waiting jobs every ``every`` seconds until cancelled (the server runs it beside itself)."""
         while True:
             await anyio.sleep(every)
             await self.release_waiting(force=True)
+
+    async def services_status(self) -> ServiceStatus:
+        """The engine's status with the caller's ``max_configs`` as its limit, so their client splits a call
+        over the quota into calls under it rather than being refused (413)."""
+        status = await super().services_status()
+        limit = (await self._run(self.team.quotas, current_caller().name)).max_configs
+        if limit is None:
+            return status
+        return status.model_copy(update={"limits": status.limits.model_copy(update={"max_configs": limit})})
 
     # --- records the caller submits --------------------------------------------------------------------
 

@@ -187,9 +187,15 @@ def _routes(backend: Backend, auth: bool, max_body_bytes: int, max_configs: int)
     @router.get("/services/status", response_model=ServiceStatus, tags=["service"])
     async def services_status() -> Response:
         """What this service is and whether its store answers; ``limits`` tells clients how to split requests.
-        The backend says what it is; the key and the limits are this server's, so the server states them."""
+        The backend says what it is and what it limits (a team's: the caller's quota); the key and the limits
+        are this server's, so the server states them, the tighter of its own and the backend's."""
         status = await backend.services_status()
-        return await respond(ServiceStatus, status.model_copy(update={"auth_required": auth, "limits": limits}))
+        own = status.limits
+        tighter = ServiceLimits(
+            max_configs=min(limits.max_configs, own.max_configs),
+            max_body_bytes=min(limits.max_body_bytes, own.max_body_bytes),
+        )
+        return await respond(ServiceStatus, status.model_copy(update={"auth_required": auth, "limits": tighter}))
 
     @router.post(
         "/simulate-job",

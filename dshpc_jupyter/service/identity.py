@@ -54,15 +54,15 @@ def set_caller(caller: Caller) -> None:
 
 
 @contextmanager
-def acting_for(owner: str | None) -> Iterator[Caller]:
+def acting_for(owner: str | None, max_running: int | None = None) -> Iterator[Caller]:
     """Inside this block the caller is ``owner``: what a pipeline's release submits is its submitter's, also
     on a background thread (no request there) or in another user's look at it. The submitter's own call keeps
-    its caller (and its quota); otherwise ``owner`` acts without a quota (None: the local user)."""
+    its caller; otherwise ``owner`` acts under ``max_running``, their quota (None: the local user)."""
     caller = current_caller()
     if caller.name == owner:
         yield caller
         return
-    token = _CALLER.set(LOCAL if owner is None else Caller(name=owner, admin=False))
+    token = _CALLER.set(LOCAL if owner is None else Caller(name=owner, admin=False, max_running=max_running))
     try:
         yield _CALLER.get()
     finally:

@@ -43,6 +43,8 @@ from .identity import acting_for, current_caller
 log = logging.getLogger("dshpc_jupyter.pipelines")
 #: What runs inside the write transaction that records a call's new jobs, given the call's result rows.
 Inside = Callable[[Transaction, Sequence[ResultRow]], None]
+#: An owner's ``max_running`` (docs/design.md section 11.4), which their released steps count against.
+RunningQuota = Callable[[str], int | None]
 #: Seconds between two looks of the releasing thread (the delay from an upstream's end to its dependents).
 RELEASE_INTERVAL_S = 0.02
 #: Seconds between the thread's polls of the schedulers of unfinished dependencies (what moves Slurm jobs on);
@@ -102,6 +104,8 @@ class Pipelines:
         self._thread: threading.Thread | None = None
         self._kicked = False
         self._stop = threading.Event()
+        #: A server for a team sets it to its users' quotas; the embedded engine's local user has none.
+        self.running_quota: RunningQuota = _no_quota
 
     # --- the operations ----------------------------------------------------------------------------------
 
@@ -265,7 +269,7 @@ class Pipelines:
         for item in ready:
             by_owner.setdefault(owners.get(item[0].pipeline_id), []).append(item)
         for owner, items in by_owner.items():
-            with acting_for(owner):
+            with acting_for(owner, None if owner is None else self.running_quota(owner)):
                 self._submit_owned(items)
 
     def _submit_owned(self, ready: Sequence[tuple[StepRow, dict[str, Any]]]) -> None:
@@ -400,3 +404,8 @@ def _step_view(row: StepRow, rows: Sequence[StepRow], jobs: Mapping[str, JobReco
          "reason": None if completed or job is None else job.error, "output": job.output if completed and job else None,
          "output_files": dict(job.output_files) if job else {}}
     )  # fmt: skip
+
+
+def _no_quota(owner: str) -> int | None:
+    """No owner's quota: what pipelines count against without a server for a team."""
+    return None

@@ -5,6 +5,9 @@ key), so a walk under concurrent inserts sees every row that existed when it sta
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
 from ..domain.models import BatchSummary, FileInfo, JobRecord, MethodInfo, Page
 from ..domain.pages import decode_cursor, encode_cursor
 from .rows import BATCH_COLUMNS, JOB_COLUMNS, batch_summary, file_from_row, job_from_row, method_from_row
@@ -29,52 +32,44 @@ METHODS_PAGE_SQL = (
     " AND (? IS NULL OR name > ? OR (name = ? AND registered_seq < ?)) ORDER BY name, registered_seq DESC LIMIT ?"
 )
 LAST_SEQ = 2**63 - 1
+T = TypeVar("T")
+Row = Sequence[Any]
 
 
 def jobs_page(store: Store, status: str | None, limit: int, cursor: str | None) -> Page[JobRecord]:
     """Jobs newest first (the seed's ``GET /jobs`` order), optionally of one status."""
     (before,) = decode_cursor(cursor, int) if cursor else (LAST_SEQ,)
-    with store.read() as tx:
-        rows = tx.connection.execute(JOBS_PAGE_SQL, (status, status, before, limit + 1)).fetchall()
-    more = len(rows) > limit
-    items = [job_from_row(row[:-1]) for row in rows[:limit]]
-    return Page.model_construct(items=items, next_cursor=encode_cursor(rows[limit - 1][-1]) if more else None)
+    return _page(store, JOBS_PAGE_SQL, (status, status, before), limit, lambda row: job_from_row(row[:-1]), (-1,))
 
 
 def files_page(store: Store, limit: int, cursor: str | None) -> Page[FileInfo]:
     """Files in the order they were stored (as ``GET /files`` always listed them)."""
     after = decode_cursor(cursor, float, str) if cursor else (None, None)
-    with store.read() as tx:
-        rows = tx.connection.execute(FILES_PAGE_SQL, (after[0], *after, limit + 1)).fetchall()
-    more = len(rows) > limit
-    last = rows[limit - 1] if more else None
-    return Page.model_construct(
-        items=[file_from_row(row) for row in rows[:limit]],
-        next_cursor=encode_cursor(last[5], last[0]) if last is not None else None,
-    )
+    return _page(store, FILES_PAGE_SQL, (after[0], *after), limit, file_from_row, (5, 0))
 
 
 def batches_page(store: Store, limit: int, cursor: str | None) -> Page[BatchSummary]:
     """Batches newest first."""
     before = decode_cursor(cursor, float, str) if cursor else (None, None)
-    with store.read() as tx:
-        rows = tx.connection.execute(BATCHES_PAGE_SQL, (before[0], *before, limit + 1)).fetchall()
-    more = len(rows) > limit
-    last = rows[limit - 1] if more else None
-    return Page.model_construct(
-        items=[batch_summary(row) for row in rows[:limit]],
-        next_cursor=encode_cursor(last[1], last[0]) if last is not None else None,
-    )
+    return _page(store, BATCHES_PAGE_SQL, (before[0], *before), limit, batch_summary, (1, 0))
 
 
 def methods_page(store: Store, latest_only: bool, limit: int, cursor: str | None) -> Page[MethodInfo]:
     """Methods by name, newest version first (only the latest of each name with ``latest_only``)."""
     name, seq = decode_cursor(cursor, str, int) if cursor else (None, None)
+    params = (int(latest_only), name, name, name, seq)
+    return _page(store, METHODS_PAGE_SQL, params, limit, lambda row: method_from_row(*row[:4]), (4, 5))
+
+
+def _page(
+    store: Store, sql: str, params: tuple[Any, ...], limit: int, decode: Callable[[Row], T], key: tuple[int, ...]
+) -> Page[T]:
+    """One page of ``sql`` (its last parameter the row count): ``limit + 1`` rows are read, so the extra one
+    says whether a page follows; the cursor is then the ``key`` columns of the page's last row."""
     with store.read() as tx:
-        rows = tx.connection.execute(METHODS_PAGE_SQL, (int(latest_only), name, name, name, seq, limit + 1)).fetchall()
-    more = len(rows) > limit
-    last = rows[limit - 1] if more else None
+        rows = tx.connection.execute(sql, (*params, limit + 1)).fetchall()
+    last = rows[limit - 1] if len(rows) > limit else None
     return Page.model_construct(
-        items=[method_from_row(*row[:4]) for row in rows[:limit]],
-        next_cursor=encode_cursor(last[4], last[5]) if last is not None else None,
+        items=[decode(row) for row in rows[:limit]],
+        next_cursor=None if last is None else encode_cursor(*(last[column] for column in key)),
     )
