@@ -1,95 +1,106 @@
 """Taking a store back to an older schema version, as an older package left it: what the upgrade tests start from.
 
-Each migration step after 2 has its undo here, in one place, so every upgrade test starts from a true version-2
-(or version-1) store whatever steps later engineers add: a step without an undo fails ``test_every_step_has_an_undo``.
+The undo is not written step by step (it would be a hand copy of ``store/schema.py`` to keep in step with it): a
+fresh store migrated to the older version says what that version has, and :func:`downgrade` takes a store there
+by difference: triggers, indexes and tables the older version lacks are dropped, the columns later steps added
+are dropped, and the indexes and triggers the older version defines differently are created as it did. So a
+step added later is undone with no code here. :func:`downgrade` checks that the result has exactly the older
+version's tables, columns, indexes and triggers, and fails naming what still differs when a step did what a
+difference cannot take back (a column's type changed by rebuilding its table, say): such a step needs its own
+undo here. Nor does a difference say where rows moved: ``DATA_UNDO`` holds those moves, run first.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
+from dataclasses import dataclass
 
-from dshpc_jupyter.store.schema import LIVE_SET
+from dshpc_jupyter.store.schema import MIGRATIONS, split_statements
 
-#: The columns schema step 3 (retries, forced reruns) added to ``jobs``.
-STEP_3_COLUMNS = ("attempt", "attempts", "retry", "resources", "not_before", "replaced_by")
-
-
-def _undo_3(conn: sqlite3.Connection) -> None:
-    """Step 3: its columns, and the live index back to its version-2 form."""
-    conn.execute("DROP INDEX jobs_one_live_per_key")
-    for column in STEP_3_COLUMNS:
-        conn.execute(f"ALTER TABLE jobs DROP COLUMN {column}")
-    conn.execute(f"CREATE UNIQUE INDEX jobs_one_live_per_key ON jobs(job_key) WHERE status IN {LIVE_SET}")
+#: Rows a step's package writes elsewhere than the older version read them: put back before the schema is.
+#: Step 7: batch results stored once per content (``batch_payloads``), inline in ``batches`` before.
+DATA_UNDO: dict[int, str] = {
+    7: "UPDATE batches SET results = (SELECT results FROM batch_payloads WHERE digest = payload)"
+    " WHERE payload IS NOT NULL",
+}
 
 
-def _undo_4(conn: sqlite3.Connection) -> None:
-    """Step 4 (priorities and fair share): the queue indexes and columns."""
-    for index in ("jobs_queue", "jobs_queue_group", "jobs_queue_age", "files_by_upload"):
-        conn.execute(f"DROP INDEX {index}")
-    for column in ("priority", "queue_group", "queue_rank"):
-        conn.execute(f"ALTER TABLE jobs DROP COLUMN {column}")
+@dataclass(frozen=True, slots=True)
+class Shape:
+    """What a schema version has: each table's columns (name, type, not null, default, key), and the SQL of
+    each index and trigger by (type, name)."""
+
+    columns: dict[str, list[tuple[object, ...]]]
+    sql: dict[tuple[str, str], str]
+
+    def differences(self, other: Shape) -> list[str]:
+        tables = {t for t in self.columns.keys() | other.columns.keys() if self.columns.get(t) != other.columns.get(t)}
+        objects = {k for k in self.sql.keys() | other.sql.keys() if self.sql.get(k) != other.sql.get(k)}
+        return sorted(tables) + sorted(f"{kind} {name}" for kind, name in objects)
 
 
-def _undo_5(conn: sqlite3.Connection) -> None:
-    """Step 5 (batch names)."""
-    conn.execute("DROP INDEX batches_by_name")
-    conn.execute("ALTER TABLE batches DROP COLUMN name")
+def schema_at(version: int) -> sqlite3.Connection:
+    """An empty store in memory at ``version``: the migration steps up to it, as that version's package ran them."""
+    conn = sqlite3.connect(":memory:")
+    for step, statements in MIGRATIONS:
+        if step <= version:
+            for statement in split_statements(statements):
+                conn.execute(statement)
+    return conn
 
 
-def _undo_6(conn: sqlite3.Connection) -> None:
-    """Step 6 (users, audit, uploads, owners)."""
-    for index in ("jobs_by_owner", "batches_by_owner"):
-        conn.execute(f"DROP INDEX {index}")
-    for table in ("users", "audit", "uploads"):
+def shape(conn: sqlite3.Connection) -> Shape:
+    objects = conn.execute("SELECT type, name, sql FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'").fetchall()
+    return Shape(
+        {name: [row[1:6] for row in conn.execute(f"PRAGMA table_info({name})")] for kind, name, _ in objects
+         if kind == "table"},
+        {(kind, name): sql for kind, name, sql in objects if kind != "table"},
+    )  # fmt: skip
+
+
+def columns(conn: sqlite3.Connection, table: str) -> list[str]:
+    return [row[1] for row in conn.execute(f"PRAGMA table_info({table})")]
+
+
+def added_columns(step: int, table: str) -> list[str]:
+    """The columns ``step`` added to ``table`` (against the version before it)."""
+    before = max(s for s, _ in MIGRATIONS if s < step)
+    older = columns(schema_at(before), table)
+    return [column for column in columns(schema_at(step), table) if column not in older]
+
+
+def downgrade(conn: sqlite3.Connection, version: int) -> None:
+    """Take ``conn``'s store back to schema ``version`` (see the module docstring); AssertionError naming what
+    still differs from that version's fresh store when a step did what a difference cannot undo."""
+    current = conn.execute("PRAGMA user_version").fetchone()[0]
+    for step in sorted(DATA_UNDO, reverse=True):
+        if version < step <= current:
+            conn.execute(DATA_UNDO[step])
+    target, now = shape(schema_at(version)), shape(conn)
+    for (kind, name), sql in now.sql.items():  # first, as they may name the columns and tables that go
+        if target.sql.get((kind, name)) != sql:
+            conn.execute(f"DROP {kind.upper()} {name}")
+    for table in now.columns.keys() - target.columns.keys():
         conn.execute(f"DROP TABLE {table}")
-    conn.execute("ALTER TABLE jobs DROP COLUMN owner")
-    conn.execute("ALTER TABLE batches DROP COLUMN owner")
-
-
-def _undo_7(conn: sqlite3.Connection) -> None:
-    """Step 7: no change stamps (polling by
-    change), and batch results inline again rather than in ``batch_payloads``."""
-    conn.execute(
-        "UPDATE batches SET results = (SELECT results FROM batch_payloads WHERE digest = payload)"
-        " WHERE payload IS NOT NULL"
-    )
-    for statement in ("DROP TRIGGER jobs_stamp_insert", "DROP TRIGGER jobs_stamp_update", "DROP INDEX jobs_by_change",
-                      "DROP TABLE change_counter", "ALTER TABLE jobs DROP COLUMN change_seq",
-                      "DROP INDEX batches_by_payload", "ALTER TABLE batches DROP COLUMN payload",
-                      "DROP TABLE batch_payloads"):  # fmt: skip
-        conn.execute(statement)
-
-
-def _undo_8(conn: sqlite3.Connection) -> None:
-    """Step 8 (pipelines)."""
-    conn.execute("DROP TABLE pipeline_steps")
-    conn.execute("DROP TABLE pipelines")
-
-
-def _undo_10(conn: sqlite3.Connection) -> None:
-    """Step 10 (pipeline owners)."""
-    conn.execute("ALTER TABLE pipelines DROP COLUMN owner")
-
-
-#: Step number -> how to take it back out.
-UNDO: dict[int, Callable[[sqlite3.Connection], None]] = {
-    3: _undo_3, 4: _undo_4, 5: _undo_5, 6: _undo_6, 7: _undo_7, 8: _undo_8, 10: _undo_10,
-}  # fmt: skip
+    for table, wanted in target.columns.items():
+        kept = {column[0] for column in wanted}
+        for column in reversed(columns(conn, table)):
+            if column not in kept:
+                conn.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
+    present = shape(conn).sql
+    for key, sql in target.sql.items():
+        if key not in present:
+            conn.execute(sql)
+    conn.execute(f"PRAGMA user_version = {version}")
+    left = target.differences(shape(conn))
+    assert not left, f"downgrade to version {version}: {', '.join(left)} still differ from a fresh store's"
 
 
 def downgrade_to_2(conn: sqlite3.Connection) -> None:
-    """Undo every step after 2, newest first."""
-    version = conn.execute("PRAGMA user_version").fetchone()[0]
-    for step in sorted(UNDO, reverse=True):
-        if step <= version:
-            UNDO[step](conn)
-    conn.execute("PRAGMA user_version = 2")
+    """As a package of schema version 2 (named inputs and output files) left the store."""
+    downgrade(conn, 2)
 
 
 def downgrade_to_1(conn: sqlite3.Connection) -> None:
-    """Undo every step after 1."""
-    downgrade_to_2(conn)
-    conn.execute("ALTER TABLE jobs DROP COLUMN file_inputs")
-    conn.execute("ALTER TABLE jobs DROP COLUMN output_files")
-    conn.execute("PRAGMA user_version = 1")
+    """As the first package left the store."""
+    downgrade(conn, 1)

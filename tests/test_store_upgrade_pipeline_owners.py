@@ -6,7 +6,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from store_versions import UNDO
+from store_versions import downgrade
 
 from dshpc_jupyter.examples import data_files, methods_dir
 from dshpc_jupyter.service.factory import open_engine
@@ -24,8 +24,7 @@ def test_a_store_before_pipeline_owners_keeps_its_pipelines_and_records_owners_a
     old = engine.pipelines.submit(steps).pipeline_id
     engine.close()
     with sqlite3.connect(home / "store.sqlite") as conn:  # back to version 8, as the package before step 10 left it
-        UNDO[10](conn)
-        conn.execute("PRAGMA user_version = 8")
+        downgrade(conn, 8)
         assert "owner" not in {row[1] for row in conn.execute("PRAGMA table_info(pipelines)")}
 
     engine = open_engine(home)

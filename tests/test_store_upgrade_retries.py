@@ -8,7 +8,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from store_versions import STEP_3_COLUMNS, downgrade_to_2
+from store_versions import added_columns, downgrade_to_2
 from support import wait_for_jobs
 
 from dshpc_jupyter.domain.retries import SubmitOptions
@@ -17,6 +17,8 @@ from dshpc_jupyter.service.factory import open_engine
 from dshpc_jupyter.store.schema import MIGRATIONS
 
 WORDS = "Word Count (bash)"
+#: The columns step 3 (retries, forced reruns) added to ``jobs``, read from the schema rather than copied.
+STEP_3_COLUMNS = added_columns(3, "jobs")
 
 
 def test_a_version_2_store_is_upgraded_to_step_3(home: Path) -> None:
