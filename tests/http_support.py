@@ -10,8 +10,8 @@ import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,8 @@ from support import stop_gracefully, wait_until
 
 from dshpc_jupyter.backends.base import Backend
 from dshpc_jupyter.backends.embedded import EmbeddedBackend
+from dshpc_jupyter.backends.http import HttpBackend
+from dshpc_jupyter.front.connection import Connection
 from dshpc_jupyter.server import create_app, run_server
 from dshpc_jupyter.service.factory import open_engine
 
@@ -51,6 +53,22 @@ def thread_server(home: Path, backend: Backend | None = None, *, app: Any = None
         server.should_exit = True
         thread.join(timeout=30)
         sock.close()
+
+
+#: The two backends the behavioural tests run on: the engine in this process, and the HTTP client of a server.
+BACKENDS = ["embedded", "http"]
+
+
+def connection_of(kind: str, home: Path, stack: ExitStack, wrap: Callable[[Any], Any] = lambda b: b) -> Connection:
+    """A connection of ``kind`` (one of ``BACKENDS``) on ``home``, closed (and its server stopped) with ``stack``;
+    ``wrap`` may wrap the backend (e.g. in a ``CountingBackend``)."""
+    if kind == "embedded":
+        backend: Any = EmbeddedBackend(open_engine(home))
+    else:
+        backend = HttpBackend(stack.enter_context(thread_server(home)))
+    conn = Connection(wrap(backend))
+    stack.callback(conn.close)
+    return conn
 
 
 SERVE_SCRIPT = """

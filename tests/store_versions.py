@@ -14,7 +14,13 @@ from __future__ import annotations
 
 import sqlite3
 from dataclasses import dataclass
+from pathlib import Path
 
+from support import wait_for_jobs
+
+from dshpc_jupyter.domain.models import JobRecord
+from dshpc_jupyter.examples import data_files, methods_dir
+from dshpc_jupyter.service.factory import open_engine
 from dshpc_jupyter.store.schema import MIGRATIONS, split_statements
 
 #: Rows a step's package writes elsewhere than the older version read them: put back before the schema is.
@@ -104,3 +110,35 @@ def downgrade_to_2(conn: sqlite3.Connection) -> None:
 def downgrade_to_1(conn: sqlite3.Connection) -> None:
     """As the first package left the store."""
     downgrade(conn, 1)
+
+
+@dataclass(frozen=True, slots=True)
+class Seeded:
+    """What :func:`seeded_store` left: the config, the batch that ran it, and its completed job."""
+
+    config: dict[str, str]
+    batch_id: str
+    job: JobRecord
+
+
+def seeded_store(home: Path, *, name: str | None = None) -> Seeded:
+    """A store on ``home`` with the example methods and data and one batch (named ``name``) of one Word Count
+    config whose job completed, its engine closed: what an upgrade test takes back to an older version."""
+    engine = open_engine(home)
+    try:
+        engine.register_method(methods_dir())
+        poem = next(engine.upload_file(p) for p in data_files() if p.name == "poem.txt")
+        config = {"file_hash": poem.file_hash, "method_name": "Word Count (bash)"}
+        answer = engine.simulate_jobs([config], name=name)
+        (job,) = wait_for_jobs(engine, [answer.results[0].job_id or ""])
+    finally:
+        engine.close()
+    assert answer.batch_id is not None
+    return Seeded(config, answer.batch_id, job)
+
+
+def user_version(home: Path) -> int:
+    """The schema version of the store on ``home``."""
+    with sqlite3.connect(home / "store.sqlite") as conn:
+        version: int = conn.execute("PRAGMA user_version").fetchone()[0]
+    return version

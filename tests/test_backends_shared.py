@@ -12,33 +12,26 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from http_support import thread_server
+from http_support import BACKENDS, connection_of
 from support import shutdown_home, wait_for_jobs, write_method
 
 from dshpc_jupyter import __version__
-from dshpc_jupyter.backends.embedded import NO_LIMITS, EmbeddedBackend
+from dshpc_jupyter.backends.embedded import NO_LIMITS
 from dshpc_jupyter.backends.http import HttpBackend
 from dshpc_jupyter.domain.errors import ConflictError, DshpcError, InvalidInputError, MethodSpecError, NotFoundError
 from dshpc_jupyter.domain.models import BatchStatistics, MultiJobSimulationResponse
 from dshpc_jupyter.examples import data_files, methods_dir
 from dshpc_jupyter.front.connection import Connection
 from dshpc_jupyter.server.app import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_CONFIGS
-from dshpc_jupyter.service.factory import open_engine
 
 EXAMPLE = "Example Python Method"
 WORDS = "Word Count (bash)"
 WORKLOAD = "Simulated Workload"
-BACKENDS = ["embedded", "http"]
 
 
 def open_connection(kind: str, home: Path, stack: ExitStack, wrap: Callable[[Any], Any] = lambda b: b) -> Connection:
-    """A connection of ``kind`` on a fresh home, with the example methods and data (sent the backend's way);
-    ``wrap`` may wrap the backend (e.g. in a ``CountingBackend``)."""
-    if kind == "embedded":
-        conn = Connection(wrap(EmbeddedBackend(open_engine(home))))
-    else:
-        conn = Connection(wrap(HttpBackend(stack.enter_context(thread_server(home)))))
-    stack.callback(conn.close)
+    """A connection of ``kind`` on a fresh home, with the example methods and data (sent the backend's way)."""
+    conn = connection_of(kind, home, stack, wrap)
     conn.register_method(methods_dir())
     conn.upload_files(data_files())
     return conn

@@ -11,12 +11,11 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
-from http_support import thread_server
+from http_support import BACKENDS, connection_of
 from support import write_method
 
 from dshpc_jupyter import cli
 from dshpc_jupyter.backends.embedded import EmbeddedBackend
-from dshpc_jupyter.backends.http import HttpBackend
 from dshpc_jupyter.domain.errors import InvalidInputError, NotFoundError
 from dshpc_jupyter.domain.failures import failure_line
 from dshpc_jupyter.front.batch import Batch
@@ -43,14 +42,10 @@ parse("x,y")
 """
 
 
-@pytest.fixture(params=["embedded", "http"])
+@pytest.fixture(params=BACKENDS)
 def conn(request: pytest.FixtureRequest, home: Path, tmp_path: Path) -> Iterator[Connection]:
     with ExitStack() as stack:
-        if request.param == "embedded":
-            connection = Connection(EmbeddedBackend(open_engine(home)))
-        else:
-            connection = Connection(HttpBackend(stack.enter_context(thread_server(home))))
-        stack.callback(connection.close)
+        connection = connection_of(request.param, home, stack)
         connection.register_method(write_method(tmp_path / "methods", "Printer", PRINTER))
         connection.register_method(write_method(tmp_path / "methods", "Failing", FAILING))
         yield connection

@@ -16,11 +16,10 @@ from typing import Any
 
 import httpx
 import pytest
-from http_support import thread_server
+from http_support import BACKENDS, connection_of, thread_server
 from support import write_method
 
 from dshpc_jupyter.backends import http_pages
-from dshpc_jupyter.backends.embedded import EmbeddedBackend
 from dshpc_jupyter.backends.http import HttpBackend
 from dshpc_jupyter.domain.errors import InvalidInputError
 from dshpc_jupyter.domain.models import BatchStatistics, Page
@@ -57,17 +56,13 @@ def add_method(engine: Engine, root: Path) -> str:
     return name
 
 
-@pytest.fixture(params=["embedded", "http"])
+@pytest.fixture(params=BACKENDS)
 def setup(request: pytest.FixtureRequest, home: Path) -> Iterator[tuple[Connection, Engine]]:
     """A connection of each kind, and an engine on the same home to insert rows with meanwhile."""
     with ExitStack() as stack:
         engine = open_engine(home)
         stack.callback(engine.close)
-        if request.param == "embedded":
-            conn = Connection(EmbeddedBackend(open_engine(home)))
-        else:
-            conn = Connection(HttpBackend(stack.enter_context(thread_server(home))))
-        stack.callback(conn.close)
+        conn = connection_of(request.param, home, stack)
         yield conn, engine
 
 

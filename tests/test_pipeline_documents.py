@@ -12,12 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from http_support import thread_server
+from http_support import BACKENDS, connection_of
 from kernels import dshpc_kernel
 
 from dshpc_jupyter import cli
-from dshpc_jupyter.backends.embedded import EmbeddedBackend
-from dshpc_jupyter.backends.http import HttpBackend
 from dshpc_jupyter.examples import data_dir, methods_dir
 from dshpc_jupyter.front.connection import Connection
 from dshpc_jupyter.front.pipeline import Pipeline
@@ -83,14 +81,10 @@ def test_mistakes_name_the_step_and_field(steps: Any, message: str) -> None:
     assert str(caught.value).startswith(message), str(caught.value)
 
 
-@pytest.fixture(params=["embedded", "http"])
+@pytest.fixture(params=BACKENDS)
 def conn(request: pytest.FixtureRequest, home: Path) -> Iterator[Connection]:
     with ExitStack() as stack:
-        if request.param == "embedded":
-            connection = Connection(EmbeddedBackend(open_engine(home)))
-        else:
-            connection = Connection(HttpBackend(stack.enter_context(thread_server(home))))
-        stack.callback(connection.close)
+        connection = connection_of(request.param, home, stack)
         connection.register_method(methods_dir())
         yield connection
 

@@ -11,24 +11,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from http_support import thread_server
+from http_support import BACKENDS, connection_of, thread_server
 from pipeline_support import SCALE, chain, register, wait_done
 
-from dshpc_jupyter.backends.embedded import EmbeddedBackend
-from dshpc_jupyter.backends.http import HttpBackend
 from dshpc_jupyter.domain.errors import InvalidInputError, NotFoundError
 from dshpc_jupyter.front.connection import Connection
-from dshpc_jupyter.service.factory import open_engine
 
 
-@pytest.fixture(params=["embedded", "http"])
+@pytest.fixture(params=BACKENDS)
 def conn(request: pytest.FixtureRequest, home: Path, tmp_path: Path) -> Iterator[Connection]:
     with ExitStack() as stack:
-        if request.param == "embedded":
-            connection = Connection(EmbeddedBackend(open_engine(home)))
-        else:
-            connection = Connection(HttpBackend(stack.enter_context(thread_server(home))))
-        stack.callback(connection.close)
+        connection = connection_of(request.param, home, stack)
         register(connection, tmp_path / "methods")
         yield connection
 

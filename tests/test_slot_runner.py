@@ -60,6 +60,14 @@ def _running(engine: Engine, job_id: str) -> int:
     return int((engine.job_statuses([job_id])[0].scheduler_id or "").partition(":")[0])
 
 
+def _hold(engine: Engine, file_hash: str, log: Path) -> tuple[str, int]:
+    """A job that holds its slot, once its method has started; and its runner's pid."""
+    [held] = _submit(engine, file_hash, log, ["held"], hold=True)
+    runner = _running(engine, held)
+    wait_until(lambda: _runs(log) == ["held"], 30, "the held method to start")
+    return held, runner
+
+
 def test_one_runner_per_slot_runs_job_after_job(home: Path, tmp_path: Path) -> None:
     engine, file_hash = _lab(home, tmp_path, slots=2)
     try:
@@ -99,9 +107,7 @@ def test_a_slot_runner_stopped_by_sigterm_cancels_its_job_and_is_replaced(home: 
     engine, file_hash = _lab(home, tmp_path, slots=1)
     try:
         log = tmp_path / "runs.log"
-        [held] = _submit(engine, file_hash, log, ["held"], hold=True)
-        runner = _running(engine, held)
-        wait_until(lambda: _runs(log) == ["held"], 30, "the held method to start")
+        held, runner = _hold(engine, file_hash, log)
         os.kill(runner, signal.SIGTERM)
         [stopped] = wait_for_jobs(engine, [held], timeout=30)
         [after] = wait_for_jobs(engine, _submit(engine, file_hash, log, ["after"]), timeout=60)
@@ -117,9 +123,7 @@ def test_a_cancel_stops_only_its_job_and_the_runner_serves_the_next(home: Path, 
     engine, file_hash = _lab(home, tmp_path, slots=1)
     try:
         log = tmp_path / "runs.log"
-        [held] = _submit(engine, file_hash, log, ["held"], hold=True)
-        runner = _running(engine, held)
-        wait_until(lambda: _runs(log) == ["held"], 30, "the held method to start")
+        held, runner = _hold(engine, file_hash, log)
         assert engine.cancel([held]).cancelled == [held]
         [cancelled] = wait_for_jobs(engine, [held], timeout=30)
         [quick] = _submit(engine, file_hash, log, ["quick"])

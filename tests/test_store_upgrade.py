@@ -7,11 +7,18 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from store_versions import added_columns, downgrade, downgrade_to_1, downgrade_to_2, schema_at, shape
-from support import wait_for_jobs
+from store_versions import (
+    added_columns,
+    downgrade,
+    downgrade_to_1,
+    downgrade_to_2,
+    schema_at,
+    seeded_store,
+    shape,
+    user_version,
+)
 
 from dshpc_jupyter.domain.hashing import job_key, parameters_key
-from dshpc_jupyter.examples import data_files, methods_dir
 from dshpc_jupyter.service.factory import open_engine
 from dshpc_jupyter.store.schema import MIGRATIONS, SCHEMA_VERSION
 
@@ -19,26 +26,19 @@ WORDS = "Word Count (bash)"
 
 
 def test_a_version_1_store_is_upgraded_and_its_cached_jobs_are_found(home: Path) -> None:
-    engine = open_engine(home)
-    engine.register_method(methods_dir())
-    poem = next(engine.upload_file(p) for p in data_files() if p.name == "poem.txt")
-    config = {"file_hash": poem.file_hash, "method_name": WORDS}
-    first = engine.simulate_jobs([config]).results[0]
-    assert first.job_id is not None
-    (done,) = wait_for_jobs(engine, [first.job_id])
-    engine.close()
+    seeded = seeded_store(home)
+    config, done, file_hash = seeded.config, seeded.job, seeded.config["file_hash"]
     with sqlite3.connect(home / "store.sqlite") as conn:  # back to version 1, as an older package left it
         downgrade_to_1(conn)
         (key, canonical, function_hash) = conn.execute("SELECT job_key, parameters, function_hash FROM jobs").fetchone()
-    assert key == job_key(poem.file_hash, parameters_key(function_hash, canonical)), "the seed's key formula"
+    assert key == job_key(file_hash, parameters_key(function_hash, canonical)), "the seed's key formula"
     assert [step for step, _ in MIGRATIONS][:2] == [1, 2] and MIGRATIONS[-1][0] == SCHEMA_VERSION
 
     engine = open_engine(home)
     try:
-        with sqlite3.connect(home / "store.sqlite") as conn:
-            assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        assert user_version(home) == SCHEMA_VERSION
         (kept,) = engine.store.get_jobs([done.job_id])
-        assert (kept.status, kept.output, kept.file_hash) == (done.status, done.output, poem.file_hash)
+        assert (kept.status, kept.output, kept.file_hash) == (done.status, done.output, file_hash)
         assert (kept.file_inputs, kept.output_files) == (None, {})
         again = engine.simulate_jobs([config]).results[0]
         assert (again.outcome, again.job_id) == ("cached", done.job_id)
@@ -47,12 +47,8 @@ def test_a_version_1_store_is_upgraded_and_its_cached_jobs_are_found(home: Path)
 
 
 def test_a_version_2_store_gets_the_pipeline_tables_and_keeps_its_jobs(home: Path) -> None:
-    engine = open_engine(home)
-    engine.register_method(methods_dir())
-    poem = next(engine.upload_file(p) for p in data_files() if p.name == "poem.txt")
-    config = {"file_hash": poem.file_hash, "method_name": WORDS}
-    (done,) = wait_for_jobs(engine, [engine.simulate_jobs([config]).results[0].job_id or ""])
-    engine.close()
+    seeded = seeded_store(home)
+    config, done = seeded.config, seeded.job
     with sqlite3.connect(home / "store.sqlite") as conn:  # as a package of schema version 2 left it
         downgrade_to_2(conn)
     assert 8 in [step for step, _ in MIGRATIONS]
@@ -73,11 +69,9 @@ def test_a_version_2_store_gets_the_pipeline_tables_and_keeps_its_jobs(home: Pat
 def test_a_store_is_taken_back_to_every_older_version_exactly(home: Path) -> None:
     """The upgrade tests start from true older stores: a current store with rows in it, taken back to each
     older version, has that version's tables, columns, indexes and triggers, and upgrades again."""
+    seeded = seeded_store(home)
+    config, done = seeded.config, seeded.job
     engine = open_engine(home)
-    engine.register_method(methods_dir())
-    poem = next(engine.upload_file(p) for p in data_files() if p.name == "poem.txt")
-    config = {"file_hash": poem.file_hash, "method_name": WORDS}
-    (done,) = wait_for_jobs(engine, [engine.simulate_jobs([config]).results[0].job_id or ""])
     engine.simulate_jobs([config])  # a second batch of the same results: one payload shared
     engine.close()
     for version in [step for step, _ in MIGRATIONS][:-1]:

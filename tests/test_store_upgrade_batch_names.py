@@ -6,9 +6,8 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from store_versions import downgrade_to_2
+from store_versions import downgrade_to_2, seeded_store, user_version
 
-from dshpc_jupyter.examples import data_files, methods_dir
 from dshpc_jupyter.service.factory import open_engine
 from dshpc_jupyter.store.schema import SCHEMA_VERSION
 
@@ -16,19 +15,14 @@ WORDS = "Word Count (bash)"
 
 
 def test_a_version_2_store_gets_batch_names_and_keeps_its_batches(home: Path) -> None:
-    engine = open_engine(home)
-    engine.register_method(methods_dir())
-    poem = next(engine.upload_file(p) for p in data_files() if p.name == "poem.txt")
-    config = {"file_hash": poem.file_hash, "method_name": WORDS}
-    old = engine.simulate_jobs([config], name="before the upgrade").batch_id
-    engine.close()
+    seeded = seeded_store(home, name="before the upgrade")
+    config, old = seeded.config, seeded.batch_id
     with sqlite3.connect(home / "store.sqlite") as conn:  # back to version 2, as an older package left it
         downgrade_to_2(conn)
 
     engine = open_engine(home)
     try:
-        with sqlite3.connect(home / "store.sqlite") as conn:
-            assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION >= 5
+        assert user_version(home) == SCHEMA_VERSION >= 5
         (kept,) = engine.batches()
         assert (kept.batch_id, kept.name, kept.total_jobs) == (old, None, 1)
         assert engine.batch(old).name is None

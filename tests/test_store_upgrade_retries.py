@@ -8,11 +8,10 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from store_versions import added_columns, downgrade_to_2
+from store_versions import added_columns, downgrade_to_2, seeded_store
 from support import wait_for_jobs
 
 from dshpc_jupyter.domain.retries import SubmitOptions
-from dshpc_jupyter.examples import data_files, methods_dir
 from dshpc_jupyter.service.factory import open_engine
 from dshpc_jupyter.store.schema import MIGRATIONS
 
@@ -22,12 +21,8 @@ STEP_3_COLUMNS = added_columns(3, "jobs")
 
 
 def test_a_version_2_store_is_upgraded_to_step_3(home: Path) -> None:
-    engine = open_engine(home)
-    engine.register_method(methods_dir())
-    poem = next(engine.upload_file(p) for p in data_files() if p.name == "poem.txt")
-    config = {"file_hash": poem.file_hash, "method_name": WORDS}
-    (done,) = wait_for_jobs(engine, [engine.simulate_jobs([config]).results[0].job_id or ""])
-    engine.close()
+    seeded = seeded_store(home)
+    config, done = seeded.config, seeded.job
     assert 3 in [step for step, _ in MIGRATIONS]
     with sqlite3.connect(home / "store.sqlite") as conn:
         downgrade_to_2(conn)

@@ -113,6 +113,20 @@ def test_users_cancel_their_own_jobs_admins_anyones_and_each_cancel_is_audited(s
     assert time.time() - 120 < by_root["at"] <= time.time()
 
 
+def test_users_forget_their_own_jobs_and_each_forget_is_audited(server: TeamServer) -> None:
+    config = {"file_hash": server.hashes["poem.txt"], "method_name": "Word Count (bash)"}
+    with server.client("alice") as alice, server.client("bob") as bob:
+        job_id = submit(alice, [config])["results"][0]["job_id"]
+        wait_done(alice, job_id)
+        refused = bob.post("/jobs/forget", json={"job_ids": [job_id]})
+        assert refused.status_code == 403 and "not yours" in refused.json()["detail"]
+        assert alice.get(f"/job/{job_id}").status_code == 200, "a refused forget forgets nothing"
+        assert alice.post("/jobs/forget", json={"job_ids": [job_id]}).json()["forgotten"] == [job_id]
+        assert alice.get(f"/job/{job_id}").status_code == 404
+    (entry,) = audit(server, "jobs.forget")
+    assert (entry["actor"], entry["detail"]) == ("alice", {"forgotten": [job_id]})
+
+
 def test_only_admins_register_methods_and_registrations_are_audited(server: TeamServer, tmp_path: Any) -> None:
     from dshpc_jupyter.domain.archive import pack_directory
     from dshpc_jupyter.examples import methods_dir

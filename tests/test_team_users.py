@@ -10,12 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from store_versions import downgrade_to_2
-from support import wait_for_jobs
+from store_versions import downgrade_to_2, seeded_store
 
 from dshpc_jupyter import cli
 from dshpc_jupyter.domain.errors import ConflictError, InvalidInputError, NotFoundError
-from dshpc_jupyter.examples import data_files, methods_dir
 from dshpc_jupyter.service.factory import open_engine
 from dshpc_jupyter.service.users import Quotas, Team
 from dshpc_jupyter.store.schema import MIGRATIONS, SCHEMA_VERSION
@@ -130,14 +128,7 @@ def test_whoami_on_the_embedded_engine_is_the_local_user(run: Any) -> None:
 
 
 def test_a_store_from_before_users_is_upgraded_and_the_embedded_engine_keeps_working(home: Path) -> None:
-    engine = open_engine(home)
-    engine.register_method(methods_dir())
-    poem = next(engine.upload_file(p) for p in data_files() if p.name == "poem.txt")
-    config = {"file_hash": poem.file_hash, "method_name": "Word Count (bash)"}
-    first = engine.simulate_jobs([config])
-    assert first.results[0].job_id is not None
-    wait_for_jobs(engine, [first.results[0].job_id])
-    engine.close()
+    first = seeded_store(home)
     with sqlite3.connect(home / "store.sqlite") as conn:  # back to version 2, as the package before users left it
         downgrade_to_2(conn)
     assert 6 in [step for step, _ in MIGRATIONS]
@@ -148,8 +139,8 @@ def test_a_store_from_before_users_is_upgraded_and_the_embedded_engine_keeps_wor
             assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
             assert conn.execute("SELECT owner FROM jobs").fetchall() == [(None,)], "made before users: no owner"
             assert conn.execute("SELECT count(*) FROM users").fetchone() == (0,)
-        again = engine.simulate_jobs([config])
-        assert again.results[0].outcome == "cached" and again.results[0].job_id == first.results[0].job_id
+        again = engine.simulate_jobs([first.config])
+        assert again.results[0].outcome == "cached" and again.results[0].job_id == first.job.job_id
         assert [b.batch_id for b in engine.batches()] == [again.batch_id, first.batch_id], "the local user sees all"
     finally:
         engine.close()

@@ -282,12 +282,7 @@ class Store:
                 " file_inputs, resources, attempt",
                 (st.STARTING, scheduler, time.time(), limit),
             ).fetchall()
-            specs = dict(
-                conn.execute(
-                    "SELECT function_hash, spec FROM methods WHERE function_hash IN (SELECT value FROM json_each(?))",
-                    (json.dumps(sorted({row[6] for row in rows})),),
-                )
-            )
+            specs = method_specs(conn, {row[6] for row in rows})
         rows.sort()
         return [ClaimedJob(r[3], r[4], r[5], r[6], r[7], specs[r[6]], r[8], r[9], r[10]) for r in rows]
 
@@ -437,3 +432,13 @@ class Store:
         if found is None:
             return None
         return batch_summary(found), unpack_results(payloads.resolve(found[6], found[7], found[8]))
+
+
+def method_specs(conn: sqlite3.Connection, function_hashes: Iterable[str]) -> dict[str, str]:
+    """The stored spec (JSON) of each of these methods, in one query: what claimed jobs are started with."""
+    return dict(
+        conn.execute(
+            "SELECT function_hash, spec FROM methods WHERE function_hash IN (SELECT value FROM json_each(?))",
+            (json.dumps(sorted(set(function_hashes))),),
+        )
+    )

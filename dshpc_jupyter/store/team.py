@@ -20,7 +20,7 @@ from ..domain.models import BatchSummary, JobRecord
 from .pipelines import PipelineRows
 from .rows import BATCH_COLUMNS, JOB_COLUMNS, batch_summary, chunks, job_from_row
 from .schema import ACTIVE_SET
-from .sqlite import Store
+from .sqlite import Store, method_specs
 
 #: The ``scheduler`` of a job held back by its owner's quota: pending (``PD``), and claimed by no scheduler
 #: until :meth:`TeamStore.release_held` hands it to a real one.
@@ -218,12 +218,7 @@ class TeamStore:
                     " RETURNING seq, job_id, file_hash, method_name, function_hash, parameters, file_inputs",
                     (scheduler, owner, HELD, st.PENDING, room),
                 ).fetchall()
-            specs = dict(
-                conn.execute(
-                    "SELECT function_hash, spec FROM methods WHERE function_hash IN (SELECT value FROM json_each(?))",
-                    (json.dumps(sorted({row[4] for row in released})),),
-                )
-            )
+            specs = method_specs(conn, (row[4] for row in released))
         released.sort()
         return [ClaimedJob(r[1], r[2], r[3], r[4], r[5], specs[r[4]], r[6]) for r in released]
 
