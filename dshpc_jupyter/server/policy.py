@@ -34,7 +34,8 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/docs"): Rule("user"),
     ("GET", "/docs/oauth2-redirect"): Rule("user"),
     ("GET", "/redoc"): Rule("user"),
-    ("GET", "/services/status"): Rule("user"),
+    ("GET", "/services/status"): Rule("user", "`limits.max_configs`: the caller's quota where it is tighter than"
+                                              " the server's"),
     ("GET", "/whoami"): Rule("user", "the caller's name, role and quotas"),
     ("POST", "/simulate-job"): Rule("user", "the job is the caller's when new; cached answers are shared"),
     ("POST", "/simulate-jobs"): Rule("user", "the batch is the caller's; `batch_id` only of the caller's own batch"
