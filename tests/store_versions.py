@@ -72,9 +72,15 @@ def _undo_10(conn: sqlite3.Connection) -> None:
     conn.execute("ALTER TABLE pipelines DROP COLUMN owner")
 
 
+def _undo_11(conn: sqlite3.Connection) -> None:
+    """Step 11 (one index per job over its key): the key index over every job again."""
+    conn.execute("DROP INDEX jobs_not_live_by_key")
+    conn.execute("CREATE INDEX jobs_by_key ON jobs(job_key, seq)")
+
+
 #: Step number -> how to take it back out.
 UNDO: dict[int, Callable[[sqlite3.Connection], None]] = {
-    3: _undo_3, 4: _undo_4, 5: _undo_5, 6: _undo_6, 7: _undo_7, 8: _undo_8, 10: _undo_10,
+    3: _undo_3, 4: _undo_4, 5: _undo_5, 6: _undo_6, 7: _undo_7, 8: _undo_8, 10: _undo_10, 11: _undo_11,
 }  # fmt: skip
 
 

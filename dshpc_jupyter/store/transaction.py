@@ -17,10 +17,16 @@ from ..domain.models import BatchStatistics
 from . import payloads
 from .queue import assign_ranks
 from .rows import chunks, pack_results
+from .schema import LIVE_SET
 
+#: Each part reads its own index (schema step 11): the live job of each key, then its other jobs not replaced.
 LATEST_JOBS_SQL = (
-    "SELECT job_key, job_id, status, output FROM jobs WHERE job_key IN (SELECT value FROM json_each(?))"
-    " AND replaced_by IS NULL ORDER BY seq"
+    "SELECT job_key, job_id, status, output FROM ("
+    "SELECT job_key, job_id, status, output, seq FROM jobs WHERE job_key IN (SELECT value FROM json_each(?1))"
+    f" AND status IN {LIVE_SET} AND replaced_by IS NULL"
+    " UNION ALL SELECT job_key, job_id, status, output, seq FROM jobs"
+    f" WHERE job_key IN (SELECT value FROM json_each(?1)) AND status NOT IN {LIVE_SET} AND replaced_by IS NULL"
+    ") ORDER BY seq"
 )
 
 
