@@ -64,11 +64,12 @@ def check(
     checked = Checked(
         file_hash, config.method_name, config.parameters, function_hash=method[0], file_inputs=config.file_inputs
     )
-    inputs_problem = declared_inputs_problem(method[1], config)
-    if inputs_problem is not None:
-        checked.error = f"Invalid inputs: {inputs_problem}"
-        return checked
-    checked.inputs = resolved_inputs(method[1], config.file_inputs)
+    if config.file_inputs is not None or method[1].inputs is not None:  # the seed's form has nothing to resolve
+        inputs_problem = declared_inputs_problem(method[1], config)
+        if inputs_problem is not None:
+            checked.error = f"Invalid inputs: {inputs_problem}"
+            return checked
+        checked.inputs = resolved_inputs(method[1], config.file_inputs)
     missing = missing_file(config, files)
     if missing is not None:
         checked.error = missing

@@ -10,6 +10,7 @@ import json
 import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, NamedTuple
 
 from ..domain import status as st
@@ -20,8 +21,9 @@ from .rows import chunks, pack_results
 from .schema import LIVE_SET
 
 #: Each part reads its own index (schema step 11): the live job of each key, then its other jobs not replaced.
+#: Only the status set is spliced in (a constant of the vocabulary); the keys are a parameter.
 LATEST_JOBS_SQL = (
-    "SELECT job_key, job_id, status, output FROM ("
+    "SELECT job_key, job_id, status, output FROM ("  # noqa: S608
     "SELECT job_key, job_id, status, output, seq FROM jobs WHERE job_key IN (SELECT value FROM json_each(?1))"
     f" AND status IN {LIVE_SET} AND replaced_by IS NULL"
     " UNION ALL SELECT job_key, job_id, status, output, seq FROM jobs"
@@ -37,6 +39,10 @@ class LatestJob(NamedTuple):
     job_id: str
     status: str
     output: str | None
+
+
+#: A row of ``LATEST_JOBS_SQL`` as a :class:`LatestJob`, built in C (``_make`` is a Python call per row).
+as_latest = partial(tuple.__new__, LatestJob)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +81,7 @@ class Transaction:
         latest: dict[str, LatestJob] = {}
         for chunk in chunks(keys):
             rows = self._conn.execute(LATEST_JOBS_SQL, (json.dumps(chunk),))
-            latest.update((row[0], LatestJob._make(row)) for row in rows)
+            latest |= {row[0]: as_latest(row) for row in rows}
         return latest
 
     def insert_jobs(self, jobs: Iterable[NewJob]) -> None:
