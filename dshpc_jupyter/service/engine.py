@@ -155,10 +155,8 @@ class Engine(Catalog):
         scheduler hears of the jobs only once they are committed, never of a job the store does not know.
         """
         configs = prepare(self.store, self._schema, items)
-        leaders: dict[str, int] = {}
-        for index, config in enumerate(configs):
-            if config.error is None:
-                leaders.setdefault(config.key, index)
+        # The first config of each key leads it: walked from the end, the first index is the one written last.
+        leaders = {configs[i].key: i for i in range(len(configs) - 1, -1, -1) if configs[i].error is None}
         batch_id = (append_to or uuid.uuid4().hex) if record else None
         offset = 0
         now = time.time()
