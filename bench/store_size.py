@@ -27,6 +27,11 @@ from dshpc_jupyter.store.sqlite import Store
 
 METHOD = "Example Python Method"
 CHUNK = 100_000
+#: The sizes of the indexes over ``job_key`` (one per job since schema step 11; both over every job before).
+KEY_INDEXES = (
+    "SELECT name, sum(pgsize) FROM dbstat WHERE name IN ('jobs_by_key', 'jobs_not_live_by_key',"
+    " 'jobs_one_live_per_key') GROUP BY name ORDER BY name"
+)
 
 
 def checkpointed_size(store: Store) -> int:
@@ -79,6 +84,7 @@ def main() -> None:
         after = checkpointed_size(store)
         with store.read() as tx:
             payload = tx.connection.execute("SELECT sum(length(results)) FROM batch_payloads").fetchone()[0]
+            indexes = tx.connection.execute(KEY_INDEXES).fetchall()
         engine.close()
 
     growth = after - before
@@ -89,6 +95,8 @@ def main() -> None:
           f"target: at most 10%)")  # fmt: skip
     print(f"  recorded inline, each call's results ({payload / 1e6:.1f} MB) would add "
           f"{args.calls * payload / 1e6:.0f} MB: {args.calls * payload / before:.0%}")  # fmt: skip
+    for index, size in indexes:
+        print(f"  index {index}: {size / 1e6:.1f} MB")
 
 
 if __name__ == "__main__":

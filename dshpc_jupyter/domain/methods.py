@@ -362,7 +362,7 @@ class ParameterSchema:
         """(canonical parameters, parameters_key) for a call, or InvalidParametersError."""
         if given is None:
             given = {}
-        if not isinstance(given, Mapping):
+        if type(given) is not dict and not isinstance(given, Mapping):  # a dict skips the ABC's slower check
             raise InvalidParametersError(f"parameters must be a JSON object, got {json_type(given)}")
         try:
             # The type is part of the key: True == 1 in Python, but not as a parameter value.

@@ -41,7 +41,8 @@ def prepare(store: Store, schema_of: SchemaOf, items: Sequence[object]) -> list[
     configs = [read_config(item) for item in items]
     valid = [c for c in configs if isinstance(c, Config)]
     methods = store.latest_methods({c.method_name for c in valid})
-    named = (h for c in valid for v in (c.file_inputs or {}).values() for h in ([v] if isinstance(v, str) else v))
+    with_inputs = (c.file_inputs for c in valid if c.file_inputs)  # most configs name one file_hash instead
+    named = (h for inputs in with_inputs for v in inputs.values() for h in ([v] if isinstance(v, str) else v))
     hashes = {c.file_hash.lower() for c in valid if c.file_hash} | {h.lower() for h in named}
     files = store.existing_files(sorted(hashes))
     return [check(config, methods, files, schema_of) for config in configs]
@@ -64,11 +65,12 @@ def check(
     checked = Checked(
         file_hash, config.method_name, config.parameters, function_hash=method[0], file_inputs=config.file_inputs
     )
-    inputs_problem = declared_inputs_problem(method[1], config)
-    if inputs_problem is not None:
-        checked.error = f"Invalid inputs: {inputs_problem}"
-        return checked
-    checked.inputs = resolved_inputs(method[1], config.file_inputs)
+    if config.file_inputs is not None or method[1].inputs is not None:  # the seed's form has nothing to resolve
+        inputs_problem = declared_inputs_problem(method[1], config)
+        if inputs_problem is not None:
+            checked.error = f"Invalid inputs: {inputs_problem}"
+            return checked
+        checked.inputs = resolved_inputs(method[1], config.file_inputs)
     missing = missing_file(config, files)
     if missing is not None:
         checked.error = missing

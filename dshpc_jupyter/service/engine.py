@@ -155,10 +155,8 @@ class Engine(Catalog):
         scheduler hears of the jobs only once they are committed, never of a job the store does not know.
         """
         configs = prepare(self.store, self._schema, items)
-        leaders: dict[str, int] = {}
-        for index, config in enumerate(configs):
-            if config.error is None:
-                leaders.setdefault(config.key, index)
+        # The first config of each key leads it: walked from the end, the first index is the one written last.
+        leaders = {configs[i].key: i for i in range(len(configs) - 1, -1, -1) if configs[i].error is None}
         batch_id = (append_to or uuid.uuid4().hex) if record else None
         offset = 0
         now = time.time()
@@ -213,7 +211,9 @@ class Engine(Catalog):
         section 12): its result row, and the new jobs to record and submit."""
         results: list[ResultRow] = []
         new_jobs: list[tuple[NewJob, Submission]] = []
-        messages = DRY_MESSAGES if dry_run else LIVE_MESSAGES
+        # Per call, not per config: the messages in this call's words, the retry policy of each method version.
+        messages = {k: v.format(mode=options.resubmit) for k, v in (DRY_MESSAGES if dry_run else LIVE_MESSAGES).items()}
+        policies: dict[str | None, RetryPolicy] = {}
         for index, config in enumerate(configs):
             job_id: str | None = None
             new_status = old_status = output = None
@@ -227,7 +227,9 @@ class Engine(Catalog):
                 message = messages["shared"] if outcome == "in_progress" else leader["message"]
             else:
                 previous = latest.get(config.key)
-                policy = self._policy(config, options)
+                policy = policies.get(config.function_hash)
+                if policy is None:
+                    policy = policies[config.function_hash] = self._policy(config, options)
                 outcome = decide(previous.status if previous else None, options, policy)
                 if outcome == "cached" and previous is not None:
                     job_id, new_status, output = previous.job_id, previous.status, previous.output
@@ -238,7 +240,7 @@ class Engine(Catalog):
                     new_jobs.append(self._new_job(job_id, config, now, policy, queueing))
                 if outcome in ("resubmitted", "rerun", "failed") and previous is not None:
                     old_status = previous.status
-                message = messages[outcome].format(mode=options.resubmit)
+                message = messages[outcome]
             results.append(
                 {"job_id": job_id, "new_status": new_status, "old_status": old_status, "output": output,
                  "message": message, "file_hash": config.file_hash, "method_name": config.method_name,

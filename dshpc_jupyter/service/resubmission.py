@@ -18,10 +18,10 @@ def decide(previous: str | None, options: SubmitOptions, policy: RetryPolicy) ->
     """The outcome of a config whose key's latest job has status ``previous`` (None: no job yet)."""
     if previous is None:
         return st.NEW
-    if st.is_in_progress(previous):
-        return st.JOINED
-    if previous == st.COMPLETED:
+    if previous == st.COMPLETED:  # first: the usual answer of a cell run again
         return st.RERUN if options.force else st.CACHED
+    if previous in st.IN_PROGRESS_CODES:
+        return st.JOINED
     if options.force or options.resubmit == "failed":
         return st.RESUBMITTED
     if options.resubmit == "retriable" and previous in policy.on:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
+from operator import itemgetter
 from typing import Any
 
 import orjson
@@ -32,6 +33,8 @@ PACKED_FIELDS = (
     "job_id", "outcome", "old_status", "new_status", "message", "file_hash", "method_name", "function_hash",
     "parameters", "file_inputs",
 )  # fmt: skip
+#: One result's packed fields, as a tuple (which orjson writes as an array).
+_PACKED_ROW = itemgetter(*PACKED_FIELDS)
 
 
 def chunks(items: Sequence[str], size: int = 30000) -> Iterator[Sequence[str]]:
@@ -115,7 +118,7 @@ def batch_summary(row: Sequence[Any]) -> BatchSummary:
 
 def pack_results(results: Sequence[Mapping[str, Any]]) -> bytes:
     """A batch's results as one compact JSON array of rows (outputs are not copied: they stay on the jobs)."""
-    rows = [[r[field] for field in PACKED_FIELDS] for r in results]
+    rows = list(map(_PACKED_ROW, results))
     try:
         return orjson.dumps(rows, default=str)
     except TypeError:  # parameters echoed as given may hold integers beyond 64 bits, which orjson refuses

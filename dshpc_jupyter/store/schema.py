@@ -155,6 +155,15 @@ END;
 
 #: Batch results stored once per content (docs/design.md section 14.3): a batch names its results by digest
 #: (``payload``; its ``results`` then empty), so the same call made again adds a small row, not a copy.
+#: One index per job over its key (docs/design.md section 14.3): the live index holds the job the cache serves or
+#: joins, this one every other job (ended, or replaced by a forced rerun), so no job sits in both.
+NOT_LIVE = f"status NOT IN {LIVE_SET} OR replaced_by IS NOT NULL"
+#: Written to run again harmlessly: a test that takes a store back one earlier step leaves this one's state.
+ONE_KEY_INDEX = (
+    "DROP INDEX IF EXISTS jobs_by_key;"
+    f" CREATE INDEX IF NOT EXISTS jobs_not_live_by_key ON jobs(job_key, seq) WHERE {NOT_LIVE}"
+)
+
 BATCH_PAYLOADS = """
 CREATE TABLE batch_payloads (digest TEXT PRIMARY KEY, results BLOB NOT NULL);
 ALTER TABLE batches ADD COLUMN payload TEXT;
@@ -200,6 +209,9 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
     (8, PIPELINES_SCHEMA),
     # Who submitted a pipeline (docs/design.md section 11.3): its released steps' jobs are theirs too.
     (10, "ALTER TABLE pipelines ADD COLUMN owner TEXT"),
+    # One index per job over its key (docs/design.md section 14.3): the key index keeps only the jobs the live
+    # index leaves out, so a store of completed jobs holds each key once, not twice.
+    (11, ONE_KEY_INDEX),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 

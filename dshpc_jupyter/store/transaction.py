@@ -10,6 +10,7 @@ import json
 import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, NamedTuple
 
 from ..domain import status as st
@@ -17,10 +18,18 @@ from ..domain.models import BatchStatistics
 from . import payloads
 from .queue import assign_ranks
 from .rows import chunks, pack_results
+from .schema import LIVE_SET
 
+#: The live job of each key, then its other jobs not replaced: each part searches its own index (schema step 11),
+#: once per key as ``json_each`` reads them (a join: ``IN`` would first copy the keys into a temporary index).
+#: Only the status set is spliced in (a constant of the vocabulary); the keys are a parameter.
+_KEY_PART = (
+    "SELECT j.job_key, j.job_id, j.status, j.output, j.seq FROM json_each(?1) AS k CROSS JOIN jobs AS j"
+    " WHERE j.job_key = k.value AND j.replaced_by IS NULL AND j.status"
+)
 LATEST_JOBS_SQL = (
-    "SELECT job_key, job_id, status, output FROM jobs WHERE job_key IN (SELECT value FROM json_each(?))"
-    " AND replaced_by IS NULL ORDER BY seq"
+    f"SELECT job_key, job_id, status, output FROM ({_KEY_PART} IN {LIVE_SET}"  # noqa: S608
+    f" UNION ALL {_KEY_PART} NOT IN {LIVE_SET}) ORDER BY seq"
 )
 
 
@@ -31,6 +40,10 @@ class LatestJob(NamedTuple):
     job_id: str
     status: str
     output: str | None
+
+
+#: A row of ``LATEST_JOBS_SQL`` as a :class:`LatestJob`, built in C (``_make`` is a Python call per row).
+as_latest = partial(tuple.__new__, LatestJob)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +82,7 @@ class Transaction:
         latest: dict[str, LatestJob] = {}
         for chunk in chunks(keys):
             rows = self._conn.execute(LATEST_JOBS_SQL, (json.dumps(chunk),))
-            latest.update((row[0], LatestJob._make(row)) for row in rows)
+            latest |= {row[0]: as_latest(row) for row in rows}
         return latest
 
     def insert_jobs(self, jobs: Iterable[NewJob]) -> None:
