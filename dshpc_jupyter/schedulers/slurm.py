@@ -6,9 +6,10 @@ of at most the cluster's ``MaxArraySize`` tasks. Each array task runs :mod:`dshp
 its group of a manifest; ``scheduler_id`` is the array task (``1234_7``), shared by packmates.
 
 Status: one ``squeue -t all`` per ``poll_interval`` for all our tasks (Slurm keeps ended tasks visible for
-MinJobAge), the runner's result files for the outcome, ``sacct`` for tasks squeue no longer knows, where
-accounting is enabled. A failing ``squeue`` changes nothing. Slurm's own verdict (TIMEOUT, CANCELLED, ...)
-wins over the runner's ``CA``, which is only how the runner labels the SIGTERM Slurm sends.
+MinJobAge; only its changed lines are parsed), compared with four columns of each job in progress (whole
+records only for jobs to submit again), the runner's result files for the outcome, ``sacct`` for tasks squeue no
+longer knows, where accounting is enabled. A failing ``squeue`` changes nothing. Slurm's own verdict (TIMEOUT,
+CANCELLED, ...) wins over the runner's ``CA``, which is only how the runner labels the SIGTERM Slurm sends.
 
 Shared filesystem: compute nodes read the manifests, input files and method copies and write the workspaces
 under ``workdir`` (default: the home directory), so it must be mounted at the same path on every node; the
@@ -27,12 +28,11 @@ import logging
 import os
 import re
 import shlex
-import shutil
 import sys
-import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,7 @@ from ..domain.home import Home
 from ..domain.methods import install_method, load_method, parse_memory_limit
 from ..domain.models import JobRecord, MethodResources
 from .base import (
+    ActiveJob,
     Claim,
     JobLedger,
     JobUpdate,
@@ -67,10 +68,11 @@ from .slurm_cli import (
     parse_node_memory,
     parse_sacct,
     parse_sbatch,
-    parse_squeue,
     resource_options,
     run,
 )
+from .slurm_queue import QueueSnapshot
+from .slurm_staging import copy_once, input_hashes, manifest_groups
 
 log = logging.getLogger("dshpc_jupyter.slurm")
 
@@ -172,6 +174,7 @@ class SlurmScheduler:
         self._config: dict[str, str] | None = None
         self._node_memory: dict[str | None, int | None] = {}
         self._snapshot: tuple[float, dict[str, QueueEntry]] | None = None
+        self._parsed = QueueSnapshot()
         self._ended_at: dict[str, float] = {}
 
     @property
@@ -242,8 +245,8 @@ class SlurmScheduler:
         """The runner's task, with the input file and method copied to ``workdir`` when it is not the home."""
         s = submission
         if self.workdir != self.home:
-            for file_hash in _input_hashes(s):
-                _copy_once(self.home.file_path(file_hash), self.workdir.file_path(file_hash), self.workdir.tmp_dir)
+            for file_hash in input_hashes(s):
+                copy_once(self.home.file_path(file_hash), self.workdir.file_path(file_hash), self.workdir.tmp_dir)
             if not self.workdir.method_dir(s.function_hash).is_dir():
                 install_method(self.workdir, load_method(self.home.method_dir(s.function_hash)))
         keep_attempts(self.workdir.workspace(s.job_id), s.attempt)
@@ -286,24 +289,45 @@ class SlurmScheduler:
     # --- status ----------------------------------------------------------------------------------------
 
     def poll(self, jobs: Sequence[JobRecord]) -> list[JobUpdate]:
+        by_id = {j.job_id: j for j in jobs}
+        active = [ActiveJob(j.job_id, j.status, j.scheduler_id, _epoch(j.started_at)) for j in jobs]
+        return self._poll(active, lambda ids: [by_id[i] for i in ids])
+
+    def poll_active(self) -> list[JobUpdate]:
+        """``poll`` of every job of ours in progress, read as four columns each: whole records are read only
+        for the jobs waiting to be submitted again (docs/design.md section 14.1)."""
+        return self._poll(self.ledger.active_states(self.name), self.ledger.get_jobs)
+
+    def _poll(self, jobs: Sequence[ActiveJob], records: Callable[[list[str]], list[JobRecord]]) -> list[JobUpdate]:
         now = time.time()
-        updates = self._recover([j for j in jobs if j.status == st.PENDING and not is_task_id(j.scheduler_id)], now)
-        tracked = [j for j in jobs if is_task_id(j.scheduler_id)]
+        tracked: list[ActiveJob] = []
+        waiting: list[str] = []
+        for job in jobs:
+            if is_task_id(job.scheduler_id):
+                tracked.append(job)
+            elif job.status == st.PENDING:
+                waiting.append(job.job_id)
+        updates = self._recover(records(waiting), now) if waiting else []
         if not tracked:
             return updates
         fresh = self._snapshot is None or time.monotonic() - self._snapshot[0] >= self.poll_interval
         queue = self._queue(fresh)
         if queue is None:
             return updates
-        # A job missing from an older snapshot may just have been submitted: only a fresh one says "gone".
-        gone = [j for j in tracked if j.scheduler_id not in queue] if fresh else []
-        accounting = self._sacct(gone) if gone and accounting_enabled(self.config) else {}
+        # Most jobs of a big queue, at most polls, are unchanged: nothing is read or built for them. A job
+        # missing from an older snapshot may just have been submitted: only a fresh one says "gone".
+        seen: list[tuple[ActiveJob, str | None]] = []
+        gone: list[ActiveJob] = []
         for job in tracked:
-            assert job.scheduler_id is not None
-            entry = queue.get(job.scheduler_id)
-            if entry is None and not fresh:
-                continue
-            update = self._outcome(job, entry.state if entry else accounting.get(job.scheduler_id), now)
+            entry = queue.get(job.scheduler_id or "")
+            if entry is None:
+                if fresh:
+                    gone.append(job)
+            elif not _unchanged(job.status, STATE_CODES.get(entry.state)):
+                seen.append((job, entry.state))
+        accounting = self._sacct(gone) if gone and accounting_enabled(self.config) else {}
+        for job, state in [*seen, *((j, accounting.get(j.scheduler_id or "")) for j in gone)]:
+            update = self._outcome(job, state, now)
             if update is not None:
                 updates.append(update)
         return updates
@@ -314,7 +338,7 @@ class SlurmScheduler:
             return self._snapshot[1]
         argv = ["squeue", "-h", "-r", "-t", "all", f"--user={os.getuid()}", f"--name={JOB_NAME}"]
         try:
-            entries = parse_squeue(run([*argv, f"--format={SQUEUE_FORMAT}"]))
+            entries = self._parsed.update(run([*argv, f"--format={SQUEUE_FORMAT}"]))
         except SlurmCommandError as exc:
             log.warning("squeue failed; job states left as they are: %s", exc)
             return None
@@ -325,7 +349,7 @@ class SlurmScheduler:
         """Its result with the output files stored in the home (read from ``workdir``, where it ran)."""
         return ingest_result(self.home, self.ledger, job_id, workspace, result)
 
-    def _sacct(self, jobs: Sequence[JobRecord]) -> dict[str, str]:
+    def _sacct(self, jobs: Sequence[ActiveJob]) -> dict[str, str]:
         ids = sorted({j.scheduler_id for j in jobs if j.scheduler_id})
         try:
             return parse_sacct(run(["sacct", "-n", "-P", "-X", "-o", "JobID,State", "-j", ",".join(ids)]))
@@ -333,7 +357,7 @@ class SlurmScheduler:
             log.warning("sacct failed: %s", exc)
             return {}
 
-    def _outcome(self, job: JobRecord, state: str | None, now: float) -> JobUpdate | None:
+    def _outcome(self, job: ActiveJob, state: str | None, now: float) -> JobUpdate | None:
         """The job's new state from its task's Slurm state (None: Slurm no longer knows it) and its result."""
         code = STATE_CODES.get(state) if state is not None else None
         workspace = self.workdir.workspace(job.job_id)
@@ -365,7 +389,7 @@ class SlurmScheduler:
             return JobUpdate(job.job_id, st.CANCELLED, finished_at=now, error=REMOVED_MESSAGE)
         return JobUpdate(job.job_id, st.NODE_FAIL, finished_at=now, error=self._lost_message(job, state))
 
-    def _lost_message(self, job: JobRecord, state: str | None) -> str:
+    def _lost_message(self, job: ActiveJob, state: str | None) -> str:
         where = f"Slurm says {state}" if state else "Slurm no longer knows it"
         message = f"runner lost: array task {job.scheduler_id} ended without a result ({where})"
         path = self.submit_dir / "logs" / f"{job.scheduler_id}.log"
@@ -416,7 +440,7 @@ class SlurmScheduler:
         pairs: list[tuple[str, str]] = []
         for stem, array_id in submitted.items():
             manifest = self.submit_dir / f"{stem}.json"
-            groups = _manifest_groups(manifest)
+            groups = manifest_groups(manifest)
             pairs += [(job_id, f"{array_id}_{i}") for i, group in enumerate(groups) for job_id in group]
         pairs = [(job_id, sid) for job_id, sid in pairs if job_id in job_ids]
         self.ledger.set_scheduler_ids(pairs)
@@ -433,7 +457,7 @@ class SlurmScheduler:
             workspace.mkdir(parents=True, exist_ok=True)
             (workspace / CANCEL_FILE).touch()
         tasks = {j.scheduler_id for j in jobs if is_task_id(j.scheduler_id)}
-        busy = {j.scheduler_id for j in self.ledger.active_jobs(self.name) if j.job_id not in ids}
+        busy = {j.scheduler_id for j in self.ledger.active_states(self.name) if j.job_id not in ids}
         doomed = sorted(t for t in tasks - busy if t is not None)
         if doomed:
             try:
@@ -443,6 +467,16 @@ class SlurmScheduler:
 
     def close(self) -> None:
         """Nothing is held in this process: Slurm and the result files keep the jobs' state."""
+
+
+def _epoch(moment: datetime | None) -> float | None:
+    return None if moment is None else moment.timestamp()
+
+
+def _unchanged(status: str, code: str | None) -> bool:
+    """Whether a task's Slurm state says nothing new about its job: an unknown state, or the job's own state
+    while it is not running (a running task's packed jobs may have ended: their result files are looked at)."""
+    return code is None or (code == status and code != st.RUNNING and code != st.COMPLETING)
 
 
 def _ended_on_its_own(result: Result) -> bool:
@@ -456,30 +490,3 @@ def _ended_on_its_own(result: Result) -> bool:
 def _cancelled_alone(result: Result, workspace: Path) -> bool:
     """The runner stopped just this job, at our request, while its task runs on."""
     return result.status == st.CANCELLED and (workspace / CANCEL_FILE).exists()
-
-
-def _manifest_groups(path: Path) -> list[list[str]]:
-    import json
-
-    try:
-        groups = json.loads(path.read_text(encoding="utf-8"))["groups"]
-    except (OSError, ValueError, KeyError):
-        return []
-    return [[task["job_id"] for task in group] for group in groups]
-
-
-def _input_hashes(submission: Submission) -> list[str]:
-    """Every stored file a job reads: its single file or each of its named inputs."""
-    named = (submission.file_inputs or {}).values()
-    return [h for h in [submission.file_hash] if h] + [h for v in named for h in ([v] if isinstance(v, str) else v)]
-
-
-def _copy_once(source: Path, target: Path, staging_dir: Path) -> None:
-    """Copy a content-addressed file unless it is there already (written aside, then renamed into place)."""
-    if target.exists():
-        return
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, staging = tempfile.mkstemp(dir=staging_dir, prefix="stage-")
-    os.close(fd)
-    shutil.copyfile(source, staging)
-    Path(staging).replace(target)

@@ -41,7 +41,7 @@ from ..domain.models import (
 )
 from ..domain.retries import DEFAULT_POLICY, RetryPolicy, SubmitOptions
 from ..domain.status import Outcome
-from ..schedulers.base import JobUpdate, Scheduler, Submission
+from ..schedulers.base import JobUpdate, PollsActive, Scheduler, Submission
 from ..store.sqlite import LatestJob, NewJob, Store
 from ..store.team import record_owner
 from .catalog import Catalog
@@ -331,9 +331,11 @@ class Engine(Catalog):
             raise InvalidInputError(f"limit: must be between 1 and {MAX_CHANGES_LIMIT}, got {limit}")
         if since is not None:
             for name, scheduler in self.schedulers.items():
-                # One job tells a scheduler that records its own results (the local one) that work is waiting.
-                active = self.store.active_jobs(name, 1 if getattr(scheduler, "records_results", False) else -1)
-                updates = scheduler.poll(active) if active else []
+                if isinstance(scheduler, PollsActive):  # reads its jobs itself, light (Slurm)
+                    updates = scheduler.poll_active()
+                else:  # one job tells a scheduler that records its own results (the local one) work is waiting
+                    active = self.store.active_jobs(name, 1 if getattr(scheduler, "records_results", False) else -1)
+                    updates = scheduler.poll(active) if active else []
                 if updates:
                     self.store.apply_updates(updates)
         cursor, jobs, more = self.store.job_changes(since, limit)

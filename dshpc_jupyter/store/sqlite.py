@@ -25,7 +25,7 @@ from typing import Any
 from ..domain import status as st
 from ..domain.bulk import no_gc_pauses
 from ..domain.errors import StoreDamagedError
-from ..domain.jobs import ClaimedJob, JobUpdate
+from ..domain.jobs import ActiveJob, ClaimedJob, JobUpdate
 from ..domain.models import BatchStatistics, BatchSummary, FileInfo, JobRecord, MethodInfo, MethodSpec, MultiJobResult
 from . import payloads, queue
 from .forget import Forgotten, forget_jobs
@@ -248,6 +248,14 @@ class Store:
             (scheduler, limit),
         )
         return [job_from_row(row) for row in rows]
+
+    def active_states(self, scheduler: str) -> list[ActiveJob]:
+        """Every job of one scheduler in progress, as four columns (what a poll compares with its queue)."""
+        rows = self._conn().execute(
+            f"SELECT job_id, status, scheduler_id, started_at FROM jobs WHERE scheduler = ? AND status IN {ACTIVE_SET}",
+            (scheduler,),
+        )
+        return list(map(ActiveJob._make, rows))
 
     def job_changes(self, since: int | None, limit: int) -> tuple[int, list[JobRecord], bool]:
         """(cursor, records, more): the jobs whose change stamp is above ``since``, oldest change first, up to
