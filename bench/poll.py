@@ -196,21 +196,28 @@ def slurm_case(root: Path, jobs: int, changed: int, files: int, repeat: int) -> 
             tx.connection.execute(LIGHT_SQL).fetchall()
 
     snapshot(still)
-    figures = {
-        "fake squeue + parse alone": best_of(repeat, squeue_only),
-        "raw SQL of the active ids and states": best_of(repeat, light_read),
-        "job_changes, nothing changed": best_of(repeat, lambda: engine.job_changes(cursor)),
+    cases: dict[str, tuple[Callable[[], object], Callable[[], object]]] = {
+        "fake squeue + parse alone": (squeue_only, lambda: None),
+        "raw SQL of the active ids and states": (light_read, lambda: None),
+        "job_changes, nothing changed": (lambda: engine.job_changes(cursor), lambda: None),
+        f"job_changes, {changed} started": (lambda: engine.job_changes(cursor), reset),
     }
-    figures[f"job_changes, {changed} started"] = best_of(repeat, lambda: engine.job_changes(cursor), reset)
+    figures = {
+        (label, clock): best_of(repeat, run, setup, timing.CLOCKS[clock])
+        for clock in ("wall", "cpu")
+        for label, (run, setup) in cases.items()
+    }
     with store.read() as tx:
         answered = tx.connection.execute("SELECT count(*) FROM jobs WHERE status = 'R'").fetchone()[0]
     engine.close()
-    print(f"Slurm-shaped: {len(ids)} jobs in Slurm, {changed} started: best of {repeat} (median)")
-    for label, (best, median) in figures.items():
-        print(f"  {label:40s} {best * 1e3:9.1f} ms ({median * 1e3:.1f})")
-    floor = figures["fake squeue + parse alone"][0]
-    for label in list(figures)[2:]:
-        print(f"  {label} / squeue alone: {figures[label][0] / floor:.2f}")
+    print(f"Slurm-shaped: {len(ids)} jobs in Slurm, {changed} started: best of {repeat} and median, wall and CPU")
+    for label in cases:
+        wall, cpu = (" ".join(f"{t * 1e3:.1f}" for t in figures[label, clock]) for clock in ("wall", "cpu"))
+        print(f"  {label:40s} {wall:>16s} ms   CPU {cpu:>16s} ms")
+    for clock in ("wall", "cpu"):
+        floor = figures["fake squeue + parse alone", clock][0]
+        ratios = ", ".join(f"{label}: {figures[label, clock][0] / floor:.2f}" for label in list(cases)[2:])
+        print(f"  {clock} / squeue + parse alone: {ratios}")
     print(f"  (jobs recorded running after the last poll: {answered}, expected {len(started)})")
 
 

@@ -15,6 +15,7 @@ from dshpc_jupyter.domain import status as st
 from dshpc_jupyter.domain.models import JobRecord
 from dshpc_jupyter.domain.retries import SubmitOptions
 from dshpc_jupyter.schedulers.slurm import is_task_id
+from dshpc_jupyter.schedulers.slurm_queue import HISTORY, QueueSnapshot
 from dshpc_jupyter.service.engine import Engine
 
 __all__ = ["slurm_engine"]  # the fixture, used by name
@@ -92,3 +93,21 @@ def test_a_retried_slurm_job_keeps_its_priority_as_nice(slurm_engine: EngineFact
         assert squeue_nice(retry.scheduler_id or "") == {-7}, "the retry went to Slurm at the job's priority"
     finally:
         engine.cancel([job_id])
+
+
+def test_the_queue_snapshot_parses_only_changed_lines_and_never_alters_an_answer_given() -> None:
+    snapshot = QueueSnapshot()
+    first = snapshot.update("1_0|PENDING|a\n1_1|PENDING|a\n2_0|RUNNING|b\n")
+    assert {t: e.state for t, e in first.items()} == {"1_0": "PENDING", "1_1": "PENDING", "2_0": "RUNNING"}
+    assert snapshot.update("2_0|RUNNING|b\n1_1|PENDING|a\n1_0|PENDING|a\n") is first, "same lines: same answer"
+    second = snapshot.update("1_0|RUNNING|a\n1_1|PENDING|a\n3_0|PENDING|c\n\nnot a line\n")
+    assert {t: (e.state, e.comment) for t, e in second.items()} == {
+        "1_0": ("RUNNING", "a"), "1_1": ("PENDING", "a"), "3_0": ("PENDING", "c"),
+    }  # fmt: skip
+    assert first["1_0"].state == "PENDING" and "2_0" in first, "the earlier answer is left as it was"
+    assert snapshot.changed_since(1) == {"1_0", "2_0", "3_0"} and snapshot.changed_since(2) == set()
+    assert snapshot.changed_since(0) == {"1_0", "1_1", "2_0", "3_0"}, "from before the first answer: all"
+    assert snapshot.update("") == {}
+    for n in range(HISTORY):
+        snapshot.update(f"9_{n}|PENDING|z\n")
+    assert snapshot.changed_since(1) is None, "too far back: the caller compares every task"

@@ -121,6 +121,10 @@ class JobLedger(Protocol):
         """Every job of one scheduler in progress, as (job_id, status, scheduler_id, started_at)."""
         ...
 
+    def active_changes(self, scheduler: str, since: int | None) -> tuple[int, list[ActiveJob], list[str]]:
+        """(cursor, its jobs in progress changed after change stamp ``since`` (all with None), other ids changed)."""
+        ...
+
     def get_jobs(self, job_ids: Sequence[str]) -> list[JobRecord]:
         """The records of the known ids, in the order asked."""
         ...
@@ -249,9 +253,9 @@ class Scheduler(Protocol):
 
 @runtime_checkable
 class PollsActive(Protocol):
-    """A scheduler that reads its jobs in progress itself when polled by change (light rows through
-    ``JobLedger.active_states``, whole records only for the few that need one) rather than being handed every
-    record: the Slurm one, whose queue snapshot covers all its jobs anyway (docs/design.md section 14.1)."""
+    """A scheduler that follows its jobs in progress itself when polled by change (four columns of the jobs
+    changed since its last poll, through ``JobLedger.active_changes``; whole records only for the few that need
+    one) rather than being handed every record: the Slurm one (docs/design.md section 14.1)."""
 
     def poll_active(self) -> list[JobUpdate]:
         """The state changes of all this scheduler's jobs in progress, as ``poll`` would report them."""

@@ -7,7 +7,12 @@ were last time are not parsed again: a set difference of the lines, then only th
 
 from __future__ import annotations
 
+from collections import deque
+
 from .slurm_cli import QueueEntry, parse_squeue
+
+#: How many past answers' changed tasks are kept for ``changed_since``; a poller further behind compares all.
+HISTORY = 64
 
 
 class QueueSnapshot:
@@ -16,6 +21,9 @@ class QueueSnapshot:
     def __init__(self) -> None:
         self._lines: set[str] = set()
         self.entries: dict[str, QueueEntry] = {}
+        #: One more for each answer that differed from the one before.
+        self.generation = 0
+        self._changes: deque[tuple[int, set[str]]] = deque(maxlen=HISTORY)
 
     def update(self, text: str) -> dict[str, QueueEntry]:
         """Task id -> entry for ``text`` (``squeue -h -r -o SQUEUE_FORMAT``); a new dict when anything changed,
@@ -24,8 +32,21 @@ class QueueSnapshot:
         if lines == self._lines:
             return self.entries
         entries = dict(self.entries)
-        for line in self._lines - lines:
-            entries.pop(line.strip().split("|", 1)[0], None)
-        entries.update(parse_squeue("\n".join(lines - self._lines)))
+        gone = {line.strip().split("|", 1)[0] for line in self._lines - lines}
+        for task in gone:
+            entries.pop(task, None)
+        new = parse_squeue("\n".join(lines - self._lines))
+        entries.update(new)
         self._lines, self.entries = lines, entries
+        self.generation += 1
+        self._changes.append((self.generation, gone | new.keys()))
         return entries
+
+    def changed_since(self, generation: int) -> set[str] | None:
+        """The task ids whose line changed (appeared, changed or went) in the answers after ``generation``; None
+        when that is further back than the history kept (the caller then compares every task)."""
+        if generation == self.generation:
+            return set()
+        if not self._changes or self._changes[0][0] > generation + 1:
+            return None
+        return set().union(*(tasks for made, tasks in self._changes if made > generation))

@@ -257,6 +257,24 @@ class Store:
         )
         return list(map(ActiveJob._make, rows))
 
+    def active_changes(self, scheduler: str, since: int | None) -> tuple[int, list[ActiveJob], list[str]]:
+        """(cursor, the jobs of ``scheduler`` in progress whose row changed after stamp ``since``, the ids of the
+        other jobs changed: ended, or another scheduler's); with ``since`` None every job in progress. One read
+        snapshot, so the next call from the cursor misses no change (docs/design.md section 14.1)."""
+        with self.read() as tx:
+            conn = tx.connection
+            if since is None:
+                cursor = conn.execute("SELECT value FROM change_counter").fetchone()[0]
+                return cursor, self.active_states(scheduler), []
+            rows = conn.execute(
+                "SELECT job_id, status, scheduler_id, started_at, scheduler, change_seq FROM jobs"
+                " WHERE change_seq > ? ORDER BY change_seq",
+                (since,),
+            ).fetchall()
+        mine = [ActiveJob(*r[:4]) for r in rows if r[4] == scheduler and st.is_in_progress(r[1])]
+        others = [r[0] for r in rows if r[4] != scheduler or not st.is_in_progress(r[1])]
+        return (rows[-1][5] if rows else since), mine, others
+
     def job_changes(self, since: int | None, limit: int) -> tuple[int, list[JobRecord], bool]:
         """(cursor, records, more): the jobs whose change stamp is above ``since``, oldest change first, up to
         ``limit``; the cursor is the last stamp returned (``since`` when none). With ``since`` None: no records
