@@ -1,8 +1,8 @@
 """``squeue``'s answer parsed by difference, so a poll of 100,000 tasks of which a few changed parses the few.
 
 Slurm prints every task of ours at each poll (the command's own cost, which stays); the lines printed as they
-were last time are not parsed again: a set difference of the lines, then only the new or changed ones parsed
-(docs/design.md section 14.1).
+were last time are not parsed again: the same text is the same answer, else a set difference of the lines,
+then only the new or changed ones parsed (docs/design.md section 14.1).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ class QueueSnapshot:
     """The latest parsed ``squeue`` answer, updated from the next one by its changed lines only."""
 
     def __init__(self) -> None:
+        self._text = ""
         self._lines: set[str] = set()
         self.entries: dict[str, QueueEntry] = {}
         #: One more for each answer that differed from the one before.
@@ -28,7 +29,10 @@ class QueueSnapshot:
     def update(self, text: str) -> dict[str, QueueEntry]:
         """Task id -> entry for ``text`` (``squeue -h -r -o SQUEUE_FORMAT``); a new dict when anything changed,
         never the one returned before changed in place (a caller may still hold it)."""
+        if text == self._text:  # the usual answer of a queue where nothing moved: one comparison of bytes
+            return self.entries
         lines = set(text.splitlines())
+        self._text = text
         if lines == self._lines:
             return self.entries
         entries = dict(self.entries)
