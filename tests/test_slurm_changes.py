@@ -108,6 +108,14 @@ def test_the_queue_snapshot_parses_only_changed_lines_and_never_alters_an_answer
     assert snapshot.changed_since(1) == {"1_0", "2_0", "3_0"} and snapshot.changed_since(2) == set()
     assert snapshot.changed_since(0) == {"1_0", "1_1", "2_0", "3_0"}, "from before the first answer: all"
     assert snapshot.update("") == {}
+    steady = QueueSnapshot()
+    steady.update("5_0|PENDING|a\n5_1|PENDING|a\n")
+    before = steady.generation
+    moved = steady.update("5_1|PENDING|a\n5_0|RUNNING|a\n")
+    assert {t: e.state for t, e in moved.items()} == {"5_0": "RUNNING", "5_1": "PENDING"}
+    assert steady.changed_since(before) == {"5_0"}, "a task whose line changed, and no other"
+    assert steady.update("5_0|RUNNING|a\n5_1|PENDING|a\n") is moved, "the same lines in another order"
+    assert steady.update("5_0|RUNNING|a\n") == {"5_0": moved["5_0"]} and steady.changed_since(before + 1) == {"5_1"}
     for n in range(HISTORY):
         snapshot.update(f"9_{n}|PENDING|z\n")
     assert snapshot.changed_since(1) is None, "too far back: the caller compares every task"

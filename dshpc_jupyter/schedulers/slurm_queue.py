@@ -1,8 +1,9 @@
 """``squeue``'s answer parsed by difference, so a poll of 100,000 tasks of which a few changed parses the few.
 
 Slurm prints every task of ours at each poll (the command's own cost, which stays); the lines printed as they
-were last time are not parsed again: the same text is the same answer, else a set difference of the lines,
-then only the new or changed ones parsed (docs/design.md section 14.1).
+were last time are not parsed again: the same text is the same answer; else only the lines not seen before
+are parsed (one set lookup per line), and the lines are compared as a whole only when the count says some
+task left the queue (docs/design.md section 14.1).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ class QueueSnapshot:
     def __init__(self) -> None:
         self._text = ""
         self._lines: set[str] = set()
+        self._line_of: dict[str, str] = {}
         self.entries: dict[str, QueueEntry] = {}
         #: One more for each answer that differed from the one before.
         self.generation = 0
@@ -31,19 +33,31 @@ class QueueSnapshot:
         never the one returned before changed in place (a caller may still hold it)."""
         if text == self._text:  # the usual answer of a queue where nothing moved: one comparison of bytes
             return self.entries
-        lines = set(text.splitlines())
         self._text = text
-        if lines == self._lines:
-            return self.entries
-        entries = dict(self.entries)
-        gone = {line.strip().split("|", 1)[0] for line in self._lines - lines}
-        for task in gone:
-            entries.pop(task, None)
-        new = parse_squeue("\n".join(lines - self._lines))
-        entries.update(new)
-        self._lines, self.entries = lines, entries
+        lines = text.splitlines()
+        known = self._lines
+        added = [line for line in lines if line not in known]
+        if not added and len(lines) == len(known):
+            return self.entries  # the same lines in another order
+        new = parse_squeue("\n".join(added))
+        entries = {**self.entries, **new}
+        for line in added:
+            task = line.strip().split("|", 1)[0]
+            if task in new:
+                known.discard(self._line_of.get(task, ""))
+                self._line_of[task] = line
+                known.add(line)
+        changed = set(new)
+        if len(known) != len(lines):  # tasks left the queue (or lines repeat, or do not parse): look at each
+            present = set(lines)
+            for task, line in [(t, line) for t, line in self._line_of.items() if line not in present]:
+                del self._line_of[task]
+                known.discard(line)
+                entries.pop(task, None)
+                changed.add(task)
+        self.entries = entries
         self.generation += 1
-        self._changes.append((self.generation, gone | new.keys()))
+        self._changes.append((self.generation, changed))
         return entries
 
     def changed_since(self, generation: int) -> set[str] | None:
