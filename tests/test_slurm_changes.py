@@ -14,7 +14,7 @@ from test_slurm import EngineFactory, sleeper, slurm_engine, submit
 from dshpc_jupyter.domain import status as st
 from dshpc_jupyter.domain.models import JobRecord
 from dshpc_jupyter.domain.retries import SubmitOptions
-from dshpc_jupyter.schedulers.slurm import is_task_id
+from dshpc_jupyter.schedulers.slurm import SlurmScheduler, is_task_id
 from dshpc_jupyter.schedulers.slurm_queue import HISTORY, QueueSnapshot
 from dshpc_jupyter.service.engine import Engine
 
@@ -119,3 +119,28 @@ def test_the_queue_snapshot_parses_only_changed_lines_and_never_alters_an_answer
     for n in range(HISTORY):
         snapshot.update(f"9_{n}|PENDING|z\n")
     assert snapshot.changed_since(1) is None, "too far back: the caller compares every task"
+
+
+def test_a_poll_by_change_watches_running_jobs_and_passes_over_unchanged_pending_ones(
+    slurm_engine: EngineFactory,
+) -> None:
+    engine = slurm_engine(poll_interval=0)
+    scheduler = engine.scheduler
+    assert isinstance(scheduler, SlurmScheduler)
+    cpus = int(
+        subprocess.run(["sinfo", "-h", "-o", "%c"], capture_output=True, text=True, check=True).stdout.split()[0]
+    )
+    ids = submit(engine, [sleeper(engine, 30 + i) for i in range(cpus + 2)])
+    try:
+        wait_until(lambda: sum(r.status == st.RUNNING for r in engine.job_statuses(ids)) == cpus, timeout=60,
+                   what="the node's CPUs busy")  # fmt: skip
+        cursor = engine.job_changes().cursor
+        engine.job_changes(cursor)
+        statuses = {r.job_id: r.status for r in engine.store.get_jobs(ids)}
+        running = {j for j, status in statuses.items() if status == st.RUNNING}
+        assert len(running) == cpus and len(statuses) - cpus == 2, statuses
+        assert scheduler._view.watch == running, "pending jobs whose task is pending are not looked at again"
+        engine.job_changes(cursor)
+        assert scheduler._view.watch == running
+    finally:
+        engine.cancel(ids)
