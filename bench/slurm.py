@@ -1,12 +1,16 @@
 """Benchmark: N tiny jobs end to end (submit, run, results back) on a local Slurm, four ways.
 
-    python bench/slurm.py [--jobs 200] [--pack 20]
+    python bench/slurm.py [--jobs 200] [--pack 20] [--only abcd]
 
 (a) one ``sbatch`` per job and one ``squeue -j`` per unfinished job per poll round: how a job-at-a-time
     scheduler (the seed's way) submits and watches; (b) submitit's ``map_array`` (one array, result pickles);
 (c) ours: ``simulate_jobs`` with the Slurm scheduler (arrays, one squeue per poll); (d) ours with ``pack``.
 Every variant runs the same payload per job: the runner on a "Simulated Workload" task (a Python method that
 returns at once), so the differences are submission, scheduling and status overheads.
+
+For the packed variant it also prints the median gap, inside one array task, between a job's end and its
+packmate's start, as the runner recorded them: what running the next job costs the runner (no interpreter
+starts for it: the runner runs a task's jobs one after another in its one process).
 
 Needs a running local Slurm (``scripts/local-slurm.sh start``; this script starts it when it is not up and
 stops it afterwards) and the ``bench`` extra (submitit). Slurm starts tasks about once a second per free
@@ -16,17 +20,21 @@ CPU, so the node's CPU count (``DSHPC_SLURM_CPUS``) bounds every variant; the fi
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from dshpc_jupyter.domain import status as st
 from dshpc_jupyter.domain.methods import load_method
+from dshpc_jupyter.domain.models import JobRecord
 from dshpc_jupyter.examples import data_files, methods_dir
 from dshpc_jupyter.schedulers.base import build_task
 from dshpc_jupyter.schedulers.runner import Task, read_result, run_task, write_manifest
@@ -133,7 +141,23 @@ def ours(root: Path, count: int, pack: int) -> tuple[float, float]:
     elapsed = time.perf_counter() - start
     engine.close()
     assert {r.status for r in records} == {st.COMPLETED}, {r.status for r in records}
+    if pack > 1:
+        print(f"  pack={pack}: median gap between packmates in a task {packmate_gap(records) * 1e3:.1f} ms")
     return submitted, elapsed
+
+
+def packmate_gap(records: list[JobRecord]) -> float:
+    """The median time from a job's end to the start of the next job of its array task."""
+    by_task: dict[str | None, list[JobRecord]] = {}
+    for record in records:
+        by_task.setdefault(record.scheduler_id, []).append(record)
+    gaps = []
+    for mates in by_task.values():
+        ordered = sorted(mates, key=lambda r: r.started_at or datetime.min.replace(tzinfo=UTC))
+        for done, following in itertools.pairwise(ordered):
+            if done.finished_at and following.started_at:
+                gaps.append((following.started_at - done.finished_at).total_seconds())
+    return statistics.median(gaps) if gaps else float("nan")
 
 
 def cluster_cpus() -> str:
@@ -145,6 +169,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--jobs", type=int, default=200)
     parser.add_argument("--pack", type=int, default=20)
+    parser.add_argument("--only", default="abcd", help="the variants to run, by letter (ratios need all four)")
     args = parser.parse_args()
     started = subprocess.run([str(SCRIPT), "status"], capture_output=True).returncode != 0
     if started:
@@ -164,11 +189,15 @@ def main() -> int:
     try:
         with tempfile.TemporaryDirectory(prefix="dshpc-bench-slurm-") as tmp:
             for label, run in variants:
+                if label[1] not in args.only:
+                    continue
                 submits[label], times[label] = run(Path(tmp))
                 print(f"  {label:<26} {submits[label]:7.2f} s {times[label]:9.1f} s", flush=True)
     finally:
         if started:
             subprocess.run([str(SCRIPT), "stop"], check=False)
+    if len(times) < len(variants):
+        return 0
     a, b, c, d = times.values()
     print(f"end to end: (a)/(c) = {a / c:.1f}x  (a)/(d) = {a / d:.1f}x  (b)/(c) = {b / c:.1f}x  (b)/(d) = {b / d:.1f}x")
     sa, sb, sc, sd = submits.values()

@@ -165,6 +165,8 @@ class JobRecord(Model):
     queue_position: int | None = None
     #: Who submitted it on a server for a team (docs/design.md section 11.3); None on the embedded engine.
     owner: str | None = None
+    #: Higher starts first (docs/design.md section 13.2); kept by a retry and a resubmission to the scheduler.
+    priority: int = 0
 
 
 LogStream = Literal["stdout", "stderr"]

@@ -46,12 +46,13 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from ..domain import status as st
 from ..domain.home import Home
-from ..domain.jobs import ClaimedJob, JobUpdate
+from ..domain.jobs import ActiveJob, ClaimedJob, JobUpdate
 from ..domain.methods import parse_memory_limit, parse_time_limit
 from ..domain.models import FileInfo, JobRecord, MethodSpec
 from .runner import RUNNER_FILE, STDOUT_FILE, STDOUT_OUTPUT, Result, Task, output_source, run_task
 
 __all__ = [
+    "ActiveJob",
     "Claim",
     "ClaimedJob",
     "FileInfo",
@@ -60,6 +61,7 @@ __all__ = [
     "JobRecord",
     "JobUpdate",
     "MethodSpec",
+    "PollsActive",
     "Refusal",
     "Result",
     "Scheduler",
@@ -96,7 +98,7 @@ class Submission:
         """A job recorded earlier, submitted again (a retry, or a job whose submitter vanished), with the
         resources its attempt was given."""
         return cls(job.job_id, job.file_hash or "", job.function_hash, with_resources(spec, job.resources),
-                   job.parameters, job.file_inputs, job.attempt)  # fmt: skip
+                   job.parameters, job.file_inputs, job.attempt, job.priority)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -113,6 +115,18 @@ class JobLedger(Protocol):
 
     def active_jobs(self, scheduler: str, limit: int = -1) -> list[JobRecord]:
         """Jobs of one scheduler that are pending or running, oldest first (the first ``limit``; all with -1)."""
+        ...
+
+    def active_states(self, scheduler: str) -> list[ActiveJob]:
+        """Every job of one scheduler in progress, as (job_id, status, scheduler_id, started_at)."""
+        ...
+
+    def active_changes(self, scheduler: str, since: int | None) -> tuple[int, list[ActiveJob], list[str]]:
+        """(cursor, its jobs in progress changed after change stamp ``since`` (all with None), other ids changed)."""
+        ...
+
+    def get_jobs(self, job_ids: Sequence[str]) -> list[JobRecord]:
+        """The records of the known ids, in the order asked."""
         ...
 
     def method_spec(self, function_hash: str) -> MethodSpec | None:
@@ -234,6 +248,17 @@ class Scheduler(Protocol):
 
     def close(self) -> None:
         """Release what the scheduler holds in this process; running jobs keep running."""
+        ...
+
+
+@runtime_checkable
+class PollsActive(Protocol):
+    """A scheduler that follows its jobs in progress itself when polled by change (four columns of the jobs
+    changed since its last poll, through ``JobLedger.active_changes``; whole records only for the few that need
+    one) rather than being handed every record: the Slurm one (docs/design.md section 14.1)."""
+
+    def poll_active(self) -> list[JobUpdate]:
+        """The state changes of all this scheduler's jobs in progress, as ``poll`` would report them."""
         ...
 
 

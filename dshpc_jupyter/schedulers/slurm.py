@@ -6,9 +6,11 @@ of at most the cluster's ``MaxArraySize`` tasks. Each array task runs :mod:`dshp
 its group of a manifest; ``scheduler_id`` is the array task (``1234_7``), shared by packmates.
 
 Status: one ``squeue -t all`` per ``poll_interval`` for all our tasks (Slurm keeps ended tasks visible for
-MinJobAge), the runner's result files for the outcome, ``sacct`` for tasks squeue no longer knows, where
-accounting is enabled. A failing ``squeue`` changes nothing. Slurm's own verdict (TIMEOUT, CANCELLED, ...)
-wins over the runner's ``CA``, which is only how the runner labels the SIGTERM Slurm sends.
+MinJobAge; only its changed lines are parsed) compared with four columns per job in progress: by change
+(``poll_active``: only the jobs whose row or task changed, and those watched, see :mod:`.slurm_active`); the
+runner's result files for the outcome, ``sacct`` for tasks squeue no longer knows, where accounting is enabled.
+A failing ``squeue`` changes nothing. Slurm's own verdict (TIMEOUT, CANCELLED, ...) wins over the runner's
+``CA``, which is only how the runner labels the SIGTERM Slurm sends.
 
 Shared filesystem: compute nodes read the manifests, input files and method copies and write the workspaces
 under ``workdir`` (default: the home directory), so it must be mounted at the same path on every node; the
@@ -27,14 +29,12 @@ import logging
 import os
 import re
 import shlex
-import shutil
 import sys
-import tempfile
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from ..domain import status as st
 from ..domain.errors import InvalidInputError
@@ -42,6 +42,7 @@ from ..domain.home import Home
 from ..domain.methods import install_method, load_method, parse_memory_limit
 from ..domain.models import JobRecord, MethodResources
 from .base import (
+    ActiveJob,
     Claim,
     JobLedger,
     JobUpdate,
@@ -54,6 +55,7 @@ from .base import (
     with_resources,
 )
 from .runner import CANCEL_FILE, PARAMS_FILE, Result, Task, read_result, write_manifest
+from .slurm_active import ActiveView
 from .slurm_cli import (
     SQUEUE_FORMAT,
     STATE_CODES,
@@ -67,18 +69,17 @@ from .slurm_cli import (
     parse_node_memory,
     parse_sacct,
     parse_sbatch,
-    parse_squeue,
     resource_options,
     run,
 )
+from .slurm_options import SlurmOptions as SlurmOptions  # re-exported: where users import it from
+from .slurm_options import from_environment, positive
+from .slurm_queue import QueueSnapshot
+from .slurm_staging import copy_once, input_hashes, manifest_groups
 
 log = logging.getLogger("dshpc_jupyter.slurm")
 
 JOB_NAME = "dshpc"
-DEFAULT_THROTTLE = 256
-DEFAULT_POLL_INTERVAL_S = 1.0
-DEFAULT_LEASE_S = 300.0
-DEFAULT_RESULT_GRACE_S = 30.0
 RETRY_DELAYS_S = (0.5, 1.0, 2.0, 4.0, 8.0)
 LOG_TAIL = 2000
 REMOVED_MESSAGE = "removed from the Slurm queue before it started (scancel outside dshpc?)"
@@ -90,48 +91,6 @@ def is_task_id(scheduler_id: str | None) -> bool:
     return scheduler_id is not None and _TASK_ID.fullmatch(scheduler_id) is not None
 
 
-def _positive(name: str, value: object, *, allow_none: bool = False) -> None:
-    if value is None and allow_none:
-        return
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise InvalidInputError(f"{name}: must be a positive integer, got {value!r}")
-
-
-def _from_environment() -> dict[str, Any]:
-    """Options from ``$DSHPC_SLURM_PARTITION``, ``_ACCOUNT``, ``_WORKDIR``, ``_PACK`` and ``_SBATCH_ARGS`` (split
-    like a shell would): how ``dshpc-jupyter serve --scheduler slurm`` and ``%dshpc_connect`` get them."""
-    options: dict[str, Any] = {}
-    for option in ("partition", "account", "workdir", "pack", "sbatch_args"):
-        value = os.environ.get(f"DSHPC_SLURM_{option.upper()}")
-        if value:
-            options[option] = value
-    if "pack" in options:
-        if not options["pack"].isdigit():
-            raise InvalidInputError(f"$DSHPC_SLURM_PACK: must be a positive integer, got {options['pack']!r}")
-        options["pack"] = int(options["pack"])
-    if "sbatch_args" in options:
-        options["sbatch_args"] = shlex.split(options["sbatch_args"])
-    return options
-
-
-@dataclass(frozen=True, slots=True)
-class SlurmOptions:
-    """What a user may set on the Slurm scheduler; those left None are read from ``$DSHPC_SLURM_*``, else
-    default. ``pack`` jobs share an array task; ``throttle`` is the array's ``%`` limit; ``lease`` is how long a
-    claim protects pending jobs from being taken over; ``result_grace`` how long a result file may lag behind
-    Slurm's verdict."""
-
-    partition: str | None = None
-    account: str | None = None
-    sbatch_args: Sequence[str] | None = None
-    workdir: str | os.PathLike[str] | None = None
-    throttle: int | None = DEFAULT_THROTTLE
-    pack: int | None = None
-    poll_interval: float = DEFAULT_POLL_INTERVAL_S
-    lease: float = DEFAULT_LEASE_S
-    result_grace: float = DEFAULT_RESULT_GRACE_S
-
-
 class SlurmScheduler:
     """Runs jobs as Slurm array tasks; see the module docstring for the protocol. Options not given are read
     from the environment (``$DSHPC_SLURM_PARTITION`` ...), then default."""
@@ -140,7 +99,7 @@ class SlurmScheduler:
 
     def __init__(self, home: Home, ledger: JobLedger, options: SlurmOptions | None = None) -> None:
         options = options or SlurmOptions()
-        environment = _from_environment()
+        environment = from_environment()
         partition = options.partition if options.partition is not None else environment.get("partition")
         account = options.account if options.account is not None else environment.get("account")
         workdir = options.workdir if options.workdir is not None else environment.get("workdir")
@@ -149,9 +108,9 @@ class SlurmScheduler:
         throttle, poll_interval, lease, result_grace = (
             options.throttle, options.poll_interval, options.lease, options.result_grace,
         )  # fmt: skip
-        _positive("pack", pack)
+        positive("pack", pack)
         assert isinstance(pack, int)
-        _positive("throttle", throttle, allow_none=True)
+        positive("throttle", throttle, allow_none=True)
         if isinstance(sbatch_args, str) or not all(isinstance(a, str) for a in sbatch_args):
             raise InvalidInputError("sbatch_args: must be a list of strings, one option each")
         for option, value in (("poll_interval", poll_interval), ("lease", lease), ("result_grace", result_grace)):
@@ -172,6 +131,8 @@ class SlurmScheduler:
         self._config: dict[str, str] | None = None
         self._node_memory: dict[str | None, int | None] = {}
         self._snapshot: tuple[float, dict[str, QueueEntry]] | None = None
+        self._parsed = QueueSnapshot()
+        self._view = ActiveView(self.name)
         self._ended_at: dict[str, float] = {}
 
     @property
@@ -242,8 +203,8 @@ class SlurmScheduler:
         """The runner's task, with the input file and method copied to ``workdir`` when it is not the home."""
         s = submission
         if self.workdir != self.home:
-            for file_hash in _input_hashes(s):
-                _copy_once(self.home.file_path(file_hash), self.workdir.file_path(file_hash), self.workdir.tmp_dir)
+            for file_hash in input_hashes(s):
+                copy_once(self.home.file_path(file_hash), self.workdir.file_path(file_hash), self.workdir.tmp_dir)
             if not self.workdir.method_dir(s.function_hash).is_dir():
                 install_method(self.workdir, load_method(self.home.method_dir(s.function_hash)))
         keep_attempts(self.workdir.workspace(s.job_id), s.attempt)
@@ -286,27 +247,74 @@ class SlurmScheduler:
     # --- status ----------------------------------------------------------------------------------------
 
     def poll(self, jobs: Sequence[JobRecord]) -> list[JobUpdate]:
+        by_id = {j.job_id: j for j in jobs}
+        active = [ActiveJob(j.job_id, j.status, j.scheduler_id, _epoch(j.started_at)) for j in jobs]
+        return self._poll(active, lambda ids: [by_id[i] for i in ids])
+
+    def poll_active(self) -> list[JobUpdate]:
+        """``poll`` of every job of ours in progress, by change: only the jobs whose row or task's ``squeue`` line
+        changed, and those watched, are looked at (``slurm_active``); whole records are read only for the jobs
+        waiting to be submitted again (docs/design.md section 14.1)."""
+        view = self._view
+        candidates = view.refresh(self.ledger) | view.watch
         now = time.time()
-        updates = self._recover([j for j in jobs if j.status == st.PENDING and not is_task_id(j.scheduler_id)], now)
-        tracked = [j for j in jobs if is_task_id(j.scheduler_id)]
-        if not tracked:
+        waiting = {j for j in candidates if j in view.jobs and _waits(view.jobs[j])}
+        updates = self._recover(self.ledger.get_jobs(sorted(waiting)), now) if waiting else []
+        if not view.jobs:
             return updates
         fresh = self._snapshot is None or time.monotonic() - self._snapshot[0] >= self.poll_interval
         queue = self._queue(fresh)
         if queue is None:
+            view.watch = candidates
             return updates
-        # A job missing from an older snapshot may just have been submitted: only a fresh one says "gone".
-        gone = [j for j in tracked if j.scheduler_id not in queue] if fresh else []
-        accounting = self._sacct(gone) if gone and accounting_enabled(self.config) else {}
+        changed = self._parsed.changed_since(view.generation)
+        view.generation = self._parsed.generation
+        candidates = set(view.jobs) if changed is None else candidates | view.of_tasks(changed)
+        tracked = [job for j in candidates if (job := view.jobs.get(j)) is not None and is_task_id(job.scheduler_id)]
+        found = self._compare(tracked, queue, fresh, now)
+        view.watch = waiting | {u.job_id for u in found} | {j.job_id for j in tracked if self._watched(j, queue)}
+        return updates + found
+
+    def _poll(self, jobs: Sequence[ActiveJob], records: Callable[[list[str]], list[JobRecord]]) -> list[JobUpdate]:
+        now = time.time()
+        tracked = [job for job in jobs if is_task_id(job.scheduler_id)]
+        waiting = [job.job_id for job in jobs if _waits(job)]
+        updates = self._recover(records(waiting), now) if waiting else []
+        if not tracked:
+            return updates
+        fresh = self._snapshot is None or time.monotonic() - self._snapshot[0] >= self.poll_interval
+        queue = self._queue(fresh)
+        return updates if queue is None else updates + self._compare(tracked, queue, fresh, now)
+
+    def _compare(
+        self, tracked: Sequence[ActiveJob], queue: dict[str, QueueEntry], fresh: bool, now: float
+    ) -> list[JobUpdate]:
+        """The updates of these submitted jobs from the queue (``fresh``: just read) and their result files."""
+        # Most jobs of a big queue, at most polls, are unchanged: nothing is read or built for them. A job
+        # missing from an older snapshot may just have been submitted: only a fresh one says "gone".
+        seen: list[tuple[ActiveJob, str | None]] = []
+        gone: list[ActiveJob] = []
         for job in tracked:
-            assert job.scheduler_id is not None
-            entry = queue.get(job.scheduler_id)
-            if entry is None and not fresh:
-                continue
-            update = self._outcome(job, entry.state if entry else accounting.get(job.scheduler_id), now)
+            entry = queue.get(job.scheduler_id or "")
+            if entry is None:
+                if fresh:
+                    gone.append(job)
+            elif not _unchanged(job.status, STATE_CODES.get(entry.state)):
+                seen.append((job, entry.state))
+        accounting = self._sacct(gone) if gone and accounting_enabled(self.config) else {}
+        updates: list[JobUpdate] = []
+        for job, state in [*seen, *((j, accounting.get(j.scheduler_id or "")) for j in gone)]:
+            update = self._outcome(job, state, now)
             if update is not None:
                 updates.append(update)
         return updates
+
+    def _watched(self, job: ActiveJob, queue: dict[str, QueueEntry]) -> bool:
+        """Whether the next poll by change must look at this job whatever changes: its task is not in the queue
+        (ended, or not there yet), or running (packed jobs end on their own), or its result is awaited."""
+        entry = queue.get(job.scheduler_id or "")
+        code = None if entry is None else STATE_CODES.get(entry.state)
+        return code is None or code == st.RUNNING or code == st.COMPLETING or job.job_id in self._ended_at
 
     def _queue(self, fresh: bool) -> dict[str, QueueEntry] | None:
         """All our array tasks as squeue shows them (the cached snapshot unless ``fresh``); None if it failed."""
@@ -314,7 +322,7 @@ class SlurmScheduler:
             return self._snapshot[1]
         argv = ["squeue", "-h", "-r", "-t", "all", f"--user={os.getuid()}", f"--name={JOB_NAME}"]
         try:
-            entries = parse_squeue(run([*argv, f"--format={SQUEUE_FORMAT}"]))
+            entries = self._parsed.update(run([*argv, f"--format={SQUEUE_FORMAT}"]))
         except SlurmCommandError as exc:
             log.warning("squeue failed; job states left as they are: %s", exc)
             return None
@@ -325,7 +333,7 @@ class SlurmScheduler:
         """Its result with the output files stored in the home (read from ``workdir``, where it ran)."""
         return ingest_result(self.home, self.ledger, job_id, workspace, result)
 
-    def _sacct(self, jobs: Sequence[JobRecord]) -> dict[str, str]:
+    def _sacct(self, jobs: Sequence[ActiveJob]) -> dict[str, str]:
         ids = sorted({j.scheduler_id for j in jobs if j.scheduler_id})
         try:
             return parse_sacct(run(["sacct", "-n", "-P", "-X", "-o", "JobID,State", "-j", ",".join(ids)]))
@@ -333,7 +341,7 @@ class SlurmScheduler:
             log.warning("sacct failed: %s", exc)
             return {}
 
-    def _outcome(self, job: JobRecord, state: str | None, now: float) -> JobUpdate | None:
+    def _outcome(self, job: ActiveJob, state: str | None, now: float) -> JobUpdate | None:
         """The job's new state from its task's Slurm state (None: Slurm no longer knows it) and its result."""
         code = STATE_CODES.get(state) if state is not None else None
         workspace = self.workdir.workspace(job.job_id)
@@ -365,7 +373,7 @@ class SlurmScheduler:
             return JobUpdate(job.job_id, st.CANCELLED, finished_at=now, error=REMOVED_MESSAGE)
         return JobUpdate(job.job_id, st.NODE_FAIL, finished_at=now, error=self._lost_message(job, state))
 
-    def _lost_message(self, job: JobRecord, state: str | None) -> str:
+    def _lost_message(self, job: ActiveJob, state: str | None) -> str:
         where = f"Slurm says {state}" if state else "Slurm no longer knows it"
         message = f"runner lost: array task {job.scheduler_id} ended without a result ({where})"
         path = self.submit_dir / "logs" / f"{job.scheduler_id}.log"
@@ -416,7 +424,7 @@ class SlurmScheduler:
         pairs: list[tuple[str, str]] = []
         for stem, array_id in submitted.items():
             manifest = self.submit_dir / f"{stem}.json"
-            groups = _manifest_groups(manifest)
+            groups = manifest_groups(manifest)
             pairs += [(job_id, f"{array_id}_{i}") for i, group in enumerate(groups) for job_id in group]
         pairs = [(job_id, sid) for job_id, sid in pairs if job_id in job_ids]
         self.ledger.set_scheduler_ids(pairs)
@@ -433,7 +441,7 @@ class SlurmScheduler:
             workspace.mkdir(parents=True, exist_ok=True)
             (workspace / CANCEL_FILE).touch()
         tasks = {j.scheduler_id for j in jobs if is_task_id(j.scheduler_id)}
-        busy = {j.scheduler_id for j in self.ledger.active_jobs(self.name) if j.job_id not in ids}
+        busy = {j.scheduler_id for j in self.ledger.active_states(self.name) if j.job_id not in ids}
         doomed = sorted(t for t in tasks - busy if t is not None)
         if doomed:
             try:
@@ -443,6 +451,21 @@ class SlurmScheduler:
 
     def close(self) -> None:
         """Nothing is held in this process: Slurm and the result files keep the jobs' state."""
+
+
+def _epoch(moment: datetime | None) -> float | None:
+    return None if moment is None else moment.timestamp()
+
+
+def _waits(job: ActiveJob) -> bool:
+    """Pending and not in Slurm: a claim in flight, a retry, or a job whose submitter may have vanished."""
+    return job.status == st.PENDING and not is_task_id(job.scheduler_id)
+
+
+def _unchanged(status: str, code: str | None) -> bool:
+    """Whether a task's Slurm state says nothing new about its job: an unknown state, or the job's own state
+    while it is not running (a running task's packed jobs may have ended: their result files are looked at)."""
+    return code is None or (code == status and code != st.RUNNING and code != st.COMPLETING)
 
 
 def _ended_on_its_own(result: Result) -> bool:
@@ -456,30 +479,3 @@ def _ended_on_its_own(result: Result) -> bool:
 def _cancelled_alone(result: Result, workspace: Path) -> bool:
     """The runner stopped just this job, at our request, while its task runs on."""
     return result.status == st.CANCELLED and (workspace / CANCEL_FILE).exists()
-
-
-def _manifest_groups(path: Path) -> list[list[str]]:
-    import json
-
-    try:
-        groups = json.loads(path.read_text(encoding="utf-8"))["groups"]
-    except (OSError, ValueError, KeyError):
-        return []
-    return [[task["job_id"] for task in group] for group in groups]
-
-
-def _input_hashes(submission: Submission) -> list[str]:
-    """Every stored file a job reads: its single file or each of its named inputs."""
-    named = (submission.file_inputs or {}).values()
-    return [h for h in [submission.file_hash] if h] + [h for v in named for h in ([v] if isinstance(v, str) else v)]
-
-
-def _copy_once(source: Path, target: Path, staging_dir: Path) -> None:
-    """Copy a content-addressed file unless it is there already (written aside, then renamed into place)."""
-    if target.exists():
-        return
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, staging = tempfile.mkstemp(dir=staging_dir, prefix="stage-")
-    os.close(fd)
-    shutil.copyfile(source, staging)
-    Path(staging).replace(target)

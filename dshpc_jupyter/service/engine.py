@@ -41,7 +41,7 @@ from ..domain.models import (
 )
 from ..domain.retries import DEFAULT_POLICY, RetryPolicy, SubmitOptions
 from ..domain.status import Outcome
-from ..schedulers.base import JobUpdate, Scheduler, Submission
+from ..schedulers.base import JobUpdate, PollsActive, Scheduler, Submission
 from ..store.sqlite import LatestJob, NewJob, Store
 from ..store.team import record_owner
 from .catalog import Catalog
@@ -332,14 +332,23 @@ class Engine(Catalog):
         if not 1 <= limit <= MAX_CHANGES_LIMIT:
             raise InvalidInputError(f"limit: must be between 1 and {MAX_CHANGES_LIMIT}, got {limit}")
         if since is not None:
-            for name, scheduler in self.schedulers.items():
-                # One job tells a scheduler that records its own results (the local one) that work is waiting.
-                active = self.store.active_jobs(name, 1 if getattr(scheduler, "records_results", False) else -1)
-                updates = scheduler.poll(active) if active else []
-                if updates:
-                    self.store.apply_updates(updates)
+            self.poll_in_progress(hint_only=True)
         cursor, jobs, more = self.store.job_changes(since, limit)
         return JobChanges.model_construct(cursor=cursor, jobs=jobs, more=more)
+
+    def poll_in_progress(self, *, hint_only: bool = False) -> None:
+        """Ask every scheduler about all its jobs in progress and record what changed. One that follows them
+        itself (``PollsActive``: Slurm, by change) is just asked; with ``hint_only``, one job tells a scheduler
+        that records its own results (the local one) that work is waiting, instead of every record."""
+        for name, scheduler in self.schedulers.items():
+            if isinstance(scheduler, PollsActive):
+                updates = scheduler.poll_active()
+            else:
+                hint = hint_only and getattr(scheduler, "records_results", False)
+                active = self.store.active_jobs(name, 1 if hint else -1)
+                updates = scheduler.poll(active) if active else []
+            if updates:
+                self.store.apply_updates(updates)
 
     def list_jobs(self, status: str | None = None, limit: int = 100) -> list[JobRecord]:
         return self.store.list_jobs(status=status, limit=limit)

@@ -106,12 +106,7 @@ def build_engine(home: str | os.PathLike[str] | None = None, options: SchedulerO
 def resume(engine: Engine) -> None:
     """Pick up at once the jobs a crash left in progress: each scheduler polls its active jobs (the local one
     starts a worker for them), instead of waiting for a client to ask about one of them."""
-    for name, scheduler in engine.schedulers.items():
-        active = engine.store.active_jobs(name)
-        if active:
-            updates = scheduler.poll(active)
-            if updates:
-                engine.store.apply_updates(updates)
+    engine.poll_in_progress()
 
 
 def open_engine(home: str | os.PathLike[str] | None = None, scheduler: str = "local", **options: Any) -> Engine:

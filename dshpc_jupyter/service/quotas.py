@@ -47,4 +47,5 @@ def release(table: TeamStore, limit_of: Callable[[str], int | None], scheduler: 
 def _submission(job: ClaimedJob) -> Submission:
     inputs = None if job.file_inputs is None else json.loads(job.file_inputs)
     spec = MethodSpec.model_validate_json(job.spec)
-    return Submission(job.job_id, job.file_hash, job.function_hash, spec, json.loads(job.parameters), inputs)
+    parameters = json.loads(job.parameters)
+    return Submission(job.job_id, job.file_hash, job.function_hash, spec, parameters, inputs, priority=job.priority)

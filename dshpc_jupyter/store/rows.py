@@ -24,7 +24,7 @@ _ATTEMPTS = TypeAdapter(list[Attempt])
 JOB_COLUMNS = (
     "job_id, file_hash, method_name, function_hash, parameters, status, output, error, exit_code, "
     "created_at, started_at, finished_at, scheduler, scheduler_id, file_inputs, output_files, "
-    "attempt, attempts, resources, not_before, owner"
+    "attempt, attempts, resources, not_before, owner, priority"
 )
 #: The columns every batch-summary query selects, in the order :func:`batch_summary` reads them.
 BATCH_COLUMNS = "batch_id, created_at, total_jobs, statistics, name, owner"
@@ -78,7 +78,7 @@ def job_from_row(row: Sequence[Any]) -> JobRecord:
         "attempt": row[16], "attempts": [] if row[17] is None else _ATTEMPTS.validate_json(row[17]),
         "resources": {} if row[18] is None else _json(row[18]),
         "retry_at": None if retry_at is None else datetime.fromtimestamp(retry_at, UTC),
-        "queue_position": None, "owner": row[20],
+        "queue_position": None, "owner": row[20], "priority": row[21],
     })  # fmt: skip
     _set(record, "__pydantic_fields_set__", set(_JOB_FIELDS))
     _set(record, "__pydantic_extra__", None)

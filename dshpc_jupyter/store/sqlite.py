@@ -25,7 +25,7 @@ from typing import Any
 from ..domain import status as st
 from ..domain.bulk import no_gc_pauses
 from ..domain.errors import StoreDamagedError
-from ..domain.jobs import ClaimedJob, JobUpdate
+from ..domain.jobs import ActiveJob, ClaimedJob, JobUpdate
 from ..domain.models import BatchStatistics, BatchSummary, FileInfo, JobRecord, MethodInfo, MethodSpec, MultiJobResult
 from . import payloads, queue
 from .forget import Forgotten, forget_jobs
@@ -248,6 +248,32 @@ class Store:
             (scheduler, limit),
         )
         return [job_from_row(row) for row in rows]
+
+    def active_states(self, scheduler: str) -> list[ActiveJob]:
+        """Every job of one scheduler in progress, as four columns (what a poll compares with its queue)."""
+        rows = self._conn().execute(
+            f"SELECT job_id, status, scheduler_id, started_at FROM jobs WHERE scheduler = ? AND status IN {ACTIVE_SET}",
+            (scheduler,),
+        )
+        return list(map(ActiveJob._make, rows))
+
+    def active_changes(self, scheduler: str, since: int | None) -> tuple[int, list[ActiveJob], list[str]]:
+        """(cursor, the jobs of ``scheduler`` in progress whose row changed after stamp ``since``, the ids of the
+        other jobs changed: ended, or another scheduler's); with ``since`` None every job in progress. One read
+        snapshot, so the next call from the cursor misses no change (docs/design.md section 14.1)."""
+        with self.read() as tx:
+            conn = tx.connection
+            if since is None:
+                cursor = conn.execute("SELECT value FROM change_counter").fetchone()[0]
+                return cursor, self.active_states(scheduler), []
+            rows = conn.execute(
+                "SELECT job_id, status, scheduler_id, started_at, scheduler, change_seq FROM jobs"
+                " WHERE change_seq > ? ORDER BY change_seq",
+                (since,),
+            ).fetchall()
+        mine = [ActiveJob(*r[:4]) for r in rows if r[4] == scheduler and st.is_in_progress(r[1])]
+        others = [r[0] for r in rows if r[4] != scheduler or not st.is_in_progress(r[1])]
+        return (rows[-1][5] if rows else since), mine, others
 
     def job_changes(self, since: int | None, limit: int) -> tuple[int, list[JobRecord], bool]:
         """(cursor, records, more): the jobs whose change stamp is above ``since``, oldest change first, up to

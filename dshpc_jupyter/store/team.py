@@ -215,12 +215,12 @@ class TeamStore:
                 released += conn.execute(
                     "UPDATE jobs SET scheduler = ? WHERE seq IN (SELECT seq FROM jobs WHERE owner = ?"
                     " AND scheduler = ? AND status = ? ORDER BY seq LIMIT ?)"
-                    " RETURNING seq, job_id, file_hash, method_name, function_hash, parameters, file_inputs",
+                    " RETURNING seq, job_id, file_hash, method_name, function_hash, parameters, file_inputs, priority",
                     (scheduler, owner, HELD, st.PENDING, room),
                 ).fetchall()
             specs = method_specs(conn, (row[4] for row in released))
         released.sort()
-        return [ClaimedJob(r[1], r[2], r[3], r[4], r[5], specs[r[4]], r[6]) for r in released]
+        return [ClaimedJob(r[1], r[2], r[3], r[4], r[5], specs[r[4]], r[6], priority=r[7]) for r in released]
 
     def usage(self) -> dict[str, dict[str, int]]:
         """Per owner: jobs running (started), pending (not started) and in total."""
