@@ -161,6 +161,16 @@ ALTER TABLE batches ADD COLUMN payload TEXT;
 CREATE INDEX batches_by_payload ON batches(payload) WHERE payload IS NOT NULL
 """
 
+BATCH_BLOCKS = """
+CREATE TABLE batch_blocks (
+    batch    TEXT NOT NULL,
+    position INTEGER NOT NULL,
+    digest   TEXT NOT NULL,
+    PRIMARY KEY (batch, position)
+) WITHOUT ROWID;
+CREATE INDEX batch_blocks_by_digest ON batch_blocks(digest)
+"""
+
 #: The schema's history: version N is reached from N - 1 by its statements (version 1 from an empty file).
 #: A change to the tables is a new step at the end, so every store of an older version upgrades in place, in
 #: the transaction that opens it; versions may skip numbers.
@@ -200,6 +210,8 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
     (8, PIPELINES_SCHEMA),
     # Who submitted a pipeline (docs/design.md section 11.3): its released steps' jobs are theirs too.
     (10, "ALTER TABLE pipelines ADD COLUMN owner TEXT"),
+    # Batch results in blocks shared between batches (docs/design.md section 14.3): which blocks, in order.
+    (13, BATCH_BLOCKS),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 

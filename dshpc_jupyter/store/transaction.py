@@ -16,7 +16,7 @@ from ..domain import status as st
 from ..domain.models import BatchStatistics
 from . import payloads
 from .queue import assign_ranks
-from .rows import chunks, pack_results
+from .rows import chunks
 
 LATEST_JOBS_SQL = (
     "SELECT job_key, job_id, status, output FROM jobs WHERE job_key IN (SELECT value FROM json_each(?))"
@@ -100,12 +100,12 @@ class Transaction:
         self, batch_id: str, created_at: float, statistics: BatchStatistics, results: Sequence[Mapping[str, Any]],
         name: str | None = None,
     ) -> None:  # fmt: skip
-        digest = payloads.save(self._conn, pack_results(results))
         self._conn.execute(
-            "INSERT INTO batches (batch_id, created_at, total_jobs, statistics, results, payload, name)"
-            " VALUES (?, ?, ?, ?, x'', ?, ?)",
-            (batch_id, created_at, len(results), statistics.model_dump_json(), digest, name),
+            "INSERT INTO batches (batch_id, created_at, total_jobs, statistics, results, name)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (batch_id, created_at, len(results), statistics.model_dump_json(), payloads.BLOCKS, name),
         )
+        payloads.add_blocks(self._conn, batch_id, results)
 
     def extend_batch(self, batch_id: str, statistics: BatchStatistics, results: Sequence[Mapping[str, Any]]) -> int:
         """Append results to a recorded batch, adding their statistics to its own (every statistic is a
@@ -116,19 +116,13 @@ class Transaction:
         if row is None:
             return -1
         offset: int = row[0]
-        before, packed = BatchStatistics.model_validate_json(row[1]), payloads.load(self._conn, row[2], row[3])
+        before = BatchStatistics.model_validate_json(row[1])
         total = BatchStatistics(**{k: v + getattr(statistics, k) for k, v in before.model_dump().items()})
-        # Both are JSON arrays: splice them rather than parse and re-encode every earlier result.
-        added = pack_results(results)
-        if not results:
-            combined = packed
-        elif offset == 0:
-            combined = added
-        else:
-            combined = packed[:-1] + b"," + added[1:]
+        # New blocks after the batch's own: the earlier results are neither read nor written again.
+        payloads.to_blocks(self._conn, batch_id, row[2], row[3])
+        payloads.add_blocks(self._conn, batch_id, results)
         self._conn.execute(
-            "UPDATE batches SET total_jobs = ?, statistics = ?, results = x'', payload = ? WHERE batch_id = ?",
-            (offset + len(results), total.model_dump_json(), payloads.save(self._conn, combined), batch_id),
+            "UPDATE batches SET total_jobs = ?, statistics = ?, results = ?, payload = NULL WHERE batch_id = ?",
+            (offset + len(results), total.model_dump_json(), payloads.BLOCKS, batch_id),
         )
-        payloads.release(self._conn, row[3])
         return offset
