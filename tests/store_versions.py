@@ -29,7 +29,7 @@ from dshpc_jupyter.store.schema import MIGRATIONS, split_statements
 DATA_UNDO: dict[int, str] = {
     13: "UPDATE batches SET payload = NULL, results = '[' || coalesce((SELECT group_concat(substr(results, 2,"
     " length(results) - 2), ',') FROM (SELECT p.results FROM batch_blocks AS k JOIN batch_payloads AS p"
-    " ON p.digest = k.digest WHERE k.batch = batches.batch_id ORDER BY k.position)), '') || ']'"
+    " ON p.digest = k.digest WHERE k.payload = batches.payload ORDER BY k.position)), '') || ']'"
     " WHERE results = CAST('{\"format\":2}' AS BLOB)",
     7: "UPDATE batches SET results = (SELECT results FROM batch_payloads WHERE digest = payload)"
     " WHERE payload IS NOT NULL",

@@ -67,14 +67,17 @@ def test_blocks_are_cut_by_content_so_an_insertion_shifts_no_later_block() -> No
     assert payloads.cut([]) == []
 
 
-def test_a_sweep_with_one_config_more_stores_one_block_and_reads_back_exactly(store: Store) -> None:
+def test_a_sweep_with_one_config_more_stores_one_block_and_the_same_call_nothing_more(store: Store) -> None:
     rows = [result(n) for n in range(3000)]
     record(store, "a", rows)
     blocks = count(store, "batch_payloads")
     swept = [*rows, result(3000)]
     record(store, "b", swept)
     assert count(store, "batch_payloads") == blocks + 1, "the last block, with the added config in it"
-    assert read(store, "a") == rows and read(store, "b") == swept
+    lists = count(store, "batch_blocks")
+    record(store, "c", swept)
+    assert (count(store, "batch_payloads"), count(store, "batch_blocks")) == (blocks + 1, lists), "a batch row only"
+    assert read(store, "a") == rows and read(store, "b") == swept == read(store, "c")
 
 
 def test_what_a_result_holds_is_read_back_unchanged(store: Store) -> None:
@@ -134,7 +137,7 @@ def test_a_batch_in_one_whole_payload_is_read_and_converted_when_appended_to(sto
     rows = [result(n) for n in range(300)]
     record(store, "old", rows)
     with sqlite3.connect(store.path) as conn:  # as schema steps 7 to 12 wrote it: one payload, no blocks
-        packed = payloads.assemble(conn.execute(payloads.READ_SQL, ("old",)).fetchall())
+        packed = payloads.assemble(conn.execute(payloads.READ_SQL, ("old", payloads.BLOCKS)).fetchall())
         conn.execute("DELETE FROM batch_blocks")
         conn.execute("DELETE FROM batch_payloads")
         conn.execute("INSERT INTO batch_payloads VALUES ('whole', ?)", (packed,))

@@ -163,10 +163,10 @@ CREATE INDEX batches_by_payload ON batches(payload) WHERE payload IS NOT NULL
 
 BATCH_BLOCKS = """
 CREATE TABLE batch_blocks (
-    batch    TEXT NOT NULL,
+    payload  TEXT NOT NULL,
     position INTEGER NOT NULL,
     digest   TEXT NOT NULL,
-    PRIMARY KEY (batch, position)
+    PRIMARY KEY (payload, position)
 ) WITHOUT ROWID;
 CREATE INDEX batch_blocks_by_digest ON batch_blocks(digest)
 """
@@ -210,7 +210,7 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
     (8, PIPELINES_SCHEMA),
     # Who submitted a pipeline (docs/design.md section 11.3): its released steps' jobs are theirs too.
     (10, "ALTER TABLE pipelines ADD COLUMN owner TEXT"),
-    # Batch results in blocks shared between batches (docs/design.md section 14.3): which blocks, in order.
+    # Batch results in blocks shared between batches (docs/design.md section 14.3): each list of blocks, in order.
     (13, BATCH_BLOCKS),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]

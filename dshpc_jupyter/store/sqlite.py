@@ -412,16 +412,15 @@ class Store:
         same blocks: only those holding a refusal are new."""
         conn = self._conn()
         row = conn.execute("SELECT payload FROM batches WHERE batch_id = ?", (batch_id,)).fetchone()
-        dropped = payloads.drop_blocks(conn, batch_id)
         conn.execute(
-            "UPDATE batches SET total_jobs = ?, statistics = ?, results = ?, payload = NULL WHERE batch_id = ?",
-            (len(results), statistics.model_dump_json(), payloads.BLOCKS, batch_id),
-        )
-        payloads.add_blocks(conn, batch_id, results)
-        payloads.release(conn, [*dropped, row and row[0]])
+            "UPDATE batches SET total_jobs = ?, statistics = ?, results = ?, payload = ? WHERE batch_id = ?",
+            (len(results), statistics.model_dump_json(), payloads.BLOCKS, payloads.add_blocks(conn, [], results),
+             batch_id),
+        )  # fmt: skip
+        payloads.release(conn, row and row[0])
 
     def get_batch(self, batch_id: str) -> tuple[BatchSummary, list[MultiJobResult]] | None:
-        rows = self._conn().execute(payloads.READ_SQL, (batch_id,)).fetchall()
+        rows = self._conn().execute(payloads.READ_SQL, (batch_id, payloads.BLOCKS)).fetchall()
         if not rows:
             return None
         return batch_summary(rows[0]), unpack_results(payloads.assemble(rows))

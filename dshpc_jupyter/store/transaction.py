@@ -100,12 +100,12 @@ class Transaction:
         self, batch_id: str, created_at: float, statistics: BatchStatistics, results: Sequence[Mapping[str, Any]],
         name: str | None = None,
     ) -> None:  # fmt: skip
+        digest = payloads.add_blocks(self._conn, [], results)
         self._conn.execute(
-            "INSERT INTO batches (batch_id, created_at, total_jobs, statistics, results, name)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            (batch_id, created_at, len(results), statistics.model_dump_json(), payloads.BLOCKS, name),
+            "INSERT INTO batches (batch_id, created_at, total_jobs, statistics, results, payload, name)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (batch_id, created_at, len(results), statistics.model_dump_json(), payloads.BLOCKS, digest, name),
         )
-        payloads.add_blocks(self._conn, batch_id, results)
 
     def extend_batch(self, batch_id: str, statistics: BatchStatistics, results: Sequence[Mapping[str, Any]]) -> int:
         """Append results to a recorded batch, adding their statistics to its own (every statistic is a
@@ -119,10 +119,10 @@ class Transaction:
         before = BatchStatistics.model_validate_json(row[1])
         total = BatchStatistics(**{k: v + getattr(statistics, k) for k, v in before.model_dump().items()})
         # New blocks after the batch's own: the earlier results are neither read nor written again.
-        payloads.to_blocks(self._conn, batch_id, row[2], row[3])
-        payloads.add_blocks(self._conn, batch_id, results)
+        digest = payloads.add_blocks(self._conn, payloads.blocks_of(self._conn, row[2], row[3]), results)
         self._conn.execute(
-            "UPDATE batches SET total_jobs = ?, statistics = ?, results = ?, payload = NULL WHERE batch_id = ?",
-            (offset + len(results), total.model_dump_json(), payloads.BLOCKS, batch_id),
+            "UPDATE batches SET total_jobs = ?, statistics = ?, results = ?, payload = ? WHERE batch_id = ?",
+            (offset + len(results), total.model_dump_json(), payloads.BLOCKS, digest, batch_id),
         )
+        payloads.release(self._conn, row[3])
         return offset
