@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import sqlite3
 import uuid
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 import pytest
+from http_support import BACKENDS, connection_of
 from store_versions import downgrade, seeded_store, user_version
 from support import wait_for_jobs
 
@@ -78,6 +80,25 @@ def test_a_sweep_with_one_config_more_stores_one_block_and_the_same_call_nothing
     record(store, "c", swept)
     assert (count(store, "batch_payloads"), count(store, "batch_blocks")) == (blocks + 1, lists), "a batch row only"
     assert read(store, "a") == rows and read(store, "b") == swept == read(store, "c")
+
+
+@pytest.mark.parametrize("kind", BACKENDS)
+def test_a_swept_batch_of_several_blocks_pages_as_recorded_on_both_backends(kind: str, home: Path) -> None:
+    configs = [{"method_name": f"missing {i % 7}", "parameters": {"i": i, "big": 2**65 + i}} for i in range(2200)]
+    with ExitStack() as stack:
+        conn = connection_of(kind, home, stack)
+        conn.simulate_jobs(configs[:-1])
+        swept = conn.simulate_jobs(configs)  # three blocks (results without job ids cut at MAX_BLOCK)
+        assert swept.batch_id is not None and swept.failed_submissions == 2200
+        pages, cursor = [], None
+        for _ in range(10):
+            page = conn.batch_page(swept.batch_id, limit=1000, cursor=cursor)
+            pages.extend(page.results)
+            cursor = page.next_cursor
+            if cursor is None:
+                break
+        assert pages == swept.results == conn.batch(swept.batch_id).results
+        assert pages[-1].parameters == {"i": 2199, "big": 2**65 + 2199}
 
 
 def test_what_a_result_holds_is_read_back_unchanged(store: Store) -> None:
@@ -151,6 +172,18 @@ def test_a_batch_in_one_whole_payload_is_read_and_converted_when_appended_to(sto
     assert read(store, "old") == rows
     with sqlite3.connect(store.path) as conn:
         assert conn.execute("SELECT count(*) FROM batch_payloads WHERE digest = 'whole'").fetchone() == (0,)
+
+
+def test_a_row_packed_before_file_inputs_is_read_and_appended_to(store: Store) -> None:
+    record(store, "old", [])
+    short = '[["j1","cached","CD","CD","Completed job found","f","M","h",{"n":1}]]'  # nine fields, no file_inputs
+    with sqlite3.connect(store.path) as conn:  # inline, as before schema step 7
+        conn.execute("UPDATE batches SET results = ?, payload = NULL, total_jobs = 1", (short,))
+    with store.write() as tx:
+        assert tx.extend_batch("old", STATS, [result(2)]) == 1
+    (first, second) = read(store, "old")
+    assert (first["job_id"], first["parameters"], first["file_inputs"]) == ("j1", {"n": 1}, None)
+    assert second["parameters"] == {"n": 2}
 
 
 def test_a_missing_block_is_reported_as_damage(store: Store) -> None:

@@ -77,10 +77,11 @@ def add_blocks(conn: sqlite3.Connection, before: Sequence[str], results: Sequenc
     )
     listed = [*before, *digests]
     manifest = hashlib.sha256("\n".join(["blocks", *listed]).encode()).hexdigest()
-    conn.executemany(
-        "INSERT OR IGNORE INTO batch_blocks (payload, position, digest) VALUES (?, ?, ?)",
-        ((manifest, n, digest) for n, digest in enumerate(listed)),
-    )
+    if not conn.execute("SELECT 1 FROM batch_blocks WHERE payload = ? LIMIT 1", (manifest,)).fetchone():
+        conn.executemany(
+            "INSERT INTO batch_blocks (payload, position, digest) VALUES (?, ?, ?)",
+            ((manifest, n, digest) for n, digest in enumerate(listed)),
+        )
     return manifest
 
 
