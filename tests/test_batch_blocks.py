@@ -76,9 +76,9 @@ def test_a_sweep_with_one_config_more_stores_one_block_and_the_same_call_nothing
     swept = [*rows, result(3000)]
     record(store, "b", swept)
     assert count(store, "batch_payloads") == blocks + 1, "the last block, with the added config in it"
-    lists = count(store, "batch_blocks")
+    lists = count(store, "batch_lists")
     record(store, "c", swept)
-    assert (count(store, "batch_payloads"), count(store, "batch_blocks")) == (blocks + 1, lists), "a batch row only"
+    assert (count(store, "batch_payloads"), count(store, "batch_lists")) == (blocks + 1, lists), "a batch row only"
     assert read(store, "a") == rows and read(store, "b") == swept == read(store, "c")
 
 
@@ -143,6 +143,25 @@ def test_a_refusal_rewrites_its_blocks_only_and_releases_those_no_batch_names(st
     assert count(store, "batch_payloads") == before, "the block no batch names is gone"
 
 
+def test_a_block_named_twice_is_counted_twice_and_freed_with_its_last_list(store: Store) -> None:
+    same = [result(0, job_id=None, outcome="invalid") for _ in range(2 * payloads.MAX_BLOCK)]  # one block, twice
+    record(store, "a", same)
+    record(store, "b", same)
+    assert (count(store, "batch_payloads"), count(store, "batch_lists")) == (1, 1)
+    other = [result(1, job_id=None, outcome="invalid")]
+    with store.write():
+        store.update_batch("a", STATS, other)
+    assert read(store, "b") == same and count(store, "batch_payloads") == 2, "b's list still names the block"
+    with store.write():
+        store.update_batch("b", STATS, other)
+    assert read(store, "a") == read(store, "b") == other
+    assert (count(store, "batch_payloads"), count(store, "batch_lists"), count(store, "block_refs")) == (1, 1, 1)
+    with store.write() as tx:
+        tx.connection.execute("DELETE FROM batches")
+        payloads.release_unnamed(tx.connection)
+    assert (count(store, "batch_payloads"), count(store, "batch_lists"), count(store, "block_refs")) == (0, 0, 0)
+
+
 def test_a_batch_whose_jobs_were_forgotten_reads_as_before(engine: Engine, example_hashes: dict[str, str]) -> None:
     configs = [{"file_hash": example_hashes["poem.txt"], "method_name": "Word Count (bash)", "parameters": {}}]
     answer = engine.simulate_jobs(configs)
@@ -159,7 +178,8 @@ def test_a_batch_in_one_whole_payload_is_read_and_converted_when_appended_to(sto
     record(store, "old", rows)
     with sqlite3.connect(store.path) as conn:  # as schema steps 7 to 12 wrote it: one payload, no blocks
         packed = payloads.assemble(conn.execute(payloads.READ_SQL, ("old", payloads.BLOCKS)).fetchall())
-        conn.execute("DELETE FROM batch_blocks")
+        conn.execute("DELETE FROM batch_lists")
+        conn.execute("DELETE FROM block_refs")
         conn.execute("DELETE FROM batch_payloads")
         conn.execute("INSERT INTO batch_payloads VALUES ('whole', ?)", (packed,))
         conn.execute("UPDATE batches SET results = x'', payload = 'whole'")

@@ -62,7 +62,8 @@ def test_a_batch_recorded_inline_is_still_read(engine: Engine) -> None:
     with sqlite3.connect(engine.store.path) as conn:  # as a package before payloads wrote it
         conn.execute("UPDATE batches SET results = (SELECT results FROM batch_payloads), payload = NULL")
         conn.execute("DELETE FROM batch_payloads")
-        conn.execute("DELETE FROM batch_blocks")
+        conn.execute("DELETE FROM batch_lists")
+        conn.execute("DELETE FROM block_refs")
     (result,) = engine.batch(response.batch_id or "").results
     assert (result.message, result.outcome) == ("Method 'Unknown' not found", "invalid")
     engine.simulate_jobs([{"file_hash": hello, "method_name": "Unknown"}], append_to=response.batch_id)

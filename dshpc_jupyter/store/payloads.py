@@ -1,15 +1,16 @@
 """Batch results stored once per content, in blocks shared between batches (docs/design.md section 14.3).
 
-A notebook cell run again sends the same configs; a sweep run again sends them with one more. Both get mostly
-the same answer, so a batch's packed results are cut into blocks at points chosen by the content (after a
-result whose job id ends in one of a few digits), each kept once in ``batch_payloads`` under its SHA-256, and
-the ordered list of their digests is itself stored once per content: ``batch_blocks`` rows under the list's
-own digest, which the batch row names (``payload``). A call made again adds a batch row and nothing else; a
-call that adds or changes one config stores the one or two blocks around it and a new list, not a copy of
-every result. Cut points that depend only on each result's own job id (not on its position) make an insertion
-anywhere shift no later block. A list is deleted with the last batch that names it, a block with the last
-list. Older rows keep reading: results inline (before schema step 7) or one whole payload named by
-``batches.payload`` (steps 7 to 12); such a batch is converted to blocks when it is next written.
+A notebook cell run again sends the same configs; a sweep run again sends them with one more. Both get mostly the
+same answer, so a batch's packed results are cut into blocks at points chosen by the content (after a result whose
+job id ends in one of a few digits), each kept once in ``batch_payloads`` under its SHA-256, and the ordered list
+of their digests is itself stored once per content (``batch_lists``, one JSON array under its own digest, which
+the batch row names as its ``payload``). A call made again adds a batch row and nothing else; a call that adds or
+changes one config stores the one or two blocks around it and a new list of about 5 kB, not a copy of every
+result. Cut points that depend only on each result's own job id (not on its position) make an insertion anywhere
+shift no later block. A list is deleted with the last batch that names it; ``block_refs`` counts the lists naming
+each block, and a block is deleted when none does (nor, for a whole payload of an older row, a batch). Older rows
+keep reading: results inline (before schema step 7) or one whole payload named by ``batches.payload`` (steps 7 to
+12); such a batch is converted to blocks when it is next written.
 """
 
 from __future__ import annotations
@@ -20,13 +21,15 @@ from collections.abc import Mapping, Sequence
 from operator import itemgetter
 from typing import Any
 
+import orjson
+
 from ..domain.errors import StoreDamagedError
 from .rows import BATCH_COLUMNS, pack_results
 
 #: What ``batches.results`` holds for a batch recorded in blocks (schema step 13): the version marker.
 BLOCKS = b'{"format":2}'
 #: A block ends after a result whose job id ends in one of these: 2 of 256, so about 128 results a block
-#: (a changed block costs about 30 kB; smaller ones cost more in ``batch_blocks`` rows than they save).
+#: (a changed block costs about 30 kB; smaller ones make every list longer).
 _CUT_ENDINGS = frozenset({"00", "80"})
 #: A block ends here regardless (results without job ids, or job ids not in hex, never cut otherwise).
 MAX_BLOCK = 1024
@@ -35,10 +38,10 @@ _JOB_ID = itemgetter("job_id")
 #: an append or a refusal replaces meanwhile is never read half-gone.
 READ_SQL = (
     f"SELECT {', '.join('b.' + column for column in BATCH_COLUMNS.split(', '))},"  # noqa: S608 (no data in it)
-    " b.results, b.payload, p.results, k.digest FROM batches AS b"
-    " LEFT JOIN batch_blocks AS k ON k.payload = b.payload AND b.results = ?2"
-    " LEFT JOIN batch_payloads AS p ON p.digest = coalesce(k.digest, b.payload)"
-    " WHERE b.batch_id = ?1 ORDER BY k.position"
+    " b.results, b.payload, p.results, j.value FROM batches AS b"
+    " LEFT JOIN batch_lists AS l ON l.digest = b.payload AND b.results = ?2 LEFT JOIN json_each(l.blocks) AS j"
+    " LEFT JOIN batch_payloads AS p ON p.digest = coalesce(j.value, b.payload)"
+    " WHERE b.batch_id = ?1 ORDER BY j.key"
 )
 
 
@@ -76,11 +79,12 @@ def add_blocks(conn: sqlite3.Connection, before: Sequence[str], results: Sequenc
         "INSERT OR IGNORE INTO batch_payloads (digest, results) VALUES (?, ?)", zip(digests, packed, strict=True)
     )
     listed = [*before, *digests]
-    manifest = hashlib.sha256("\n".join(["blocks", *listed]).encode()).hexdigest()
-    if not conn.execute("SELECT 1 FROM batch_blocks WHERE payload = ? LIMIT 1", (manifest,)).fetchone():
-        conn.executemany(
-            "INSERT INTO batch_blocks (payload, position, digest) VALUES (?, ?, ?)",
-            ((manifest, n, digest) for n, digest in enumerate(listed)),
+    text = orjson.dumps(listed).decode()  # text: SQLite reads a blob given to ``json_each`` as its binary JSONB
+    manifest = hashlib.sha256(b"blocks" + text.encode()).hexdigest()
+    if conn.execute("INSERT OR IGNORE INTO batch_lists (digest, blocks) VALUES (?, ?)", (manifest, text)).rowcount:
+        conn.executemany(  # a new list: each block it names (as often as it names it) gains a reference
+            "INSERT INTO block_refs (digest, refs) VALUES (?, 1) ON CONFLICT (digest) DO UPDATE SET refs = refs + 1",
+            ((digest,) for digest in listed),
         )
     return manifest
 
@@ -89,8 +93,11 @@ def blocks_of(conn: sqlite3.Connection, inline: str | bytes, digest: str | None)
     """A batch row's blocks, before results are appended to it: its list's, or for an older row its whole
     payload as one block, or its inline results stored as one."""
     if inline == BLOCKS:
-        rows = conn.execute("SELECT digest FROM batch_blocks WHERE payload = ? ORDER BY position", (digest,))
-        return [row[0] for row in rows]
+        row = conn.execute("SELECT blocks FROM batch_lists WHERE digest = ?", (digest,)).fetchone()
+        if row is None:
+            raise StoreDamagedError(f"batch results {digest} are missing from the store: restore it from a backup")
+        listed: list[str] = orjson.loads(row[0])
+        return listed
     if digest is not None:
         return [digest]
     packed = inline.encode() if isinstance(inline, str) else bytes(inline)
@@ -122,24 +129,35 @@ def assemble(rows: Sequence[Sequence[Any]]) -> bytes:
 
 def release(conn: sqlite3.Connection, digest: str | None) -> None:
     """Delete a batch's former payload (a list of blocks, or a whole older payload) once no batch names it,
-    with the blocks of that list no other list names."""
+    with the blocks no list names any more."""
     if digest is None or conn.execute("SELECT 1 FROM batches WHERE payload = ?", (digest,)).fetchone():
         return
-    blocks = conn.execute("DELETE FROM batch_blocks WHERE payload = ? RETURNING digest", (digest,)).fetchall()
+    lists = conn.execute("DELETE FROM batch_lists WHERE digest = ? RETURNING blocks", (digest,)).fetchall()
+    _unlist(conn, [row[0] for row in lists], [digest])
+
+
+def release_unnamed(conn: sqlite3.Connection) -> None:
+    """Delete the lists no batch names, and every block no list or batch names (after a prune)."""
+    lists = conn.execute(
+        "DELETE FROM batch_lists WHERE digest NOT IN (SELECT payload FROM batches WHERE payload IS NOT NULL)"
+        " RETURNING blocks"
+    ).fetchall()
+    _unlist(conn, [row[0] for row in lists], [])
+    conn.execute(
+        "DELETE FROM batch_payloads WHERE digest NOT IN (SELECT payload FROM batches WHERE payload IS NOT NULL)"
+        " AND digest NOT IN (SELECT digest FROM block_refs)"
+    )
+
+
+def _unlist(conn: sqlite3.Connection, lists: Sequence[str | bytes], payloads: Sequence[str]) -> None:
+    """Take back the references of deleted lists, then delete the blocks (and the whole ``payloads``) that
+    neither a list nor a batch names."""
+    blocks: list[str] = [digest for text in lists for digest in orjson.loads(text)]
+    conn.executemany("UPDATE block_refs SET refs = refs - 1 WHERE digest = ?", ((digest,) for digest in blocks))
+    candidates = [(digest,) for digest in dict.fromkeys([*payloads, *blocks])]
+    conn.executemany("DELETE FROM block_refs WHERE digest = ? AND refs <= 0", candidates)
     conn.executemany(
         "DELETE FROM batch_payloads WHERE digest = ?1 AND NOT EXISTS (SELECT 1 FROM batches WHERE payload = ?1)"
-        " AND NOT EXISTS (SELECT 1 FROM batch_blocks WHERE digest = ?1)",
-        ((block,) for block in dict.fromkeys([digest, *(row[0] for row in blocks)])),
+        " AND NOT EXISTS (SELECT 1 FROM block_refs WHERE digest = ?1)",
+        candidates,
     )
-
-
-def release_unnamed(conn: sqlite3.Connection) -> int:
-    """Delete the lists no batch names and every block no list or batch names (after a prune); how many
-    blocks."""
-    conn.execute(
-        "DELETE FROM batch_blocks WHERE payload NOT IN (SELECT payload FROM batches WHERE payload IS NOT NULL)"
-    )
-    return conn.execute(
-        "DELETE FROM batch_payloads WHERE digest NOT IN (SELECT payload FROM batches WHERE payload IS NOT NULL)"
-        " AND digest NOT IN (SELECT digest FROM batch_blocks)"
-    ).rowcount

@@ -162,13 +162,8 @@ CREATE INDEX batches_by_payload ON batches(payload) WHERE payload IS NOT NULL
 """
 
 BATCH_BLOCKS = """
-CREATE TABLE batch_blocks (
-    payload  TEXT NOT NULL,
-    position INTEGER NOT NULL,
-    digest   TEXT NOT NULL,
-    PRIMARY KEY (payload, position)
-) WITHOUT ROWID;
-CREATE INDEX batch_blocks_by_digest ON batch_blocks(digest)
+CREATE TABLE batch_lists (digest TEXT PRIMARY KEY, blocks TEXT NOT NULL);
+CREATE TABLE block_refs (digest TEXT PRIMARY KEY, refs INTEGER NOT NULL) WITHOUT ROWID
 """
 
 #: The schema's history: version N is reached from N - 1 by its statements (version 1 from an empty file).
@@ -210,7 +205,8 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
     (8, PIPELINES_SCHEMA),
     # Who submitted a pipeline (docs/design.md section 11.3): its released steps' jobs are theirs too.
     (10, "ALTER TABLE pipelines ADD COLUMN owner TEXT"),
-    # Batch results in blocks shared between batches (docs/design.md section 14.3): each list of blocks, in order.
+    # Batch results in blocks shared between batches (docs/design.md section 14.3): each list of
+    # blocks (a JSON array of digests), and how many lists name each block.
     (13, BATCH_BLOCKS),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
