@@ -206,12 +206,20 @@ def test_a_row_packed_before_file_inputs_is_read_and_appended_to(store: Store) -
     assert second["parameters"] == {"n": 2}
 
 
-def test_a_missing_block_is_reported_as_damage(store: Store) -> None:
+def test_a_missing_block_or_list_is_reported_as_damage(store: Store) -> None:
     record(store, "a", [result(n) for n in range(500)])
     with sqlite3.connect(store.path) as conn:
         conn.execute("DELETE FROM batch_payloads WHERE rowid = (SELECT min(rowid) FROM batch_payloads)")
     with pytest.raises(StoreDamagedError, match="missing from the store"):
         store.get_batch("a")
+    record(store, "b", [])
+    with sqlite3.connect(store.path) as conn:  # a list gone, even an empty one, is damage, not "no results"
+        conn.execute("DELETE FROM batch_lists")
+    for batch_id in ("a", "b"):
+        with pytest.raises(StoreDamagedError, match="missing from the store"):
+            store.get_batch(batch_id)
+    with store.write() as tx, pytest.raises(StoreDamagedError, match="missing from the store"):
+        tx.extend_batch("b", STATS, [result(0)])
 
 
 def test_a_store_before_blocks_is_upgraded_and_its_batches_read_the_same(home: Path) -> None:

@@ -38,7 +38,7 @@ _JOB_ID = itemgetter("job_id")
 #: an append or a refusal replaces meanwhile is never read half-gone.
 READ_SQL = (
     f"SELECT {', '.join('b.' + column for column in BATCH_COLUMNS.split(', '))},"  # noqa: S608 (no data in it)
-    " b.results, b.payload, p.results, j.value FROM batches AS b"
+    " b.results, b.payload, l.digest, p.results, j.value FROM batches AS b"
     " LEFT JOIN batch_lists AS l ON l.digest = b.payload AND b.results = ?2 LEFT JOIN json_each(l.blocks) AS j"
     " LEFT JOIN batch_payloads AS p ON p.digest = coalesce(j.value, b.payload)"
     " WHERE b.batch_id = ?1 ORDER BY j.key"
@@ -105,10 +105,12 @@ def blocks_of(conn: sqlite3.Connection, inline: str | bytes, digest: str | None)
 
 
 def assemble(rows: Sequence[Sequence[Any]]) -> bytes:
-    """A batch's packed results (one JSON array of rows) from the last four columns of its rows of
+    """A batch's packed results (one JSON array of rows) from the last five columns of its rows of
     ``READ_SQL``: its blocks' rows spliced, its whole payload, or its inline results (rows written before)."""
-    rows = [row[-4:] for row in rows]
-    inline, whole, stored, _ = rows[0]
+    rows = [row[-5:] for row in rows]
+    inline, whole, listed, stored, _ = rows[0]
+    if inline == BLOCKS and listed is None:
+        raise StoreDamagedError(f"batch results {whole} are missing from the store: restore it from a backup")
     if inline != BLOCKS:
         if whole is None:
             return inline.encode() if isinstance(inline, str) else bytes(inline)
@@ -116,7 +118,7 @@ def assemble(rows: Sequence[Sequence[Any]]) -> bytes:
             raise StoreDamagedError(f"batch results {whole} are missing from the store: restore it from a backup")
         return bytes(stored)
     parts = []
-    for _, _, block, digest in rows:
+    for _, _, _, block, digest in rows:
         if digest is None:  # a batch of no results has no blocks
             continue
         if block is None:
