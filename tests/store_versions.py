@@ -25,7 +25,12 @@ from dshpc_jupyter.store.schema import MIGRATIONS, split_statements
 
 #: Rows a step's package writes elsewhere than the older version read them: put back before the schema is.
 #: Step 7: batch results stored once per content (``batch_payloads``), inline in ``batches`` before.
+#: Step 13: in blocks named in order by a ``batch_lists`` row: spliced back into one inline array.
 DATA_UNDO: dict[int, str] = {
+    13: "UPDATE batches SET payload = NULL, results = '[' || coalesce((SELECT group_concat(substr(results, 2,"
+    " length(results) - 2), ',') FROM (SELECT p.results FROM batch_lists AS l, json_each(l.blocks) AS j"
+    " JOIN batch_payloads AS p ON p.digest = j.value WHERE l.digest = batches.payload AND length(p.results) > 2"
+    " ORDER BY j.key)), '') || ']' WHERE results = CAST('{\"format\":2}' AS BLOB)",
     7: "UPDATE batches SET results = (SELECT results FROM batch_payloads WHERE digest = payload)"
     " WHERE payload IS NOT NULL",
 }

@@ -1,8 +1,8 @@
-"""Batch records (docs/design.md section 14.3): results stored once per content, so a call made again adds a
-small row, not a copy; appends and refusals replace a batch's payload and release the old one; a batch written
-inline before payloads is still read. The retention rule: ``dshpc-jupyter store prune`` deletes the batches
-created before a cutoff but for the most recent ones, never a job, so the pruned configs are still answered
-from the cache; ``--vacuum`` gives the space back; bad options are refused, naming the option."""
+"""Batch records (docs/design.md section 14.3): results stored once per content, so a call made again adds a small
+row, not a copy; appends add blocks; a batch written inline before payloads is still read. The retention rule:
+``dshpc-jupyter store prune`` deletes the batches created before a cutoff but for the most recent ones, never a
+job, so the pruned configs are still answered from the cache; ``--vacuum`` gives the space back; bad options are
+refused, naming the option."""
 
 from __future__ import annotations
 
@@ -39,19 +39,20 @@ def payload_count(engine: Engine) -> int:
         return int(conn.execute("SELECT count(*) FROM batch_payloads").fetchone()[0])
 
 
-def test_the_same_call_again_shares_its_results_and_appends_release_what_no_batch_names(engine: Engine) -> None:
+def test_the_same_call_again_shares_its_results_and_appends_add_blocks_rewriting_none(engine: Engine) -> None:
     hello = next(f.file_hash for f in engine.list_files() if f.filename == "hello.txt")
     configs = [{"file_hash": hello, "method_name": "Unknown", "parameters": {"i": i}} for i in range(500)]
     first, second = engine.simulate_jobs(configs), engine.simulate_jobs(configs)
     assert first.batch_id != second.batch_id and payload_count(engine) == 1, "one copy of identical results"
     assert engine.batch(first.batch_id or "").results == engine.batch(second.batch_id or "").results
     engine.simulate_jobs(configs[:10], append_to=second.batch_id)
-    assert payload_count(engine) == 2, "the first batch still names the shared payload"
+    assert payload_count(engine) == 2, "the first batch's block, shared, and the appended one"
     grown = engine.batch(second.batch_id or "")
     assert grown.total_jobs == 510 and [r.parameters for r in grown.results[-10:]] == [{"i": i} for i in range(10)]
     engine.simulate_jobs(configs[:1], append_to=second.batch_id)
-    assert payload_count(engine) == 2, "the replaced payload, named by no batch, is gone"
+    assert payload_count(engine) == 3, "an append adds its block and rewrites none"
     assert engine.batch(first.batch_id or "").total_jobs == 500
+    assert [r.parameters for r in engine.batch(second.batch_id or "").results[-2:]] == [{"i": 9}, {"i": 0}]
     assert prune_batches(engine.store, older_than=time.time() + DAY).removed == 2 and payload_count(engine) == 0
 
 
@@ -61,10 +62,14 @@ def test_a_batch_recorded_inline_is_still_read(engine: Engine) -> None:
     with sqlite3.connect(engine.store.path) as conn:  # as a package before payloads wrote it
         conn.execute("UPDATE batches SET results = (SELECT results FROM batch_payloads), payload = NULL")
         conn.execute("DELETE FROM batch_payloads")
+        conn.execute("DELETE FROM batch_lists")
+        conn.execute("DELETE FROM block_refs")
     (result,) = engine.batch(response.batch_id or "").results
     assert (result.message, result.outcome) == ("Method 'Unknown' not found", "invalid")
     engine.simulate_jobs([{"file_hash": hello, "method_name": "Unknown"}], append_to=response.batch_id)
-    assert engine.batch(response.batch_id or "").total_jobs == 2 and payload_count(engine) == 1
+    assert engine.batch(response.batch_id or "").total_jobs == 2 and payload_count(engine) == 1, (
+        "one block, named twice"
+    )
 
 
 def test_prune_deletes_old_batches_but_the_most_recent_and_never_a_job(engine: Engine) -> None:

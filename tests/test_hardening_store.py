@@ -4,8 +4,10 @@ replaced by garbage, a page overwritten. It is refused with a clear message and 
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import sys
+from contextlib import closing
 from pathlib import Path
 
 import httpx
@@ -43,9 +45,13 @@ def _damage(db: Path, how: str) -> None:
         db.write_bytes(data[: len(data) // 2 + 100])
     elif how == "garbage":
         db.write_bytes(b"\x8b not a database at all " * 400)
-    else:  # one page in the middle overwritten
-        middle = (len(data) // 4096 // 2) * 4096
-        db.write_bytes(data[:middle] + b"\xa5" * 4096 + data[middle + 4096 :])
+    else:  # one page of the files table overwritten (a page of the schema would make the store unopenable)
+        with closing(sqlite3.connect(db)) as conn:
+            (page,) = conn.execute(
+                "SELECT max(pageno) FROM dbstat WHERE name = 'files' AND pagetype = 'leaf'"
+            ).fetchone()
+        start = (page - 1) * 4096
+        db.write_bytes(data[:start] + b"\xa5" * 4096 + data[start + 4096 :])
 
 
 @pytest.mark.parametrize("how", ["emptied", "truncated", "garbage"])

@@ -170,6 +170,11 @@ ALTER TABLE batches ADD COLUMN payload TEXT;
 CREATE INDEX batches_by_payload ON batches(payload) WHERE payload IS NOT NULL
 """
 
+BATCH_BLOCKS = """
+CREATE TABLE batch_lists (digest TEXT PRIMARY KEY, blocks TEXT NOT NULL);
+CREATE TABLE block_refs (digest TEXT PRIMARY KEY, refs INTEGER NOT NULL) WITHOUT ROWID
+"""
+
 #: The schema's history: version N is reached from N - 1 by its statements (version 1 from an empty file).
 #: A change to the tables is a new step at the end, so every store of an older version upgrades in place, in
 #: the transaction that opens it; versions may skip numbers.
@@ -212,6 +217,9 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
     # One index per job over its key (docs/design.md section 14.3): the key index keeps only the jobs the live
     # index leaves out, so a store of completed jobs holds each key once, not twice.
     (11, ONE_KEY_INDEX),
+    # Batch results in blocks shared between batches (docs/design.md section 14.3): each list of
+    # blocks (a JSON array of digests), and how many lists name each block.
+    (13, BATCH_BLOCKS),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 

@@ -40,7 +40,6 @@ from .rows import (
     file_values,
     job_from_row,
     method_from_row,
-    pack_results,
     unpack_results,
 )
 from .schema import ACTIVE_SET, NOT_STARTED_SET, SCHEMA_VERSION, migrate
@@ -435,29 +434,22 @@ class Store:
 
     def update_batch(self, batch_id: str, statistics: BatchStatistics, results: Sequence[Mapping[str, Any]]) -> None:
         """Rewrite a batch's results (after the scheduler refused some of its jobs), in the caller's write
-        transaction (the engine's: it read them in it)."""
+        transaction (the engine's: it read them in it). Cut again the same way, the unchanged blocks are the
+        same blocks: only those holding a refusal are new."""
         conn = self._conn()
         row = conn.execute("SELECT payload FROM batches WHERE batch_id = ?", (batch_id,)).fetchone()
         conn.execute(
-            "UPDATE batches SET total_jobs = ?, statistics = ?, results = x'', payload = ? WHERE batch_id = ?",
-            (len(results), statistics.model_dump_json(), payloads.save(conn, pack_results(results)), batch_id),
-        )
+            "UPDATE batches SET total_jobs = ?, statistics = ?, results = ?, payload = ? WHERE batch_id = ?",
+            (len(results), statistics.model_dump_json(), payloads.BLOCKS, payloads.add_blocks(conn, [], results),
+             batch_id),
+        )  # fmt: skip
         payloads.release(conn, row and row[0])
 
     def get_batch(self, batch_id: str) -> tuple[BatchSummary, list[MultiJobResult]] | None:
-        # One statement, so one snapshot: a payload an append replaces meanwhile is never read half-gone.
-        found = (
-            self._conn()
-            .execute(
-                f"SELECT {BATCH_COLUMNS}, b.results, b.payload, p.results FROM batches AS b"
-                " LEFT JOIN batch_payloads AS p ON p.digest = b.payload WHERE batch_id = ?",
-                (batch_id,),
-            )
-            .fetchone()
-        )
-        if found is None:
+        rows = self._conn().execute(payloads.READ_SQL, (batch_id, payloads.BLOCKS)).fetchall()
+        if not rows:
             return None
-        return batch_summary(found), unpack_results(payloads.resolve(found[6], found[7], found[8]))
+        return batch_summary(rows[0]), unpack_results(payloads.assemble(rows))
 
 
 def method_specs(conn: sqlite3.Connection, function_hashes: Iterable[str]) -> dict[str, str]:

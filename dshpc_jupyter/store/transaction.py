@@ -17,7 +17,7 @@ from ..domain import status as st
 from ..domain.models import BatchStatistics
 from . import payloads
 from .queue import assign_ranks
-from .rows import chunks, pack_results
+from .rows import chunks
 from .schema import LIVE_SET
 
 #: The live job of each key, then its other jobs not replaced: each part searches its own index (schema step 11),
@@ -113,11 +113,11 @@ class Transaction:
         self, batch_id: str, created_at: float, statistics: BatchStatistics, results: Sequence[Mapping[str, Any]],
         name: str | None = None,
     ) -> None:  # fmt: skip
-        digest = payloads.save(self._conn, pack_results(results))
+        digest = payloads.add_blocks(self._conn, [], results)
         self._conn.execute(
             "INSERT INTO batches (batch_id, created_at, total_jobs, statistics, results, payload, name)"
-            " VALUES (?, ?, ?, ?, x'', ?, ?)",
-            (batch_id, created_at, len(results), statistics.model_dump_json(), digest, name),
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (batch_id, created_at, len(results), statistics.model_dump_json(), payloads.BLOCKS, digest, name),
         )
 
     def extend_batch(self, batch_id: str, statistics: BatchStatistics, results: Sequence[Mapping[str, Any]]) -> int:
@@ -129,19 +129,13 @@ class Transaction:
         if row is None:
             return -1
         offset: int = row[0]
-        before, packed = BatchStatistics.model_validate_json(row[1]), payloads.load(self._conn, row[2], row[3])
+        before = BatchStatistics.model_validate_json(row[1])
         total = BatchStatistics(**{k: v + getattr(statistics, k) for k, v in before.model_dump().items()})
-        # Both are JSON arrays: splice them rather than parse and re-encode every earlier result.
-        added = pack_results(results)
-        if not results:
-            combined = packed
-        elif offset == 0:
-            combined = added
-        else:
-            combined = packed[:-1] + b"," + added[1:]
+        # New blocks after the batch's own: the earlier results are neither read nor written again.
+        digest = payloads.add_blocks(self._conn, payloads.blocks_of(self._conn, row[2], row[3]), results)
         self._conn.execute(
-            "UPDATE batches SET total_jobs = ?, statistics = ?, results = x'', payload = ? WHERE batch_id = ?",
-            (offset + len(results), total.model_dump_json(), payloads.save(self._conn, combined), batch_id),
+            "UPDATE batches SET total_jobs = ?, statistics = ?, results = ?, payload = ? WHERE batch_id = ?",
+            (offset + len(results), total.model_dump_json(), payloads.BLOCKS, digest, batch_id),
         )
         payloads.release(self._conn, row[3])
         return offset
