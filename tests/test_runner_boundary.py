@@ -60,6 +60,7 @@ def test_the_runner_imports_and_runs_with_the_standard_library_only(tmp_path: Pa
         "dshpc_jupyter.domain.errors",
         "dshpc_jupyter.domain.status",
         "dshpc_jupyter.schedulers",
+        "dshpc_jupyter.schedulers.job_files",
         "dshpc_jupyter.schedulers.runner",
         "dshpc_jupyter.schedulers.sandbox",
     ]

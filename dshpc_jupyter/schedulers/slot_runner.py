@@ -181,11 +181,12 @@ def serve() -> int:
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, functools.partial(_stop_signal, signal.getsignal(sig)))
     sandbox.prepare()
+    environ = dict(os.environ)  # read once, not per job
     _say(READY)
     for line in sys.stdin.buffer:  # a task sent by a worker that has gone since still runs
         _Idle.now = False
         task = Task.from_json(json.loads(line))
-        run_task(task, recorded=True)  # the worker named this runner in the workspace before sending it
+        run_task(task, recorded=True, environ=environ)  # the worker named this runner in the workspace
         if stop_requested():
             _say(LEAVING + b"\n" + task.job_id.encode())  # in one write: the worker never reads one alone
             break
