@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import fcntl
 import json
 import logging
@@ -42,6 +43,10 @@ from .slot_runner import SlotPool, SlotRunner
 log = logging.getLogger("dshpc_jupyter.worker")
 #: Seconds between attempts while another process holds the store locked.
 BUSY_RETRY_S = 1.0
+#: Seconds between two looks for cancel requests when nothing woke the worker (a cancel wakes it).
+CANCEL_POLL_S = 1.0
+#: Task templates kept (one per method and input, see ``Worker._templates``).
+TEMPLATES_KEPT = 256
 
 
 @dataclass
@@ -76,6 +81,13 @@ class Worker:
         self.pool = SlotPool(self.selector)
         self.stopping = False
         self._fifo_fds: tuple[int, int] | None = None
+        #: A job's task but for its id, workspace and parameters, by what it is built from: a sweep's jobs share
+        #: one method, and its spec is parsed once, not per job.
+        self._templates: dict[tuple[str, str, str, str | None, str | None], Task] = {}
+        #: Whether to look for cancel requests now: after a wake-up (a cancel comes with one), else every
+        #: ``CANCEL_POLL_S``, not at every turn of the loop.
+        self._woken = True
+        self._next_cancel_look = 0.0
 
     # --- the pipe that wakes us ------------------------------------------------------------------------
 
@@ -188,11 +200,19 @@ class Worker:
             workspace.mkdir(parents=True)
         except FileExistsError:
             (workspace / CANCEL_FILE).unlink(missing_ok=True)
-        spec = with_resources(MethodSpec.model_validate_json(job.spec), json.loads(job.resources or "null"))
-        return build_task(
-            self.home, job.job_id, job.file_hash, job.function_hash, spec,
-            json.loads(job.parameters), None if job.file_inputs is None else json.loads(job.file_inputs),
-        )  # fmt: skip
+        key = (job.function_hash, job.file_hash, job.spec, job.resources, job.file_inputs)
+        template = self._templates.get(key)
+        if template is None:
+            if len(self._templates) >= TEMPLATES_KEPT:
+                self._templates.clear()
+            spec = with_resources(MethodSpec.model_validate_json(job.spec), json.loads(job.resources or "null"))
+            template = self._templates[key] = build_task(
+                self.home, "", job.file_hash, job.function_hash, spec, {},
+                None if job.file_inputs is None else json.loads(job.file_inputs),
+            )  # fmt: skip
+        return dataclasses.replace(
+            template, job_id=job.job_id, workspace=str(workspace), parameters=json.loads(job.parameters)
+        )
 
     def _launch(self, claimed: list[ClaimedJob], tasks: list[Task]) -> None:
         """Hand each task to a slot runner and record it running; put back in the queue what none took."""
@@ -217,6 +237,10 @@ class Worker:
                 self._stop_runner(runner)  # cancelled while it was being started
 
     def _cancel(self) -> None:
+        now = time.monotonic()
+        if not self._woken and now < self._next_cancel_look:
+            return
+        self._woken, self._next_cancel_look = False, now + CANCEL_POLL_S
         for job_id, _ in self.ledger.cancel_requests("local"):
             runner = self.running.get(job_id)
             if runner is not None:
@@ -304,6 +328,7 @@ class Worker:
         for key, _ in self.selector.select(timeout):
             if key.data is None:
                 self._drain_fifo()
+                self._woken = True
             elif isinstance(key.data, SlotRunner):
                 signalled.update(self._answers(key.data))
             else:

@@ -26,7 +26,6 @@ import selectors
 import signal
 import subprocess
 import sys
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -73,7 +72,7 @@ class SlotRunner:
         """Hand it a task; False when it is gone."""
         assert self.process.stdin is not None
         try:
-            self.process.stdin.write(json.dumps(asdict(task)).encode() + b"\n")
+            self.process.stdin.write(json.dumps(vars(task)).encode() + b"\n")
             self.process.stdin.flush()
         except (BrokenPipeError, ValueError):
             return False
