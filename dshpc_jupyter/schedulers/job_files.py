@@ -39,6 +39,12 @@ def record_runner(workspace: Path, runner: str | None, method: str | None) -> No
     write_json_atomic(workspace / RUNNER_FILE, {"runner": runner, "method": method})
 
 
+def never_started(workspace: Path) -> bool:
+    """Whether no runner got as far as starting this job's method: a runner creates ``stdout.txt`` just before
+    it starts one, and a new attempt starts without the last one's files."""
+    return not (workspace / STDOUT_FILE).exists()
+
+
 def write_json_atomic(path: Path, data: object) -> None:
     """Write, then rename over: a reader sees the old file or the new one, never half (no fsync: a job's
     files need not outlive the machine, only the processes)."""

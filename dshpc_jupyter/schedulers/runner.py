@@ -27,7 +27,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -267,10 +267,17 @@ def stop_requested() -> bool:
     return _Stop.requested
 
 
-def run_task(task: Task, *, recorded: bool = False, environ: Mapping[str, str] | None = None) -> Result:
+def run_task(
+    task: Task,
+    *,
+    recorded: bool = False,
+    environ: Mapping[str, str] | None = None,
+    on_start: Callable[[], None] | None = None,
+) -> Result:
     """Run one task to its end and write its result file; never raises for the job's own failures.
     ``recorded``: whoever started this process has already named it in the workspace (the slot runner's
-    worker). ``environ``: this process's environment, read once by a runner that runs many jobs."""
+    worker). ``environ``: this process's environment, read once by a runner that runs many jobs. ``on_start``:
+    called once the method has started (and is named in the workspace), never for a job that does not start."""
     workspace = Path(task.workspace)
     workspace.mkdir(parents=True, exist_ok=True)
     params_file = workspace / PARAMS_FILE
@@ -310,6 +317,8 @@ def run_task(task: Task, *, recorded: bool = False, environ: Mapping[str, str] |
                 start_new_session=True, user=run.user, group=run.user, extra_groups=[] if run.user else None,
             )  # fmt: skip
             record_runner(workspace, runner, process_identity(child.pid))
+            if on_start is not None:
+                on_start()
             status, notes, peak = _supervise(child, task, started)
             exit_code = child.returncode
             notes = notes or run.exit_notes(exit_code)
