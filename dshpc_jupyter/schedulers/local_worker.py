@@ -166,7 +166,8 @@ class Worker:
         if not self.ended:
             return
         never = [runner.job_id for runner in self.ended if self._never_started(runner)]
-        self.ledger.requeue(never)
+        if never:
+            self.ledger.requeue(never)
         outcomes = [(r.method, self._outcome(r.job_id, r.workspace)) for r in self.ended if r.job_id not in never]
         self.ledger.apply_updates([update for _, update in outcomes])
         for method, update in outcomes:
