@@ -19,6 +19,7 @@ import dataclasses
 import fcntl
 import json
 import logging
+import math
 import os
 import selectors
 import signal
@@ -39,7 +40,7 @@ from .base import JobLedger, JobUpdate, Task, build_task, ingest_result, keep_at
 from .job_files import CANCEL_FILE, never_started, read_runner_info
 from .local import fifo_path, lock_path
 from .runner import is_alive, kill_orphaned_method, read_result
-from .slot_runner import AHEAD_S, SlotPool, SlotRunner
+from .slot_runner import AHEAD_ENV, SlotPool, SlotRunner, ahead_seconds
 
 log = logging.getLogger("dshpc_jupyter.worker")
 #: Seconds between attempts while another process holds the store locked.
@@ -87,7 +88,7 @@ class Worker:
         #: How long each method's last job ran (seconds, by function hash): tiny ones are handed ahead.
         self.took: dict[str, float] = {}
         self.selector = selectors.DefaultSelector()
-        self.pool = SlotPool(self.selector)
+        self.pool = SlotPool(self.selector, ahead_seconds(os.environ.get(AHEAD_ENV)))
         self.stopping = False
         self._fifo_fds: tuple[int, int] | None = None
         #: A job's task but for its id, workspace and parameters, by what it is built from: a sweep's jobs share
@@ -257,7 +258,7 @@ class Worker:
         unstarted: list[str] = []
         while self.waiting:
             job, task = self.waiting[0]
-            quick = self.took.get(job.function_hash, AHEAD_S) < AHEAD_S
+            quick = self.took.get(job.function_hash, math.inf) < self.pool.tiny
             if not self.pool.takes(runners, quick):
                 break
             try:

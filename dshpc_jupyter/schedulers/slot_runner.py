@@ -52,9 +52,24 @@ STARTED = b">"
 #: A job handed ahead waits behind the ones before it, which is worth it only when the wait for the worker
 #: between two jobs would cost more than the job.
 AHEAD_S = 0.05
+#: Sets ``AHEAD_S`` for the local worker (seconds; 0: never hand ahead).
+AHEAD_ENV = "DSHPC_WORKER_AHEAD_S"
 #: How many tasks such a runner holds at most: the one it runs and those handed ahead, so that it finds its next
 #: one waiting even when the worker is slow to answer (on a busy machine) for the length of a job or two.
 AHEAD_JOBS = 3
+
+
+def ahead_seconds(value: str | None) -> float:
+    """``AHEAD_S``, or the value of ``$DSHPC_WORKER_AHEAD_S``; a clear error naming it when that is no number."""
+    if not value:
+        return AHEAD_S
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not seconds >= 0:
+        raise ValueError(f"{AHEAD_ENV}: {value!r} is not a number of seconds (>= 0)")
+    return seconds
 
 
 class SlotRunner:
@@ -98,13 +113,13 @@ class SlotRunner:
             self.quick.add(task.job_id)
         return True
 
-    def ahead(self) -> int:
-        """How many tasks to hand it now, behind the one it runs (see ``AHEAD_S``)."""
+    def ahead(self, tiny: float = AHEAD_S) -> int:
+        """How many tasks to hand it now, behind the one it runs (``tiny``: ``AHEAD_S``)."""
         started = self.started_at
         quick = all(job_id in self.quick for job_id in self.jobs)
         if not (self.jobs and quick and self.ready and not self.leaving):
             return 0
-        return AHEAD_JOBS - len(self.jobs) if started is None or time.monotonic() - started < AHEAD_S else 0
+        return AHEAD_JOBS - len(self.jobs) if started is None or time.monotonic() - started < tiny else 0
 
     def read(self) -> tuple[list[str], list[str]] | None:
         """The ids of the jobs it reports started, and of those it reports ended, since the last read (call when
@@ -153,15 +168,16 @@ class SlotPool:
     """The worker's slot runners, at most one per slot: each runs one job at a time, and may hold the next
     (``AHEAD_S``); each one's stdout is watched on ``selector`` (its key's data is the runner)."""
 
-    def __init__(self, selector: selectors.BaseSelector) -> None:
+    def __init__(self, selector: selectors.BaseSelector, tiny: float = AHEAD_S) -> None:
         self.selector = selector
+        self.tiny = tiny
         self.all: list[SlotRunner] = []
 
     def free(self, runners: int) -> int:
         """How many tasks it takes now with at most ``runners`` runners: one per idle or new runner, and one
         per runner that takes one ahead."""
         idle = sum(1 for runner in self.all if not runner.jobs)
-        return idle + max(0, runners - len(self.all)) + sum(runner.ahead() for runner in self.all)
+        return idle + max(0, runners - len(self.all)) + sum(runner.ahead(self.tiny) for runner in self.all)
 
     def takes(self, runners: int, quick: bool) -> bool:
         """Whether a runner takes a task now: an idle one, a new one (up to ``runners``), or for a ``quick`` task
@@ -186,8 +202,8 @@ class SlotPool:
         return next((runner for runner in self.all if not runner.jobs and not runner.leaving), None)
 
     def _ahead(self) -> SlotRunner | None:
-        runner = max(self.all, key=SlotRunner.ahead, default=None)
-        return runner if runner is not None and runner.ahead() > 0 else None
+        runner = max(self.all, key=lambda r: r.ahead(self.tiny), default=None)
+        return runner if runner is not None and runner.ahead(self.tiny) > 0 else None
 
     def discard(self, runner: SlotRunner) -> None:
         """It has gone (or must): stop watching it."""
