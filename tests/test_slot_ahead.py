@@ -144,3 +144,16 @@ def test_a_bad_ahead_setting_is_refused_naming_it(value: str) -> None:
 def test_the_ahead_setting_defaults_and_may_turn_it_off() -> None:
     assert ahead_seconds(None) == ahead_seconds("") == 0.05
     assert ahead_seconds("0") == 0.0
+
+
+def test_a_runner_holds_at_most_three_jobs_and_the_rest_wait_in_the_queue(lab: Lab) -> None:
+    held, b1, b2, b3, b4 = lab.submit(["held", "b1", "b2", "b3", "b4"], hold="held")
+    lab.handed_ahead(held, [b1, b2])
+    statuses = {r.job_id: r.status for r in lab.engine.job_statuses([b3, b4])}
+    assert statuses == {b3: st.PENDING, b4: st.PENDING}, "one slot: its runner holds the running job and two more"
+    assert lab.runner_of(b3) is None
+    lab.release(held)
+    records = wait_for_jobs(lab.engine, [held, b1, b2, b3, b4], timeout=60)
+    assert {r.status for r in records} == {st.COMPLETED}
+    assert len({r.scheduler_id for r in records}) == 1, "one slot, one runner"
+    assert sorted(lab.runs()) == ["b1", "b2", "b3", "b4", "held", "warm"]

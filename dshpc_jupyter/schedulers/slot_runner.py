@@ -174,21 +174,20 @@ class SlotPool:
         self.all: list[SlotRunner] = []
 
     def free(self, runners: int) -> int:
-        """How many tasks it takes now with at most ``runners`` runners: one per idle or new runner, and one
-        per runner that takes one ahead."""
-        idle = sum(1 for runner in self.all if not runner.jobs)
-        return idle + max(0, runners - len(self.all)) + sum(runner.ahead(self.tiny) for runner in self.all)
+        """How many tasks it takes now with at most ``runners`` runners running jobs: one per runner that may
+        start one (an idle or a new one), and those runners take ahead."""
+        return max(0, runners - self._busy()) + sum(runner.ahead(self.tiny) for runner in self.all)
 
     def takes(self, runners: int, quick: bool) -> bool:
-        """Whether a runner takes a task now: an idle one, a new one (up to ``runners``), or for a ``quick`` task
-        (of a tiny method) one that takes it ahead."""
-        return self._idle() is not None or len(self.all) < runners or (quick and self._ahead() is not None)
+        """Whether a runner takes a task now: an idle or a new one while fewer than ``runners`` run jobs, or for
+        a ``quick`` task (of a tiny method) one that takes it ahead."""
+        return self._busy() < runners or (quick and self._ahead() is not None)
 
     def start(self, task: Task, runners: int, quick: bool) -> SlotRunner | None:
         """Name a runner in the task's workspace, then send it the task (call when it ``takes`` one); another
         runner if that one has gone. None when none would take it."""
         for _ in range(2):
-            runner = self._idle() or (self._new() if len(self.all) < runners else None)
+            runner = (self._idle() or self._new()) if self._busy() < runners else None
             runner = runner or (self._ahead() if quick else None)
             if runner is None:
                 return None
@@ -197,6 +196,9 @@ class SlotPool:
                 return runner
             self.discard(runner)
         return None
+
+    def _busy(self) -> int:
+        return sum(1 for runner in self.all if runner.jobs)
 
     def _idle(self) -> SlotRunner | None:
         return next((runner for runner in self.all if not runner.jobs and not runner.leaving), None)
