@@ -5,10 +5,12 @@ under a runner (:mod:`dshpc_jupyter.schedulers.runner`, in its own session): one
 slot (:mod:`.slot_runner`) that runs job after job, so a tiny job does not wait for a Python start; the worker
 waits on the runners' answers, adopted runners' pidfds and a wake-up FIFO, ingests the result files of the jobs
 that ended together in one write, and passes cancellations on (a job's cancel file and SIGUSR1 to its slot
-runner; SIGTERM to an adopted runner). On start it recovers what a previous worker left: claimed (``STARTING``) but
-unstarted jobs are queued again, runners still alive are adopted, and jobs whose runner vanished without a
-result are marked ``NF``. Only ``serve`` opens the store; the worker itself records through the ``JobLedger``
-(:mod:`.base`). It exits after ``idle_timeout`` seconds with nothing to do.
+runner; the cancel file and SIGTERM to an adopted runner). Tiny jobs are handed to a runner ahead, to start as
+soon as the job before them ends (docs/design.md section 7.6). On start it recovers what a previous worker
+left: claimed (``STARTING``) but unstarted jobs are queued again, runners still alive are adopted, and jobs
+whose runner vanished without a result after starting them are marked ``NF``. Only ``serve`` opens the
+store; the worker itself records through the ``JobLedger`` (:mod:`.base`). It exits after ``idle_timeout``
+seconds with nothing to do.
 """
 
 from __future__ import annotations
@@ -295,7 +297,8 @@ class Worker:
     def _stop_runner(runner: Runner) -> None:
         """Ask the runner to stop the job: it stops its method's process group and records ``CA``. A slot runner
         is told through the job's cancel file, so a cancel never reaches the job it runs next; an adopted
-        runner runs this job alone, and gets SIGTERM."""
+        runner gets the cancel file too (enough for a job waiting its turn there), and SIGTERM when the job's
+        method is the one it runs."""
         if runner.slot is not None:
             runner.slot.cancel(runner.workspace)
             return

@@ -4,16 +4,18 @@ A runner started per job (``python -m ...runner``) spends some 40 ms of CPU impo
 7 ms copying the pages it touches, before its job starts: more than a quick method takes to run. So the local
 worker starts one of these per slot (``python -m ...slot_runner``, standard library only, like the runner, in
 its own session) and writes it one task at a time as a JSON line on its stdin; the runner runs it with
-:func:`~.runner.run_task` (limits, sandbox, result file: the very same code) and answers with the job's id on a
-line of its stdout once the result file is written. The worker names the runner in the job's ``runner.json``
-before it sends the task, so a worker that dies at any point leaves a workspace that says who runs the job.
+:func:`~.runner.run_task` (limits, sandbox, result file: the very same code) and answers on its stdout with
+``>ID`` once the job's method has started and with the job's id once the result file is written. The worker
+names the runner in the job's ``runner.json`` before it sends the task, so a worker that dies at any point
+leaves a workspace that says who runs the job. Tiny jobs are sent ahead (``AHEAD_S``): the runner then finds its
+next task waiting, and says the end of a job together with the start of the next, in one write.
 
 Cancelling one job is per job, never per process: the worker writes the job's cancel file and sends SIGUSR1,
 and the runner stops the method if that job is still the one it runs (a cancel meant for a job that has just
 ended never touches the next). SIGTERM stops the runner itself: the job in hand is cancelled and it exits.
 
-When its stdin ends (the worker has gone, or stopped), the runner finishes the job in hand and exits, so the
-next worker adopts that job by the runner's identity, exactly as it adopts a runner started per job.
+When its stdin ends (the worker has gone, or stopped), the runner finishes the jobs it was sent and exits, so
+the next worker adopts them by the runner's identity, exactly as it adopts a runner started per job.
 """
 
 from __future__ import annotations
