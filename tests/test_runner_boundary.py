@@ -60,6 +60,7 @@ def test_the_runner_imports_and_runs_with_the_standard_library_only(tmp_path: Pa
         "dshpc_jupyter.domain.errors",
         "dshpc_jupyter.domain.status",
         "dshpc_jupyter.schedulers",
+        "dshpc_jupyter.schedulers.job_files",
         "dshpc_jupyter.schedulers.runner",
         "dshpc_jupyter.schedulers.sandbox",
     ]
@@ -105,7 +106,7 @@ def test_the_slot_runner_runs_task_after_task_with_the_standard_library_only(tmp
         cwd=tmp_path, input="".join(json.dumps(task) + "\n" for task in tasks),
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == ["ready", "j1", "j2"]
+    assert done.stdout.split() == ["ready", ">j1", "j1", ">j2", "j2"]  # each job's start, then its end
     assert json.loads(done.stderr.splitlines()[-1]) == []
     for n in (1, 2):
         result = json.loads((tmp_path / f"w{n}" / "result.json").read_text())

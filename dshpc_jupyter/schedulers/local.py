@@ -9,6 +9,7 @@ through the ``JobLedger`` (claims are ``STARTING``, see :mod:`.base`).
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import signal
@@ -21,7 +22,9 @@ from pathlib import Path
 
 from ..domain.home import Home
 from ..domain.models import JobRecord
+from ..domain.status import STARTING
 from .base import JobLedger, JobUpdate, Refusal, Submission
+from .job_files import CANCEL_FILE
 from .sandbox import worker_environment
 
 SLOTS_ENV = "DSHPC_LOCAL_SLOTS"
@@ -168,6 +171,12 @@ class LocalScheduler:
         return []
 
     def cancel(self, jobs: Sequence[JobRecord]) -> None:
+        """Flag running jobs for the worker to stop. A claimed one (the engine has just ended it ``CA``) may sit
+        in a slot runner, handed ahead: its cancel file stops it from starting there."""
+        for job in jobs:
+            if job.status == STARTING:
+                with contextlib.suppress(FileNotFoundError):  # no workspace yet: no runner has it
+                    (self.home.workspace(job.job_id) / CANCEL_FILE).touch()
         if self.ledger.request_cancel([job.job_id for job in jobs]):
             self.ensure_worker()
 

@@ -5,19 +5,23 @@ under a runner (:mod:`dshpc_jupyter.schedulers.runner`, in its own session): one
 slot (:mod:`.slot_runner`) that runs job after job, so a tiny job does not wait for a Python start; the worker
 waits on the runners' answers, adopted runners' pidfds and a wake-up FIFO, ingests the result files of the jobs
 that ended together in one write, and passes cancellations on (a job's cancel file and SIGUSR1 to its slot
-runner; SIGTERM to an adopted runner). On start it recovers what a previous worker left: claimed (``STARTING``) but
-unstarted jobs are queued again, runners still alive are adopted, and jobs whose runner vanished without a
-result are marked ``NF``. Only ``serve`` opens the store; the worker itself records through the ``JobLedger``
-(:mod:`.base`). It exits after ``idle_timeout`` seconds with nothing to do.
+runner; the cancel file and SIGTERM to an adopted runner). Tiny jobs are handed to a runner ahead, to start as
+soon as the job before them ends (docs/design.md section 7.6). On start it recovers what a previous worker
+left: claimed (``STARTING``) but unstarted jobs are queued again, runners still alive are adopted, and jobs
+whose runner vanished without a result after starting them are marked ``NF``. Only ``serve`` opens the
+store; the worker itself records through the ``JobLedger`` (:mod:`.base`). It exits after ``idle_timeout``
+seconds with nothing to do.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import fcntl
 import json
 import logging
+import math
 import os
 import selectors
 import signal
@@ -32,16 +36,21 @@ from ..domain.errors import DiskFullError, DshpcError, StoreBusyError, disk_full
 from ..domain.home import Home
 from ..domain.jobs import ClaimedJob
 from ..domain.models import MethodSpec
-from ..domain.status import CANCELLED, NODE_FAIL, PENDING
+from ..domain.status import CANCELLED, NODE_FAIL, PENDING, STARTING
 from ..store.sqlite import Store
 from .base import JobLedger, JobUpdate, Task, build_task, ingest_result, keep_attempts, with_resources
+from .job_files import CANCEL_FILE, never_started, read_runner_info
 from .local import fifo_path, lock_path
-from .runner import CANCEL_FILE, is_alive, kill_orphaned_method, read_result, read_runner_info
-from .slot_runner import SlotPool, SlotRunner
+from .runner import is_alive, kill_orphaned_method, read_result
+from .slot_runner import AHEAD_ENV, SlotPool, SlotRunner, ahead_seconds
 
 log = logging.getLogger("dshpc_jupyter.worker")
 #: Seconds between attempts while another process holds the store locked.
 BUSY_RETRY_S = 1.0
+#: Seconds between two looks for cancel requests when nothing woke the worker (a cancel wakes it).
+CANCEL_POLL_S = 1.0
+#: Task templates kept (one per method and input, see ``Worker._templates``).
+TEMPLATES_KEPT = 256
 
 
 @dataclass
@@ -54,6 +63,8 @@ class Runner:
     pidfd: int | None = None
     #: The worker's own slot runner that runs it; None for an adopted runner (watched by its pidfd).
     slot: SlotRunner | None = None
+    #: Its method's function hash (how long a method's jobs take decides whether they are handed ahead).
+    method: str = ""
 
     @property
     def pid(self) -> int:
@@ -72,10 +83,23 @@ class Worker:
         #: Jobs whose runner ended, their results not recorded yet.
         self.ended: list[Runner] = []
         self.cancelling: set[str] = set()
+        #: Jobs whose slot runner said their method started, with its identity: recorded ``R`` next.
+        self.began: list[tuple[str, str]] = []
+        #: Claimed jobs with their tasks that no runner takes yet (``STARTING``), in queue order.
+        self.waiting: list[tuple[ClaimedJob, Task]] = []
+        #: How long each method's last job ran (seconds, by function hash): tiny ones are handed ahead.
+        self.took: dict[str, float] = {}
         self.selector = selectors.DefaultSelector()
-        self.pool = SlotPool(self.selector)
+        self.pool = SlotPool(self.selector, ahead_seconds(os.environ.get(AHEAD_ENV)))
         self.stopping = False
         self._fifo_fds: tuple[int, int] | None = None
+        #: A job's task but for its id, workspace and parameters, by what it is built from: a sweep's jobs share
+        #: one method, and its spec is parsed once, not per job.
+        self._templates: dict[tuple[str, str, str, str | None, str | None], Task] = {}
+        #: Whether to look for cancel requests now: after a wake-up (a cancel comes with one), else every
+        #: ``CANCEL_POLL_S``, not at every turn of the loop.
+        self._woken = True
+        self._next_cancel_look = 0.0
 
     # --- the pipe that wakes us ------------------------------------------------------------------------
 
@@ -131,19 +155,36 @@ class Worker:
             if runner.pidfd is not None:
                 self.selector.unregister(runner.pidfd)
                 os.close(runner.pidfd)
-            if runner.slot is not None and runner.slot in self.pool.all:
-                self.pool.release(runner.slot)
         self.ended += runners
 
     def _record(self) -> None:
-        """Ingest the results of the jobs that ended, in one write; a runner gone without one lost its job
-        (``NF``). They are dropped from ``ended`` only once recorded, so a retry never loses one."""
+        """Record the jobs whose method started (``R``), then ingest the results of the jobs that ended, in one
+        write; a runner gone without one lost its job (``NF``), or never started it (back to the queue). Each is
+        dropped from ``began``/``ended`` only once recorded, so a retry never loses or repeats one."""
+        while self.began:
+            job_id, identity = self.began[0]
+            if not self.ledger.mark_running(job_id, identity, time.time()) and job_id in self.running:
+                self._stop_runner(self.running[job_id])  # cancelled while it was being started
+            self.began.pop(0)
         if not self.ended:
             return
-        self.ledger.apply_updates([self._outcome(runner.job_id, runner.workspace) for runner in self.ended])
+        never = [runner.job_id for runner in self.ended if self._never_started(runner)]
+        if never:
+            self.ledger.requeue(never)
+        outcomes = [(r.method, self._outcome(r.job_id, r.workspace)) for r in self.ended if r.job_id not in never]
+        self.ledger.apply_updates([update for _, update in outcomes])
+        for method, update in outcomes:
+            if update.started_at is not None and update.finished_at is not None:
+                self.took[method] = update.finished_at - update.started_at
         for runner in self.ended:
             self.cancelling.discard(runner.job_id)
         self.ended = []
+
+    def _never_started(self, runner: Runner) -> bool:
+        """A job handed to a runner that has gone before it started its method (it created no ``stdout.txt`` and
+        wrote no result): it runs later, it did not run here. Not so for a job being cancelled: that ends ``CA``."""
+        workspace = runner.workspace
+        return runner.job_id not in self.cancelling and never_started(workspace) and read_result(workspace) is None
 
     def _outcome(self, job_id: str, workspace: Path) -> JobUpdate:
         result = read_result(workspace)
@@ -159,17 +200,27 @@ class Worker:
         return ingest_result(self.home, self.ledger, job_id, workspace, result)
 
     def _start(self) -> None:
-        """Claim pending jobs up to the free slots and start a runner for each."""
+        """Claim pending jobs up to what the slot runners take now, and hand them out in queue order."""
         if self.stopping:
             return
-        claimed = self.ledger.claim_pending("local", self.slots - len(self.running))
-        tasks: list[Task] = []
+        runners = self._runners()
+        self._hand(runners)
+        if self.waiting:
+            return
+        claimed = self.ledger.claim_pending("local", self.pool.free(runners))
         for index, job in enumerate(claimed):
             try:
-                tasks.append(self._task(job))
+                self.waiting.append((job, self._task(job)))
             except OSError as exc:
                 self._give_back(claimed[index:], exc)
-        self._launch(claimed[: len(tasks)], tasks)
+        self._hand(runners)
+        if len(self.waiting) > 1:  # behind one that waits for an idle runner: back in the queue, in their turn
+            later, self.waiting = self.waiting[1:], self.waiting[:1]
+            self.ledger.requeue([job.job_id for job, _ in later])
+
+    def _runners(self) -> int:
+        """How many slot runners may run jobs: a slot each, but for the slots of adopted runners."""
+        return self.slots - len({runner.pid for runner in self.running.values() if runner.slot is None})
 
     def _give_back(self, jobs: list[ClaimedJob], exc: OSError) -> NoReturn:
         """Jobs claimed but not started, for want of disk space: back to the queue, and say why."""
@@ -188,35 +239,54 @@ class Worker:
             workspace.mkdir(parents=True)
         except FileExistsError:
             (workspace / CANCEL_FILE).unlink(missing_ok=True)
-        spec = with_resources(MethodSpec.model_validate_json(job.spec), json.loads(job.resources or "null"))
-        return build_task(
-            self.home, job.job_id, job.file_hash, job.function_hash, spec,
-            json.loads(job.parameters), None if job.file_inputs is None else json.loads(job.file_inputs),
-        )  # fmt: skip
+        key = (job.function_hash, job.file_hash, job.spec, job.resources, job.file_inputs)
+        template = self._templates.get(key)
+        if template is None:
+            if len(self._templates) >= TEMPLATES_KEPT:
+                self._templates.clear()
+            spec = with_resources(MethodSpec.model_validate_json(job.spec), json.loads(job.resources or "null"))
+            template = self._templates[key] = build_task(
+                self.home, "", job.file_hash, job.function_hash, spec, {},
+                None if job.file_inputs is None else json.loads(job.file_inputs),
+            )  # fmt: skip
+        return dataclasses.replace(
+            template, job_id=job.job_id, workspace=str(workspace), parameters=json.loads(job.parameters)
+        )
 
-    def _launch(self, claimed: list[ClaimedJob], tasks: list[Task]) -> None:
-        """Hand each task to a slot runner and record it running; put back in the queue what none took."""
+    def _hand(self, runners: int) -> None:
+        """Hand the waiting tasks, in order, to the slot runners that take them: each stays ``STARTING`` until
+        its runner says its method started. One not known to be tiny goes to an idle runner only, never behind
+        another job; the ones after it wait too (queue order). Put back in the queue what no runner would take."""
         unstarted: list[str] = []
-        started: list[Runner] = []
-        for index, (job, task) in enumerate(zip(claimed, tasks, strict=True)):
+        while self.waiting:
+            job, task = self.waiting[0]
+            quick = self.took.get(job.function_hash, math.inf) < self.pool.tiny
+            if not self.pool.takes(runners, quick):
+                break
             try:
-                slot = self.pool.start(task)
+                slot = self.pool.start(task, runners, quick)
             except OSError as exc:  # no room for runner.json: those started run on, the rest wait
-                self._give_back(claimed[index:], exc)
+                waiting, self.waiting = self.waiting, []
+                self._give_back([job for job, _ in waiting], exc)
+            self.waiting.pop(0)
             if slot is None:
                 unstarted.append(job.job_id)
                 continue
-            runner = Runner(job.job_id, slot.identity, Path(task.workspace), slot=slot)
-            self._watch(runner)
-            started.append(runner)
+            self._watch(Runner(job.job_id, slot.identity, Path(task.workspace), slot=slot, method=job.function_hash))
         if unstarted:
             log.warning("no runner would start jobs %s: back to the queue", unstarted)
             self.ledger.requeue(unstarted)
-        for runner in started:
-            if not self.ledger.mark_running(runner.job_id, runner.identity, time.time()):
-                self._stop_runner(runner)  # cancelled while it was being started
+
+    def _requeue_waiting(self) -> None:
+        """A worker that stops gives back the claimed jobs no runner has taken."""
+        self.ledger.requeue([job.job_id for job, _ in self.waiting])
+        self.waiting = []
 
     def _cancel(self) -> None:
+        now = time.monotonic()
+        if not self._woken and now < self._next_cancel_look:
+            return
+        self._woken, self._next_cancel_look = False, now + CANCEL_POLL_S
         for job_id, _ in self.ledger.cancel_requests("local"):
             runner = self.running.get(job_id)
             if runner is not None:
@@ -227,10 +297,13 @@ class Worker:
     def _stop_runner(runner: Runner) -> None:
         """Ask the runner to stop the job: it stops its method's process group and records ``CA``. A slot runner
         is told through the job's cancel file, so a cancel never reaches the job it runs next; an adopted
-        runner runs this job alone, and gets SIGTERM."""
+        runner gets the cancel file too (enough for a job waiting its turn there), and SIGTERM when the job's
+        method is the one it runs."""
         if runner.slot is not None:
             runner.slot.cancel(runner.workspace)
-        elif is_alive(runner.identity):
+            return
+        (runner.workspace / CANCEL_FILE).touch()  # enough for a job that waits its turn in that runner
+        if is_alive(runner.identity) and is_alive((read_runner_info(runner.workspace) or {}).get("method")):
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(runner.pid, signal.SIGTERM)
 
@@ -252,10 +325,11 @@ class Worker:
                 ended.append(self._outcome(job.job_id, workspace))
             elif is_alive(identity):
                 assert identity is not None
-                log.info("adopting running job %s (runner %s)", job.job_id, identity)
-                self.ledger.mark_running(job.job_id, identity, time.time())
+                log.info("adopting job %s (runner %s)", job.job_id, identity)
+                if not never_started(workspace):  # else it waits its turn in that runner, still STARTING
+                    self.ledger.mark_running(job.job_id, identity, time.time())
                 self._watch(Runner(job.job_id, identity, workspace))
-            elif info is None and read_result(workspace) is None:
+            elif info is None or (job.status == STARTING and never_started(workspace)):
                 requeue.append(job.job_id)
             else:
                 ended.append(self._outcome(job.job_id, workspace))
@@ -281,6 +355,7 @@ class Worker:
             elif time.monotonic() - idle_since > self.idle_timeout:
                 break
             self._retrying(self._wait, idle_since)
+        self._retrying(self._requeue_waiting)
         self._close_fifo()
         self.pool.close()
 
@@ -304,6 +379,7 @@ class Worker:
         for key, _ in self.selector.select(timeout):
             if key.data is None:
                 self._drain_fifo()
+                self._woken = True
             elif isinstance(key.data, SlotRunner):
                 signalled.update(self._answers(key.data))
             else:
@@ -317,12 +393,17 @@ class Worker:
             self._finish(ended)
 
     def _answers(self, slot: SlotRunner) -> list[str]:
-        """The jobs a slot runner reports ended; all of its jobs when it has gone (each then ends by its result
-        file, or as lost)."""
-        ended = slot.read()
-        if ended is not None:
-            return ended
+        """The jobs a slot runner reports ended (those it reports started are recorded ``R`` next); all of its
+        jobs when it has gone or is leaving (each then ends by its result file, as lost, or back in the queue
+        when it never started)."""
+        answers = slot.read()
+        if answers is not None:
+            started, ended = answers
+            self.began += [(job_id, slot.identity) for job_id in started]
+            if not slot.leaving:
+                return ended
         lost = [job_id for job_id, runner in self.running.items() if runner.slot is slot]
+        slot.jobs = []  # a leaving runner runs none of them: it exits
         self.pool.discard(slot)
         return lost
 

@@ -17,34 +17,44 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import hashlib
+import functools
 import json
 import os
 import select
 import shlex
 import shutil
 import signal
+import subprocess
 import sys
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from ..domain.status import CANCELLED, COMPLETED, FAILED, OUT_OF_MEMORY, TIMEOUT
 from . import sandbox
+from .job_files import CANCEL_FILE as CANCEL_FILE
+from .job_files import (
+    INPUTS_DIR,
+    INPUTS_FILE,
+    OUTPUTS_DIR,
+    Streams,
+    collect_outputs,
+    sha256,
+    write_file,
+    write_json_atomic,
+)
+from .job_files import PARAMS_FILE as PARAMS_FILE
+from .job_files import RESULT_FILE as RESULT_FILE
+from .job_files import RUNNER_FILE as RUNNER_FILE
+from .job_files import STDERR_FILE as STDERR_FILE
+from .job_files import STDOUT_FILE as STDOUT_FILE
+from .job_files import STDOUT_OUTPUT as STDOUT_OUTPUT
+from .job_files import output_source as output_source
+from .job_files import read_runner_info as read_runner_info
+from .job_files import record_runner as record_runner
 
-RESULT_FILE = "result.json"
-RUNNER_FILE = "runner.json"
-STDOUT_FILE = "stdout.txt"
-STDERR_FILE = "stderr.txt"
-PARAMS_FILE = "params.json"
-INPUTS_DIR = "inputs"
-INPUTS_FILE = "inputs.json"
-OUTPUTS_DIR = "outputs"
-#: The name under which a stdout over ``OUTPUT_LIMIT`` is listed among the output files, kept whole.
-STDOUT_OUTPUT = "@stdout"
-#: Present in a workspace when the job was cancelled alone, without its packmates (the runner stops just it).
-CANCEL_FILE = "cancel"
 CANCEL_CHECK_S = 0.5
 OUTPUT_LIMIT = 8 << 20
 ERROR_LIMIT = 64 << 10
@@ -118,21 +128,6 @@ def is_alive(identity: str | None) -> bool:
     return pid.isdigit() and bool(started) and process_start_time(int(pid)) == started
 
 
-def read_runner_info(workspace: Path) -> dict[str, str | None] | None:
-    """Who runs (or ran) a job: the runner's and the method's process identities, or None if none started."""
-    try:
-        data: dict[str, str | None] = json.loads((workspace / RUNNER_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data
-
-
-def record_runner(workspace: Path, runner: str | None, method: str | None) -> None:
-    """Name the job's runner (and, once started, its method) in the workspace, atomically: what a later worker
-    reads to adopt the job, or to stop a method whose runner vanished."""
-    _write_json_atomic(workspace / RUNNER_FILE, {"runner": runner, "method": method})
-
-
 def kill_orphaned_method(workspace: Path) -> None:
     """Stop the method's process group of a job whose runner vanished (it would run on unsupervised)."""
     info = read_runner_info(workspace) or {}
@@ -142,7 +137,7 @@ def kill_orphaned_method(workspace: Path) -> None:
 
 
 def write_manifest(path: Path, groups: list[list[Task]]) -> None:
-    _write_json_atomic(path, {"groups": [[asdict(task) for task in group] for group in groups]})
+    write_json_atomic(path, {"groups": [[asdict(task) for task in group] for group in groups]})
 
 
 def read_result(workspace: Path) -> Result | None:
@@ -152,12 +147,6 @@ def read_result(workspace: Path) -> Result | None:
     except (OSError, ValueError):
         return None
     return Result(**data)
-
-
-def _write_json_atomic(path: Path, data: object) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data), encoding="utf-8")
-    tmp.replace(path)
 
 
 class _Stop:
@@ -174,11 +163,6 @@ class _Stop:
     @classmethod
     def look(cls, signum: int, frame: object) -> None:
         cls.look_now = True
-
-
-def output_source(workspace: Path, name: str) -> Path:
-    """Where an output file listed in a result lies in its workspace."""
-    return workspace / STDOUT_FILE if name == STDOUT_OUTPUT else workspace / OUTPUTS_DIR / name
 
 
 def _stored_inputs(task: Task) -> list[Path]:
@@ -203,7 +187,7 @@ def _stage_inputs(task: Task, workspace: Path) -> str:
         else:
             (root / name).mkdir()
             manifest[name] = [_stage_one(Path(v), root / name / str(i)) for i, v in enumerate(value)]
-    _write_json_atomic(workspace / INPUTS_FILE, manifest)
+    write_json_atomic(workspace / INPUTS_FILE, manifest)
     return str(workspace / INPUTS_FILE)
 
 
@@ -216,36 +200,36 @@ def _stage_one(source: Path, target: Path) -> str:
     return str(target)
 
 
-def _collect_outputs(workspace: Path) -> dict[str, str]:
-    """Every regular file under ``outputs/`` (symlinks are not followed) with its SHA-256."""
-    root = workspace / OUTPUTS_DIR
-    found: dict[str, str] = {}
-    for path in sorted(root.rglob("*")) if root.is_dir() else []:
-        rel = path.relative_to(root)
-        linked = any((root / PurePosixPath(*rel.parts[: n + 1])).is_symlink() for n in range(len(rel.parts)))
-        if not linked and path.is_file():
-            found[rel.as_posix()] = _sha256(path)
-    return found
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _argv(task: Task, params_file: Path, input_arg: str) -> list[str]:
     words = shlex.split(task.command)
     if words and words[0] in PYTHON_COMMANDS:
         words[0] = sys.executable
     elif words:
-        resolved = shutil.which(words[0])
+        resolved = _which(words[0], os.environ.get("PATH"))
         if resolved is None:
             raise FileNotFoundError(f"command {words[0]!r} of method {task.method_name!r} not found on PATH")
         words[0] = resolved
     return [*words, task.script, *([input_arg] if input_arg else []), str(params_file)]
+
+
+_FOUND: dict[tuple[str, str | None], str] = {}
+
+
+def _which(command: str, path: str | None) -> str | None:
+    """``shutil.which``, remembered once found: a runner that runs many jobs searches the PATH once per command
+    (a command not found is looked for again: it may be installed since)."""
+    if (command, path) not in _FOUND:
+        resolved = shutil.which(command, path=path)
+        if resolved is None:
+            return None
+        _FOUND[command, path] = resolved
+    return _FOUND[command, path]
+
+
+@functools.cache
+def _own_identity(pid: int) -> str | None:
+    """This process's identity (by pid: a forked child is another process, and looks again)."""
+    return process_identity(pid)
 
 
 def _group_rss(pgid: int) -> int:
@@ -269,24 +253,6 @@ def _kill_group(pgid: int, sig: int) -> None:
         os.killpg(pgid, sig)
 
 
-def _tail(path: Path, limit: int) -> tuple[str, bool]:
-    size = path.stat().st_size if path.exists() else 0
-    if size == 0:
-        return "", False
-    with path.open("rb") as stream:
-        if size > limit:
-            stream.seek(size - limit)
-        return stream.read().decode("utf-8", errors="replace"), size > limit
-
-
-def _head(path: Path, limit: int) -> tuple[str, bool]:
-    if not path.exists():
-        return "", False
-    with path.open("rb") as stream:
-        data = stream.read(limit + 1)
-    return data[:limit].decode("utf-8", errors="replace"), len(data) > limit
-
-
 def install_stop_handlers(*, cancel_files: bool = False) -> None:
     """SIGTERM, SIGINT and SIGHUP ask the runner to stop: the running method is stopped, the rest cancelled.
     ``cancel_files``: SIGUSR1 says a job's cancel file was just written (a runner that serves many jobs)."""
@@ -301,15 +267,21 @@ def stop_requested() -> bool:
     return _Stop.requested
 
 
-def run_task(task: Task, *, recorded: bool = False) -> Result:
+def run_task(
+    task: Task,
+    *,
+    recorded: bool = False,
+    environ: Mapping[str, str] | None = None,
+    on_start: Callable[[], None] | None = None,
+) -> Result:
     """Run one task to its end and write its result file; never raises for the job's own failures.
-    ``recorded``: whoever started this process has already named it in the workspace (the fork server)."""
-    import subprocess
-
+    ``recorded``: whoever started this process has already named it in the workspace (the slot runner's
+    worker). ``environ``: this process's environment, read once by a runner that runs many jobs. ``on_start``:
+    called once the method has started (and is named in the workspace), never for a job that does not start."""
     workspace = Path(task.workspace)
     workspace.mkdir(parents=True, exist_ok=True)
     params_file = workspace / PARAMS_FILE
-    params_file.write_text(json.dumps(task.parameters), encoding="utf-8")
+    write_file(str(params_file), json.dumps(task.parameters).encode())
     (workspace / OUTPUTS_DIR).mkdir(exist_ok=True)
     job_env = {
         "JOB_ID": task.job_id,
@@ -319,12 +291,12 @@ def run_task(task: Task, *, recorded: bool = False) -> Result:
         "METHOD_NAME": task.method_name,
         "PYTHONDONTWRITEBYTECODE": "1",
     }
-    env = sandbox.job_environment(os.environ, job_env, workspace)
-    runner = process_identity(os.getpid())
+    env = sandbox.job_environment(os.environ if environ is None else environ, job_env, workspace)
+    runner = _own_identity(os.getpid())
     if not recorded:
         record_runner(workspace, runner, None)
     started = time.time()
-    status, exit_code, notes, peak = FAILED, None, [], 0
+    status, exit_code, notes, peak, streams = FAILED, None, [], 0, Streams(workspace)
     if _Stop.requested or (workspace / CANCEL_FILE).exists():
         status, notes = CANCELLED, ["cancelled before it started"]
     else:
@@ -339,12 +311,14 @@ def run_task(task: Task, *, recorded: bool = False) -> Result:
                 env["INPUTS_FILE" if task.inputs is not None else "INPUT_FILE"] = input_arg
             argv = _argv(task, params_file, input_arg)
             run = sandbox.confine(argv, env, workspace, stored, Path(task.method_dir))
-            with (workspace / STDOUT_FILE).open("wb") as out, (workspace / STDERR_FILE).open("wb") as err:
-                child = subprocess.Popen(
-                    run.argv, cwd=workspace, env=run.env, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                    start_new_session=True, user=run.user, group=run.user, extra_groups=[] if run.user else None,
-                )  # fmt: skip
+            out, err = streams.create()
+            child = subprocess.Popen(
+                run.argv, cwd=workspace, env=run.env, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                start_new_session=True, user=run.user, group=run.user, extra_groups=[] if run.user else None,
+            )  # fmt: skip
             record_runner(workspace, runner, process_identity(child.pid))
+            if on_start is not None:
+                on_start()
             status, notes, peak = _supervise(child, task, started)
             exit_code = child.returncode
             notes = notes or run.exit_notes(exit_code)
@@ -353,18 +327,17 @@ def run_task(task: Task, *, recorded: bool = False) -> Result:
         except sandbox.ConfinementError as exc:
             status, exit_code, notes = FAILED, None, [str(exc)]
     finished = time.time()
-    output, cut = _head(workspace / STDOUT_FILE, OUTPUT_LIMIT)
-    error, error_cut = _tail(workspace / STDERR_FILE, ERROR_LIMIT)
-    outputs = _collect_outputs(workspace) if status == COMPLETED else {}
+    (output, cut), (error, error_cut) = streams.read(OUTPUT_LIMIT, ERROR_LIMIT)
+    outputs = collect_outputs(workspace) if status == COMPLETED else {}
     if cut:
-        outputs[STDOUT_OUTPUT] = _sha256(workspace / STDOUT_FILE)
+        outputs[STDOUT_OUTPUT] = sha256(workspace / STDOUT_FILE)
         notes.append(f"output shows its first {OUTPUT_LIMIT} bytes; the whole stdout is output file {STDOUT_OUTPUT}")
     if error_cut:
         error = f"[... stderr cut to its last {ERROR_LIMIT} bytes]\n{error}"
     if notes:
         error = "\n".join([*notes, error]) if error else "\n".join(notes)
     result = Result(task.job_id, status, exit_code, started, finished, output, error, peak, notes, outputs)
-    _write_json_atomic(workspace / RESULT_FILE, asdict(result))
+    write_json_atomic(workspace / RESULT_FILE, vars(result))
     return result
 
 
@@ -384,8 +357,6 @@ def _supervise(child: Any, task: Task, started: float) -> tuple[str, list[str], 
 
 def _watch_child(child: Any, pidfd: int | None, task: Task, started: float) -> tuple[tuple[str, str] | None, int]:
     """Wait for the child's end, or stop it at the first reason to (cancel, time, memory): (reason, peak RSS)."""
-    import subprocess
-
     peak = 0
     reason: tuple[str, str] | None = None
     cancel_file = Path(task.workspace) / CANCEL_FILE
@@ -429,8 +400,6 @@ def _pidfd(pid: int) -> int | None:
 def _ended_within(child: Any, pidfd: int | None, timeout: float) -> bool:
     """Wait up to ``timeout`` seconds for the child to end; on its pidfd the wait returns the moment it ends,
     so a method that lasts a millisecond is not left waiting out a polling sleep."""
-    import subprocess
-
     if pidfd is not None:
         if not select.select([pidfd], [], [], timeout)[0]:
             return False

@@ -1,0 +1,131 @@
+"""The files of a job's workspace, as the runner writes them and the workers read them: their names, atomic
+writes, the method's two streams and its listed outputs. Standard library only (the runner's boundary), and cheap
+in system calls: a tiny job writes and reads several of these per run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path, PurePosixPath
+
+RESULT_FILE = "result.json"
+RUNNER_FILE = "runner.json"
+STDOUT_FILE = "stdout.txt"
+STDERR_FILE = "stderr.txt"
+PARAMS_FILE = "params.json"
+INPUTS_DIR = "inputs"
+INPUTS_FILE = "inputs.json"
+OUTPUTS_DIR = "outputs"
+#: The name under which a stdout over ``OUTPUT_LIMIT`` is listed among the output files, kept whole.
+STDOUT_OUTPUT = "@stdout"
+#: Present in a workspace when the job was cancelled alone, without its packmates (the runner stops just it).
+CANCEL_FILE = "cancel"
+
+
+def read_runner_info(workspace: Path) -> dict[str, str | None] | None:
+    """Who runs (or ran) a job: the runner's and the method's process identities, or None if none started."""
+    try:
+        data: dict[str, str | None] = json.loads((workspace / RUNNER_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data
+
+
+def record_runner(workspace: Path, runner: str | None, method: str | None) -> None:
+    """Name the job's runner (and, once started, its method) in the workspace, atomically: what a later worker
+    reads to adopt the job, or to stop a method whose runner vanished."""
+    write_json_atomic(workspace / RUNNER_FILE, {"runner": runner, "method": method})
+
+
+def never_started(workspace: Path) -> bool:
+    """Whether no runner got as far as starting this job's method: a runner creates ``stdout.txt`` just before
+    it starts one, and a new attempt starts without the last one's files."""
+    return not (workspace / STDOUT_FILE).exists()
+
+
+def write_json_atomic(path: Path, data: object) -> None:
+    """Write, then rename over: a reader sees the old file or the new one, never half (no fsync: a job's
+    files need not outlive the machine, only the processes)."""
+    tmp = f"{path.parent}/.{path.name}.{os.getpid()}.tmp"
+    write_file(tmp, json.dumps(data).encode())
+    Path(tmp).replace(path)
+
+
+def write_file(path: str, data: bytes) -> None:
+    """The file's whole content in one write, with the fewest system calls (a tiny job writes several)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+    finally:
+        os.close(fd)
+
+
+def output_source(workspace: Path, name: str) -> Path:
+    """Where an output file listed in a result lies in its workspace."""
+    return workspace / STDOUT_FILE if name == STDOUT_OUTPUT else workspace / OUTPUTS_DIR / name
+
+
+def collect_outputs(workspace: Path) -> dict[str, str]:
+    """Every regular file under ``outputs/`` (symlinks are not followed) with its SHA-256."""
+    root = workspace / OUTPUTS_DIR
+    found: dict[str, str] = {}
+    if not _has_entries(root):  # most jobs write none: no tree walk
+        return found
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(root)
+        linked = any((root / PurePosixPath(*rel.parts[: n + 1])).is_symlink() for n in range(len(rel.parts)))
+        if not linked and path.is_file():
+            found[rel.as_posix()] = sha256(path)
+    return found
+
+
+def _has_entries(directory: Path) -> bool:
+    try:
+        with os.scandir(directory) as entries:
+            return next(entries, None) is not None
+    except OSError:
+        return False
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class Streams:
+    """The method's ``stdout.txt`` and ``stderr.txt``: created for it, then read back through the same open
+    files (no second open); a job that never started has neither, and shows empty ones."""
+
+    def __init__(self, workspace: Path) -> None:
+        self.paths = (f"{workspace}/{STDOUT_FILE}", f"{workspace}/{STDERR_FILE}")
+        self.fds: list[int] = []
+
+    def create(self) -> tuple[int, int]:
+        for path in self.paths:
+            self.fds.append(os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666))
+        return self.fds[0], self.fds[1]
+
+    def read(self, head: int, tail: int) -> tuple[tuple[str, bool], tuple[str, bool]]:
+        """The first ``head`` bytes of stdout and the last ``tail`` of stderr, each with whether it was cut."""
+        if len(self.fds) < 2:
+            self.close()
+            return ("", False), ("", False)
+        try:
+            out = os.pread(self.fds[0], head + 1, 0)
+            size = os.fstat(self.fds[1]).st_size
+            err = os.pread(self.fds[1], min(size, tail), max(0, size - tail)) if size else b""
+        finally:
+            self.close()
+        return (out[:head].decode(errors="replace"), len(out) > head), (err.decode(errors="replace"), size > tail)
+
+    def close(self) -> None:
+        for fd in self.fds:
+            os.close(fd)
+        self.fds = []
