@@ -28,11 +28,12 @@ def ok(answer: httpx.Response) -> Any:
 def test_a_step_released_later_counts_against_its_owners_running_quota(tmp_path: Any) -> None:
     with team_server(tmp_path / "home", slots=4, quotas={"alice": Quotas(max_running=2)}) as server:
         hello = server.hashes["hello.txt"]
+        # The first step runs long enough that her batch below is in (one running, one held) before it ends.
         steps = {
-            "first": {"method_name": WORDS, "file_hash": server.hashes["poem.txt"]},
+            "first": {"method_name": WORKLOAD, "file_hash": hello, "parameters": {"seconds": 3}},
             "second": {"method_name": WORDS, "file_hash": {"$ref": "first"}},
         }
-        slow = [{"file_hash": hello, "method_name": WORKLOAD, "parameters": {"seconds": 4 + i / 10}} for i in range(2)]
+        slow = [{"file_hash": hello, "method_name": WORKLOAD, "parameters": {"seconds": 5 + i / 10}} for i in range(2)]
         with server.client("alice") as alice, server.client("root") as root:
             pipeline_id = ok(alice.post("/pipelines", json={"steps": steps}))["pipeline_id"]
             batch = ok(alice.post("/simulate-jobs", json={"jobs": slow}))  # her 2 in progress until they end
