@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,11 +15,13 @@ import pytest
 from support import write_method
 from test_backends_shared import BACKENDS, open_connection
 
-from dshpc_jupyter.domain.models import MethodInfo
+from dshpc_jupyter.domain.models import JobRecord, MethodInfo, MultiJobResult, MultiJobSimulationResponse
 from dshpc_jupyter.front.batch import Batch
 from dshpc_jupyter.front.batch_columns import FIELDS
+from dshpc_jupyter.front.batch_frames import outputs_frame
 from dshpc_jupyter.front.batch_parameters import ParameterColumns
 from dshpc_jupyter.front.batch_row import Row
+from dshpc_jupyter.front.batch_state import BatchState
 from dshpc_jupyter.front.batch_views import ParameterDefaults
 from dshpc_jupyter.front.connection import Connection
 
@@ -162,3 +165,23 @@ def test_parameter_columns_are_made_again_only_when_answers_or_defaults_change(c
     none_known = ParameterDefaults()
     none_known.learn([m for m in conn.list_methods(latest_only=False) if m.name != "Shapes"] or list[MethodInfo]())
     assert memo.of(snapshot, none_known)["kind"].values == [None, "text"], "without the defaults, the given ones"
+
+
+def test_a_completed_job_without_output_adds_no_output_columns() -> None:
+    """Its output column holds a missing value, not text: parsed from the plain column (once, the frame's
+    missing value was handed to the JSON parser, a TypeError)."""
+    configs = [{"method_name": "M", "file_hash": "h", "parameters": {"n": n}} for n in range(3)]
+    state = BatchState(configs)
+    results = [
+        MultiJobResult(job_id=f"j{n}", new_status="PD", message="Job submitted", outcome="new") for n in range(3)
+    ]
+    state.record(state.take_queued(), MultiJobSimulationResponse(results=results))
+    now = datetime.now(UTC)
+    state.apply(
+        JobRecord(job_id=f"j{n}", file_hash="h", method_name="M", function_hash="f", parameters={"n": n}, status="CD",
+                  output=output, created_at=now, started_at=now, finished_at=now, scheduler="local")
+        for n, output in enumerate([None, '{"a": 1}', ""])
+    )  # fmt: skip
+    outputs = outputs_frame(state.columns(), ParameterColumns().of(state.columns(), ParameterDefaults()), {})
+    assert list(outputs.columns) == ["method_name", "file_hash", "n", "output_files", "a"]
+    assert outputs["a"].isna().tolist() == [True, False, True] and outputs["a"][1] == 1
