@@ -35,7 +35,7 @@ from .sweep import did_you_mean
 if TYPE_CHECKING:
     import pandas as pd
 
-#: A view built from the batch's columns, its parameter defaults and the service's file names.
+#: A view built from the batch's columns, its parameter columns and the service's file names.
 FrameBuilder = Callable[[ColumnsSnapshot, Mapping[str, ParameterColumn], Mapping[str, "str | None"]], "pd.DataFrame"]
 
 #: What fetching the parameter defaults may fail with and the Batch records (anything else is a bug and raises).
