@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..domain.batch_names import check_batch_name
+from ..domain.bulk import no_gc_pauses
 from ..domain.errors import DshpcError, InvalidInputError
 from ..domain.models import BatchStatistics, ForgetResponse, LiveCounts
 from ..domain.retries import SubmitOptions
@@ -350,9 +351,10 @@ class Batch:
                 "the given values only (batch.refresh() asks again)",
                 stacklevel=3,
             )
-        snapshot = self.state.columns()
-        names = {f.file_hash: f.filename for f in self.connection.list_files()} if snapshot.input_names else {}
-        return build(snapshot, self._parameters.of(snapshot, self.defaults), names)
+        names = {f.file_hash: f.filename for f in self.connection.list_files()} if self.state.has_inputs else {}
+        with no_gc_pauses():  # the snapshot, the parameter columns and the frame: no cycles (domain/bulk.py)
+            snapshot = self.state.columns()
+            return build(snapshot, self._parameters.of(snapshot, self.defaults), names)
 
 
 def batches(limit: int = 20, *, connection: Connection | None = None) -> pd.DataFrame:

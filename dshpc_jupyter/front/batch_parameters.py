@@ -54,7 +54,7 @@ def parameter_columns(snapshot: ColumnsSnapshot, defaults: ParameterDefaults) ->
     pairs: list[tuple[Mapping[str, Any], Mapping[str, Any]]] = []
     for config, function_hash in zip(snapshot.configs, snapshot.columns.function_hash, strict=True):
         given = config.get("parameters") or {}
-        if not isinstance(given, Mapping):
+        if not isinstance(given, dict) and not isinstance(given, Mapping):  # the cheap check first: dicts
             pairs.append(({}, {}))
             continue
         pairs.append((given, known_of.get(function_hash or "", {})))
