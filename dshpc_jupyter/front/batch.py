@@ -12,24 +12,32 @@ from __future__ import annotations
 
 import time
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..domain.batch_names import check_batch_name
+from ..domain.bulk import no_gc_pauses
 from ..domain.errors import DshpcError, InvalidInputError
 from ..domain.models import BatchStatistics, ForgetResponse, LiveCounts
 from ..domain.retries import SubmitOptions
-from .batch_files import add_input_columns, download_outputs, files_frame, input_names
+from .batch_columns import ColumnsSnapshot
+from .batch_files import download_outputs, files_frame
+from .batch_frames import outputs_frame, rows_frame
 from .batch_lookup import load_detail
-from .batch_state import BatchState, Row
-from .batch_views import BatchStats, ParameterDefaults, batch_stats, batches_frame, outputs_frame, rows_frame
+from .batch_parameters import ParameterColumn, ParameterColumns
+from .batch_row import Row
+from .batch_state import BatchState
+from .batch_views import BatchStats, ParameterDefaults, batch_stats, batches_frame
 from .connection import Connection, current
 from .poller import DEFAULT_POLL, Poller
 from .sweep import did_you_mean
 
 if TYPE_CHECKING:
     import pandas as pd
+
+#: A view built from the batch's columns, its parameter columns and the service's file names.
+FrameBuilder = Callable[[ColumnsSnapshot, Mapping[str, ParameterColumn], Mapping[str, "str | None"]], "pd.DataFrame"]
 
 #: What fetching the parameter defaults may fail with and the Batch records (anything else is a bug and raises).
 SERVICE_ERRORS = (DshpcError, OSError)
@@ -58,6 +66,8 @@ class Batch:
         self.submitted_at = submitted_at if submitted_at is not None else time.time()
         #: The methods' parameter defaults, for the per-parameter columns of :attr:`df` (fetched once).
         self.defaults = ParameterDefaults()
+        #: The per-parameter columns made from them, until a sending is answered or the defaults change.
+        self._parameters = ParameterColumns()
         #: file_hash -> file name on the service, for displays (fetched with the defaults).
         self.file_names: dict[str, str] = {}
         #: The notebook variable the batch is bound to (``--out``), which a display names for ``.df``.
@@ -190,7 +200,7 @@ class Batch:
     def df(self) -> pd.DataFrame:
         """One row per config in request order: the seed's result fields, the job's current state and timings,
         and one column per parameter (defaults filled in from the method's spec, as fetched at submission)."""
-        return self._frame()
+        return self._frame(rows_frame)
 
     def files(self) -> pd.DataFrame:
         """The output files of every job: one row per file (``row`` of :attr:`df`, ``job_id``, ``path``, ``hash``,
@@ -210,7 +220,7 @@ class Batch:
         """The JSON outputs as columns (``pandas.json_normalize``) beside each config's method, file and parameters,
         one row per config (same index as :attr:`df`); an output column named like one of those gets ``output.``
         in front. Outputs that are not JSON objects land in ``value`` (other JSON) or ``text`` (not JSON)."""
-        return outputs_frame(self._frame())
+        return self._frame(outputs_frame)
 
     def logs(self, row: int, *, stream: str = "stdout", follow: bool = False) -> str:
         """The ``stream`` (``stdout`` or ``stderr``) of the job of config ``row``, whole even after it ended; with
@@ -239,7 +249,7 @@ class Batch:
         from start to end); draws on ``ax`` or a new figure and returns the Axes."""
         from .batch_plots import plot
 
-        return plot(self._frame(), kind, parameter=parameter, ax=ax)
+        return plot(self._frame(rows_frame), kind, parameter=parameter, ax=ax)
 
     # --- following the jobs ------------------------------------------------------------------------------
 
@@ -332,18 +342,19 @@ class Batch:
         hints = ((message, did_you_mean(message[len(prefix) : -len(suffix)], names)) for message in messages)
         return [f"{message}{hint}" for message, hint in hints if hint]
 
-    def _frame(self) -> pd.DataFrame:
+    def _frame(self, build: FrameBuilder) -> pd.DataFrame:
+        """A view of the batch's columns (``rows_frame``, ``outputs_frame``), with the file names its input
+        columns show (asked of the service only when some config names inputs)."""
         if self.defaults.error is not None:
             warnings.warn(
                 f"parameter defaults: could not be fetched ({self.defaults.error}); the per-parameter columns hold "
                 "the given values only (batch.refresh() asks again)",
                 stacklevel=3,
             )
-        rows = self.rows()
-        frame = rows_frame(rows, self.defaults)
-        names = {f.file_hash: f.filename for f in self.connection.list_files()} if input_names(rows) else {}
-        add_input_columns(frame, rows, names)
-        return frame
+        names = {f.file_hash: f.filename for f in self.connection.list_files()} if self.state.has_inputs else {}
+        with no_gc_pauses():  # the snapshot, the parameter columns and the frame: no cycles (domain/bulk.py)
+            snapshot = self.state.columns()
+            return build(snapshot, self._parameters.of(snapshot, self.defaults), names)
 
 
 def batches(limit: int = 20, *, connection: Connection | None = None) -> pd.DataFrame:

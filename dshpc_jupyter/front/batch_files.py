@@ -8,7 +8,7 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from ..domain.errors import InvalidInputError
-from .batch_state import Row
+from .batch_row import Row
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -16,16 +16,18 @@ if TYPE_CHECKING:
     from .connection import Connection
 
 
-def input_names(rows: Sequence[Row]) -> list[str]:
-    """Every input name the rows' configs give, in the order first met."""
-    given = (r.config.get("file_inputs") for r in rows)  # mostly None: the ABC check only for those that have some
+def input_names(configs: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Every input name the configs give, in the order first met."""
+    given = (c.get("file_inputs") for c in configs)  # mostly None: the ABC check only for those that have some
     names = (n for inputs in given if inputs and isinstance(inputs, Mapping) for n in inputs)
     return list(dict.fromkeys(names))
 
 
-def add_input_columns(frame: pd.DataFrame, rows: Sequence[Row], file_names: Mapping[str, str | None]) -> None:
-    """``input.NAME`` columns: each input's file name (its hash when the service has no name), a list for an
-    array input; and ``output_files``, each job's ``{path: hash}``."""
+def input_columns(
+    configs: Sequence[Mapping[str, Any]], names: Sequence[str], file_names: Mapping[str, str | None]
+) -> dict[str, Any]:
+    """``input.NAME`` columns (one per name of :func:`input_names`): each input's file name (its hash when the
+    service has no name), a list for an array input."""
 
     def shown(value: Any) -> Any:
         if isinstance(value, list):
@@ -34,10 +36,10 @@ def add_input_columns(frame: pd.DataFrame, rows: Sequence[Row], file_names: Mapp
 
     import pandas as pd
 
-    for name in input_names(rows):
-        column = [shown((r.config.get("file_inputs") or {}).get(name)) for r in rows]
-        frame[f"input.{name}"] = pd.Series(column, dtype=object)
-    frame["output_files"] = pd.Series([dict(r.job.output_files) if r.job else {} for r in rows], dtype=object)
+    return {
+        f"input.{name}": pd.Series([shown((c.get("file_inputs") or {}).get(name)) for c in configs], dtype=object)
+        for name in names
+    }
 
 
 def files_frame(rows: Sequence[Row], sizes: Mapping[str, int]) -> pd.DataFrame:

@@ -2,71 +2,24 @@
 the seed's statistics summed over every sending, the configs still held back, and a version that grows at every
 change (a display re-renders when it moves).
 
-No I/O here: the poller (:mod:`.poller`) brings the answers, the views (:mod:`.batch_views`) read snapshots.
+No I/O here: the poller (:mod:`.poller`) brings the answers, the views (:mod:`.batch_views`, :mod:`.batch_frames`)
+read snapshots: rows, or the same values as columns (:mod:`.batch_columns`), kept current as answers arrive.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, Final
 
 from ..domain import status as st
+from ..domain.bulk import no_gc_pauses
 from ..domain.models import BatchDetail, BatchStatistics, JobRecord, MultiJobResult, MultiJobSimulationResponse
+from .batch_columns import Columns, ColumnsSnapshot, RowValues, row_values
+from .batch_files import input_names
+from .batch_row import Row, row_state
 
 SEED_STATISTICS: Final = tuple(BatchStatistics.model_fields)
-QUEUED_MESSAGE: Final = "Queued (held back by --concurrency)"
-
-
-@dataclass(frozen=True, slots=True)
-class Row:
-    """One config of the batch and where it is now."""
-
-    index: int
-    config: Mapping[str, Any]
-    result: MultiJobResult | None
-    job: JobRecord | None
-    state: st.RowState
-
-    @property
-    def status(self) -> str | None:
-        if self.job is not None:
-            return self.job.status
-        return self.result.new_status if self.result is not None else None
-
-    @property
-    def output(self) -> str | None:
-        if self.job is not None and self.job.output is not None:
-            return self.job.output
-        return self.result.output if self.result is not None else None
-
-    @property
-    def message(self) -> str:
-        return self.result.message if self.result is not None else QUEUED_MESSAGE
-
-    @property
-    def error(self) -> str | None:
-        """Why it failed: the job's error text, or the service's message for a config that got no job."""
-        if self.job is not None and self.job.error:
-            return self.job.error
-        if self.state == "error":
-            return self.message
-        return None
-
-    @property
-    def duration(self) -> float | None:
-        """Run time in seconds (start to end), once the job has ended."""
-        if self.job is None or self.job.started_at is None or self.job.finished_at is None:
-            return None
-        return (self.job.finished_at - self.job.started_at).total_seconds()
-
-
-def _row_state(result: MultiJobResult | None, job: JobRecord | None, dry_run: bool) -> st.RowState:
-    if result is None:
-        return st.row_state(None, None, False)
-    code = job.status if job is not None else result.new_status
-    return st.row_state(result.outcome, code, result.job_id is not None, dry_run)
 
 
 class BatchState:
@@ -81,6 +34,12 @@ class BatchState:
         self._jobs: dict[str, JobRecord] = {}
         #: Every job id a result names: what a poll by change keeps of the store's changes.
         self._job_ids: set[str] = set()
+        #: Each row's values, ready to be columns; the rows of each job (configs that name the same job share it);
+        #: a version of the answers alone (the parameter columns are kept while it stays); the configs' inputs.
+        self._values = RowValues(self.configs)
+        self._rows_of: dict[str, list[int]] = {}
+        self._results_version = 0
+        self._input_names: list[str] | None = None
         self._statistics = BatchStatistics()
         self._queue = list(range(len(self.configs)))
         self._lock = threading.Lock()
@@ -113,10 +72,30 @@ class BatchState:
         with self._lock:
             results, jobs = list(self._results), dict(self._jobs)
         return [
-            Row(i, self.configs[i], result, job, _row_state(result, job, self.dry_run))
+            Row(i, self.configs[i], result, job, row_state(result, job, self.dry_run))
             for i, result in enumerate(results)
             for job in [jobs.get(result.job_id) if result is not None and result.job_id else None]
         ]
+
+    def columns(self) -> ColumnsSnapshot:
+        """The same snapshot as :meth:`rows`, as columns: the rows' values copied under the lock (one list) and
+        transposed outside it (a few tens of milliseconds for 100,000 rows)."""
+        with self._lock:
+            values, version, results_version = list(self._values.values), self._version, self._results_version
+        columns = Columns.of(self._values, values)  # outside the lock: the poller need not wait for it
+        return ColumnsSnapshot(self.configs, columns, version, results_version, self.input_names)
+
+    @property
+    def input_names(self) -> list[str]:
+        """Every input name the configs give (``file_inputs``), in the order first met."""
+        with self._lock:
+            if self._input_names is None:  # the configs never change: looked through once
+                self._input_names = input_names(self.configs)
+            return self._input_names
+
+    @property
+    def has_inputs(self) -> bool:
+        return bool(self.input_names)
 
     def function_hashes(self) -> set[str]:
         """The methods (by function hash) the service resolved the sent configs to."""
@@ -168,18 +147,20 @@ class BatchState:
             dropped, self._queue = self._queue, []
             for index in dropped:
                 config = self.configs[index]
-                self._results[index] = MultiJobResult(
+                self._results[index] = result = MultiJobResult(
                     message="Cancelled before it was sent", file_hash=config.get("file_hash"),
                     method_name=config.get("method_name"), parameters=config.get("parameters"), outcome=st.REFUSED,
                 )  # fmt: skip
+                self._took_result(index, result)
             if dropped:
                 self._bump()
 
     def record(self, indexes: Sequence[int], response: MultiJobSimulationResponse) -> None:
         """Take the service's answer for the configs at ``indexes`` (one sending)."""
-        with self._changed:
+        with self._changed, no_gc_pauses():  # a tuple of values per row (domain/bulk.py)
             for index, result in zip(indexes, response.results, strict=True):
                 self._results[index] = result
+                self._took_result(index, result)
             self._job_ids.update(r.job_id for r in response.results if r.job_id)
             totals = {name: getattr(self._statistics, name) + getattr(response, name) for name in SEED_STATISTICS}
             self._statistics = BatchStatistics(**totals)
@@ -189,9 +170,11 @@ class BatchState:
 
     def restore(self, detail: BatchDetail) -> None:
         """Take a batch recorded on the service (every config already sent)."""
-        with self._changed:
+        with self._changed, no_gc_pauses():
             self._queue = []
             self._results = list(detail.results)
+            for index, result in enumerate(detail.results):
+                self._took_result(index, result)
             self._job_ids.update(r.job_id for r in detail.results if r.job_id)
             self._statistics = detail.statistics
             self.batch_ids.append(detail.batch_id)
@@ -200,13 +183,15 @@ class BatchState:
 
     def apply(self, records: Iterable[JobRecord]) -> None:
         """Take new job records; a record never goes back from an ended state (answers can cross)."""
-        with self._changed:
-            changed = False
+        with self._changed, no_gc_pauses():
+            changed, values, results, dry_run = False, self._values.values, self._results, self.dry_run
             for record in records:
                 known = self._jobs.get(record.job_id)
                 if known is not None and (st.is_final(known.status) or known == record):
                     continue
                 self._jobs[record.job_id] = record
+                for index in self._rows_of.get(record.job_id, ()):  # a row's values, as its job changes
+                    values[index] = row_values(results[index], record, dry_run)
                 changed = True
             if changed:
                 self._bump()
@@ -248,6 +233,15 @@ class BatchState:
             if r is not None and r.job_id
             and not st.is_final(self._jobs[r.job_id].status if r.job_id in self._jobs else r.new_status)
         )  # fmt: skip
+
+    def _took_result(self, index: int, result: MultiJobResult) -> None:
+        """Row ``index`` got ``result`` (in ``_results`` already): its values, and its job's rows."""
+        self._results_version += 1
+        job = None
+        if result.job_id:
+            self._rows_of.setdefault(result.job_id, []).append(index)
+            job = self._jobs.get(result.job_id)
+        self._values.values[index] = row_values(result, job, self.dry_run)
 
     def _bump(self) -> None:
         self._version += 1

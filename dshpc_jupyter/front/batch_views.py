@@ -1,21 +1,18 @@
-"""Pandas and summary views of a Batch, computed from snapshots of its rows: no I/O here (the parameter defaults
-are fetched by the Batch and handed in as :class:`ParameterDefaults`)."""
+"""Summary views of a Batch (its statistics, the service's batches as a table) and the parameter defaults its
+frames fill in (:mod:`.batch_frames`): computed from snapshots of its rows, no I/O here (the defaults are
+fetched by the Batch and handed in as :class:`ParameterDefaults`)."""
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-import orjson
-
 from ..domain import status as st
-from ..domain.bulk import no_gc_pauses
 from ..domain.models import BatchStatistics, BatchSummary, LiveCounts, MethodInfo
-from .batch_state import SEED_STATISTICS, Row
+from .batch_row import Row
+from .batch_state import SEED_STATISTICS
 from .sweep import did_you_mean
 
 if TYPE_CHECKING:
@@ -195,106 +192,6 @@ class ParameterDefaults:
         return {**known, **given}
 
 
-def rows_frame(rows: Sequence[Row], defaults: ParameterDefaults) -> pd.DataFrame:
-    """One row per config in request order: the seed's result fields, the job's current state and timings,
-    and one column per parameter (defaults filled in from the method's spec).
-
-    Built column by column from plain lists (categories made once per column, durations from the two time
-    columns), with the garbage collector paused: 100,000 rows in well under a second (bench/views.py)."""
-    import pandas as pd
-
-    with no_gc_pauses():
-        # The models' field dicts: a dict lookup per cell instead of an attribute lookup through the model's class
-        results = [{} if r.result is None else r.result.__dict__ for r in rows]
-        jobs = [{} if r.job is None else r.job.__dict__ for r in rows]
-        configs = [r.config for r in rows]
-
-        def of_results(name: str) -> list[Any]:
-            return [r.get(name) for r in results]
-
-        def of_jobs(name: str) -> list[Any]:
-            return [j.get(name) for j in jobs]
-
-        outcomes = of_results("outcome")
-        started, finished = _times(of_jobs("started_at")), _times(of_jobs("finished_at"))
-        columns: dict[str, Any] = {
-            "job_id": of_results("job_id"),
-            "method_name": pd.Categorical([c.get("method_name") for c in configs]),
-            "file_hash": pd.Categorical([c.get("file_hash") for c in configs]),
-            "function_hash": pd.Categorical(of_results("function_hash")),
-            "parameters": [c.get("parameters", {}) for c in configs],
-            "new_status": pd.Categorical(of_results("new_status")),
-            "old_status": pd.Categorical(of_results("old_status")),
-            "message": pd.Categorical([r.message for r in rows]),
-            "output": [r.output for r in rows],
-            "outcome": pd.Categorical(outcomes, categories=st.OUTCOMES),
-            "status": pd.Categorical([r.status for r in rows]),
-            "state": pd.Categorical([r.state for r in rows], categories=st.ROW_STATES),
-            "cached": [outcome == st.CACHED for outcome in outcomes],
-            "error": [r.error for r in rows],
-            "exit_code": pd.array(of_jobs("exit_code"), dtype="Int64"),
-            "attempt": pd.array(of_jobs("attempt"), dtype="Int64"),
-            "submitted_at": _times(of_jobs("created_at")),
-            "started_at": started,
-            "finished_at": finished,
-            "queue_position": pd.array(of_jobs("queue_position"), dtype="Int64"),
-            "duration": pd.array((finished - started).dt.total_seconds(), dtype="Float64"),
-        }
-        frame = pd.DataFrame(columns)
-        for name, values in _parameter_columns(rows, defaults).items():
-            column = name if name not in frame.columns else f"param_{name}"
-            frame[column] = pd.Series(values, dtype="category" if _all_strings(values) else None)
-    return frame
-
-
-def _parameter_columns(rows: Sequence[Row], defaults: ParameterDefaults) -> dict[str, list[Any]]:
-    """Each parameter's values, a column per name in the order first met: those given, over the method's
-    defaults (what :meth:`ParameterDefaults.of` gives one row), without building a merged dict per row."""
-    known_of = defaults.by_function or {}
-    pairs: list[tuple[Mapping[str, Any], Mapping[str, Any]]] = []
-    for row in rows:
-        given = row.config.get("parameters") or {}
-        if not isinstance(given, Mapping):
-            pairs.append(({}, {}))
-            continue
-        function_hash = row.result.function_hash if row.result is not None else None
-        pairs.append((given, known_of.get(function_hash or "", {})))
-    names: dict[str, None] = {}
-    last: Mapping[str, Any] | None = None
-    for given, known in pairs:
-        if known is not last:  # consecutive rows mostly share a method's defaults: its names are added once
-            names.update(dict.fromkeys(known))
-            last = known
-        if not given.keys() <= known.keys():  # a name the defaults lack (invalid, or defaults unknown)
-            names.update(dict.fromkeys(given))
-    return {name: [g[name] if name in g else k.get(name) for g, k in pairs] for name in names}
-
-
-def outputs_frame(frame: pd.DataFrame) -> pd.DataFrame:
-    """The JSON outputs of a :func:`rows_frame` as columns beside each config's method, file and parameters,
-    same index; an output column named like one of those gets ``output.`` in front. Outputs that are not JSON
-    objects land in ``value`` (other JSON) or ``text`` (not JSON). Nested objects are flattened
-    (``pandas.json_normalize``: ``a.b``); flat ones, the usual case, go straight to a frame, several times
-    faster."""
-    import pandas as pd
-
-    keep = ["method_name", "file_hash", *frame.columns[list(frame.columns).index("duration") + 1 :]]
-    with no_gc_pauses():
-        parsed = [
-            _parse_output(out) if state == "completed" else {}
-            for out, state in zip(frame["output"], frame["state"], strict=True)
-        ]
-        if not any(parsed):
-            outputs = pd.DataFrame(index=range(len(parsed)))
-        elif any(isinstance(value, dict) for output in parsed for value in output.values()):
-            outputs = pd.json_normalize(parsed)
-        else:
-            outputs = pd.DataFrame(parsed)
-    outputs.index = frame.index
-    outputs.columns = [f"output.{c}" if c in keep else str(c) for c in outputs.columns]
-    return pd.concat([frame[keep], outputs], axis=1)
-
-
 def batches_frame(summaries: Sequence[BatchSummary], live: Sequence[LiveCounts | None] = ()) -> pd.DataFrame:
     """The service's batches as a table: id, name, creation time, the seed's six statistics (as at submission) and,
     where ``live`` gives them, where the batch's configs are now (``pending`` ... ``errors``; ``state``:
@@ -316,27 +213,3 @@ def batches_frame(summaries: Sequence[BatchSummary], live: Sequence[LiveCounts |
     if any(s.owner is not None for s in summaries):
         frame.insert(2, "owner", [s.owner for s in summaries])
     return frame
-
-
-def _times(values: Sequence[datetime | None]) -> Any:
-    import pandas as pd
-
-    return pd.to_datetime(pd.Series(list(values), dtype=object), utc=True)
-
-
-def _all_strings(values: Sequence[Any]) -> bool:
-    present = [v for v in values if v is not None]
-    return bool(present) and all(isinstance(v, str) for v in present)
-
-
-def _parse_output(text: str | None) -> dict[str, Any]:
-    if not text:
-        return {}
-    try:
-        value = orjson.loads(text)
-    except orjson.JSONDecodeError:
-        try:  # what orjson refuses and the standard parser reads (integers past 64 bits, NaN)
-            value = json.loads(text)
-        except ValueError:
-            return {"text": text.strip()}
-    return value if isinstance(value, dict) else {"value": value}
