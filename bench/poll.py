@@ -73,6 +73,11 @@ best_of = timing.best_of
 def prepare(root: Path, jobs: int, files: int) -> tuple[Engine, list[str]]:
     """An engine on a home holding ``jobs`` pending jobs; their ids."""
     engine: Engine = bench_http.open_engine(root)
+    return engine, submit_sweep(engine, jobs, files)
+
+
+def submit_sweep(engine: Engine, jobs: int, files: int) -> list[str]:
+    """Register the example method, upload ``files`` inputs and submit ``jobs`` configs over them; the job ids."""
     engine.register_method(methods_dir() / "example_python")
     hashes = [engine.upload_file(f"input {i}\n".encode()).file_hash for i in range(files)]
     configs = [
@@ -80,8 +85,7 @@ def prepare(root: Path, jobs: int, files: int) -> tuple[Engine, list[str]]:
         for v in range(jobs // files)
         for h in hashes
     ]
-    response = engine.simulate_jobs(configs)
-    return engine, [r.job_id for r in response.results if r.job_id]
+    return [r.job_id for r in engine.simulate_jobs(configs).results if r.job_id]
 
 
 async def timed(call: Callable[[], Awaitable[object]]) -> float:
@@ -152,14 +156,7 @@ def slurm_case(root: Path, jobs: int, changed: int, files: int, repeat: int) -> 
     """The Slurm-shaped case (module docstring): one engine with the real Slurm scheduler over a fake squeue."""
     home = Home.open(root)
     seeding = Engine(home, Store(home.db_path), SlurmStandIn())
-    seeding.register_method(methods_dir() / "example_python")
-    hashes = [seeding.upload_file(f"input {i}\n".encode()).file_hash for i in range(files)]
-    configs = [
-        {"file_hash": h, "method_name": METHOD, "parameters": {"prefix": f"p{v}"}}
-        for v in range(jobs // files)
-        for h in hashes
-    ]
-    ids = [r.job_id for r in seeding.simulate_jobs(configs).results if r.job_id]
+    ids = submit_sweep(seeding, jobs, files)
     tasks = {job_id: f"{1000 + i // 1000}_{i % 1000}" for i, job_id in enumerate(ids)}
     seeding.store.set_scheduler_ids(tasks.items())
     seeding.close()
