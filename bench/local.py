@@ -10,7 +10,8 @@ the worker already running (one warm-up job of each method first). Printed per c
 the bare pool, the CPU per job of everything involved (the engine's process, the worker, its runners and the
 methods; descendants are reaped by this process, a subreaper, so their CPU is counted) minus the bare pool's,
 and the median dispatch delay (from a slot's previous job ending to the next one starting, as the runner
-records them; for the pool, between two ``subprocess.run`` calls of one thread).
+records them; for the pool, between two ``subprocess.run`` calls of one thread), and the CPU per job of the
+worker process alone (from ``/proc``: what the load moves least).
 
 Run: ``python bench/local.py [--jobs 1000] [--slots 2]`` (``DSHPC_SANDBOX=none`` to run without bubblewrap).
 """
@@ -35,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dshpc_jupyter.domain.home import Home
-from dshpc_jupyter.schedulers.local import stop_worker
+from dshpc_jupyter.schedulers.local import stop_worker, worker_pid
 from dshpc_jupyter.schedulers.sandbox import bubblewrap, confine
 from dshpc_jupyter.service.engine import Engine
 from dshpc_jupyter.service.factory import open_engine
@@ -49,17 +50,28 @@ METHODS = {
 
 @dataclass
 class Run:
-    """One timed run: wall seconds, CPU seconds of everything involved, dispatch delays in seconds."""
+    """One timed run: wall seconds, CPU seconds of everything involved, dispatch delays in seconds, and the CPU
+    seconds of the worker process alone (None for the bare pool)."""
 
     wall: float
     cpu: float
     delays: list[float]
+    worker: float | None = None
 
 
 def cpu_now() -> float:
     """CPU seconds of this process and of every descendant reaped so far."""
     own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def process_cpu(pid: int | None) -> float:
+    """CPU seconds of one live process so far (its own, not its children's), from ``/proc``; 0 if it has gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text(encoding="ascii").rpartition(")")[2].split()
+    except (OSError, ValueError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def reap_orphans(timeout: float = 30.0) -> None:
@@ -114,7 +126,8 @@ def ours(engine: Engine, name: str, file_hash: str, jobs: int, slots: int, offse
     configs = [{"file_hash": file_hash, "method_name": name, "parameters": {"i": offset + i}} for i in range(jobs)]
     conn = sqlite3.connect(f"file:{engine.home.db_path}?mode=ro", uri=True, isolation_level=None)
     before = ended_count(conn, name)
-    cpu, start, wall = cpu_now(), time.time(), time.perf_counter()
+    pid = worker_pid(engine.home)
+    cpu, worker, start, wall = cpu_now(), process_cpu(pid), time.time(), time.perf_counter()
     ids = [r.job_id or "" for r in engine.simulate_jobs(configs).results]
     deadline = time.monotonic() + 600
     while ended_count(conn, name) < before + jobs:
@@ -122,6 +135,7 @@ def ours(engine: Engine, name: str, file_hash: str, jobs: int, slots: int, offse
             raise SystemExit("jobs still running after 600 s")
         time.sleep(0.01)
     wall = time.perf_counter() - wall
+    worker = process_cpu(pid) - worker
     conn.close()
     stop_worker(engine.home)
     reap_orphans()
@@ -131,7 +145,7 @@ def ours(engine: Engine, name: str, file_hash: str, jobs: int, slots: int, offse
     if failed:
         raise SystemExit(f"{len(failed)} jobs did not complete: {failed[0].status} {failed[0].error}")
     spans = [(r.started_at.timestamp(), r.finished_at.timestamp()) for r in records if r.started_at and r.finished_at]
-    return Run(wall, cpu, dispatch_delays(spans, slots, start))
+    return Run(wall, cpu, dispatch_delays(spans, slots, start), worker)
 
 
 def warm_up(engine: Engine, name: str, file_hash: str) -> None:
@@ -173,9 +187,10 @@ def row(label: str, run: Run, jobs: int, bare: Run, bare_cpu: float) -> str:
     ratio = bare.wall / run.wall
     overhead = (run.cpu - bare_cpu) / jobs * 1000
     delay = statistics.median(run.delays) * 1000
+    worker = "" if run.worker is None else f"  worker cpu/job {run.worker / jobs * 1000:5.2f} ms"
     return (
         f"{label:<14} {run.wall:7.2f} s {rate:7.0f} jobs/s {ratio:6.2f}x"
-        f"  cpu/job {overhead:+7.2f} ms  median dispatch delay {delay:6.2f} ms"
+        f"  cpu/job {overhead:+7.2f} ms  median dispatch delay {delay:6.2f} ms{worker}"
     )
 
 

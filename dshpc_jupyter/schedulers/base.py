@@ -157,6 +157,14 @@ class JobLedger(Protocol):
         """Apply state changes to jobs still in progress; how many changed."""
         ...
 
+    def record_turn(
+        self, scheduler: str, started: Sequence[tuple[str, str, float]], requeued: Sequence[str],
+        updates: Sequence[JobUpdate], limit: int,
+    ) -> tuple[list[str], list[ClaimedJob]]:  # fmt: skip
+        """A local worker's turn in one write: ``mark_running`` of (job_id, runner, started_at), ``requeue``,
+        ``apply_updates``, then ``claim_pending``; (the started ids cancelled meanwhile, the claims)."""
+        ...
+
     def add_file(self, info: FileInfo) -> bool:
         """Record a stored file (an output a job wrote); False when the hash was already recorded."""
         ...

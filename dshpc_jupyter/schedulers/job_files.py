@@ -39,6 +39,14 @@ def record_runner(workspace: Path, runner: str | None, method: str | None) -> No
     write_json_atomic(workspace / RUNNER_FILE, {"runner": runner, "method": method})
 
 
+def name_runner(workspace: str | Path, runner: str) -> None:
+    """The worker's naming of the slot runner it is about to send a job to: one plain write, without the
+    rename of ``record_runner`` (a rename is most of that one's cost). Only a later worker reads it, once
+    this one has gone; and this one sends the task only after the write, so a file it left empty or half
+    written (it died meanwhile) reads as no runner and the job is queued again, which is then right."""
+    write_file(f"{workspace}/{RUNNER_FILE}", json.dumps({"runner": runner, "method": None}).encode())
+
+
 def never_started(workspace: Path) -> bool:
     """Whether no runner got as far as starting this job's method: a runner creates ``stdout.txt`` just before
     it starts one, and a new attempt starts without the last one's files."""

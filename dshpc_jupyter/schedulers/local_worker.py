@@ -148,37 +148,14 @@ class Worker:
         self.running[runner.job_id] = runner
 
     def _finish(self, runners: list[Runner]) -> None:
-        """Free the slots of jobs that ended; their results are recorded once the slots have new work
-        (:meth:`_record`), so a slot runner does not wait for that write."""
+        """Free the slots of jobs that ended; their results are recorded by the next turn (:meth:`_turn`), in
+        the one write that claims the slots' next jobs."""
         for runner in runners:
             del self.running[runner.job_id]
             if runner.pidfd is not None:
                 self.selector.unregister(runner.pidfd)
                 os.close(runner.pidfd)
         self.ended += runners
-
-    def _record(self) -> None:
-        """Record the jobs whose method started (``R``), then ingest the results of the jobs that ended, in one
-        write; a runner gone without one lost its job (``NF``), or never started it (back to the queue). Each is
-        dropped from ``began``/``ended`` only once recorded, so a retry never loses or repeats one."""
-        while self.began:
-            job_id, identity = self.began[0]
-            if not self.ledger.mark_running(job_id, identity, time.time()) and job_id in self.running:
-                self._stop_runner(self.running[job_id])  # cancelled while it was being started
-            self.began.pop(0)
-        if not self.ended:
-            return
-        never = [runner.job_id for runner in self.ended if self._never_started(runner)]
-        if never:
-            self.ledger.requeue(never)
-        outcomes = [(r.method, self._outcome(r.job_id, r.workspace)) for r in self.ended if r.job_id not in never]
-        self.ledger.apply_updates([update for _, update in outcomes])
-        for method, update in outcomes:
-            if update.started_at is not None and update.finished_at is not None:
-                self.took[method] = update.finished_at - update.started_at
-        for runner in self.ended:
-            self.cancelling.discard(runner.job_id)
-        self.ended = []
 
     def _never_started(self, runner: Runner) -> bool:
         """A job handed to a runner that has gone before it started its method (it created no ``stdout.txt`` and
@@ -199,15 +176,31 @@ class Worker:
             )  # fmt: skip
         return ingest_result(self.home, self.ledger, job_id, workspace, result)
 
-    def _start(self) -> None:
-        """Claim pending jobs up to what the slot runners take now, and hand them out in queue order."""
-        if self.stopping:
-            return
+    def _turn(self) -> None:
+        """Hand out the waiting tasks, then record in one store write the jobs whose method started (``R``),
+        the results of the jobs that ended (a runner gone without one lost its job, ``NF``, or never started
+        it: back to the queue) and claim as many jobs as the slot runners take now, handed out in queue order.
+        ``began``/``ended`` are emptied only once written, so a retry never loses or repeats one."""
         runners = self._runners()
-        self._hand(runners)
-        if self.waiting:
-            return
-        claimed = self.ledger.claim_pending("local", self.pool.free(runners))
+        if not self.stopping:
+            self._hand(runners)
+        limit = 0 if self.stopping or self.waiting else self.pool.free(runners)
+        never = [runner.job_id for runner in self.ended if self._never_started(runner)]
+        outcomes = [(r.method, self._outcome(r.job_id, r.workspace)) for r in self.ended if r.job_id not in never]
+        now = time.time()
+        refused, claimed = self.ledger.record_turn(
+            "local", [(job_id, identity, now) for job_id, identity in self.began], never,
+            [update for _, update in outcomes], limit,
+        )  # fmt: skip
+        for job_id in refused:  # cancelled while it was being started
+            if job_id in self.running:
+                self._stop_runner(self.running[job_id])
+        for method, update in outcomes:
+            if update.started_at is not None and update.finished_at is not None:
+                self.took[method] = update.finished_at - update.started_at
+        for runner in self.ended:
+            self.cancelling.discard(runner.job_id)
+        self.began, self.ended = [], []
         for index, job in enumerate(claimed):
             try:
                 self.waiting.append((job, self._task(job)))
@@ -346,8 +339,7 @@ class Worker:
         idle_since = time.monotonic()
         while True:
             self._retrying(self._cancel)
-            self._retrying(self._start)
-            self._retrying(self._record)
+            self._retrying(self._turn)
             if self.stopping:
                 break
             if self.running:

@@ -34,12 +34,12 @@ from pathlib import Path
 from typing import Any
 
 from . import sandbox
+from .job_files import name_runner
 from .runner import (
     CANCEL_FILE,
     Task,
     install_stop_handlers,
     process_identity,
-    record_runner,
     run_task,
     stop_requested,
 )
@@ -193,7 +193,7 @@ class SlotPool:
             runner = runner or (self._ahead() if quick else None)
             if runner is None:
                 return None
-            record_runner(Path(task.workspace), runner.identity, None)
+            name_runner(task.workspace, runner.identity)
             if runner.send(task, quick):
                 return runner
             self.discard(runner)

@@ -27,10 +27,9 @@ from ..domain.bulk import no_gc_pauses
 from ..domain.errors import StoreDamagedError
 from ..domain.jobs import ActiveJob, ClaimedJob, JobUpdate
 from ..domain.models import BatchStatistics, BatchSummary, FileInfo, JobRecord, MethodInfo, MethodSpec, MultiJobResult
-from . import payloads, queue
+from . import payloads, queue, turn
 from .forget import Forgotten, forget_jobs
 from .maintenance import RECOVERY, file_problem, store_error
-from .retries import requeue_retries
 from .rows import (
     BATCH_COLUMNS,
     JOB_COLUMNS,
@@ -44,6 +43,7 @@ from .rows import (
 )
 from .schema import ACTIVE_SET, NOT_STARTED_SET, SCHEMA_VERSION, migrate
 from .transaction import LATEST_JOBS_SQL, LatestJob, NewJob, Transaction
+from .turn import method_specs
 
 __all__ = [
     "LATEST_JOBS_SQL",
@@ -54,6 +54,7 @@ __all__ = [
     "NewJob",
     "Store",
     "Transaction",
+    "method_specs",
 ]
 
 BUSY_TIMEOUT_S = 30.0
@@ -299,17 +300,22 @@ class Store:
         if limit <= 0:
             return []
         with self._transaction("IMMEDIATE") as conn:
-            rows = conn.execute(
-                "UPDATE jobs SET status = ? WHERE seq IN (SELECT seq FROM jobs"
-                f" WHERE scheduler = ? AND {queue.PENDING} AND (not_before IS NULL OR not_before <= ?)"
-                f" ORDER BY {queue.QUEUE_ORDER} LIMIT ?)"
-                " RETURNING -priority, queue_rank, seq, job_id, file_hash, method_name, function_hash, parameters,"
-                " file_inputs, resources, attempt",
-                (st.STARTING, scheduler, time.time(), limit),
-            ).fetchall()
-            specs = method_specs(conn, {row[6] for row in rows})
-        rows.sort()
-        return [ClaimedJob(r[3], r[4], r[5], r[6], r[7], specs[r[6]], r[8], r[9], r[10]) for r in rows]
+            return turn.claim(conn, scheduler, limit)
+
+    def record_turn(
+        self, scheduler: str, started: Sequence[tuple[str, str, float]], requeued: Sequence[str],
+        updates: Sequence[JobUpdate], limit: int,
+    ) -> tuple[list[str], list[ClaimedJob]]:  # fmt: skip
+        """A worker's turn in one transaction: the (job_id, runner, started_at) of jobs whose method started to
+        ``R``, the unstarted claims back to the queue, the results applied, then up to ``limit`` new claims.
+        Returns the started ids that left ``PD``/``STARTING`` meanwhile (cancelled) and the claims."""
+        if not (started or requeued or updates or limit > 0):
+            return [], []
+        with self._transaction("IMMEDIATE") as conn:
+            refused = [job_id for job_id, runner, at in started if not turn.start(conn, job_id, runner, at)]
+            turn.requeue(conn, requeued)
+            turn.apply(conn, updates)
+            return refused, turn.claim(conn, scheduler, limit)
 
     def queue_positions(self, scheduler: str, job_ids: Sequence[str]) -> dict[str, int]:
         """Where each of these pending jobs is in its scheduler's queue (1 = next to start)."""
@@ -317,20 +323,11 @@ class Store:
 
     def requeue(self, job_ids: Sequence[str]) -> None:
         """Claimed jobs whose runner never started go back to the queue."""
-        self._conn().execute(
-            "UPDATE jobs SET status = ?, scheduler_id = NULL"
-            " WHERE job_id IN (SELECT value FROM json_each(?)) AND status = ?",
-            (st.PENDING, json.dumps(list(job_ids)), st.STARTING),
-        )
+        turn.requeue(self._conn(), job_ids)
 
     def mark_running(self, job_id: str, scheduler_id: str, started_at: float) -> bool:
         """``PD``/``STARTING`` to ``R``; False when the job left those states meanwhile (it was cancelled)."""
-        cursor = self._conn().execute(
-            "UPDATE jobs SET status = ?, scheduler_id = ?, started_at = ?"
-            f" WHERE job_id = ? AND status IN {NOT_STARTED_SET}",
-            (st.RUNNING, scheduler_id, started_at, job_id),
-        )
-        return cursor.rowcount == 1
+        return turn.start(self._conn(), job_id, scheduler_id, started_at)
 
     def set_scheduler_ids(self, pairs: Iterable[tuple[str, str]]) -> None:
         """Record the scheduler's id of submitted jobs (e.g. ``1234_7`` for a Slurm array task)."""
@@ -357,21 +354,7 @@ class Store:
         if not updates:
             return 0
         with self._transaction("IMMEDIATE") as conn:
-            final = requeue_retries(conn, updates)  # the failures their policy retries go back to PD
-            retried = len(updates) - len(final)
-            cursor = conn.executemany(
-                "UPDATE jobs SET status = ?, exit_code = coalesce(?, exit_code), output = coalesce(?, output),"
-                " error = coalesce(?, error), started_at = coalesce(?, started_at),"
-                " finished_at = coalesce(?, finished_at), scheduler_id = coalesce(?, scheduler_id),"
-                " output_files = coalesce(?, output_files)"
-                f" WHERE job_id = ? AND status IN {ACTIVE_SET}",
-                (
-                    (u.status, u.exit_code, u.output, u.error, u.started_at, u.finished_at, u.scheduler_id,
-                     None if u.output_files is None else json.dumps(u.output_files), u.job_id)
-                    for u in final
-                ),
-            )  # fmt: skip
-            return cursor.rowcount + retried
+            return turn.apply(conn, updates)
 
     def forget(self, job_ids: Sequence[str]) -> Forgotten:
         """Delete ended jobs and the records of output files nothing else needs (:mod:`.forget`)."""
@@ -450,13 +433,3 @@ class Store:
         if not rows:
             return None
         return batch_summary(rows[0]), unpack_results(payloads.assemble(rows))
-
-
-def method_specs(conn: sqlite3.Connection, function_hashes: Iterable[str]) -> dict[str, str]:
-    """The stored spec (JSON) of each of these methods, in one query: what claimed jobs are started with."""
-    return dict(
-        conn.execute(
-            "SELECT function_hash, spec FROM methods WHERE function_hash IN (SELECT value FROM json_each(?))",
-            (json.dumps(sorted(set(function_hashes))),),
-        )
-    )
