@@ -21,6 +21,7 @@ from dshpc_jupyter.domain.errors import InvalidInputError
 from dshpc_jupyter.front.batch import Batch
 from dshpc_jupyter.front.connection import Connection
 from dshpc_jupyter.jupyter.display import state_label
+from dshpc_jupyter.schedulers.slot_runner import AHEAD_ENV
 from dshpc_jupyter.service.engine import Engine
 from dshpc_jupyter.service.factory import open_engine
 from dshpc_jupyter.store import queue as store_queue
@@ -31,8 +32,13 @@ ECHO = "import json, sys\nprint(json.dumps(json.load(open(sys.argv[1]))))\n"
 
 
 @pytest.fixture
-def one_slot(home: Path, tmp_path: Path) -> Iterator[Engine]:
-    """An engine whose local worker runs one job at a time, with a holding method and a quick one."""
+def one_slot(home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Engine]:
+    """An engine whose local worker runs one job at a time, with a holding method and a quick one.
+
+    Its worker hands no job ahead (``DSHPC_WORKER_AHEAD_S=0``): these tests pin the queue's order, and a slot
+    runner may hold up to three tiny jobs claimed before a later batch arrived (docs/design.md section 7.6,
+    tests/test_slot_ahead.py), which would shift the turns they count by as many."""
+    monkeypatch.setenv(AHEAD_ENV, "0")
     engine = open_engine(home, slots=1)
     engine.register_method(
         write_method(tmp_path / "m", "Hold", HOLD, parameters=[{"name": "seconds", "type": "number"}])

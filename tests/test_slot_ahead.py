@@ -141,9 +141,9 @@ def test_a_bad_ahead_setting_is_refused_naming_it(value: str) -> None:
         ahead_seconds(value)
 
 
-def test_the_ahead_setting_defaults_and_may_turn_it_off() -> None:
-    assert ahead_seconds(None) == ahead_seconds("") == 0.05
-    assert ahead_seconds("0") == 0.0
+def test_hand_ahead_is_off_unless_the_setting_turns_it_on() -> None:
+    assert ahead_seconds(None) == ahead_seconds("") == 0.0, "off by default (docs/design.md section 7.6)"
+    assert ahead_seconds("0.05") == 0.05 and ahead_seconds("0") == 0.0
 
 
 def test_a_runner_holds_at_most_three_jobs_and_the_rest_wait_in_the_queue(lab: Lab) -> None:

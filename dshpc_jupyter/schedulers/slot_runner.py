@@ -52,8 +52,10 @@ STARTED = b">"
 #: A runner is handed tasks before it asks only while its jobs are tiny: only jobs whose method's last run took
 #: less than this (seconds), and only while its current one has not started yet or started less than this ago.
 #: A job handed ahead waits behind the ones before it, which is worth it only when the wait for the worker
-#: between two jobs would cost more than the job.
-AHEAD_S = 0.05
+#: between two jobs would cost more than the job. Off by default (0): a method's last job says nothing sure of
+#: its next one (a parameter can make one job of a quick method long), and the jobs handed behind a job that
+#: turns out long wait for it even when another slot is free. A sweep of uniformly tiny jobs turns it on.
+AHEAD_S = 0.0
 #: Sets ``AHEAD_S`` for the local worker (seconds; 0: never hand ahead).
 AHEAD_ENV = "DSHPC_WORKER_AHEAD_S"
 #: How many tasks such a runner holds at most: the one it runs and those handed ahead, so that it finds its next
