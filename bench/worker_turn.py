@@ -3,8 +3,8 @@
 A worker's turn for one slot whose job ended as the next one started records the start (``R``), the result,
 and claims the next job. Timed per job on a real SQLite file of 1,000 pending jobs, CPU clock: the three
 writes it made before (``mark_running``, ``apply_updates``, ``claim_pending``: three transactions) against
-``record_turn`` (one); and ``runner.json`` written with a rename (``record_runner``) against one plain write
-(``name_runner``). The two ways of each are run alternately, best of five.
+``record_turn`` (one); and ``runner.json`` written with a rename (``write_json_atomic``, as before) against one plain
+write (``name_runner``). The two ways of each are run alternately, best of five.
 
 Run: ``python bench/worker_turn.py [--jobs 1000]``.
 """
@@ -22,7 +22,7 @@ from timing import best_of
 
 from dshpc_jupyter.domain import status as st
 from dshpc_jupyter.domain.models import MethodSpec
-from dshpc_jupyter.schedulers.job_files import name_runner, record_runner
+from dshpc_jupyter.schedulers.job_files import RUNNER_FILE, name_runner, write_json_atomic
 from dshpc_jupyter.store.sqlite import JobUpdate, NewJob, Store
 
 Turn = Callable[[Store, str, str], None]
@@ -60,7 +60,7 @@ def store_case(root: Path, jobs: int, turn: Turn) -> Callable[[], object]:
 
 def renamed(spaces: list[Path]) -> None:
     for space in spaces:
-        record_runner(space, "9:1", None)
+        write_json_atomic(space / RUNNER_FILE, {"runner": "9:1", "method": None})
 
 
 def plain(spaces: list[Path]) -> None:

@@ -147,6 +147,7 @@ def test_failure_code_from_its_real_condition_then_resubmission(
     if code == "CA":
         assert engine.cancel([job_id]).cancelled == [job_id]
     elif code == "NF":
+        wait_until(lambda: engine.job_statuses([job_id])[0].status == "R", 20, "the job to be recorded running")
         [running] = engine.job_statuses([job_id])
         runner_pid = int((running.scheduler_id or "").split(":")[0])
         os.kill(runner_pid, signal.SIGKILL)

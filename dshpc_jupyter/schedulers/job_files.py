@@ -25,26 +25,39 @@ CANCEL_FILE = "cancel"
 
 
 def read_runner_info(workspace: Path) -> dict[str, str | None] | None:
-    """Who runs (or ran) a job: the runner's and the method's process identities, or None if none started."""
+    """Who runs (or ran) a job: the runner's and the method's process identities, or None if none was named.
+    The file is JSON lines, each adding to the ones before (``name_runner``, then ``record_method``); a last line
+    cut short (its writer died in the write, or is still in it) is not read."""
     try:
-        data: dict[str, str | None] = json.loads((workspace / RUNNER_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        text = (workspace / RUNNER_FILE).read_text(encoding="utf-8")
+    except OSError:
         return None
-    return data
+    info: dict[str, str | None] = {}
+    for line in text.splitlines():
+        try:
+            info.update(json.loads(line))
+        except ValueError:
+            break
+    return {"runner": info.get("runner"), "method": info.get("method")} if "runner" in info else None
 
 
-def record_runner(workspace: Path, runner: str | None, method: str | None) -> None:
-    """Name the job's runner (and, once started, its method) in the workspace, atomically: what a later worker
-    reads to adopt the job, or to stop a method whose runner vanished."""
-    write_json_atomic(workspace / RUNNER_FILE, {"runner": runner, "method": method})
+def name_runner(workspace: str | Path, runner: str | None) -> None:
+    """Name a job's runner in its workspace, before anything runs there: one plain write (no rename: a rename
+    over an earlier file frees an inode per job, which costs every later file creation on some file systems,
+    see docs/design.md 7.6). The slot runner's worker names it before it sends the task, a runner started per
+    job names itself; a file left empty or half written (its writer died in the write, before sending or
+    starting anything) reads as no runner, and the job is queued again, which is then right."""
+    write_file(f"{workspace}/{RUNNER_FILE}", json.dumps({"runner": runner, "method": None}).encode() + b"\n")
 
 
-def name_runner(workspace: str | Path, runner: str) -> None:
-    """The worker's naming of the slot runner it is about to send a job to: one plain write, without the
-    rename of ``record_runner`` (a rename is most of that one's cost). Only a later worker reads it, once
-    this one has gone; and this one sends the task only after the write, so a file it left empty or half
-    written (it died meanwhile) reads as no runner and the job is queued again, which is then right."""
-    write_file(f"{workspace}/{RUNNER_FILE}", json.dumps({"runner": runner, "method": None}).encode())
+def record_method(workspace: str | Path, method: str | None) -> None:
+    """Add the method's process identity once the runner has started it: what a later worker needs to stop a
+    method whose runner vanished. Appended as a line (never rewritten): a reader sees the name alone, or both."""
+    fd = os.open(f"{workspace}/{RUNNER_FILE}", os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o666)
+    try:
+        os.write(fd, json.dumps({"method": method}).encode() + b"\n")
+    finally:
+        os.close(fd)
 
 
 def never_started(workspace: Path) -> bool:
@@ -58,7 +71,7 @@ def write_json_atomic(path: Path, data: object) -> None:
     files need not outlive the machine, only the processes)."""
     tmp = f"{path.parent}/.{path.name}.{os.getpid()}.tmp"
     write_file(tmp, json.dumps(data).encode())
-    Path(tmp).replace(path)
+    os.replace(tmp, path)  # noqa: PTH105 (a text path: no Path made per file)
 
 
 def write_file(path: str, data: bytes) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 import dataclasses
 import fcntl
 import json
@@ -51,6 +52,10 @@ BUSY_RETRY_S = 1.0
 CANCEL_POLL_S = 1.0
 #: Task templates kept (one per method and input, see ``Worker._templates``).
 TEMPLATES_KEPT = 256
+#: Jobs of a method whose last job ran under this (seconds) are tiny: while such jobs end, the worker keeps one
+#: job claimed ahead per slot, its task ready, and hands it to the first slot runner that frees, before its store
+#: write; a tiny job's slot then waits for the worker's pipe, not for its store (docs/design.md section 7.6).
+READY_S = 0.05
 
 
 @dataclass
@@ -100,6 +105,9 @@ class Worker:
         #: ``CANCEL_POLL_S``, not at every turn of the loop.
         self._woken = True
         self._next_cancel_look = 0.0
+        #: Set by a wake-up (jobs were queued or cancelled): the jobs kept ready go back to the queue before the
+        #: next claim, so that a job queued since with a higher priority is not started after them.
+        self._queue_changed = False
 
     # --- the pipe that wakes us ------------------------------------------------------------------------
 
@@ -184,20 +192,25 @@ class Worker:
         runners = self._runners()
         if not self.stopping:
             self._hand(runners)
-        limit = 0 if self.stopping or self.waiting else self.pool.free(runners)
         never = [runner.job_id for runner in self.ended if self._never_started(runner)]
         outcomes = [(r.method, self._outcome(r.job_id, r.workspace)) for r in self.ended if r.job_id not in never]
-        now = time.time()
+        tiny = bool(outcomes) and all(_ran(update) < READY_S for _, update in outcomes)
+        limit = self._claim_limit(runners, tiny)
+        now, began = time.time(), dict(self.began)
+        # A job said started and ended since the last turn (a tiny one) is recorded by its result alone.
+        updates = [
+            dataclasses.replace(update, scheduler_id=began.pop(update.job_id)) if update.job_id in began else update
+            for _, update in outcomes
+        ]
         refused, claimed = self.ledger.record_turn(
-            "local", [(job_id, identity, now) for job_id, identity in self.began], never,
-            [update for _, update in outcomes], limit,
-        )  # fmt: skip
+            "local", [(job_id, identity, now) for job_id, identity in began.items()], never, updates, limit
+        )
         for job_id in refused:  # cancelled while it was being started
             if job_id in self.running:
                 self._stop_runner(self.running[job_id])
         for method, update in outcomes:
             if update.started_at is not None and update.finished_at is not None:
-                self.took[method] = update.finished_at - update.started_at
+                self.took[method] = _ran(update)
         for runner in self.ended:
             self.cancelling.discard(runner.job_id)
         self.began, self.ended = [], []
@@ -207,9 +220,36 @@ class Worker:
             except OSError as exc:
                 self._give_back(claimed[index:], exc)
         self._hand(runners)
-        if len(self.waiting) > 1:  # behind one that waits for an idle runner: back in the queue, in their turn
-            later, self.waiting = self.waiting[1:], self.waiting[:1]
+        kept = self._kept(runners)
+        if len(self.waiting) > kept:  # behind those kept waiting: back in the queue, in their turn
+            later, self.waiting = self.waiting[kept:], self.waiting[:kept]
             self.ledger.requeue([job.job_id for job, _ in later])
+
+    def _claim_limit(self, runners: int, tiny: bool) -> int:
+        """How many jobs to claim now: as many as the slot runners take, and while ``tiny`` jobs end, enough more
+        to keep one ready per slot. None while a job not known to be tiny waits for an idle runner, nor after a
+        wake-up before the jobs kept ready are back in the queue (then claimed again, in queue order)."""
+        if self.stopping:
+            return 0
+        if self._queue_changed and self.waiting:
+            self.ledger.requeue([job.job_id for job, _ in self.waiting])
+            self.waiting = []
+        self._queue_changed = False
+        if self._kept(runners) < len(self.waiting) or (self.waiting and not self._ready(self.waiting[0][0])):
+            return 0
+        return (0 if self.waiting else self.pool.free(runners)) + (max(0, runners - len(self.waiting)) if tiny else 0)
+
+    def _kept(self, runners: int) -> int:
+        """How many of the waiting jobs stay claimed: the first (it waits for an idle runner), and those of tiny
+        methods, up to one per slot."""
+        kept = min(1, len(self.waiting))
+        while kept < min(runners, len(self.waiting)) and self._ready(self.waiting[kept][0]):
+            kept += 1
+        return kept
+
+    def _ready(self, job: ClaimedJob) -> bool:
+        """Whether a claimed job's method is tiny (``READY_S``): one such is kept ready per slot."""
+        return self.took.get(job.function_hash, math.inf) < READY_S
 
     def _runners(self) -> int:
         """How many slot runners may run jobs: a slot each, but for the slots of adopted runners."""
@@ -229,6 +269,8 @@ class Worker:
         workspace = self.home.workspace(job.job_id)
         keep_attempts(workspace, job.attempt)
         try:
+            os.mkdir(workspace)  # noqa: PTH102 (one system call; Path.mkdir makes two when it exists)
+        except FileNotFoundError:  # the first job of its shard
             workspace.mkdir(parents=True)
         except FileExistsError:
             (workspace / CANCEL_FILE).unlink(missing_ok=True)
@@ -242,9 +284,9 @@ class Worker:
                 self.home, "", job.file_hash, job.function_hash, spec, {},
                 None if job.file_inputs is None else json.loads(job.file_inputs),
             )  # fmt: skip
-        return dataclasses.replace(
-            template, job_id=job.job_id, workspace=str(workspace), parameters=json.loads(job.parameters)
-        )
+        task = copy.copy(template)
+        task.job_id, task.workspace, task.parameters = job.job_id, str(workspace), json.loads(job.parameters)
+        return task
 
     def _hand(self, runners: int) -> None:
         """Hand the waiting tasks, in order, to the slot runners that take them: each stays ``STARTING`` until
@@ -371,7 +413,7 @@ class Worker:
         for key, _ in self.selector.select(timeout):
             if key.data is None:
                 self._drain_fifo()
-                self._woken = True
+                self._woken = self._queue_changed = True
             elif isinstance(key.data, SlotRunner):
                 signalled.update(self._answers(key.data))
             else:
@@ -398,6 +440,13 @@ class Worker:
         slot.jobs = []  # a leaving runner runs none of them: it exits
         self.pool.discard(slot)
         return lost
+
+
+def _ran(update: JobUpdate) -> float:
+    """How long a job's method ran, by its result (infinite when it did not say)."""
+    if update.started_at is None or update.finished_at is None:
+        return math.inf
+    return update.finished_at - update.started_at
 
 
 def _open_store(home: Home) -> Store:

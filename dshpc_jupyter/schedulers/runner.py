@@ -41,6 +41,8 @@ from .job_files import (
     OUTPUTS_DIR,
     Streams,
     collect_outputs,
+    name_runner,
+    record_method,
     sha256,
     write_file,
     write_json_atomic,
@@ -53,7 +55,6 @@ from .job_files import STDOUT_FILE as STDOUT_FILE
 from .job_files import STDOUT_OUTPUT as STDOUT_OUTPUT
 from .job_files import output_source as output_source
 from .job_files import read_runner_info as read_runner_info
-from .job_files import record_runner as record_runner
 
 CANCEL_CHECK_S = 0.5
 OUTPUT_LIMIT = 8 << 20
@@ -200,8 +201,24 @@ def _stage_one(source: Path, target: Path) -> str:
     return str(target)
 
 
-def _argv(task: Task, params_file: Path, input_arg: str) -> list[str]:
-    words = shlex.split(task.command)
+def _make_dirs(path: str) -> None:
+    """``mkdir -p``, in one system call when the parent is there (as a slot runner's workspaces are)."""
+    try:
+        os.mkdir(path)  # noqa: PTH102 (text paths: no Path made per job)
+    except FileExistsError:
+        pass
+    except FileNotFoundError:
+        os.makedirs(path, exist_ok=True)  # noqa: PTH103
+
+
+@functools.lru_cache(maxsize=64)
+def _command_words(command: str) -> tuple[str, ...]:
+    """A method's command split as a shell would (once per command in a runner that runs many jobs)."""
+    return tuple(shlex.split(command))
+
+
+def _argv(task: Task, params_file: str, input_arg: str) -> list[str]:
+    words = list(_command_words(task.command))
     if words and words[0] in PYTHON_COMMANDS:
         words[0] = sys.executable
     elif words:
@@ -209,7 +226,7 @@ def _argv(task: Task, params_file: Path, input_arg: str) -> list[str]:
         if resolved is None:
             raise FileNotFoundError(f"command {words[0]!r} of method {task.method_name!r} not found on PATH")
         words[0] = resolved
-    return [*words, task.script, *([input_arg] if input_arg else []), str(params_file)]
+    return [*words, task.script, *([input_arg] if input_arg else []), params_file]
 
 
 _FOUND: dict[tuple[str, str | None], str] = {}
@@ -278,26 +295,26 @@ def run_task(
     ``recorded``: whoever started this process has already named it in the workspace (the slot runner's
     worker). ``environ``: this process's environment, read once by a runner that runs many jobs. ``on_start``:
     called once the method has started (and is named in the workspace), never for a job that does not start."""
-    workspace = Path(task.workspace)
-    workspace.mkdir(parents=True, exist_ok=True)
-    params_file = workspace / PARAMS_FILE
-    write_file(str(params_file), json.dumps(task.parameters).encode())
-    (workspace / OUTPUTS_DIR).mkdir(exist_ok=True)
+    workspace, space = Path(task.workspace), task.workspace  # as a path, and as text to join (cheaper per job)
+    _make_dirs(space)
+    params_file = f"{space}/{PARAMS_FILE}"
+    write_file(params_file, json.dumps(task.parameters).encode())
+    _make_dirs(f"{space}/{OUTPUTS_DIR}")
     job_env = {
         "JOB_ID": task.job_id,
-        "JOB_WORKSPACE": str(workspace),
+        "JOB_WORKSPACE": space,
         "METHOD_DIR": task.method_dir,
-        "PARAMS_FILE": str(params_file),
+        "PARAMS_FILE": params_file,
         "METHOD_NAME": task.method_name,
         "PYTHONDONTWRITEBYTECODE": "1",
     }
     env = sandbox.job_environment(os.environ if environ is None else environ, job_env, workspace)
     runner = _own_identity(os.getpid())
     if not recorded:
-        record_runner(workspace, runner, None)
+        name_runner(space, runner)
     started = time.time()
     status, exit_code, notes, peak, streams = FAILED, None, [], 0, Streams(workspace)
-    if _Stop.requested or (workspace / CANCEL_FILE).exists():
+    if _Stop.requested or os.path.exists(f"{space}/{CANCEL_FILE}"):  # noqa: PTH110 (a text path)
         status, notes = CANCELLED, ["cancelled before it started"]
     else:
         try:
@@ -316,7 +333,7 @@ def run_task(
                 run.argv, cwd=workspace, env=run.env, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
                 start_new_session=True, user=run.user, group=run.user, extra_groups=[] if run.user else None,
             )  # fmt: skip
-            record_runner(workspace, runner, process_identity(child.pid))
+            record_method(space, process_identity(child.pid))
             if on_start is not None:
                 on_start()
             status, notes, peak = _supervise(child, task, started)
@@ -359,7 +376,7 @@ def _watch_child(child: Any, pidfd: int | None, task: Task, started: float) -> t
     """Wait for the child's end, or stop it at the first reason to (cancel, time, memory): (reason, peak RSS)."""
     peak = 0
     reason: tuple[str, str] | None = None
-    cancel_file = Path(task.workspace) / CANCEL_FILE
+    cancel_file = f"{task.workspace}/{CANCEL_FILE}"
     next_cancel_check = time.monotonic() + CANCEL_CHECK_S
     cancelled_alone = False
     while True:
@@ -370,7 +387,7 @@ def _watch_child(child: Any, pidfd: int | None, task: Task, started: float) -> t
         if time.monotonic() >= next_cancel_check or _Stop.look_now:  # a stat every half second, cheap even on NFS
             _Stop.look_now = False
             next_cancel_check = time.monotonic() + CANCEL_CHECK_S
-            cancelled_alone = cancel_file.exists()
+            cancelled_alone = os.path.exists(cancel_file)  # noqa: PTH110 (a text path)
         if _Stop.requested or cancelled_alone:
             reason = (CANCELLED, "cancelled")
         elif task.time_limit is not None and time.time() - started > task.time_limit:

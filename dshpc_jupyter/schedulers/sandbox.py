@@ -48,6 +48,8 @@ WORKER_ENV_PREFIXES = ("DSHPC_", "PYTHON", "SLURM_", "LC_")
 WORKER_ENV_ALLOWED = frozenset({"PATH", "HOME", "LANG", "LANGUAGE", "TZ", "TERM", "TMPDIR", "VIRTUAL_ENV", "USER"})
 #: Never passed on, whatever their prefix: the client's key for a remote service.
 SECRET_NAMES = frozenset({"DSHPC_API_KEY"})
+#: The method's temporary directory (``TMPDIR``), in its workspace.
+SCRATCH_DIR = "tmp"
 _SHA256_NAME = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -95,11 +97,17 @@ def worker_environment(source: Mapping[str, str]) -> dict[str, str]:
 def job_environment(source: Mapping[str, str], job: Mapping[str, str], workspace: Path) -> dict[str, str]:
     """The method's environment: the allow-list from ``source``, the job's variables, home and temp in the
     workspace."""
-    env = {name: value for name, value in source.items() if name in JOB_ENV_ALLOWED or name.startswith("SLURM_")}
+    env = allowed_environment(source)
     env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
-    scratch = workspace / "tmp"
-    scratch.mkdir(exist_ok=True)
-    return {**env, **job, "HOME": str(workspace), "TMPDIR": str(scratch)}
+    scratch = f"{workspace}/{SCRATCH_DIR}"
+    with contextlib.suppress(FileExistsError):
+        os.mkdir(scratch)  # noqa: PTH102 (a text path: no Path made per job)
+    return {**env, **job, "HOME": str(workspace), "TMPDIR": scratch}
+
+
+def allowed_environment(source: Mapping[str, str]) -> dict[str, str]:
+    """What of ``source`` a method may see (a runner of many jobs filters its environment once)."""
+    return {name: value for name, value in source.items() if name in JOB_ENV_ALLOWED or name.startswith("SLURM_")}
 
 
 def input_mismatch(input_file: Path) -> str | None:
@@ -147,7 +155,7 @@ def confine(
             f"{unreachable[0]}: refusing to run the method as root"
         )
     os.chown(workspace, NOBODY, NOBODY)
-    os.chown(workspace / "tmp", NOBODY, NOBODY)
+    os.chown(workspace / SCRATCH_DIR, NOBODY, NOBODY)
     return Confinement(argv, env, user=NOBODY)
 
 

@@ -279,7 +279,7 @@ def serve() -> int:
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, functools.partial(_stop_signal, signal.getsignal(sig)))
     sandbox.prepare()
-    environ = dict(os.environ)  # read once, not per job
+    environ = sandbox.allowed_environment(os.environ)  # read once, not per job
     tasks, unsaid = _Tasks(sys.stdin.fileno()), list[bytes]()
     _say(READY)
     while True:

@@ -22,13 +22,22 @@ from ..domain import status as st
 #: The order of the queue: what ``claim_pending`` takes first and what ``queue_position`` counts.
 QUEUE_ORDER = "priority DESC, queue_rank, seq"
 PENDING = f"status = '{st.PENDING}'"
+#: The condition of the index of jobs in progress (``jobs_active``), spelled as it is, so a query may use it.
+IN_PROGRESS = st.sql_set(st.IN_PROGRESS_ORDER)
 #: Priorities a call may give: Slurm's ``--nice`` takes far more, but a queue needs only an order.
 PRIORITY_RANGE = range(-10_000, 10_001)
 #: Turns a new batch gets before it alternates with the batches already waiting (see above).
 HEAD_START = 32
 # Spelled from the constants above, never from data (every value is a ``?`` parameter).
+#: The current turn is the rank of the oldest job not started yet: pending, or claimed by a worker that has not
+#: started it (one kept ready, see ``local_worker.READY_S``): each part is read through its own index.
 FIRST_RANK_SQL = (
-    f"SELECT (SELECT queue_rank FROM jobs WHERE scheduler = ? AND {PENDING} AND priority = ? ORDER BY seq LIMIT 1),"  # noqa: S608
+    "SELECT (SELECT queue_rank FROM ("  # noqa: S608
+    f"SELECT * FROM (SELECT queue_rank, seq FROM jobs WHERE scheduler = ? AND {PENDING} AND priority = ?"
+    " ORDER BY seq LIMIT 1)"
+    f" UNION ALL SELECT queue_rank, seq FROM jobs WHERE scheduler = ? AND status IN {IN_PROGRESS}"
+    f" AND status = '{st.STARTING}' AND priority = ?"
+    ") ORDER BY seq LIMIT 1),"
     f" (SELECT MAX(queue_rank) FROM jobs WHERE queue_group = ? AND {PENDING})"
 )
 POSITIONS_SQL = (
@@ -64,7 +73,7 @@ def assign_ranks(conn: sqlite3.Connection, jobs: Sequence[Queued]) -> list[int]:
 
 
 def _first_rank(conn: sqlite3.Connection, scheduler: str, priority: int, group: str | None) -> int:
-    turn, last = conn.execute(FIRST_RANK_SQL, (scheduler, priority, group)).fetchone()
+    turn, last = conn.execute(FIRST_RANK_SQL, (scheduler, priority, scheduler, priority, group)).fetchone()
     if last is not None:
         return int(last) + 1
     return 0 if turn is None else int(turn) - HEAD_START
