@@ -144,7 +144,8 @@ def write_manifest(path: Path, groups: list[list[Task]]) -> None:
 def read_result(workspace: Path) -> Result | None:
     """The result a runner wrote for a job, or None when there is none (yet)."""
     try:
-        data = json.loads((workspace / RESULT_FILE).read_text(encoding="utf-8"))
+        with open(f"{workspace}/{RESULT_FILE}", "rb") as stream:  # a text path: no Path made per job
+            data = json.loads(stream.read())
     except (OSError, ValueError):
         return None
     return Result(**data)
