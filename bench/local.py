@@ -13,7 +13,14 @@ and the median dispatch delay (from a slot's previous job ending to the next one
 records them; for the pool, between two ``subprocess.run`` calls of one thread), and the CPU per job of the
 worker process alone (from ``/proc``: what the load moves least).
 
-Run: ``python bench/local.py [--jobs 1000] [--slots 2]`` (``DSHPC_SANDBOX=none`` to run without bubblewrap).
+The home (store and workspaces) is made on a tmpfs (``/dev/shm``) unless ``--dir`` says where: a tiny job
+creates eight files and directories, and on some disks what that costs depends on what the machine deleted in
+the last minutes, not on the scheduler (bench/README.md: on this VM's ext4 without a journal, every file
+created scans the inodes freed in the last minutes). The file system is printed; run with ``--dir`` on a disk
+to see what a home there costs.
+
+Run: ``python bench/local.py [--jobs 1000] [--slots 2] [--dir DIR]`` (``DSHPC_SANDBOX=none`` to run without
+bubblewrap).
 """
 
 from __future__ import annotations
@@ -182,6 +189,22 @@ def sandboxed(argv: list[str], workspace: Path, engine: Engine, function_hash: s
     return confine(argv, {}, workspace, inputs, engine.home.method_dir(function_hash)).argv
 
 
+def default_dir() -> Path | None:
+    """A tmpfs for the home when the machine has one (see the module's docstring), else the system's temp dir."""
+    shm = Path("/dev/shm")
+    return shm if file_system(shm) == "tmpfs" and os.access(shm, os.W_OK) else None
+
+
+def file_system(path: Path) -> str:
+    """The type of the file system ``path`` is on, from ``/proc/mounts`` (the longest mount point above it)."""
+    best, kind, resolved = "", "unknown", str(path.resolve())
+    for line in Path("/proc/mounts").read_text(encoding="utf-8").splitlines():
+        _, point, fs_type, *_ = line.split()
+        if (resolved == point or resolved.startswith(point.rstrip("/") + "/")) and len(point) > len(best):
+            best, kind = point, fs_type
+    return kind
+
+
 def row(label: str, run: Run, jobs: int, bare: Run, bare_cpu: float) -> str:
     rate = jobs / run.wall
     ratio = bare.wall / run.wall
@@ -199,13 +222,15 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=1000)
     parser.add_argument("--slots", type=int, default=2)
     parser.add_argument("--kinds", nargs="+", default=list(METHODS), choices=list(METHODS))
+    parser.add_argument("--dir", type=Path, default=default_dir(), help="where to make the home (default: a tmpfs)")
     args = parser.parse_args()
     ctypes.CDLL(None).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     mode = os.environ.get("DSHPC_SANDBOX", "auto")
     wrapped = mode in ("auto", "bwrap") and bubblewrap() is not None
     print(f"{args.jobs} jobs per case, {args.slots} slots, sandbox {mode} ({'bubblewrap' if wrapped else 'none'})")
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
         root = Path(tmp)
+        print(f"home in {root} ({file_system(root)})")
         home = Home.open(root / "home")
         engine = open_engine(home.root, slots=args.slots, idle_timeout=600)
         try:

@@ -38,6 +38,32 @@ def fifo_path(home: Home) -> Path:
     return home.run_dir / "worker.fifo"
 
 
+class WakeFifo:
+    """The worker's end of its wake-up pipe (``wake_worker`` writes it): readable when jobs were queued or
+    cancelled. It also holds the pipe open for writing itself, so that its reader never sees an end."""
+
+    def __init__(self, path: Path) -> None:
+        with contextlib.suppress(FileExistsError):
+            os.mkfifo(path, 0o600)
+        self.reader = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        self._keeper = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+
+    def drain(self) -> None:
+        """Read what woke the worker, so the next wake-up is seen."""
+        with contextlib.suppress(BlockingIOError):
+            while os.read(self.reader, 4096):
+                pass
+
+    def nudge(self) -> None:
+        """Wake the worker from within (a signal handler: the loop then sees it is stopping)."""
+        with contextlib.suppress(OSError):
+            os.write(self._keeper, b"\n")
+
+    def close(self) -> None:
+        os.close(self.reader)
+        os.close(self._keeper)
+
+
 def lock_path(home: Home) -> Path:
     return home.run_dir / "worker.lock"
 

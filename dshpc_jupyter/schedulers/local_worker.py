@@ -41,7 +41,7 @@ from ..domain.status import CANCELLED, NODE_FAIL, PENDING, STARTING
 from ..store.sqlite import Store
 from .base import JobLedger, JobUpdate, Task, build_task, ingest_result, keep_attempts, with_resources
 from .job_files import CANCEL_FILE, never_started, read_runner_info
-from .local import fifo_path, lock_path
+from .local import WakeFifo, fifo_path, lock_path
 from .runner import is_alive, kill_orphaned_method, read_result
 from .slot_runner import AHEAD_ENV, SlotPool, SlotRunner, ahead_seconds
 
@@ -97,7 +97,7 @@ class Worker:
         self.selector = selectors.DefaultSelector()
         self.pool = SlotPool(self.selector, ahead_seconds(os.environ.get(AHEAD_ENV)))
         self.stopping = False
-        self._fifo_fds: tuple[int, int] | None = None
+        self._fifo: WakeFifo | None = None
         #: A job's task but for its id, workspace and parameters, by what it is built from: a sweep's jobs share
         #: one method, and its spec is parsed once, not per job.
         self._templates: dict[tuple[str, str, str, str | None, str | None], Task] = {}
@@ -109,37 +109,10 @@ class Worker:
         #: next claim, so that a job queued since with a higher priority is not started after them.
         self._queue_changed = False
 
-    # --- the pipe that wakes us ------------------------------------------------------------------------
-
-    def _open_fifo(self) -> None:
-        path = fifo_path(self.home)
-        with contextlib.suppress(FileExistsError):
-            os.mkfifo(path, 0o600)
-        reader = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-        keeper = os.open(path, os.O_WRONLY | os.O_NONBLOCK)  # so the reader never sees EOF
-        self._fifo_fds = (reader, keeper)
-        self.selector.register(reader, selectors.EVENT_READ, None)
-
-    def _close_fifo(self) -> None:
-        if self._fifo_fds is not None:
-            self.selector.unregister(self._fifo_fds[0])
-            for fd in self._fifo_fds:
-                os.close(fd)
-            self._fifo_fds = None
-
-    def _drain_fifo(self) -> None:
-        assert self._fifo_fds is not None
-        try:
-            while os.read(self._fifo_fds[0], 4096):
-                pass
-        except BlockingIOError:
-            pass
-
     def _on_signal(self, signum: int, frame: object) -> None:
         self.stopping = True
-        if self._fifo_fds is not None:
-            with contextlib.suppress(OSError):
-                os.write(self._fifo_fds[1], b"\n")
+        if self._fifo is not None:
+            self._fifo.nudge()
 
     # --- runners ---------------------------------------------------------------------------------------
 
@@ -376,7 +349,8 @@ class Worker:
     def run(self) -> None:
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
-        self._open_fifo()
+        self._fifo = WakeFifo(fifo_path(self.home))
+        self.selector.register(self._fifo.reader, selectors.EVENT_READ, None)
         self._retrying(self.recover)
         idle_since = time.monotonic()
         while True:
@@ -390,7 +364,9 @@ class Worker:
                 break
             self._retrying(self._wait, idle_since)
         self._retrying(self._requeue_waiting)
-        self._close_fifo()
+        self.selector.unregister(self._fifo.reader)
+        self._fifo.close()
+        self._fifo = None
         self.pool.close()
 
     def _retrying(self, step: Callable[..., object], *args: Any) -> None:
@@ -412,7 +388,8 @@ class Worker:
         signalled: set[str] = set()
         for key, _ in self.selector.select(timeout):
             if key.data is None:
-                self._drain_fifo()
+                assert self._fifo is not None
+                self._fifo.drain()
                 self._woken = self._queue_changed = True
             elif isinstance(key.data, SlotRunner):
                 signalled.update(self._answers(key.data))
