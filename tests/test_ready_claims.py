@@ -78,3 +78,15 @@ def test_a_claimed_job_not_started_is_where_the_queue_is(tmp_path: Path) -> None
     ranks = dict(store._conn().execute("SELECT job_id, queue_rank FROM jobs"))
     store.close()
     assert ranks["new0"] == ranks[ready.job_id] - queue.HEAD_START, "the claimed job is the current turn"
+
+
+def test_tiny_jobs_started_and_ended_in_one_turn_still_say_who_ran_them_and_when(one_slot: Engine) -> None:
+    """Their start is written with their end, by the result alone (``START_WRITE_S``): the runner that ran each
+    one and its method's start are recorded all the same."""
+    jobs = sweep(one_slot, 60)
+    records = wait_for_jobs(one_slot, jobs, timeout=60)
+    assert {r.status for r in records} == {st.COMPLETED}
+    for record in records:
+        assert record.scheduler_id and ":" in record.scheduler_id, record
+        assert record.started_at is not None and record.finished_at is not None
+        assert record.created_at <= record.started_at <= record.finished_at

@@ -56,6 +56,9 @@ TEMPLATES_KEPT = 256
 #: job claimed ahead per slot, its task ready, and hands it to the first slot runner that frees, before its store
 #: write; a tiny job's slot then waits for the worker's pipe, not for its store (docs/design.md section 7.6).
 READY_S = 0.05
+#: A tiny job's start is written with its end when that comes within this (seconds): one store write for both,
+#: the job ``CF`` in the store a few milliseconds longer.
+START_WRITE_S = 0.005
 
 
 @dataclass
@@ -88,8 +91,8 @@ class Worker:
         #: Jobs whose runner ended, their results not recorded yet.
         self.ended: list[Runner] = []
         self.cancelling: set[str] = set()
-        #: Jobs whose slot runner said their method started, with its identity: recorded ``R`` next.
-        self.began: list[tuple[str, str]] = []
+        #: Jobs whose slot runner said their method started, with its identity and when: recorded ``R`` next.
+        self.began: list[tuple[str, str, float]] = []
         #: Claimed jobs with their tasks that no runner takes yet (``STARTING``), in queue order.
         self.waiting: list[tuple[ClaimedJob, Task]] = []
         #: How long each method's last job ran (seconds, by function hash): tiny ones are handed ahead.
@@ -165,18 +168,20 @@ class Worker:
         runners = self._runners()
         if not self.stopping:
             self._hand(runners)
+        if self._starts_can_wait(runners):
+            return
         never = [runner.job_id for runner in self.ended if self._never_started(runner)]
         outcomes = [(r.method, self._outcome(r.job_id, r.workspace)) for r in self.ended if r.job_id not in never]
         tiny = bool(outcomes) and all(_ran(update) < READY_S for _, update in outcomes)
         limit = self._claim_limit(runners, tiny)
-        now, began = time.time(), dict(self.began)
+        began = {job_id: (identity, at) for job_id, identity, at in self.began}
         # A job said started and ended since the last turn (a tiny one) is recorded by its result alone.
         updates = [
-            dataclasses.replace(update, scheduler_id=began.pop(update.job_id)) if update.job_id in began else update
+            dataclasses.replace(update, scheduler_id=began.pop(update.job_id)[0]) if update.job_id in began else update
             for _, update in outcomes
         ]
         refused, claimed = self.ledger.record_turn(
-            "local", [(job_id, identity, now) for job_id, identity in began.items()], never, updates, limit
+            "local", [(job_id, identity, at) for job_id, (identity, at) in began.items()], never, updates, limit
         )
         for job_id in refused:  # cancelled while it was being started
             if job_id in self.running:
@@ -197,6 +202,16 @@ class Worker:
         if len(self.waiting) > kept:  # behind those kept waiting: back in the queue, in their turn
             later, self.waiting = self.waiting[kept:], self.waiting[:kept]
             self.ledger.requeue([job.job_id for job, _ in later])
+
+    def _starts_can_wait(self, runners: int) -> bool:
+        """Whether all there is to write is the starts of tiny jobs, seen under ``START_WRITE_S`` ago: their
+        ends come soon, and one write then records each by its result alone (no slot runner is idle meanwhile,
+        and nothing woke the worker: no claim waits for this write)."""
+        if self.stopping or self.ended or not self.began or self._queue_changed or self.pool.free(runners):
+            return False
+        if time.time() - self.began[0][2] >= START_WRITE_S:
+            return False
+        return all(job_id in self.running and self._tiny(self.running[job_id].method) for job_id, *_ in self.began)
 
     def _claim_limit(self, runners: int, tiny: bool) -> int:
         """How many jobs to claim now: as many as the slot runners take, and while ``tiny`` jobs end, enough more
@@ -222,7 +237,10 @@ class Worker:
 
     def _ready(self, job: ClaimedJob) -> bool:
         """Whether a claimed job's method is tiny (``READY_S``): one such is kept ready per slot."""
-        return self.took.get(job.function_hash, math.inf) < READY_S
+        return self._tiny(job.function_hash)
+
+    def _tiny(self, function_hash: str) -> bool:
+        return self.took.get(function_hash, math.inf) < READY_S
 
     def _runners(self) -> int:
         """How many slot runners may run jobs: a slot each, but for the slots of adopted runners."""
@@ -385,6 +403,8 @@ class Worker:
     def _wait(self, idle_since: float) -> None:
         polling = any(r.slot is None and r.pidfd is None for r in self.running.values())
         timeout = 0.1 if polling else max(0.05, min(1.0, self.idle_timeout - (time.monotonic() - idle_since)))
+        if self.began:  # starts wait to be written with their ends (``START_WRITE_S``), not longer
+            timeout = START_WRITE_S
         signalled: set[str] = set()
         for key, _ in self.selector.select(timeout):
             if key.data is None:
@@ -410,7 +430,8 @@ class Worker:
         answers = slot.read()
         if answers is not None:
             started, ended = answers
-            self.began += [(job_id, slot.identity) for job_id in started]
+            now = time.time()
+            self.began += [(job_id, slot.identity, now) for job_id in started]
             if not slot.leaving:
                 return ended
         lost = [job_id for job_id, runner in self.running.items() if runner.slot is slot]
