@@ -19,8 +19,11 @@ the last minutes, not on the scheduler (bench/README.md: on this VM's ext4 witho
 created scans the inodes freed in the last minutes). The file system is printed; run with ``--dir`` on a disk
 to see what a home there costs.
 
-Run: ``python bench/local.py [--jobs 1000] [--slots 2] [--dir DIR]`` (``DSHPC_SANDBOX=none`` to run without
-bubblewrap).
+Each case runs ``--rounds`` times (3), the bare pool and ours alternately, and the median ratio is said: on a
+shared machine one run's ratio moves with whatever else ran during it.
+
+Run: ``python bench/local.py [--jobs 1000] [--slots 2] [--rounds 3] [--dir DIR]`` (``DSHPC_SANDBOX=none`` to run
+without bubblewrap).
 """
 
 from __future__ import annotations
@@ -155,9 +158,10 @@ def ours(engine: Engine, name: str, file_hash: str, jobs: int, slots: int, offse
     return Run(wall, cpu, dispatch_delays(spans, slots, start), worker)
 
 
-def warm_up(engine: Engine, name: str, file_hash: str) -> None:
-    """Start the worker and run one job of the method, so the timed run starts with the worker listening."""
-    job_id = engine.simulate_jobs([{"file_hash": file_hash, "method_name": name, "parameters": {"i": -1}}]).results
+def warm_up(engine: Engine, name: str, file_hash: str, i: int) -> None:
+    """Start the worker and run one job of the method (parameter ``i``, new each time), so the timed run starts
+    with the worker listening."""
+    job_id = engine.simulate_jobs([{"file_hash": file_hash, "method_name": name, "parameters": {"i": i}}]).results
     deadline = time.monotonic() + 60
     while engine.job_statuses([job_id[0].job_id or ""])[0].status not in ("CD", "F", "NF"):
         if time.monotonic() > deadline:
@@ -223,6 +227,7 @@ def main() -> None:
     parser.add_argument("--slots", type=int, default=2)
     parser.add_argument("--kinds", nargs="+", default=list(METHODS), choices=list(METHODS))
     parser.add_argument("--dir", type=Path, default=default_dir(), help="where to make the home (default: a tmpfs)")
+    parser.add_argument("--rounds", type=int, default=3, help="bare pool and ours, alternately (the median is said)")
     args = parser.parse_args()
     ctypes.CDLL(None).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     mode = os.environ.get("DSHPC_SANDBOX", "auto")
@@ -241,18 +246,26 @@ def main() -> None:
             for offset, kind in enumerate(args.kinds):
                 function_hash = register(engine, root, kind)
                 argv = bare_commands(engine, kind, function_hash, file_hash, params)
-                bare = bare_pool([argv] * args.jobs, args.slots)
-                cases = [("bare pool", bare)]
-                if wrapped:
-                    wrapped_argv = sandboxed(argv, workspace, engine, function_hash, file_hash)
-                    cases.append(("bare+sandbox", bare_pool([wrapped_argv] * args.jobs, args.slots)))
-                warm_up(engine, METHODS[kind][0], file_hash)
-                cases.append(("ours", ours(engine, METHODS[kind][0], file_hash, args.jobs, args.slots, offset * 10**6)))
                 print(f"\n{kind}: ratio = bare pool time / time; cpu/job over the bare pool's")
-                for label, run in cases:
-                    print(row(label, run, args.jobs, bare, bare.cpu))
-                if wrapped:
-                    print(f"ours vs bare+sandbox: {cases[1][1].wall / cases[2][1].wall:.2f}x")
+                ratios = []
+                for n in range(args.rounds):
+                    bare = bare_pool([argv] * args.jobs, args.slots)
+                    cases = [("bare pool", bare)]
+                    if wrapped:
+                        wrapped_argv = sandboxed(argv, workspace, engine, function_hash, file_hash)
+                        cases.append(("bare+sandbox", bare_pool([wrapped_argv] * args.jobs, args.slots)))
+                    warm_up(engine, METHODS[kind][0], file_hash, -1 - n)
+                    first = offset * 10**6 + n * args.jobs
+                    cases.append(("ours", ours(engine, METHODS[kind][0], file_hash, args.jobs, args.slots, first)))
+                    for label, run in cases:
+                        print(row(label, run, args.jobs, bare, bare.cpu))
+                    if wrapped:
+                        print(f"ours vs bare+sandbox: {cases[1][1].wall / cases[-1][1].wall:.2f}x")
+                    ratios.append(bare.wall / cases[-1][1].wall)
+                listed = ", ".join(f"{r:.2f}" for r in ratios)
+                print(
+                    f"{kind}: ours vs bare pool, median of {args.rounds}: {statistics.median(ratios):.2f}x ({listed})"
+                )
         finally:
             engine.close()
             stop_worker(home)
