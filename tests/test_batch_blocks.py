@@ -326,3 +326,19 @@ def test_store_check_reports_a_wrong_reference_count(home: Path, change: int | N
     assert maintenance.check(store.path).problems == [f"block_refs row {block} {counted} reference(s) to the block"]
     checked = run_cli(home, "store", "check")
     assert checked.returncode == 1 and f"block_refs row {block} {counted}" in checked.stdout
+
+
+def payload_of(store: Store, batch_id: str) -> str:
+    with closing(sqlite3.connect(store.path)) as conn:
+        (payload,) = conn.execute("SELECT payload FROM batches WHERE batch_id = ?", (batch_id,)).fetchone()
+    return str(payload)
+
+
+def test_store_check_reports_a_list_that_is_not_an_array_and_checks_the_others(home: Path) -> None:
+    store = sound_store(home)
+    block = last_block(store, "twice")
+    damage(store, "UPDATE batch_lists SET blocks = '{\"not\": 1' WHERE blocks LIKE ?", f'["{block}"%')
+    assert maintenance.check(store.path).problems == [
+        f"batch_lists row {payload_of(store, 'twice')}: its blocks are not a JSON array of digests",
+        f"block_refs row {block} counts 2 while batch_lists hold 0 reference(s) to the block",
+    ]
