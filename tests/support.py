@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
+import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -144,6 +145,14 @@ def shutdown_home(home: Path) -> None:
     finally:
         engine.close()
         stop_worker(Home.open(home))
+
+
+def run_cli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``dshpc-jupyter --home HOME ARGS`` in its own process, as a user types it; its output as text."""
+    return subprocess.run(
+        [sys.executable, "-m", "dshpc_jupyter.cli", "--home", str(home), *args],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
 
 
 def stop_gracefully(process: subprocess.Popen[bytes], patience: float = 30.0) -> None:

@@ -6,22 +6,24 @@ one whole payload (steps 7 to 12) is still read and appended to; a missing block
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import uuid
-from contextlib import ExitStack
+from contextlib import ExitStack, closing
 from pathlib import Path
 from typing import Any
 
 import pytest
 from http_support import BACKENDS, connection_of
 from store_versions import downgrade, seeded_store, user_version
-from support import wait_for_jobs
+from support import run_cli, wait_for_jobs
 
 from dshpc_jupyter.domain.errors import StoreDamagedError
+from dshpc_jupyter.domain.home import Home
 from dshpc_jupyter.domain.models import BatchStatistics
 from dshpc_jupyter.service.engine import Engine
 from dshpc_jupyter.service.factory import open_engine
-from dshpc_jupyter.store import payloads
+from dshpc_jupyter.store import maintenance, payloads
 from dshpc_jupyter.store.schema import SCHEMA_VERSION
 from dshpc_jupyter.store.sqlite import Store
 
@@ -242,3 +244,101 @@ def test_a_store_before_blocks_is_upgraded_and_its_batches_read_the_same(home: P
         assert first == recorded[0] and (again.outcome, again.job_id) == ("cached", seeded.job.job_id)
     finally:
         engine.close()
+
+
+def sound_store(home: Path) -> Store:
+    """A closed store under ``home`` whose batches take every shape ``store check`` must count right: blocks
+    shared by two lists, one block named twice by a list, an append, a refusal, an older row's whole payload
+    (named by a batch, not a list), and a prune that deleted a batch and its list."""
+    store = Store(Home.open(home).db_path)
+    rows = [result(n) for n in range(3000)]
+    record(store, "a", rows)
+    record(store, "b", [*rows, result(3000)])
+    record(store, "twice", [result(0, job_id=None, outcome="invalid") for _ in range(2 * payloads.MAX_BLOCK)])
+    record(store, "pruned", [result(n) for n in range(300)])
+    record(store, "old", rows[:200])
+    with store.write() as tx:
+        tx.extend_batch("a", STATS, [result(-1)])
+        store.update_batch("b", STATS, [*rows[:10], result(10, outcome="refused"), *rows[11:]])
+        conn = tx.connection
+        packed = payloads.assemble(conn.execute(payloads.READ_SQL, ("old", payloads.BLOCKS)).fetchall())
+        conn.execute("INSERT INTO batch_payloads VALUES ('whole', ?)", (packed,))
+        conn.execute("UPDATE batches SET results = x'', payload = 'whole' WHERE batch_id = 'old'")
+        conn.execute("DELETE FROM batches WHERE batch_id = 'pruned'")
+        payloads.release_unnamed(conn)  # also old's list, which no batch names now
+    assert read(store, "old") == rows[:200] and read(store, "a")[-1]["parameters"] == {"n": -1}
+    store.close()
+    return store
+
+
+def last_block(store: Store, batch_id: str) -> str:
+    with closing(sqlite3.connect(store.path)) as conn:
+        (blocks,) = conn.execute(
+            "SELECT l.blocks FROM batches AS b JOIN batch_lists AS l ON l.digest = b.payload WHERE b.batch_id = ?",
+            (batch_id,),
+        ).fetchone()
+    block: str = json.loads(blocks)[-1]
+    return block
+
+
+def damage(store: Store, sql: str, *params: object) -> bytes:
+    """Run ``sql`` on the closed store, as a fault or a bug would leave it; the store file's bytes after."""
+    with closing(sqlite3.connect(store.path)) as conn, conn:
+        conn.execute(sql, params)
+    return store.path.read_bytes()
+
+
+def test_store_check_passes_a_sound_store_and_counts_its_blocks(home: Path) -> None:
+    store = sound_store(home)
+    report = maintenance.check(store.path)
+    assert report.problems == []
+    assert report.counts["batch_payloads"] == count(store, "batch_payloads") > 10 and report.counts["batches"] == 4
+    checked = run_cli(home, "store", "check")
+    assert checked.returncode == 0 and f"{count(store, 'batch_payloads')} batch_payloads" in checked.stdout
+
+
+def test_store_check_reports_a_deleted_block_and_changes_nothing(home: Path) -> None:
+    store = sound_store(home)
+    block = last_block(store, "a")  # what was appended to a: a block of a's list only
+    damage(store, "DELETE FROM batch_payloads WHERE digest = ?", block)
+    (problem,) = maintenance.check(store.path).problems
+    assert problem.startswith("batch_lists row ") and problem.endswith(
+        f": its block {block} is missing from batch_payloads (batch a reads as damaged)"
+    )
+    damaged = damage(store, "DELETE FROM batch_payloads WHERE digest = 'whole'")
+    lost = "batches row old: its payload whole is missing from batch_payloads"
+    assert maintenance.check(store.path).problems == [lost, problem]
+    checked = run_cli(home, "store", "check")
+    assert checked.returncode == 1 and f"damaged: {store.path}: {lost}" in checked.stdout
+    assert store.path.read_bytes() == damaged, "check reports, never repairs"
+
+
+@pytest.mark.parametrize(("change", "counted"), [(1, "counts 3 while batch_lists hold 2"),
+                                                 (-1, "counts 1 while batch_lists hold 2"),
+                                                 (None, "is missing while batch_lists hold 2")])  # fmt: skip
+def test_store_check_reports_a_wrong_reference_count(home: Path, change: int | None, counted: str) -> None:
+    store = sound_store(home)
+    block = last_block(store, "twice")  # its list names it twice
+    if change is None:
+        damage(store, "DELETE FROM block_refs WHERE digest = ?", block)
+    else:
+        damage(store, "UPDATE block_refs SET refs = refs + ? WHERE digest = ?", change, block)
+    assert maintenance.check(store.path).problems == [f"block_refs row {block} {counted} reference(s) to the block"]
+    checked = run_cli(home, "store", "check")
+    assert checked.returncode == 1 and f"block_refs row {block} {counted}" in checked.stdout
+
+
+def payload_of(store: Store, batch_id: str) -> str:
+    with closing(sqlite3.connect(store.path)) as conn:
+        (payload,) = conn.execute("SELECT payload FROM batches WHERE batch_id = ?", (batch_id,)).fetchone()
+    return str(payload)
+
+
+def test_store_check_reports_a_list_that_is_not_an_array_and_checks_the_others(home: Path) -> None:
+    store = sound_store(home)
+    block = last_block(store, "twice")
+    damage(store, "UPDATE batch_lists SET blocks = '{\"not\": 1' WHERE blocks LIKE ?", f'["{block}"%')
+    assert maintenance.check(store.path).problems == [
+        f"batch_lists row {payload_of(store, 'twice')}: its blocks are not a JSON array of digests",
+        f"block_refs row {block} counts 2 while batch_lists hold 0 reference(s) to the block",
+    ]

@@ -18,6 +18,7 @@ import httpx
 import pytest
 from http_support import listening_socket, thread_server, url_of
 from support import wait_for_jobs
+from team_support import TeamServer, team_server
 
 import dshpc_jupyter
 from dshpc_jupyter.backends.http import BackendError, HttpBackend, HttpOptions
@@ -29,10 +30,13 @@ from dshpc_jupyter.domain.errors import (
     NotFoundError,
     SchedulerError,
 )
+from dshpc_jupyter.domain.home import Home
 from dshpc_jupyter.domain.models import BatchStatistics
 from dshpc_jupyter.examples import data_files, methods_dir
 from dshpc_jupyter.front.connection import Connection
 from dshpc_jupyter.service.factory import open_engine
+from dshpc_jupyter.service.users import Quotas, Team
+from dshpc_jupyter.store.sqlite import Store
 
 WORDS = "Word Count (bash)"
 
@@ -157,6 +161,75 @@ def test_a_client_limit_overrides_and_a_refused_chunk_says_what_was_sent(small_s
         conn.simulate_jobs([config] * 7)
     assert "max_configs" in str(raised.value)
     assert "configs 0 to 6 of 7 were not submitted" in "".join(raised.value.__notes__)
+
+
+def lower_quota(server: TeamServer, name: str, max_configs: int) -> None:
+    """Lower a user's quota in the server's store, as ``dshpc-jupyter users set`` does while it serves."""
+    store = Store(Home.open(server.home).db_path)
+    try:
+        Team(store).change(name, quotas=Quotas(max_configs=max_configs), actor="test")
+    finally:
+        store.close()
+
+
+@pytest.fixture
+def alice_over_3(tmp_path: Path) -> Iterator[tuple[TeamServer, Recorder, Connection]]:
+    """A server for a team where alice's quota is 3 configs a call, and her connection, which has read it."""
+    with team_server(tmp_path / "home", quotas={"alice": Quotas(max_configs=3)}) as server:
+        recorder = Recorder()
+        with connect_http(server.url, recorder, api_key=server.tokens["alice"]) as conn:
+            conn.simulate_jobs(unknown_files(3))
+            assert requests(recorder) == (1, 1)
+            yield server, recorder, conn
+
+
+def unknown_files(n: int) -> list[dict[str, Any]]:
+    """``n`` distinct configs that need no job (their file is unknown), so no worker runs."""
+    return [{"file_hash": "0" * 64, "method_name": WORDS, "parameters": {"i": i}} for i in range(n)]
+
+
+def requests(recorder: Recorder) -> tuple[int, int]:
+    """How many status reads and ``simulate-jobs`` calls ``recorder`` saw."""
+    return recorder.count("GET", "/services/status"), recorder.count("POST", "/simulate-jobs")
+
+
+def test_a_call_over_a_quota_lowered_while_connected_still_goes_through_as_one_batch(
+    alice_over_3: tuple[TeamServer, Recorder, Connection],
+) -> None:
+    server, recorder, conn = alice_over_3
+    lower_quota(server, "alice", 2)
+    configs = unknown_files(5)
+    answer = conn.simulate_jobs(configs, name="swept")
+    assert requests(recorder) == (2, 1 + 1 + 3), "a chunk of 3 refused (nothing recorded), then 2 + 2 + 1"
+    assert [r.parameters for r in answer.results] == [c["parameters"] for c in configs]
+    assert (answer.total_jobs, answer.failed_submissions) == (5, 5)
+    batch = conn.batch(answer.batch_id or "")
+    assert (batch.name, [r.parameters for r in batch.results]) == ("swept", [c["parameters"] for c in configs])
+    assert len(conn.batches()) == 2, "the first call's batch and this one: the refused chunk recorded none"
+
+
+def test_the_limit_is_read_again_only_after_a_413(alice_over_3: tuple[TeamServer, Recorder, Connection]) -> None:
+    server, recorder, conn = alice_over_3
+    lower_quota(server, "alice", 2)
+    conn.simulate_jobs(unknown_files(2))
+    assert requests(recorder) == (1, 2), "within the new quota: no status read, one call"
+    conn.simulate_jobs(unknown_files(4))
+    assert requests(recorder) == (2, 2 + 1 + 2), "a chunk of 3 refused, the quota read again, then 2 + 2"
+    conn.simulate_jobs(unknown_files(4))
+    assert requests(recorder) == (2, 5 + 2), "the new quota respected: not read again"
+
+
+def test_a_413_the_limit_does_not_explain_is_not_sent_again(prepared_home: Path) -> None:
+    big = [{"file_hash": "0" * 64, "method_name": WORDS, "parameters": {"pad": "x" * 3000}}] * 2
+    with thread_server(prepared_home, max_configs=3, max_body_bytes=4000) as url:
+        recorder = Recorder()
+        with connect_http(url, recorder) as conn, pytest.raises(LimitExceededError, match="4000"):
+            conn.simulate_jobs(big)  # under max_configs, over the body limit: the limit read again is no smaller
+        assert requests(recorder) == (2, 1)
+        given = Recorder()
+        with connect_http(url, given, max_configs=5) as conn, pytest.raises(LimitExceededError, match="max_configs"):
+            conn.simulate_jobs(unknown_files(5))
+        assert requests(given) == (0, 1), "a chunk size the caller gave is theirs: the server's is never read"
 
 
 def test_idempotent_calls_are_retried_after_5xx_and_submissions_are_not(small_server: str) -> None:

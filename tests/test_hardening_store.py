@@ -5,14 +5,13 @@ replaced by garbage, a page overwritten. It is refused with a clear message and 
 from __future__ import annotations
 
 import sqlite3
-import subprocess
-import sys
 from contextlib import closing
 from pathlib import Path
 
 import httpx
 import pytest
 from http_support import thread_server
+from support import run_cli
 
 from dshpc_jupyter.domain.errors import StoreDamagedError
 from dshpc_jupyter.domain.home import Home
@@ -28,13 +27,6 @@ def _filled_home(home: Path, files: int = 300) -> dict[str, object]:
         return {"files": sorted(hashes), "batch": batch.batch_id}
     finally:
         engine.close()
-
-
-def _cli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "dshpc_jupyter.cli", "--home", str(home), *args],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
 
 
 def _damage(db: Path, how: str) -> None:
@@ -62,11 +54,11 @@ def test_a_damaged_file_is_refused_and_left_as_it_is(home: Path, how: str) -> No
     damaged = db.read_bytes()
     with pytest.raises(StoreDamagedError, match="store check"):
         open_engine(home)
-    served = _cli(home, "serve", "--port", "0")
+    served = run_cli(home, "serve", "--port", "0")
     assert served.returncode == 2 and served.stderr == "", served.stderr
     assert len(served.stdout.strip().splitlines()) == 1 and "refusing to open it or make a new one" in served.stdout
     assert db.read_bytes() == damaged
-    checked = _cli(home, "store", "check")
+    checked = run_cli(home, "store", "check")
     assert checked.returncode == 1 and "damaged:" in checked.stdout
     assert db.read_bytes() == damaged
     db.unlink()  # so that the fixture's clean-up finds a usable home
@@ -92,12 +84,12 @@ def test_a_corrupted_page_makes_the_status_degraded_and_writes_503(home: Path) -
 def test_backup_then_restore_brings_everything_back(home: Path, tmp_path: Path) -> None:
     held = _filled_home(home)
     backup = tmp_path / "backup.sqlite"
-    made = _cli(home, "store", "backup", str(backup))
+    made = run_cli(home, "store", "backup", str(backup))
     assert made.returncode == 0 and "ok:" in made.stdout and "300 files" in made.stdout
-    assert _cli(home, "store", "backup", str(backup)).returncode == 2  # never overwrites a file
+    assert run_cli(home, "store", "backup", str(backup)).returncode == 2  # never overwrites a file
     _damage(Home.open(home).db_path, "garbage")
-    assert _cli(home, "store", "check").returncode == 1
-    restored = _cli(home, "store", "restore", str(backup))
+    assert run_cli(home, "store", "check").returncode == 1
+    restored = run_cli(home, "store", "restore", str(backup))
     assert restored.returncode == 0, restored.stdout
     assert "the old file is" in " ".join(restored.stdout.split()), restored.stdout  # wrapped at the width
     assert list(Home.open(home).root.glob("store.sqlite.damaged-*"))
@@ -107,4 +99,4 @@ def test_backup_then_restore_brings_everything_back(home: Path, tmp_path: Path) 
         assert engine.batch(str(held["batch"])).total_jobs == 20
     finally:
         engine.close()
-    assert _cli(home, "store", "check").returncode == 0
+    assert run_cli(home, "store", "check").returncode == 0

@@ -6,12 +6,8 @@ are idempotent in effect (check-hashes, polling, content-addressed uploads, regi
 dry runs), after a connection error, a timeout or a 502/503/504. Submissions are retried only when the
 connection could not be opened, so the server never saw them.
 
-A ``simulate_jobs`` call larger than the server's ``max_configs`` (read once from ``GET /services/status``) is
-sent in chunks: the first chunk records a batch and the next ones are added to it (``?batch_id=``), so the
-merged response has one ``batch_id`` that reopens every config in order, as an unsplit call would. Results
-are merged in order and the statistics, which are all counts, summed. (In a chunked *dry run* a config
-identical to one in an earlier chunk says "Would submit a new job" rather than "Would share ...", since
-nothing links dry-run chunks.)
+A ``simulate_jobs`` call larger than the server's ``max_configs`` (read from ``GET /services/status`` once, and
+again after a 413) is sent in chunks into one batch (:mod:`.http_chunks`).
 
 Errors the server reports come back as the :mod:`.errors` exceptions carrying its ``detail``.
 """
@@ -45,7 +41,6 @@ from ..domain.hashing import CHUNK, is_sha256_hex, sha256_bytes, sha256_file
 from ..domain.methods import load_method, method_dirs
 from ..domain.models import (
     CHANGES_LIMIT,
-    BatchStatistics,
     CancelResponse,
     FileDetails,
     FileInfo,
@@ -65,6 +60,7 @@ from ..domain.models import (
 from ..domain.retries import SubmitOptions
 from ..domain.team import WhoAmI
 from .base import API_KEY_ENV, URL_ENV, ConfigLike
+from .http_chunks import send_in_chunks
 from .http_errors import error_from_response
 from .http_files import (
     MAX_SEGMENT,
@@ -234,6 +230,18 @@ class HttpBackend(HttpPages, HttpLogs, HttpPipelines):
             except (NotFoundError, ValidationError):  # a server without limits (the seed's has another status)
                 return None
         return self._limits.limits.max_configs
+
+    async def _smaller_chunk_size(self, size: int | None) -> int | None:
+        """After a 413: the server's limit read again, when it is now below ``size`` (a quota lowered since it
+        was read); None when the chunk size is ours, or the limit did not shrink, so the 413 stands."""
+        if self.max_configs is not None:
+            return None
+        self._limits = None
+        try:
+            fresh = await self._chunk_size()
+        except DshpcError:  # the 413 says more than a failed read of the status
+            return None
+        return fresh if fresh is not None and (size is None or fresh < size) else None
 
     # --- methods ---------------------------------------------------------------------------------------
 
@@ -416,27 +424,14 @@ class HttpBackend(HttpPages, HttpLogs, HttpPipelines):
         # only what differs from the seed's behaviour is sent, so a seed server gets the seed's body
         extra = ({} if options is None else options.wire()) | ({"priority": priority} if priority else {})
         named = {} if name is None else {"name": name}  # a new batch's name, sent with its first chunk
+
+        async def send(chunk: list[Any], batch_id: str | None, first: dict[str, Any]) -> MultiJobSimulationResponse:
+            return await self._simulate(chunk, dry_run, batch_id, extra | first)
+
         size = await self._chunk_size()
-        if size is None or len(items) <= size:
-            return await self._simulate(items, dry_run, append_to, extra | named)
-        results = []
-        totals = dict.fromkeys((*BatchStatistics.model_fields, "quota_waiting"), 0)  # counts, all summed
-        batch_id = append_to
-        for start in range(0, len(items), size):
-            try:
-                chunk_extra = extra | ({} if start else named)
-                part = await self._simulate(items[start : start + size], dry_run, batch_id, chunk_extra)
-            except DshpcError as exc:
-                exc.add_note(
-                    f"configs {start} to {len(items) - 1} of {len(items)} were not submitted"
-                    + (f"; batch {batch_id} holds the ones before" if batch_id and start else "")
-                )
-                raise
-            batch_id = batch_id or part.batch_id
-            results.extend(part.results)
-            for field in totals:
-                totals[field] += getattr(part, field)
-        return MultiJobSimulationResponse(results=results, batch_id=batch_id, dry_run=dry_run, **totals)
+        return await send_in_chunks(
+            send, items, size, self._smaller_chunk_size, batch_id=append_to, first=named, dry_run=dry_run
+        )
 
     async def _simulate(
         self, items: list[Any], dry_run: bool, batch_id: str | None, extra: dict[str, Any]

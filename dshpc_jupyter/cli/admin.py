@@ -46,7 +46,9 @@ def cmd_store(args: argparse.Namespace) -> int:
         if worker_pid(home) is not None:
             raise InvalidInputError("restore: the local worker is running; stop it (and the server) first")
         kept = maintenance.restore(Path(args.file).expanduser(), home.db_path)
-        console.print(f"restored {home.db_path} from {args.file}" + (f"; the old file is {kept}" if kept else ""))
+        console.print(
+            f"restored {home.db_path} from {args.file}" + (f"; the old file is {kept}" if kept else ""), soft_wrap=True
+        )
         report = maintenance.check(home.db_path)
     for problem in report.problems:
         console.print(f"[red]damaged:[/] {report.path}: {problem}", soft_wrap=True)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..domain.errors import DiskFullError, DshpcError, StoreBusyError, StoreDamagedError
+from . import payloads
 
 SQLITE_HEADER = b"SQLite format 3\x00"
 RECOVERY = (
@@ -22,6 +23,10 @@ RECOVERY = (
 )
 _BUSY_CODES = {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED}
 _DAMAGE_CODES = {sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB}
+#: Problems reported of each kind (SQLite's own, and each of :func:`.payloads.problems`).
+_MAX_PROBLEMS = 20
+#: The tables whose rows a sound store's report counts (those its schema version has): what was checked.
+_COUNTED = ("files", "methods", "jobs", "batches", "batch_payloads")
 #: How long an empty file may stay empty while another process is creating the store in it.
 _CREATION_GRACE_S = 2.0
 
@@ -78,7 +83,8 @@ class CheckReport:
 
 
 def check(path: Path) -> CheckReport:
-    """SQLite's full ``integrity_check`` of a store, read-only (it never creates or upgrades one)."""
+    """SQLite's full ``integrity_check`` of a store, then the batch results' shared blocks and their counts
+    (:func:`.payloads.problems`, which SQLite cannot see), read-only (it never creates or upgrades one)."""
     if not path.exists():
         return CheckReport(path, [f"{path} does not exist"], None, {})
     problem = file_problem(path)
@@ -86,11 +92,13 @@ def check(path: Path) -> CheckReport:
         return CheckReport(path, [problem], None, {})
     try:
         with closing(_read_only(path)) as conn:
-            problems = [row[0] for row in conn.execute("PRAGMA integrity_check(20)") if row[0] != "ok"]
+            problems = [row[0] for row in conn.execute(f"PRAGMA integrity_check({_MAX_PROBLEMS})") if row[0] != "ok"]
             version = int(conn.execute("PRAGMA user_version").fetchone()[0])
             counts = {}
             if not problems:
-                for table in ("files", "methods", "jobs", "batches"):
+                problems = payloads.problems(conn, _MAX_PROBLEMS)
+                tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+                for table in [table for table in _COUNTED if table in tables]:
                     counts[table] = int(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])  # noqa: S608
     except sqlite3.Error as exc:
         return CheckReport(path, [f"SQLite: {exc}"], None, {})

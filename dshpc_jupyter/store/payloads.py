@@ -163,3 +163,55 @@ def _unlist(conn: sqlite3.Connection, lists: Sequence[str | bytes], payloads: Se
         " AND NOT EXISTS (SELECT 1 FROM block_refs WHERE digest = ?1)",
         candidates,
     )
+
+
+#: Each list's block digests, a row per entry (a list that is not a JSON array gives none: reported apart).
+_LISTED = (
+    "batch_lists AS l, json_each(CASE WHEN json_valid(l.blocks) THEN CASE json_type(l.blocks) WHEN 'array'"
+    " THEN l.blocks END END) AS j"
+)
+#: Batch rows whose list (or, for an older row, whole payload) is gone. ?1: the version marker, ?2: a limit.
+_LOST_PAYLOADS = (
+    "SELECT batch_id, results = ?1, payload FROM batches WHERE CASE WHEN results = ?1"
+    " THEN NOT EXISTS (SELECT 1 FROM batch_lists WHERE digest = payload)"
+    " ELSE payload IS NOT NULL AND NOT EXISTS (SELECT 1 FROM batch_payloads WHERE digest = payload) END LIMIT ?2"
+)
+_MALFORMED_LISTS = (
+    "SELECT digest FROM batch_lists WHERE CASE WHEN json_valid(blocks) THEN json_type(blocks) IS NOT 'array'"
+    " ELSE 1 END LIMIT ?2"
+)
+#: Blocks a list names that are gone, with a batch naming that list (None: no batch does).
+_LOST_BLOCKS = (
+    "SELECT DISTINCT l.digest, j.value, (SELECT batch_id FROM batches WHERE payload = l.digest LIMIT 1)"  # noqa: S608
+    f" FROM {_LISTED} WHERE NOT EXISTS (SELECT 1 FROM batch_payloads WHERE digest = j.value) LIMIT ?2"
+)
+#: Blocks whose count is not the number of times the lists name them (None: no count at all).
+_WRONG_COUNTS = (
+    f"WITH held AS (SELECT j.value AS digest, count(*) AS n FROM {_LISTED} GROUP BY j.value)"  # noqa: S608
+    " SELECT h.digest, r.refs, h.n FROM held AS h LEFT JOIN block_refs AS r ON r.digest = h.digest"
+    " WHERE r.refs IS NOT h.n"
+    " UNION ALL SELECT digest, refs, 0 FROM block_refs WHERE refs != 0 AND digest NOT IN (SELECT digest FROM held)"
+    " LIMIT ?2"
+)
+
+
+def problems(conn: sqlite3.Connection, limit: int) -> list[str]:
+    """What is wrong with the stored batch results, read only (``store check``): a batch naming a list or
+    payload that is gone, a list naming a block that is gone, a count in ``block_refs`` that is not the number
+    of times the lists name its block. A read reports the first two as damage, but a wrong count shows only
+    later: a block freed while lists still name it, or never freed. At most ``limit`` of each kind."""
+    if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'block_refs'").fetchone() is None:
+        return []  # before schema step 13: the store is upgraded, and checkable, when it is next opened
+    found = []
+    for batch_id, listed, payload in conn.execute(_LOST_PAYLOADS, (BLOCKS, limit)):
+        kind, table = ("list of blocks", "batch_lists") if listed else ("payload", "batch_payloads")
+        found.append(f"batches row {batch_id}: its {kind} {payload} is missing from {table}")
+    for (digest,) in conn.execute(_MALFORMED_LISTS, (BLOCKS, limit)):
+        found.append(f"batch_lists row {digest}: its blocks are not a JSON array of digests")
+    for digest, block, batch_id in conn.execute(_LOST_BLOCKS, (BLOCKS, limit)):
+        named = "" if batch_id is None else f" (batch {batch_id} reads as damaged)"
+        found.append(f"batch_lists row {digest}: its block {block} is missing from batch_payloads{named}")
+    for digest, refs, held in conn.execute(_WRONG_COUNTS, (BLOCKS, limit)):
+        counted = "is missing" if refs is None else f"counts {refs}"
+        found.append(f"block_refs row {digest} {counted} while batch_lists hold {held} reference(s) to the block")
+    return found
