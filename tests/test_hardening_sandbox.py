@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from support import shutdown_home, wait_for_jobs, write_method
 
+from dshpc_jupyter.schedulers import sandbox
 from dshpc_jupyter.schedulers.sandbox import bubblewrap
 from dshpc_jupyter.service.engine import Engine
 from dshpc_jupyter.service.factory import open_engine
@@ -144,3 +145,25 @@ def test_a_stored_file_changed_behind_the_store_fails_its_job_and_is_flagged(
         engine.close()
     with sqlite3.connect(f"file:{home / 'store.sqlite'}?mode=ro", uri=True) as db:
         assert db.execute("SELECT count(*) FROM files").fetchone()[0] == 1
+
+
+def test_an_input_verified_once_is_read_again_only_when_it_changed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A runner of many jobs hashes an unchanged input once (a sweep over a 1 GiB file read it once per job);
+    rewritten with the same size, its times put back, it is hashed again and found changed."""
+    data = b"original bytes\n"
+    stored = tmp_path / hashlib.sha256(data).hexdigest()
+    stored.write_bytes(data)
+    hashed: list[Path] = []
+    real_digest = sandbox.file_digest
+    monkeypatch.setattr(sandbox, "file_digest", lambda path: hashed.append(path) or real_digest(path))
+    assert sandbox.input_mismatch(stored) is None
+    assert sandbox.input_mismatch(stored) is None
+    assert hashed == [stored], "an unchanged input is not read again"
+    before = stored.stat()
+    stored.write_bytes(b"tampered bytes\n")  # the same size
+    os.utime(stored, ns=(before.st_atime_ns, before.st_mtime_ns))  # its mtime put back: the ctime still moves
+    problem = sandbox.input_mismatch(stored)
+    assert problem is not None and "no longer matches its hash" in problem
+    assert hashed == [stored, stored]
