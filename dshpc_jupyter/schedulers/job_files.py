@@ -92,10 +92,10 @@ def output_source(workspace: Path, name: str) -> Path:
 
 def collect_outputs(workspace: Path) -> dict[str, str]:
     """Every regular file under ``outputs/`` (symlinks are not followed) with its SHA-256."""
-    root = workspace / OUTPUTS_DIR
     found: dict[str, str] = {}
-    if not _has_entries(root):  # most jobs write none: no tree walk
+    if not _has_entries(f"{workspace}/{OUTPUTS_DIR}"):  # most jobs write none: no tree walk, no Path made
         return found
+    root = workspace / OUTPUTS_DIR
     for path in sorted(root.rglob("*")):
         rel = path.relative_to(root)
         linked = any((root / PurePosixPath(*rel.parts[: n + 1])).is_symlink() for n in range(len(rel.parts)))
@@ -104,7 +104,7 @@ def collect_outputs(workspace: Path) -> dict[str, str]:
     return found
 
 
-def _has_entries(directory: Path) -> bool:
+def _has_entries(directory: str) -> bool:
     try:
         with os.scandir(directory) as entries:
             return next(entries, None) is not None
