@@ -4,12 +4,19 @@ runner runs them, against ``subprocess.run`` of the same command in the same pro
 The machine's load moves wall times (bench/local.py) far more than it moves this: the CPU this process spends
 per job on the workspace's files, the environment and the supervision, beyond starting the method.
 
-Run: ``python bench/runner_cpu.py [--jobs 500]`` (no sandbox: ``DSHPC_SANDBOX`` is set to ``off`` here).
+``--parts`` also says where ``run_task``'s time goes: the CPU of this thread in each of the steps it calls (each
+wrapped in a timer), per job, with a stored input file to check as a job's would be.
+
+Run: ``python bench/runner_cpu.py [--jobs 500] [--parts]`` (no sandbox: ``DSHPC_SANDBOX`` is set to ``off`` here;
+the workspaces go to a tmpfs when there is one, as bench/local.py's).
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
+import functools
+import hashlib
 import os
 import subprocess
 import tempfile
@@ -17,8 +24,37 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from dshpc_jupyter.schedulers import sandbox
+from dshpc_jupyter.schedulers import runner, sandbox
 from dshpc_jupyter.schedulers.runner import Task, run_task
+
+#: The steps of ``run_task`` timed by ``--parts``: (module or class, attribute).
+PARTS = [
+    *((runner, name) for name in ("_make_dirs", "write_file", "_stored_inputs", "_stage_inputs", "_argv",
+                                  "collect_outputs", "write_json_atomic", "record_method", "process_identity",
+                                  "_supervise")),
+    (sandbox, "job_environment"), (sandbox, "input_mismatch"), (sandbox, "confine"),
+    (runner.subprocess, "Popen"), (runner.Streams, "create"), (runner.Streams, "read"),
+]  # fmt: skip
+
+
+def timed_parts() -> collections.Counter[str]:
+    """Wrap each of ``PARTS`` so that its CPU (this thread's, in ns) adds up under its name."""
+    spent: collections.Counter[str] = collections.Counter()
+
+    def timer(name: str, step: Callable[..., object]) -> Callable[..., object]:
+        @functools.wraps(step)
+        def timed(*args: object, **kwargs: object) -> object:
+            start = time.thread_time_ns()
+            try:
+                return step(*args, **kwargs)
+            finally:
+                spent[name] += time.thread_time_ns() - start
+
+        return timed
+
+    for owner, name in PARTS:
+        setattr(owner, name, timer(name, getattr(owner, name)))
+    return spent
 
 
 def per_job(run: Callable[[int], None], jobs: int) -> float:
@@ -35,13 +71,17 @@ def per_job(run: Callable[[int], None], jobs: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--jobs", type=int, default=500)
+    parser.add_argument("--parts", action="store_true", help="say where run_task's CPU goes")
     args = parser.parse_args()
     os.environ["DSHPC_SANDBOX"] = "off"  # read when a job starts
     sandbox.prepare()
-    root = Path(tempfile.mkdtemp())
+    shm = Path("/dev/shm")
+    root = Path(tempfile.mkdtemp(dir=shm if shm.is_dir() and os.access(shm, os.W_OK) else None))
     script, params = root / "noop.sh", root / "params.json"
     script.write_text("#!/bin/bash\ntrue\n", encoding="utf-8")
     params.write_text('{"i": 0}', encoding="utf-8")
+    stored = root / hashlib.sha256(b"input\n").hexdigest()
+    stored.write_bytes(b"input\n")
     environ, rounds = dict(os.environ), iter(range(10**9))
 
     def bare(i: int) -> None:
@@ -52,13 +92,22 @@ def main() -> None:
         workspace = root / "jobs" / f"{next(rounds)}"
         workspace.mkdir(parents=True)
         task = Task(job_id=workspace.name, workspace=str(workspace), command="bash", script=str(script),
-                    input_file="", method_dir=str(root), method_name="Noop", parameters={"i": i})  # fmt: skip
+                    input_file=str(stored), method_dir=str(root), method_name="Noop", parameters={"i": i})  # fmt: skip
         run_task(task, recorded=True, environ=environ)
 
     baseline, measured = per_job(bare, args.jobs), per_job(ours, args.jobs)
     print(f"{args.jobs} no-op bash jobs, CPU of this process per job (best of 3)")
     print(f"subprocess.run   {baseline:6.2f} ms  1x")
     print(f"run_task         {measured:6.2f} ms  {measured / baseline:.1f}x  (+{measured - baseline:.2f} ms per job)")
+    if args.parts:
+        spent = timed_parts()
+        start = time.thread_time_ns()
+        for i in range(args.jobs):
+            ours(i)
+        total = (time.thread_time_ns() - start) / args.jobs / 1000
+        print(f"\nrun_task's steps, CPU of this thread per job (of {total:.0f} us in all):")
+        for name, ns in spent.most_common():
+            print(f"  {name:<18} {ns / args.jobs / 1000:6.1f} us")
 
 
 if __name__ == "__main__":
