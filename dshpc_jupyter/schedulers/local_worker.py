@@ -5,8 +5,8 @@ under a runner (:mod:`dshpc_jupyter.schedulers.runner`, in its own session): one
 slot (:mod:`.slot_runner`) that runs job after job, so a tiny job does not wait for a Python start; the worker
 waits on the runners' answers, adopted runners' pidfds and a wake-up FIFO, ingests the result files of the jobs
 that ended together in one write, and passes cancellations on (a job's cancel file and SIGUSR1 to its slot
-runner; the cancel file and SIGTERM to an adopted runner). Tiny jobs are handed to a runner ahead, to start as
-soon as the job before them ends (docs/design.md section 7.6). On start it recovers what a previous worker
+runner; the cancel file and SIGTERM to an adopted runner). While tiny jobs end, it keeps one job per slot claimed
+and ready, handed out before its store write (docs/design.md section 7.6). On start it recovers what a previous worker
 left: claimed (``STARTING``) but unstarted jobs are queued again, runners still alive are adopted, and jobs
 whose runner vanished without a result after starting them are marked ``NF``. Only ``serve`` opens the
 store; the worker itself records through the ``JobLedger`` (:mod:`.base`). It exits after ``idle_timeout``
