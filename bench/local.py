@@ -45,6 +45,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from timing import file_system, tmpfs_dir
+
 from dshpc_jupyter.domain.home import Home
 from dshpc_jupyter.schedulers.local import stop_worker, worker_pid
 from dshpc_jupyter.schedulers.sandbox import bubblewrap, confine
@@ -193,22 +195,6 @@ def sandboxed(argv: list[str], workspace: Path, engine: Engine, function_hash: s
     return confine(argv, {}, workspace, inputs, engine.home.method_dir(function_hash)).argv
 
 
-def default_dir() -> Path | None:
-    """A tmpfs for the home when the machine has one (see the module's docstring), else the system's temp dir."""
-    shm = Path("/dev/shm")
-    return shm if file_system(shm) == "tmpfs" and os.access(shm, os.W_OK) else None
-
-
-def file_system(path: Path) -> str:
-    """The type of the file system ``path`` is on, from ``/proc/mounts`` (the longest mount point above it)."""
-    best, kind, resolved = "", "unknown", str(path.resolve())
-    for line in Path("/proc/mounts").read_text(encoding="utf-8").splitlines():
-        _, point, fs_type, *_ = line.split()
-        if (resolved == point or resolved.startswith(point.rstrip("/") + "/")) and len(point) > len(best):
-            best, kind = point, fs_type
-    return kind
-
-
 def row(label: str, run: Run, jobs: int, bare: Run, bare_cpu: float) -> str:
     rate = jobs / run.wall
     ratio = bare.wall / run.wall
@@ -226,7 +212,7 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=1000)
     parser.add_argument("--slots", type=int, default=2)
     parser.add_argument("--kinds", nargs="+", default=list(METHODS), choices=list(METHODS))
-    parser.add_argument("--dir", type=Path, default=default_dir(), help="where to make the home (default: a tmpfs)")
+    parser.add_argument("--dir", type=Path, default=tmpfs_dir(), help="where to make the home (default: a tmpfs)")
     parser.add_argument("--rounds", type=int, default=3, help="bare pool and ours, alternately (the median is said)")
     args = parser.parse_args()
     ctypes.CDLL(None).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)

@@ -24,6 +24,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from timing import tmpfs_dir
+
 from dshpc_jupyter.schedulers import runner, sandbox
 from dshpc_jupyter.schedulers.runner import Task, run_task
 
@@ -75,8 +77,7 @@ def main() -> None:
     args = parser.parse_args()
     os.environ["DSHPC_SANDBOX"] = "off"  # read when a job starts
     sandbox.prepare()
-    shm = Path("/dev/shm")
-    root = Path(tempfile.mkdtemp(dir=shm if shm.is_dir() and os.access(shm, os.W_OK) else None))
+    root = Path(tempfile.mkdtemp(dir=tmpfs_dir()))
     script, params = root / "noop.sh", root / "params.json"
     script.write_text("#!/bin/bash\ntrue\n", encoding="utf-8")
     params.write_text('{"i": 0}', encoding="utf-8")

@@ -5,9 +5,11 @@ The scripts run as ``python bench/NAME.py``, so this folder is on ``sys.path`` a
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from dshpc_jupyter.domain.models import JobRecord
 from dshpc_jupyter.schedulers.base import Refusal, Submission
@@ -52,3 +54,20 @@ class QueueOnly:
 
     def close(self) -> None:
         pass
+
+
+def tmpfs_dir() -> Path | None:
+    """``/dev/shm`` when it is a tmpfs this process may write, else None (the system's temp dir): where the tiny
+    jobs' benchmarks make their files, so that they time the scheduler, not what the disk deleted lately."""
+    shm = Path("/dev/shm")
+    return shm if file_system(shm) == "tmpfs" and os.access(shm, os.W_OK) else None
+
+
+def file_system(path: Path) -> str:
+    """The type of the file system ``path`` is on, from ``/proc/mounts`` (the longest mount point above it)."""
+    best, kind, resolved = "", "unknown", str(path.resolve())
+    for line in Path("/proc/mounts").read_text(encoding="utf-8").splitlines():
+        _, point, fs_type, *_ = line.split()
+        if (resolved == point or resolved.startswith(point.rstrip("/") + "/")) and len(point) > len(best):
+            best, kind = point, fs_type
+    return kind

@@ -156,8 +156,8 @@ def test_an_input_verified_once_is_read_again_only_when_it_changed(
     stored = tmp_path / hashlib.sha256(data).hexdigest()
     stored.write_bytes(data)
     hashed: list[Path] = []
-    real_digest = sandbox.file_digest
-    monkeypatch.setattr(sandbox, "file_digest", lambda path: hashed.append(path) or real_digest(path))
+    real_digest = sandbox.sha256
+    monkeypatch.setattr(sandbox, "sha256", lambda path: hashed.append(path) or real_digest(path))
     assert sandbox.input_mismatch(stored) is None
     assert sandbox.input_mismatch(stored) is None
     assert hashed == [stored], "an unchanged input is not read again"

@@ -6,12 +6,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from support import wait_for_jobs, write_method
+from support import wait_for_jobs
 from test_backends_shared import EXAMPLE, conn, hashes
-from test_slurm_changes import FLAKY
+from test_slurm_changes import submit_flaky
 
 from dshpc_jupyter.domain import status as st
-from dshpc_jupyter.domain.retries import SubmitOptions
 from dshpc_jupyter.front.connection import Connection
 from dshpc_jupyter.service.engine import Engine
 from dshpc_jupyter.service.quotas import release
@@ -30,12 +29,7 @@ def test_a_jobs_priority_is_in_its_record_on_both_backends(conn: Connection, has
 
 
 def test_a_locally_retried_job_keeps_its_priority(engine: Engine, tmp_path: Path) -> None:
-    params = [{"name": "marker", "type": "string"}, {"name": "seconds", "type": "number"}]
-    engine.register_method(write_method(tmp_path / "flaky", "Flaky", FLAKY, parameters=params))
-    config = {"method_name": "Flaky", "parameters": {"marker": str(tmp_path / "marker"), "seconds": 0}}
-    options = SubmitOptions.of(retry={"attempts": 2, "on": ["F"]})
-    (job_id,) = [r.job_id for r in engine.simulate_jobs([config], options=options, priority=6).results]
-    assert job_id is not None
+    job_id = submit_flaky(engine, tmp_path, seconds=0, priority=6)
     (record,) = wait_for_jobs(engine, [job_id])
     assert (record.status, record.attempt, record.priority) == (st.COMPLETED, 2, 6), record.error
     assert [a.status for a in record.attempts] == [st.FAILED]

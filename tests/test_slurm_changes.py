@@ -71,14 +71,21 @@ def test_job_changes_follows_slurm_jobs_to_the_outcomes_job_statuses_gives(slurm
     assert engine.job_changes(engine.job_changes().cursor).jobs == [], "nothing left to report"
 
 
-def test_a_retried_slurm_job_keeps_its_priority_as_nice(slurm_engine: EngineFactory, tmp_path: Path) -> None:
-    engine = slurm_engine()
+def submit_flaky(engine: Engine, tmp_path: Path, seconds: float, priority: int) -> str:
+    """One job of a method that fails its first attempt and succeeds on its second after ``seconds``, submitted
+    with a retry on ``F`` at ``priority``: its id."""
     params = [{"name": "marker", "type": "string"}, {"name": "seconds", "type": "number"}]
     engine.register_method(write_method(tmp_path / "flaky", "Flaky", FLAKY, parameters=params))
-    config = {"method_name": "Flaky", "parameters": {"marker": str(tmp_path / "marker"), "seconds": 30}}
+    config = {"method_name": "Flaky", "parameters": {"marker": str(tmp_path / "marker"), "seconds": seconds}}
     options = SubmitOptions.of(retry={"attempts": 2, "on": ["F"]})
-    (job_id,) = [r.job_id for r in engine.simulate_jobs([config], options=options, priority=7).results]
+    (job_id,) = [r.job_id for r in engine.simulate_jobs([config], options=options, priority=priority).results]
     assert job_id is not None
+    return job_id
+
+
+def test_a_retried_slurm_job_keeps_its_priority_as_nice(slurm_engine: EngineFactory, tmp_path: Path) -> None:
+    engine = slurm_engine()
+    job_id = submit_flaky(engine, tmp_path, seconds=30, priority=7)
     (first,) = engine.job_statuses([job_id])
     assert first.priority == 7 and first.scheduler_id and squeue_nice(first.scheduler_id) == {-7}
 

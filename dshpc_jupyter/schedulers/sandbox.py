@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import hashlib
 import os
 import re
 import shutil
@@ -36,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..domain.errors import DshpcError
+from .job_files import sha256
 
 SANDBOX_ENV = "DSHPC_SANDBOX"
 WRITABLE_ENV = "DSHPC_SANDBOX_WRITABLE"
@@ -126,7 +126,7 @@ def input_mismatch(input_file: Path) -> str | None:
     signature = (seen.st_dev, seen.st_ino, seen.st_size, seen.st_mtime_ns, seen.st_ctime_ns)
     if _VERIFIED.get(str(input_file)) == signature:
         return None
-    actual = file_digest(input_file)
+    actual = sha256(input_file)
     if actual == input_file.name:
         if len(_VERIFIED) >= _VERIFIED_KEPT:
             _VERIFIED.clear()
@@ -139,15 +139,6 @@ def input_mismatch(input_file: Path) -> str | None:
         f"input file {input_file.name} no longer matches its hash (it now hashes to {actual}): it was changed "
         f"in the store, so the job was not run; the file is flagged ({flag.name}): upload it again"
     )
-
-
-def file_digest(path: Path) -> str:
-    """A file's SHA-256, read a MiB at a time."""
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        for block in iter(functools.partial(stream.read, 1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def confine(
